@@ -1,0 +1,1 @@
+//! (schema helper: see spec/FORMAT.md sections 2-5)

@@ -1,0 +1,1 @@
+//! (archive helper: see spec/FORMAT.md section 1)
