@@ -1,1 +1,4 @@
+//! End-to-end tests: the real pyapp-build and pyapp-install binaries, real wheels from
+//! PyPI (downloaded by tests/run), real Python.
 
+mod harness;

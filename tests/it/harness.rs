@@ -1,0 +1,80 @@
+//! Shared test plumbing: where the built binaries and the downloaded wheels are, copies of
+//! fixture projects to modify, and building a fixture's bundle with the real pyapp-build.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A binary of the workspace, built by `cargo build --workspace` (tests/run does that).
+pub fn bin(name: &str) -> PathBuf {
+    let path = workspace().join("target/debug").join(name);
+    let from_target_dir = std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("debug").join(name));
+    let path = match from_target_dir {
+        Some(candidate) if candidate.exists() => candidate,
+        _ => path,
+    };
+    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (tests/run does)", path.display());
+    path
+}
+
+/// The wheels of `fixtures/hello`'s pins, downloaded by tests/run.
+pub fn hello_wheels() -> PathBuf {
+    let dir = workspace().join("target/wheels/hello");
+    assert!(dir.is_dir(), "{} is missing: tests/run downloads the fixture's wheels first", dir.display());
+    dir
+}
+
+/// A fresh copy of `fixtures/NAME` in a temporary directory, to modify.
+pub fn fixture_copy(name: &str) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().expect("temp dir");
+    let source = workspace().join("fixtures").join(name);
+    for entry in walkdir::WalkDir::new(&source) {
+        let entry = entry.expect("walk fixture");
+        let target = copy.path().join(entry.path().strip_prefix(&source).expect("inside fixture"));
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+    copy
+}
+
+/// Replace `from` by `to` in a file of a project copy.
+pub fn edit(project: &Path, file: &str, from: &str, to: &str) {
+    let path = project.join(file);
+    let text = std::fs::read_to_string(&path).expect("read file to edit");
+    assert!(text.contains(from), "{file} does not contain {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write edited file");
+}
+
+/// Run pyapp-build offline on `project` with the fixture's wheels; `extra` adds arguments.
+pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    Command::new(bin("pyapp-build"))
+        .arg(project)
+        .arg("-o")
+        .arg(out_dir)
+        .arg("--wheels")
+        .arg(hello_wheels())
+        .arg("--no-index")
+        .args(extra)
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("run pyapp-build")
+}
+
+/// Build `project` and return the bundle's path; panics with pyapp-build's stderr on failure.
+pub fn build_bundle(project: &Path, out_dir: &Path) -> PathBuf {
+    let output = pyapp_build(project, out_dir, &[]);
+    assert!(output.status.success(), "pyapp-build failed: {}", String::from_utf8_lossy(&output.stderr));
+    PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim())
+}
+
+/// stderr of a finished command, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
