@@ -2,3 +2,4 @@
 //! PyPI (downloaded by tests/run), real Python.
 
 mod harness;
+mod build;

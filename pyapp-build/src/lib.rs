@@ -1,0 +1,332 @@
+//! `pyapp-build`: collect an application's source, its pinned wheels (from `--wheels`
+//! directories or the index), its own wheel, metadata.yaml and configuration.yaml, check
+//! that they make an installable whole, and write one reproducible `.pyapp` bundle.
+//!
+//! The steps, in order: read the project ([`project`], [`pins`]), validate the metadata
+//! template and configuration spec, choose a wheel per pin ([`wheels`], [`index`]), build the
+//! app's wheel ([`app_wheel`]), check the dependency closure ([`closure`]), collect the source
+//! tree ([`sources`]) and write the bundle with `pyapp_bundle::writer`.
+
+pub mod app_wheel;
+pub mod cli;
+pub mod closure;
+pub mod index;
+pub mod pins;
+pub mod project;
+mod progress;
+pub mod sources;
+pub mod wheel_contents;
+pub mod wheels;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::cli::Args;
+
+/// An error that is the project's fault, not ours: reported with exit status 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(String);
+
+impl Refusal {
+    pub fn new(message: impl Into<String>) -> Refusal {
+        Refusal(message.into())
+    }
+}
+
+/// 1 when the chain of `err` holds a refusal of the input, 2 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    let refused = err.chain().any(|cause| {
+        cause.is::<Refusal>()
+            || cause.is::<pyapp_bundle::yaml::YamlError>()
+            || cause.is::<pyapp_bundle::metadata::MetadataError>()
+            || cause.is::<pyapp_bundle::config_spec::ConfigSpecError>()
+            || cause.is::<pyapp_bundle::writer::WriteError>()
+    });
+    if refused {
+        1
+    } else {
+        2
+    }
+}
+
+/// What was built, printed with `--json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub bundle: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    pub name: String,
+    pub version: String,
+    pub app_wheel: String,
+    pub app_wheel_built_with: app_wheel::BuiltWith,
+    pub source_commit: Option<String>,
+    pub dependencies: Vec<ReportedWheel>,
+    pub source_files: usize,
+    pub unused_pins: Vec<String>,
+}
+
+/// One wheel of the bundle in the report.
+#[derive(Debug, Serialize)]
+pub struct ReportedWheel {
+    pub name: String,
+    pub version: String,
+    pub wheel: String,
+    pub sha256: String,
+    pub origin: wheels::Origin,
+}
+
+/// Build the bundle the arguments describe.
+pub fn run(args: &Args) -> anyhow::Result<Report> {
+    let progress = progress::Steps::new(args.quiet, 5);
+    let dir = &args.project_dir;
+    if !dir.join("pyproject.toml").is_file() {
+        return Err(Refusal::new(format!(
+            "{}: no pyproject.toml here: give the project directory",
+            dir.display()
+        ))
+        .into());
+    }
+
+    progress.step("reading the project");
+    let project = project::Project::load(dir)?;
+    let template = pyapp_bundle::metadata::ProjectMetadata::parse(
+        &read_text(&dir.join("metadata.yaml"))?,
+        "metadata.yaml",
+    )?;
+    let config_text = read_text(&dir.join("configuration.yaml"))?;
+    pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, "configuration.yaml")?;
+    let pins_path = dir.join("pinned-requirements.txt");
+    let all_pins = if pins_path.exists() {
+        pins::load(&pins_path)?
+    } else if project.dependencies.is_empty() {
+        Vec::new()
+    } else {
+        return Err(Refusal::new(format!(
+            "{}: missing; pyproject.toml has dependencies, so they must be pinned (e.g. `uv pip compile pyproject.toml -o pinned-requirements.txt`)",
+            pins_path.display()
+        ))
+        .into());
+    };
+
+    let target = target_python(args)?;
+    let supported = target.supported_tags();
+    let env = target.marker_environment();
+    let pins: Vec<pins::Pin> = all_pins
+        .into_iter()
+        .filter(|pin| pin.requirement.evaluate_markers(&env, &[]))
+        .collect();
+    for name in template.local_dependencies() {
+        if !pins.iter().any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name)) {
+            return Err(Refusal::new(format!(
+                "metadata.yaml: local-dependencies: {name} is not pinned in pinned-requirements.txt"
+            ))
+            .into());
+        }
+    }
+
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix(".pyapp-build-")
+        .tempdir_in(&args.out_dir)
+        .with_context(|| format!("cannot create a scratch directory in {}", args.out_dir.display()))?;
+
+    progress.step("collecting wheels");
+    let chosen = collect_wheels(args, &pins, &supported, scratch.path())?;
+
+    progress.step("building the app's wheel");
+    let mtime = zip_mtime(source_date_epoch()?);
+    let (app_wheel_path, built_with) = app_wheel::build(
+        &project,
+        template.module(),
+        scratch.path(),
+        &args.python,
+        &index_options(args),
+        mtime,
+    )?;
+    let app = wheels::ChosenWheel::from_path(&app_wheel_path, wheels::Origin::Built)?;
+    if app.name.name() != pyapp_bundle::wheel_name::normalize_name(&project.name) {
+        return Err(Refusal::new(format!(
+            "the app's wheel {} does not belong to project {}",
+            app.name.file_name(),
+            project.name
+        ))
+        .into());
+    }
+    if app.name.compatibility(&supported).is_none() {
+        return Err(Refusal::new(format!(
+            "the app's wheel {} does not fit the target Python",
+            app.name.file_name()
+        ))
+        .into());
+    }
+
+    progress.step("checking the dependency closure");
+    let mut all_wheels = chosen;
+    all_wheels.push(app.clone());
+    let closure = closure::check(&app, &all_wheels, &env)?;
+
+    progress.step("writing the bundle");
+    let sources = sources::collect(dir, Some(&args.out_dir))?;
+    let source_commit = source_commit(dir);
+    let metadata = template.into_metadata(pyapp_bundle::metadata::Computed {
+        name: project.name.clone(),
+        version: project.version.clone(),
+        summary: project.description.clone(),
+        requires_python: project.requires_python.clone(),
+        source_commit: source_commit.clone(),
+        built_by: format!("pyapp-build {}", env!("CARGO_PKG_VERSION")),
+        app_wheel: app.name.file_name().to_string(),
+        dependencies: all_wheels
+            .iter()
+            .map(|wheel| (wheel.name.name().to_string(), wheel.name.version().to_string(), wheel.name.file_name().to_string(), wheel.sha256.clone()))
+            .collect(),
+    })?;
+    let metadata_text = metadata.to_yaml()?;
+
+    let mut writer = pyapp_bundle::writer::BundleWriter::new();
+    writer.add_bytes("metadata.yaml", metadata_text.into_bytes(), false)?;
+    writer.add_bytes("configuration.yaml", config_text.into_bytes(), false)?;
+    for wheel in &all_wheels {
+        writer.add_file(&format!("deps/{}", wheel.name.file_name()), &wheel.path, false)?;
+    }
+    for source in &sources {
+        writer.add_file(&format!("src/{}", source.relative), &source.path, source.executable)?;
+    }
+    let bundle_path = args.out_dir.join(format!("{}-{}.pyapp", metadata.name, metadata.version));
+    let written = writer.finish(&bundle_path, source_date_epoch()?)?;
+    progress.finish();
+
+    Ok(Report {
+        size: std::fs::metadata(&bundle_path)?.len(),
+        bundle: bundle_path,
+        sha256: written.sha256,
+        name: metadata.name.to_string(),
+        version: metadata.version.to_string(),
+        app_wheel: app.name.file_name().to_string(),
+        app_wheel_built_with: built_with,
+        source_commit,
+        dependencies: all_wheels
+            .iter()
+            .map(|wheel| ReportedWheel {
+                name: wheel.name.name().to_string(),
+                version: wheel.name.version().to_string(),
+                wheel: wheel.name.file_name().to_string(),
+                sha256: wheel.sha256.clone(),
+                origin: wheel.origin,
+            })
+            .collect(),
+        source_files: sources.len(),
+        unused_pins: closure.unused,
+    })
+}
+
+/// Choose every pin's wheel: `--wheels` directories first, then pip for what is missing.
+fn collect_wheels(
+    args: &Args,
+    pins: &[pins::Pin],
+    supported: &[pyapp_bundle::tags::Tag],
+    scratch: &Path,
+) -> anyhow::Result<Vec<wheels::ChosenWheel>> {
+    let local = wheels::select(pins, &args.wheel_dirs, supported, wheels::Origin::WheelDir)?;
+    let mut chosen = local.chosen;
+    if local.missing.is_empty() {
+        return Ok(chosen);
+    }
+    let missing_list = || {
+        local
+            .missing
+            .iter()
+            .map(|pin| format!("{}=={} (line {})", pin.name, pin.version, pin.line))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if args.no_index {
+        return Err(Refusal::new(format!(
+            "no wheel in the --wheels directories for {} (and --no-index forbids downloading)",
+            missing_list()
+        ))
+        .into());
+    }
+    let downloads = scratch.join("downloads");
+    std::fs::create_dir_all(&downloads)?;
+    let requirements: Vec<String> =
+        local.missing.iter().map(|pin| format!("{}=={}", pin.name, pin.version)).collect();
+    index::download(
+        &args.python,
+        &requirements,
+        &downloads,
+        &index_options(args),
+        &pip_target(args),
+        args.quiet,
+    )?;
+    let fetched = wheels::select(&local.missing, &[downloads], supported, wheels::Origin::Index)?;
+    if !fetched.missing.is_empty() {
+        return Err(Refusal::new(format!("pip download brought no wheel for {}", missing_list())).into());
+    }
+    chosen.extend(fetched.chosen);
+    Ok(chosen)
+}
+
+fn index_options(args: &Args) -> index::IndexOptions {
+    index::IndexOptions { index_url: args.index_url.clone(), extra_index_urls: args.extra_index_url.clone() }
+}
+
+fn pip_target(args: &Args) -> index::PipTarget {
+    index::PipTarget { python_version: args.python_version.clone(), platforms: args.platform.iter().cloned().collect() }
+}
+
+/// The Python the bundle is for: the pip-style options when given, else `--python`'s.
+fn target_python(args: &Args) -> anyhow::Result<pyapp_bundle::target::TargetPython> {
+    match (&args.python_version, &args.platform) {
+        (Some(version), Some(platform)) => pyapp_bundle::target::TargetPython::from_pip_options(version, platform)
+            .map_err(|err| Refusal::new(format!("--python-version/--platform: {err}")).into()),
+        _ => {
+            let mut target = pyapp_bundle::interpreter::Interpreter::query(&args.python)?.target();
+            if let Some(version) = &args.python_version {
+                target.version = pyapp_bundle::target::TargetPython::from_pip_options(version, "linux_x86_64")
+                    .map_err(|err| Refusal::new(format!("--python-version: {err}")))?
+                    .version;
+            }
+            Ok(target)
+        }
+    }
+}
+
+/// `SOURCE_DATE_EPOCH`, when set, for reproducible timestamps.
+fn source_date_epoch() -> anyhow::Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Refusal::new(format!("SOURCE_DATE_EPOCH=`{value}` is not a number of seconds")).into()),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The timestamp for every zip entry pyapp-build writes.
+fn zip_mtime(epoch: Option<u64>) -> zip::DateTime {
+    pyapp_bundle::writer::zip_timestamp(epoch)
+}
+
+/// The git commit the project is at, when it is a git checkout.
+fn source_commit(dir: &Path) -> Option<String> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--verify", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
+    (output.status.success() && commit.len() == 40).then_some(commit)
+}
+
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|err| Refusal::new(format!("{}: cannot read: {err}", path.display())).into())
+}
