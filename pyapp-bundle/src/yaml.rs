@@ -109,12 +109,7 @@ pub fn join_path(parent: &str, key: &str) -> String {
 /// before looking at any other field, so a newer file gets a clear message rather than an
 /// unknown-field error.
 pub fn parse_document<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, SchemaError> {
-    if text.len() > MAX_YAML_BYTES {
-        return Err(SchemaError::TooLarge {
-            file: file.to_owned(),
-            size: text.len(),
-        });
-    }
+    check_size(text, file)?;
     if let Ok(probe) = serde_saphyr::from_str_with_options::<FormatProbe>(text, strict_options()) {
         if let Some(found) = probe.format {
             if found > u64::from(FORMAT_VERSION) {
@@ -138,14 +133,19 @@ pub fn parse_document<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, 
 /// Parse one YAML document that has no `format:` field (e.g. an installed config file) into
 /// `T`, with the same limits and strictness as [`parse_document`].
 pub fn parse_unversioned<T: DeserializeOwned>(text: &str, file: &str) -> Result<T, SchemaError> {
+    check_size(text, file)?;
+    serde_saphyr::from_str_with_options(text, strict_options())
+        .map_err(|error| describe(&error, text, file))
+}
+
+fn check_size(text: &str, file: &str) -> Result<(), SchemaError> {
     if text.len() > MAX_YAML_BYTES {
         return Err(SchemaError::TooLarge {
             file: file.to_owned(),
             size: text.len(),
         });
     }
-    serde_saphyr::from_str_with_options(text, strict_options())
-        .map_err(|error| describe(&error, text, file))
+    Ok(())
 }
 
 /// Only the `format` field of a versioned file; every other field is ignored.
@@ -284,8 +284,7 @@ fn mapping_at(text: &str, location: Option<(u64, u64)>) -> String {
     };
     nodes_of(text)
         .into_iter()
-        .filter(|node| (node.line, node.column) == (line, column))
-        .last()
+        .rfind(|node| (node.line, node.column) == (line, column))
         .map(|node| {
             if node.is_key {
                 path_parent(&node.path)
