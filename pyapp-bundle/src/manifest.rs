@@ -94,7 +94,9 @@ pub enum NameError {
     BadWheelName(WheelNameError),
     #[error("is not a wheel file directly under deps/")]
     NotAWheel,
-    #[error("is outside the bundle layout (metadata.yaml, configuration.yaml, deps/*.whl, src/...)")]
+    #[error(
+        "is outside the bundle layout (metadata.yaml, configuration.yaml, deps/*.whl, src/...)"
+    )]
     OutsideLayout,
 }
 
@@ -161,7 +163,11 @@ fn check_layout(name: &str) -> Result<(), NameError> {
 /// since lower-casing can denormalise). Two entries with the same folded name would unpack
 /// onto one file on a case-insensitive or normalising filesystem.
 pub fn folded_name(name: &str) -> String {
-    name.nfc().collect::<String>().to_lowercase().nfc().collect()
+    name.nfc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfc()
+        .collect()
 }
 
 impl Manifest {
@@ -457,8 +463,14 @@ mod tests {
             ("src/x/", Some("is a directory entry")),
             ("src/a\nb", Some("contains a control character")),
             ("src/a\u{7f}", Some("contains a control character")),
-            ("deps/x/y.whl", Some("is not a wheel file directly under deps/")),
-            ("deps/readme.txt", Some("is not a wheel file directly under deps/")),
+            (
+                "deps/x/y.whl",
+                Some("is not a wheel file directly under deps/"),
+            ),
+            (
+                "deps/readme.txt",
+                Some("is not a wheel file directly under deps/"),
+            ),
             ("notes.txt", Some("is outside the bundle layout")),
         ];
         for (name, expected) in cases {
