@@ -1,0 +1,142 @@
+//! Command-line arguments of `pyapp-install`: installing a bundle is the default action;
+//! `list`, `rollback` and `remove` are subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::app_tree::{AppsDir, DEFAULT_APPS_DIR};
+
+/// Install or upgrade a Python app from a .pyapp bundle, offline.
+///
+/// The bundle is verified (every file's sha256) before anything is written. The app gets a
+/// new release under APPS/APP/releases/, its own virtual environment built from the bundled
+/// wheels (no pip, no network), and `current` is switched to it atomically: a failure at
+/// any point leaves the running release in place. config/ and data/ are never touched.
+/// Installing the same bundle again changes nothing and says "unchanged".
+#[derive(Debug, Parser)]
+#[command(
+    name = "pyapp-install",
+    version,
+    after_help = EXAMPLES,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub install: InstallArgs,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Installing a bundle (the default action).
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The .pyapp bundle to install.
+    #[arg(required = true, value_name = "BUNDLE")]
+    pub bundle: Option<PathBuf>,
+
+    /// The Python interpreter of the app's venv [default: the newest python3.X on PATH
+    /// that satisfies the bundle's requires-python].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Print what would change and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// When another pyapp-install holds the app's lock, wait for it instead of failing.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// Options every action takes.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Install under this filesystem root instead of `/`, like DESTDIR (for image builds
+    /// and tests): nothing outside it is touched.
+    #[arg(long, global = true, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+
+    /// The directory holding the apps, inside --root.
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_APPS_DIR)]
+    pub apps_dir: PathBuf,
+
+    /// Print the result as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No messages or progress on stderr (errors still go there).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// The apps directory, placed under --root.
+    pub fn apps(&self) -> AppsDir {
+        AppsDir::new(&self.root, &self.apps_dir)
+    }
+}
+
+/// The actions besides installing.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the installed apps with their current version and kept releases.
+    List,
+
+    /// Switch an app back to the release installed before the current one.
+    Rollback {
+        /// The app's name.
+        app: String,
+
+        /// When another pyapp-install holds the app's lock, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+    },
+
+    /// Remove an app's releases, `current` and receipt; data/ and config/ stay unless --purge.
+    Remove {
+        /// The app's name.
+        app: String,
+
+        /// Also delete data/, config/ and everything else under the app's directory.
+        #[arg(long)]
+        purge: bool,
+
+        /// When another pyapp-install holds the app's lock, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+impl Command {
+    /// The action's name on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::List => "list",
+            Command::Rollback { .. } => "rollback",
+            Command::Remove { .. } => "remove",
+        }
+    }
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  pyapp-install hello-1.0.0.pyapp                    install, or upgrade to this bundle
+  pyapp-install --dry-run hello-1.1.0.pyapp          show what an upgrade would do
+  pyapp-install --python /usr/bin/python3.12 hello-1.0.0.pyapp
+  pyapp-install --root /tmp/image hello-1.0.0.pyapp  stage into an image (like DESTDIR)
+  pyapp-install --json hello-1.0.0.pyapp             {\"action\":\"unchanged\",...} for Ansible
+  pyapp-install list --json
+  pyapp-install rollback hello                       back to the previous release
+  pyapp-install remove hello                         keeps /applications/hello/{data,config}
+  pyapp-install remove --purge hello                 deletes everything of hello
+
+Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
+data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+
+Exit status: 0 done (or nothing to do), 1 refused: bad bundle or arguments, failed check,
+app locked by another run (the message says why), 2 unexpected failure.";

@@ -1,0 +1,35 @@
+//! Runs the action the command line asks for; `main` maps its result to an exit status.
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+use crate::lock::WhenHeld;
+use crate::output::Output;
+use crate::refusal::Refusal;
+use crate::{install, list, remove, rollback};
+
+/// Runs `cli`'s action.
+pub fn run(cli: Cli) -> Result<()> {
+    if let (Some(command), Some(bundle)) = (&cli.command, &cli.install.bundle) {
+        return Err(Refusal::new(format!(
+            "give a bundle to install or an action, not both (`{}` and `{}`)",
+            bundle.display(),
+            command.name()
+        ))
+        .with_hint("`pyapp-install --help` shows the usage")
+        .into());
+    }
+    let output = Output::new(cli.common.quiet, cli.common.json);
+    let apps = cli.common.apps();
+    let when_held = |wait: bool| if wait { WhenHeld::Wait } else { WhenHeld::FailFast };
+    match cli.command {
+        Some(Command::List) => list::list(&apps, &output),
+        Some(Command::Rollback { app, wait }) => {
+            rollback::rollback(&apps, &app, when_held(wait), &output)
+        }
+        Some(Command::Remove { app, purge, wait }) => {
+            remove::remove(&apps, &app, purge, when_held(wait), &output)
+        }
+        None => install::install(&apps, &cli.install, &output),
+    }
+}

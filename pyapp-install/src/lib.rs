@@ -1,0 +1,17 @@
+//! pyapp-install: verify a `.pyapp` bundle and install it as a release of its app, offline:
+//! extract it, build the venv natively from the bundled wheels, switch `current` atomically.
+//! One module per step; `commands::run` is what the binary calls.
+
+pub mod app_tree;
+pub mod cli;
+pub mod commands;
+pub mod install;
+pub mod list;
+pub mod lock;
+pub mod output;
+pub mod receipt;
+pub mod refusal;
+pub mod release;
+pub mod remove;
+pub mod rollback;
+pub mod safe_fs;

@@ -1,0 +1,87 @@
+//! `pyapp-install list`: the installed apps (those with a receipt), their current version
+//! and the releases kept, as a table or as JSON on stdout.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::app_tree::AppsDir;
+use crate::output::Output;
+use crate::receipt::Receipt;
+use crate::release;
+
+/// One app in `list --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ListedApp {
+    name: String,
+    version: String,
+    release: Option<String>,
+    path: String,
+    bundle_sha256: String,
+    installed_at: String,
+    python: String,
+    releases: Vec<ListedRelease>,
+}
+
+/// One kept release in `list --json`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ListedRelease {
+    release: String,
+    version: String,
+    installed_at: String,
+    current: bool,
+}
+
+/// The `list` action.
+pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
+    let mut listed = Vec::new();
+    for tree in apps.installed_apps()? {
+        let Some(receipt) = Receipt::load(&tree.receipt_path())? else {
+            continue;
+        };
+        // `current` is the truth; the receipt is written just after it is switched.
+        let current = release::current_release(&tree)?;
+        let on_disk = release::releases_on_disk(&tree)?;
+        let releases = receipt
+            .releases
+            .iter()
+            .filter(|r| on_disk.contains(&r.release))
+            .map(|r| ListedRelease {
+                release: r.release.clone(),
+                version: r.version.clone(),
+                installed_at: r.installed_at.clone(),
+                current: current.as_deref() == Some(r.release.as_str()),
+            })
+            .collect();
+        listed.push(ListedApp {
+            name: receipt.name,
+            version: receipt.version,
+            release: current,
+            path: tree.dir().display().to_string(),
+            bundle_sha256: receipt.bundle_sha256,
+            installed_at: receipt.installed_at,
+            python: receipt.python,
+            releases,
+        });
+    }
+    if output.json() {
+        return output.print_json(&serde_json::json!({ "apps": listed }));
+    }
+    if listed.is_empty() {
+        output.note(format!("no apps installed in {}", apps.path().display()));
+        return Ok(());
+    }
+    for app in &listed {
+        let releases: Vec<String> = app
+            .releases
+            .iter()
+            .map(|r| {
+                let marker = if r.current { "*" } else { "" };
+                format!("{}{marker}", r.release)
+            })
+            .collect();
+        println!("{:<32} {:<16} {}", app.name, app.version, releases.join(" "));
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! One lock per app (`APPS/APP/.pyapp/lock`) so two commands never change the same app at
+//! once. It is an advisory file lock (flock): the kernel frees it when its holder exits,
+//! even by SIGKILL, so a lock left by a dead process is simply free again. The holder
+//! writes its pid into the file so that the one who waits can say who is in the way.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::refusal::Refusal;
+
+/// What to do when another process holds the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenHeld {
+    /// Refuse at once, naming the holder.
+    FailFast,
+    /// Block until the holder is done.
+    Wait,
+}
+
+/// The held lock of one app; released when dropped (or when the process dies).
+#[derive(Debug)]
+pub struct AppLock {
+    _file: File,
+}
+
+impl AppLock {
+    /// Takes the lock at `path` for the app `app`, creating the file if needed.
+    pub fn acquire(path: &Path, app: &str, when_held: WhenHeld) -> Result<AppLock> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)
+            .with_context(|| format!("failed to open the lock file `{}`", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) if when_held == WhenHeld::Wait => {
+                file.lock()
+                    .with_context(|| format!("failed to lock `{}`", path.display()))?;
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(held_by_another(&mut file, path.to_owned(), app).into());
+            }
+            Err(TryLockError::Error(err)) => {
+                return Err(err).with_context(|| format!("failed to lock `{}`", path.display()));
+            }
+        }
+        file.set_len(0)
+            .and_then(|()| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .with_context(|| format!("failed to write the lock file `{}`", path.display()))?;
+        Ok(AppLock { _file: file })
+    }
+}
+
+fn held_by_another(file: &mut File, path: PathBuf, app: &str) -> Refusal {
+    let mut text = String::new();
+    let holder = match file.read_to_string(&mut text) {
+        Ok(_) if !text.trim().is_empty() => format!("process {}", text.trim()),
+        _ => "another process".to_owned(),
+    };
+    Refusal::new(format!(
+        "{app} is locked by {holder} (another pyapp-install is changing it; lock `{}`)",
+        path.display()
+    ))
+    .with_hint("wait for it to finish, or run again with --wait to queue behind it")
+}

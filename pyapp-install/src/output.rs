@@ -1,0 +1,54 @@
+//! What the user sees: human messages and progress bars on stderr (quiet with `--quiet`,
+//! bars only on a terminal), data (`--json`) on stdout.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+/// Where messages, progress and data go for one command.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    quiet: bool,
+    json: bool,
+}
+
+impl Output {
+    /// `quiet` silences stderr except errors; `json` makes stdout carry a JSON document.
+    pub fn new(quiet: bool, json: bool) -> Self {
+        Output { quiet, json }
+    }
+
+    /// Whether the command's result goes to stdout as JSON.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// A one-line message for the user on stderr.
+    pub fn note(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// A progress bar of `len` steps on stderr, hidden unless stderr is a terminal.
+    pub fn bar(&self, len: u64, what: &'static str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {wide_msg}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(what);
+        bar
+    }
+
+    /// Prints `value` as one line of JSON on stdout.
+    pub fn print_json(&self, value: &impl Serialize) -> Result<()> {
+        let text = serde_json::to_string(value).context("failed to encode the JSON output")?;
+        println!("{text}");
+        Ok(())
+    }
+}

@@ -1,0 +1,192 @@
+//! The receipt, `APPS/APP/.pyapp/receipt.json`: what pyapp-install installed for an app
+//! (which bundle, which release is current, the releases kept, the interpreter used). It is
+//! replaced atomically after every change and is what makes a repeated install a no-op.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::safe_fs;
+
+/// The version of the receipt's layout; a larger one is refused.
+pub const RECEIPT_FORMAT: u32 = 1;
+
+/// The whole receipt. The top-level `version`, `bundle_sha256` and `release` describe the
+/// current release; `releases` lists every kept release, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Receipt {
+    pub receipt_format: u32,
+    pub name: String,
+    pub version: String,
+    pub bundle_sha256: String,
+    pub release: String,
+    pub installed_at: String,
+    pub python: String,
+    pub python_version: String,
+    pub releases: Vec<ReleaseRecord>,
+}
+
+/// One release as the receipt remembers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ReleaseRecord {
+    pub release: String,
+    pub version: String,
+    pub bundle_sha256: String,
+    pub installed_at: String,
+    pub python: String,
+    pub python_version: String,
+}
+
+impl Receipt {
+    /// Reads the receipt at `path`; `None` when the app has none (never installed).
+    pub fn load(path: &Path) -> Result<Option<Receipt>> {
+        let Some(bytes) = safe_fs::read_optional(path)? else {
+            return Ok(None);
+        };
+        let receipt: Receipt = serde_json::from_slice(&bytes)
+            .with_context(|| format!("`{}` is not a valid receipt", path.display()))?;
+        anyhow::ensure!(
+            receipt.receipt_format <= RECEIPT_FORMAT,
+            "`{}` has receipt format {}, newer than this pyapp-install supports ({RECEIPT_FORMAT})",
+            path.display(),
+            receipt.receipt_format
+        );
+        Ok(Some(receipt))
+    }
+
+    /// Writes the receipt to `path` atomically (the old or the new one survives a crash).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut json = serde_json::to_vec_pretty(self).context("failed to encode the receipt")?;
+        json.push(b'\n');
+        safe_fs::write_atomic(path, &json, 0o644)
+    }
+
+    /// A receipt whose current release is `record`, added after the releases of
+    /// `previous` (where it is moved to the end if it was already there).
+    pub fn with_current(name: &str, previous: Option<&Receipt>, record: ReleaseRecord) -> Self {
+        let mut releases: Vec<ReleaseRecord> = previous
+            .map(|p| p.releases.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r.release != record.release)
+            .collect();
+        releases.push(record.clone());
+        Receipt::from_parts(name, record, releases)
+    }
+
+    /// This receipt with `release` (one of its releases) as the current one.
+    pub fn switched_to(&self, release: &ReleaseRecord) -> Self {
+        Receipt::from_parts(&self.name, release.clone(), self.releases.clone())
+    }
+
+    /// This receipt keeping only the releases `keep` accepts.
+    pub fn retaining(&self, keep: impl Fn(&ReleaseRecord) -> bool) -> Self {
+        let mut receipt = self.clone();
+        receipt.releases.retain(keep);
+        receipt
+    }
+
+    /// The record of the current release.
+    pub fn current(&self) -> Option<&ReleaseRecord> {
+        self.releases.iter().find(|r| r.release == self.release)
+    }
+
+    /// The release installed just before the current one: where `rollback` goes.
+    pub fn previous(&self) -> Option<&ReleaseRecord> {
+        let position = self
+            .releases
+            .iter()
+            .position(|r| r.release == self.release)?;
+        position.checked_sub(1).map(|i| &self.releases[i])
+    }
+
+    fn from_parts(name: &str, current: ReleaseRecord, releases: Vec<ReleaseRecord>) -> Self {
+        Receipt {
+            receipt_format: RECEIPT_FORMAT,
+            name: name.to_owned(),
+            version: current.version,
+            bundle_sha256: current.bundle_sha256,
+            release: current.release,
+            installed_at: current.installed_at,
+            python: current.python,
+            python_version: current.python_version,
+            releases,
+        }
+    }
+}
+
+/// The time now as an RFC 3339 UTC timestamp, e.g. `2026-11-21T15:15:30Z`.
+pub fn now_rfc3339() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    rfc3339_utc(seconds)
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 UTC (proleptic Gregorian calendar,
+/// the "days from civil" algorithm of Howard Hinnant, in reverse).
+fn rfc3339_utc(seconds: u64) -> String {
+    let days = seconds / 86_400;
+    let secs_of_day = seconds % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 {
+        month_index + 3
+    } else {
+        month_index - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs_of_day / 3_600,
+        secs_of_day % 3_600 / 60,
+        secs_of_day % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_known_instants() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_274_130), "2026-11-21T15:15:30Z");
+    }
+
+    fn record(release: &str) -> ReleaseRecord {
+        ReleaseRecord {
+            release: release.into(),
+            version: release.into(),
+            bundle_sha256: release.into(),
+            installed_at: "t".into(),
+            python: "/usr/bin/python3".into(),
+            python_version: "3.11.7".into(),
+        }
+    }
+
+    #[test]
+    fn reinstalling_an_old_release_moves_it_last_and_previous_follows_the_order() {
+        let one = Receipt::with_current("app", None, record("a"));
+        let two = Receipt::with_current("app", Some(&one), record("b"));
+        assert_eq!(two.previous().map(|r| r.release.as_str()), Some("a"));
+        let three = Receipt::with_current("app", Some(&two), record("a"));
+        let order: Vec<_> = three.releases.iter().map(|r| r.release.as_str()).collect();
+        assert_eq!(order, ["b", "a"]);
+        assert_eq!(three.release, "a");
+        let rolled = three.switched_to(&record("b"));
+        assert_eq!(rolled.previous(), None);
+    }
+}

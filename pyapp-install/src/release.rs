@@ -1,0 +1,183 @@
+//! Releases: `APPS/APP/releases/<version>-<12 hex of the bundle's sha256>/`, each built
+//! under a `.staging-` name first and renamed into place only when complete, so a release
+//! directory without that prefix is always whole. Also the atomic `current` switch and the
+//! pruning of old releases.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::app_tree::AppTree;
+use crate::receipt::Receipt;
+use crate::safe_fs;
+
+/// Names under `releases/` with this prefix are unfinished releases.
+const STAGING_PREFIX: &str = ".staging-";
+
+/// The release name of a bundle: its version and the first 12 hex digits of its sha256.
+pub fn release_name(version: &str, bundle_sha256: &str) -> String {
+    let short = bundle_sha256.get(..12).unwrap_or(bundle_sha256);
+    format!("{version}-{short}")
+}
+
+/// A release being built. Dropping it without [`Staging::finish`] removes it (on an error
+/// or a panic); if the process is killed instead, [`remove_stale_staging`] does it later.
+#[derive(Debug)]
+pub struct Staging {
+    path: PathBuf,
+    finished: bool,
+}
+
+impl Staging {
+    /// Creates `releases/.staging-RELEASE-PID/` (and `releases/` when needed).
+    pub fn create(tree: &AppTree, release: &str) -> Result<Staging> {
+        safe_fs::ensure_dir(&tree.releases_dir(), 0o755)?;
+        let path = tree.releases_dir().join(format!(
+            "{STAGING_PREFIX}{release}-{}",
+            std::process::id()
+        ));
+        safe_fs::remove_dir_all_if_exists(&path)?;
+        safe_fs::ensure_dir(&path, 0o755)?;
+        Ok(Staging {
+            path,
+            finished: false,
+        })
+    }
+
+    /// The directory being filled.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Makes the staged tree durable (its files, then its directories) and renames it to
+    /// its final name `releases/RELEASE`.
+    pub fn finish(mut self, tree: &AppTree, release: &str) -> Result<PathBuf> {
+        safe_fs::sync_filesystem(&self.path)?;
+        let final_path = tree.release_dir(release);
+        safe_fs::rename(&self.path, &final_path)?;
+        safe_fs::sync_dir(&tree.releases_dir())?;
+        self.finished = true;
+        Ok(final_path)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Best effort: a leftover is removed by the next run anyway.
+            let _ = std::fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Removes the unfinished releases a killed earlier run left behind. Call it holding the
+/// app's lock, so that no running install's staging directory is taken away.
+pub fn remove_stale_staging(tree: &AppTree) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in safe_fs::list_dir(&tree.releases_dir())? {
+        if name.starts_with(STAGING_PREFIX) {
+            safe_fs::remove_dir_all_if_exists(&tree.release_dir(&name))?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+/// The complete releases on disk, by name.
+pub fn releases_on_disk(tree: &AppTree) -> Result<Vec<String>> {
+    let mut releases = Vec::new();
+    for name in safe_fs::list_dir(&tree.releases_dir())? {
+        if !name.starts_with('.') && safe_fs::is_real_dir(&tree.release_dir(&name))? {
+            releases.push(name);
+        }
+    }
+    Ok(releases)
+}
+
+/// The release `current` points at, if `current` is a link of the form `releases/NAME`.
+pub fn current_release(tree: &AppTree) -> Result<Option<String>> {
+    let Some(target) = safe_fs::read_link_optional(&tree.current_link())? else {
+        return Ok(None);
+    };
+    let name = target
+        .strip_prefix("releases")
+        .ok()
+        .filter(|rest| rest.components().count() == 1)
+        .and_then(|rest| rest.to_str())
+        .map(str::to_owned);
+    Ok(name)
+}
+
+/// Points `current` at `releases/RELEASE` atomically (a relative link, so the tree can be
+/// staged under `--root` and moved).
+pub fn switch_current(tree: &AppTree, release: &str) -> Result<()> {
+    safe_fs::replace_symlink(&Path::new("releases").join(release), &tree.current_link())
+}
+
+/// Removes old releases so that at most `keep` remain, never the current one nor the one
+/// before it (rollback's target); returns the receipt without them and the removed names.
+/// Complete releases the receipt does not know (left by a crash before the receipt was
+/// written) count as the oldest.
+pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt, Vec<String>)> {
+    let known: HashSet<&str> = receipt.releases.iter().map(|r| r.release.as_str()).collect();
+    let mut oldest_first: Vec<String> = releases_on_disk(tree)?
+        .into_iter()
+        .filter(|name| !known.contains(name.as_str()))
+        .collect();
+    oldest_first.extend(receipt.releases.iter().map(|r| r.release.clone()));
+    let mut protected = vec![receipt.release.as_str()];
+    protected.extend(receipt.previous().map(|r| r.release.as_str()));
+    let doomed = releases_to_remove(&oldest_first, &protected, keep);
+    for name in &doomed {
+        safe_fs::remove_dir_all_if_exists(&tree.release_dir(name))?;
+    }
+    let kept = receipt.retaining(|r| !doomed.contains(&r.release));
+    Ok((kept, doomed))
+}
+
+/// Which of `oldest_first` go so that at most `keep` stay (the newest), `protected` always
+/// staying (and counting).
+fn releases_to_remove(oldest_first: &[String], protected: &[&str], keep: usize) -> Vec<String> {
+    let mut room = keep.saturating_sub(protected.len());
+    let mut doomed = Vec::new();
+    for name in oldest_first.iter().rev() {
+        if protected.contains(&name.as_str()) {
+            continue;
+        }
+        if room > 0 {
+            room -= 1;
+        } else {
+            doomed.push(name.clone());
+        }
+    }
+    doomed.reverse();
+    doomed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn keeps_the_newest_and_never_current_or_previous() {
+        let all = names(&["a", "b", "c", "d", "e"]);
+        assert_eq!(releases_to_remove(&all, &["e", "d"], 3), names(&["a", "b"]));
+        // After a rollback to "b", "b" and "a" stay whatever their age.
+        assert_eq!(releases_to_remove(&all, &["b", "a"], 3), names(&["c", "d"]));
+        assert_eq!(releases_to_remove(&all, &["e", "d"], 2), names(&["a", "b", "c"]));
+        assert!(releases_to_remove(&all, &["e", "d"], 10).is_empty());
+    }
+
+    #[test]
+    fn release_names_carry_twelve_hex_digits() {
+        assert_eq!(
+            release_name("1.0.0", "0123456789abcdef0123"),
+            "1.0.0-0123456789ab"
+        );
+    }
+}

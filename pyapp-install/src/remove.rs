@@ -1,0 +1,86 @@
+//! `pyapp-install remove APP [--purge]`: take an app's releases, `current`, tmp/, run/ and
+//! receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
+//! which deletes the app's whole directory.
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::app_tree::AppsDir;
+use crate::lock::{AppLock, WhenHeld};
+use crate::output::Output;
+use crate::refusal::Refusal;
+use crate::safe_fs;
+
+/// What `remove --json` prints.
+#[derive(Debug, Serialize)]
+struct Removed<'a> {
+    action: &'static str,
+    app: &'a str,
+    path: String,
+    kept: Vec<&'static str>,
+}
+
+/// The `remove` action.
+pub fn remove(
+    apps: &AppsDir,
+    app: &str,
+    purge: bool,
+    when_held: WhenHeld,
+    output: &Output,
+) -> Result<()> {
+    let tree = apps.app(app)?;
+    let installed = safe_fs::exists(&tree.receipt_path())?;
+    let leftovers = safe_fs::is_real_dir(tree.dir())?;
+    if !installed && !(purge && leftovers) {
+        let refusal = Refusal::new(format!(
+            "{app} is not installed in {}",
+            apps.path().display()
+        ));
+        let hint = if leftovers {
+            format!(
+                "`pyapp-install remove --purge {app}` deletes what is left in {}",
+                tree.dir().display()
+            )
+        } else {
+            "`pyapp-install list` shows the installed apps".to_owned()
+        };
+        return Err(refusal.with_hint(hint).into());
+    }
+    safe_fs::ensure_dir(&tree.state_dir(), 0o755)?;
+    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+
+    let kept = if purge {
+        safe_fs::remove_dir_all_if_exists(tree.dir())?;
+        Vec::new()
+    } else {
+        // `current` first: from then on nothing runs from a half-removed release. The
+        // receipt last: a crash in between leaves an app that `remove` still knows.
+        safe_fs::remove_file_if_exists(&tree.current_link())?;
+        safe_fs::sync_dir(tree.dir())?;
+        safe_fs::remove_dir_all_if_exists(&tree.releases_dir())?;
+        safe_fs::remove_dir_all_if_exists(&tree.lasting_dir("tmp"))?;
+        safe_fs::remove_dir_all_if_exists(&tree.lasting_dir("run"))?;
+        safe_fs::remove_file_if_exists(&tree.receipt_path())?;
+        safe_fs::sync_dir(&tree.state_dir())?;
+        vec!["config", "data", "log"]
+    };
+
+    if output.json() {
+        output.print_json(&Removed {
+            action: if purge { "purged" } else { "removed" },
+            app,
+            path: tree.dir().display().to_string(),
+            kept: kept.clone(),
+        })?;
+    }
+    if kept.is_empty() {
+        output.note(format!("removed {app} and all its files"));
+    } else {
+        output.note(format!(
+            "removed {app}; kept {} in {}",
+            kept.join(", "),
+            tree.dir().display()
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! `pyapp-install rollback APP`: point `current` back at the release installed before the
+//! current one. The newer release stays on disk (installing its bundle again returns to it).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::app_tree::AppsDir;
+use crate::lock::{AppLock, WhenHeld};
+use crate::output::Output;
+use crate::receipt::Receipt;
+use crate::refusal::Refusal;
+use crate::release;
+use crate::safe_fs;
+
+/// What `rollback --json` prints.
+#[derive(Debug, Serialize)]
+struct RolledBack<'a> {
+    action: &'static str,
+    app: &'a str,
+    version: &'a str,
+    release: &'a str,
+    from: &'a str,
+    path: String,
+}
+
+/// The `rollback` action.
+pub fn rollback(apps: &AppsDir, app: &str, when_held: WhenHeld, output: &Output) -> Result<()> {
+    let tree = apps.app(app)?;
+    let not_installed = || {
+        Refusal::new(format!(
+            "{app} is not installed in {}",
+            apps.path().display()
+        ))
+        .with_hint("`pyapp-install list` shows the installed apps")
+    };
+    if !safe_fs::is_real_dir(&tree.state_dir())? {
+        return Err(not_installed().into());
+    }
+    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+    let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
+    // Start from what `current` really points at (a crash may have come between the
+    // switch and the receipt).
+    let current = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());
+    let current_record = receipt
+        .releases
+        .iter()
+        .find(|r| r.release == current)
+        .ok_or_else(|| {
+            Refusal::new(format!(
+                "{app}'s current release {current} is not in its receipt"
+            ))
+            .with_hint("install the bundle you want to run again")
+        })?;
+    let receipt = receipt.switched_to(current_record);
+    let previous = receipt.previous().ok_or_else(|| {
+        Refusal::new(format!(
+            "{app} has no release older than {current} to roll back to"
+        ))
+        .with_hint("install the bundle of the version you want instead")
+    })?;
+    if !safe_fs::is_real_dir(&tree.release_dir(&previous.release))? {
+        return Err(Refusal::new(format!(
+            "{app}'s previous release {} is no longer on disk",
+            previous.release
+        ))
+        .with_hint("install the bundle of the version you want instead")
+        .into());
+    }
+    release::switch_current(&tree, &previous.release)?;
+    let rolled = receipt.switched_to(previous);
+    rolled.save(&tree.receipt_path())?;
+
+    if output.json() {
+        output.print_json(&RolledBack {
+            action: "rolled-back",
+            app,
+            version: &rolled.version,
+            release: &rolled.release,
+            from: &current,
+            path: tree.dir().display().to_string(),
+        })?;
+    }
+    output.note(format!(
+        "rolled back {app} to {} (release {}, was {current})",
+        rolled.version, rolled.release
+    ));
+    Ok(())
+}
