@@ -1,1 +1,470 @@
-//! (schema helper: see spec/FORMAT.md sections 2-5)
+//! Commands of services, tasks, hooks and health checks (FORMAT.md 2.2).
+//!
+//! A command is checked when metadata.yaml is read (program, control characters, known
+//! placeholders) and rendered at install time, when the placeholders' values are known.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A value the installer substitutes into a command argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Placeholder {
+    /// `{app}`: the app directory, e.g. `/applications/hello`.
+    App,
+    /// `{data}`: the app's data directory.
+    Data,
+    /// `{tmp}`: the app's private temporary directory.
+    Tmp,
+    /// `{run}`: sockets and pid files.
+    Run,
+    /// `{log}`: the app's log directory.
+    Log,
+    /// `{config}`: the installed configuration file.
+    Config,
+    /// `{venv}`: the current release's virtual environment.
+    Venv,
+    /// `{src}`: the current release's source tree.
+    Src,
+    /// `{listen}`: a service's listen address (`unix:PATH` or `127.0.0.1:PORT`).
+    Listen,
+    /// `{port}`: a service's port, for `listen: port`.
+    Port,
+    /// `{workers}`: a service's `workers`.
+    Workers,
+    /// `{threads}`: a service's `threads`.
+    Threads,
+}
+
+impl Placeholder {
+    pub const ALL: [Placeholder; 12] = [
+        Placeholder::App,
+        Placeholder::Data,
+        Placeholder::Tmp,
+        Placeholder::Run,
+        Placeholder::Log,
+        Placeholder::Config,
+        Placeholder::Venv,
+        Placeholder::Src,
+        Placeholder::Listen,
+        Placeholder::Port,
+        Placeholder::Workers,
+        Placeholder::Threads,
+    ];
+
+    /// The name between the braces: `app` for `{app}`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Placeholder::App => "app",
+            Placeholder::Data => "data",
+            Placeholder::Tmp => "tmp",
+            Placeholder::Run => "run",
+            Placeholder::Log => "log",
+            Placeholder::Config => "config",
+            Placeholder::Venv => "venv",
+            Placeholder::Src => "src",
+            Placeholder::Listen => "listen",
+            Placeholder::Port => "port",
+            Placeholder::Workers => "workers",
+            Placeholder::Threads => "threads",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Placeholder> {
+        Placeholder::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether the value is an absolute directory, so `{venv}/bin/tool` is an absolute path.
+    fn is_directory(self) -> bool {
+        matches!(
+            self,
+            Placeholder::App
+                | Placeholder::Data
+                | Placeholder::Tmp
+                | Placeholder::Run
+                | Placeholder::Log
+                | Placeholder::Venv
+                | Placeholder::Src
+        )
+    }
+}
+
+impl fmt::Display for Placeholder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{{}}}", self.name())
+    }
+}
+
+/// The placeholders' values for one command, as the installer knows them.
+pub type PlaceholderValues = BTreeMap<Placeholder, String>;
+
+/// A command that does not follow FORMAT.md 2.2, or could not be rendered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("command is empty")]
+    Empty,
+    #[error("argument {position} ({argument:?}) contains a control character")]
+    ControlCharacter { position: usize, argument: String },
+    #[error(
+        "{program:?} is neither a program name from the venv's bin/ nor an absolute path \
+         (a name is letters, digits, \".\", \"_\", \"+\", \"-\"; a path starts with \"/\" or \
+         a directory placeholder such as \"{{venv}}/\")"
+    )]
+    BadProgram { program: String },
+    #[error("unknown placeholder \"{{{name}}}\" in {argument:?} (known: {known}; write {{{{ and }}}} for literal braces)")]
+    UnknownPlaceholder {
+        name: String,
+        argument: String,
+        known: String,
+    },
+    #[error("{argument:?} has an unclosed \"{{\" (write {{{{ for a literal brace)")]
+    UnclosedBrace { argument: String },
+    #[error("{argument:?} has an unmatched \"}}\" (write }}}} for a literal brace)")]
+    UnmatchedBrace { argument: String },
+    #[error("placeholder {placeholder} has no value here")]
+    NoValue { placeholder: Placeholder },
+}
+
+/// One piece of an argument: literal text or a placeholder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Value(Placeholder),
+}
+
+/// A checked command: its arguments as written, and parsed into pieces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    written: Vec<String>,
+    parsed: Vec<Vec<Piece>>,
+}
+
+impl Command {
+    /// A command from its YAML string form: split on whitespace, no shell quoting.
+    pub fn from_line(line: &str) -> Result<Command, CommandError> {
+        Command::from_args(line.split_whitespace().map(str::to_owned).collect())
+    }
+
+    /// A command from its YAML list form.
+    pub fn from_args(args: Vec<String>) -> Result<Command, CommandError> {
+        let Some(program) = args.first() else {
+            return Err(CommandError::Empty);
+        };
+        for (index, argument) in args.iter().enumerate() {
+            if argument.chars().any(char::is_control) {
+                return Err(CommandError::ControlCharacter {
+                    position: index + 1,
+                    argument: argument.clone(),
+                });
+            }
+        }
+        let parsed = args
+            .iter()
+            .map(|argument| parse_argument(argument))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !is_program(program, &parsed[0]) {
+            return Err(CommandError::BadProgram {
+                program: program.clone(),
+            });
+        }
+        Ok(Command {
+            written: args,
+            parsed,
+        })
+    }
+
+    /// The arguments as written in the YAML (placeholders not replaced).
+    pub fn written(&self) -> &[String] {
+        &self.written
+    }
+
+    /// The first argument as written: a program name from the venv's `bin/`, or a path.
+    pub fn program(&self) -> &str {
+        &self.written[0]
+    }
+
+    /// Every placeholder the command uses.
+    pub fn placeholders(&self) -> BTreeSet<Placeholder> {
+        self.parsed
+            .iter()
+            .flatten()
+            .filter_map(|piece| match piece {
+                Piece::Value(placeholder) => Some(*placeholder),
+                Piece::Text(_) => None,
+            })
+            .collect()
+    }
+
+    /// The arguments with every placeholder replaced by its value.
+    pub fn render(&self, values: &PlaceholderValues) -> Result<Vec<String>, CommandError> {
+        self.parsed
+            .iter()
+            .map(|pieces| {
+                let mut argument = String::new();
+                for piece in pieces {
+                    match piece {
+                        Piece::Text(text) => argument.push_str(text),
+                        Piece::Value(placeholder) => argument.push_str(
+                            values.get(placeholder).ok_or(CommandError::NoValue {
+                                placeholder: *placeholder,
+                            })?,
+                        ),
+                    }
+                }
+                Ok(argument)
+            })
+            .collect()
+    }
+}
+
+/// A bare name (`gunicorn`, `python3.11`), `/an/absolute/path`, or `{venv}/…`-style path.
+fn is_program(program: &str, pieces: &[Piece]) -> bool {
+    match pieces.first() {
+        Some(Piece::Text(text)) if text.starts_with('/') => true,
+        Some(Piece::Value(placeholder)) if placeholder.is_directory() => {
+            matches!(pieces.get(1), Some(Piece::Text(text)) if text.starts_with('/'))
+        }
+        Some(Piece::Text(text)) if pieces.len() == 1 && text == program => {
+            program
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+                && program
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+        }
+        _ => false,
+    }
+}
+
+/// Split one argument into text and placeholders; `{{` and `}}` are literal braces.
+fn parse_argument(argument: &str) -> Result<Vec<Piece>, CommandError> {
+    let mut pieces = Vec::new();
+    let mut text = String::new();
+    let mut chars = argument.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                text.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                text.push('}');
+            }
+            '}' => {
+                return Err(CommandError::UnmatchedBrace {
+                    argument: argument.to_owned(),
+                })
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => {
+                            return Err(CommandError::UnclosedBrace {
+                                argument: argument.to_owned(),
+                            })
+                        }
+                    }
+                }
+                let placeholder = Placeholder::from_name(&name).ok_or_else(|| {
+                    CommandError::UnknownPlaceholder {
+                        name: name.clone(),
+                        argument: argument.to_owned(),
+                        known: Placeholder::ALL.map(|p| p.to_string()).join(", "),
+                    }
+                })?;
+                if !text.is_empty() {
+                    pieces.push(Piece::Text(std::mem::take(&mut text)));
+                }
+                pieces.push(Piece::Value(placeholder));
+            }
+            other => text.push(other),
+        }
+    }
+    if !text.is_empty() || pieces.is_empty() {
+        pieces.push(Piece::Text(text));
+    }
+    Ok(pieces)
+}
+
+/// The two YAML forms of a command.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a command: a string or a list of strings")]
+enum WrittenCommand {
+    Line(String),
+    Args(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match WrittenCommand::deserialize(deserializer)? {
+            WrittenCommand::Line(line) => Command::from_line(&line),
+            WrittenCommand::Args(args) => Command::from_args(args),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Always written in the list form, which reads back the same.
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.written.serialize(serializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(line: &str) -> String {
+        match Command::from_line(line) {
+            Ok(command) => panic!("accepted: {command:?}"),
+            Err(error) => error.to_string(),
+        }
+    }
+
+    #[test]
+    fn string_form_is_split_on_whitespace() {
+        let command =
+            Command::from_line("  hello-cleanup --days\t7 ").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(command.written(), ["hello-cleanup", "--days", "7"]);
+        assert_eq!(command.program(), "hello-cleanup");
+    }
+
+    #[test]
+    fn placeholders_are_listed_and_rendered() {
+        let command = Command::from_args(
+            [
+                "gunicorn",
+                "--bind",
+                "{listen}",
+                "--workers",
+                "{workers}",
+                "--pid={run}/web.pid",
+                "{{literal}}",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            command.placeholders(),
+            BTreeSet::from([Placeholder::Run, Placeholder::Listen, Placeholder::Workers])
+        );
+        let values = PlaceholderValues::from([
+            (
+                Placeholder::Listen,
+                "unix:/applications/hello/run/web.sock".to_owned(),
+            ),
+            (Placeholder::Workers, "2".to_owned()),
+            (Placeholder::Run, "/applications/hello/run".to_owned()),
+        ]);
+        assert_eq!(
+            command.render(&values),
+            Ok(vec![
+                "gunicorn".to_owned(),
+                "--bind".to_owned(),
+                "unix:/applications/hello/run/web.sock".to_owned(),
+                "--workers".to_owned(),
+                "2".to_owned(),
+                "--pid=/applications/hello/run/web.pid".to_owned(),
+                "{literal}".to_owned(),
+            ])
+        );
+        assert_eq!(
+            command
+                .render(&PlaceholderValues::new())
+                .map_err(|e| e.to_string()),
+            Err("placeholder {listen} has no value here".to_owned())
+        );
+    }
+
+    #[test]
+    fn programs() {
+        for good in [
+            "python",
+            "python3.11",
+            "/usr/bin/env",
+            "{venv}/bin/python",
+            "c++",
+        ] {
+            assert!(Command::from_line(good).is_ok(), "{good} refused");
+        }
+        assert_eq!(
+            refusal("./run.sh"),
+            "\"./run.sh\" is neither a program name from the venv's bin/ nor an absolute path \
+             (a name is letters, digits, \".\", \"_\", \"+\", \"-\"; a path starts with \"/\" or \
+             a directory placeholder such as \"{venv}/\")"
+        );
+        assert!(Command::from_line("bin/tool").is_err());
+        assert!(Command::from_line("{listen}").is_err());
+        assert!(Command::from_line("{venv}").is_err());
+        assert!(Command::from_line("-rf").is_err());
+        assert_eq!(refusal("   "), "command is empty");
+    }
+
+    #[test]
+    fn braces() {
+        assert_eq!(
+            refusal("tool {home}"),
+            "unknown placeholder \"{home}\" in \"{home}\" (known: {app}, {data}, {tmp}, {run}, \
+             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}; write {{ \
+             and }} for literal braces)"
+        );
+        assert_eq!(
+            refusal("tool {app"),
+            "\"{app\" has an unclosed \"{\" (write {{ for a literal brace)"
+        );
+        assert_eq!(
+            refusal("tool {app}/{app"),
+            "\"{app}/{app\" has an unclosed \"{\" (write {{ for a literal brace)"
+        );
+        assert_eq!(
+            refusal("tool a}b"),
+            "\"a}b\" has an unmatched \"}\" (write }} for a literal brace)"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_refused() {
+        let args = vec!["tool".to_owned(), "a\nExecStartPre=/bin/sh".to_owned()];
+        assert_eq!(
+            Command::from_args(args).map_err(|e| e.to_string()),
+            Err(
+                "argument 2 (\"a\\nExecStartPre=/bin/sh\") contains a control character".to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn yaml_forms_read_and_write() {
+        let command: Command =
+            crate::yaml::parse_unversioned("[tool, \"two words\", \"{data}\"]\n", "metadata.yaml")
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(command.written(), ["tool", "two words", "{data}"]);
+        let written = serde_json::to_string(&command).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(written, r#"["tool","two words","{data}"]"#);
+        #[derive(Debug, Deserialize)]
+        struct Task {
+            #[allow(dead_code)]
+            command: Command,
+        }
+        let refused = crate::yaml::parse_unversioned::<Vec<Task>>(
+            "- command: tool\n- command: tool {nope}\n",
+            "metadata.yaml",
+        );
+        assert_eq!(
+            refused.map_err(|e| e.to_string()).err().as_deref(),
+            Some(
+                "metadata.yaml:2: [1].command: unknown placeholder \"{nope}\" in \"{nope}\" \
+                 (known: {app}, {data}, {tmp}, {run}, {log}, {config}, {venv}, {src}, {listen}, \
+                 {port}, {workers}, {threads}; write {{ and }} for literal braces)"
+            )
+        );
+    }
+}
