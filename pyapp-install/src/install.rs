@@ -1,4 +1,299 @@
-//! placeholder
-use anyhow::Result;
-use crate::{app_tree::AppsDir, cli::InstallArgs, output::Output};
-pub fn install(_apps: &AppsDir, _args: &InstallArgs, _output: &Output) -> Result<()> { Ok(()) }
+//! Installing a bundle, step by step: hash it (a bundle already current is a no-op), verify
+//! it, find the interpreter, take the app's lock, prepare the lasting directories, stage
+//! the release (source tree, venv, wheels), make it durable, rename it into place, switch
+//! `current`, write the receipt, prune old releases. Nothing is written before the bundle
+//! and the interpreter have passed every check; a failure after that leaves `current`
+//! where it was and removes the staged release.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use pyapp_bundle::metadata::Metadata;
+use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind, Limits};
+use pyapp_bundle::yaml::MAX_YAML_BYTES;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::app_tree::{AppTree, AppsDir, LASTING_DIRS};
+use crate::cli::InstallArgs;
+use crate::interpreter::Interpreter;
+use crate::lock::{AppLock, WhenHeld};
+use crate::output::Output;
+use crate::receipt::{now_rfc3339, Receipt, ReleaseRecord};
+use crate::refusal::Refusal;
+use crate::release::{self, Staging};
+use crate::safe_fs;
+use crate::venv::Venv;
+use crate::wheel_install;
+
+/// The metadata entry of a bundle.
+const METADATA_NAME: &str = "metadata.yaml";
+
+/// What an install did, as `--json` reports it.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    action: Action,
+    app: &'a str,
+    version: &'a str,
+    release: &'a str,
+    path: String,
+    dry_run: bool,
+}
+
+/// The kind of change an install makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum Action {
+    /// The app was not installed.
+    Installed,
+    /// Another release of the app was current.
+    Upgraded,
+    /// This bundle's release was already current: nothing was written.
+    Unchanged,
+}
+
+impl Action {
+    fn verb(self, dry_run: bool) -> &'static str {
+        match (self, dry_run) {
+            (Action::Installed, false) => "installed",
+            (Action::Installed, true) => "would install",
+            (Action::Upgraded, false) => "upgraded",
+            (Action::Upgraded, true) => "would upgrade",
+            (Action::Unchanged, _) => "unchanged:",
+        }
+    }
+}
+
+/// The install action: `pyapp-install BUNDLE`.
+pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()> {
+    let bundle_path = args
+        .bundle
+        .as_deref()
+        .context("no bundle given (the command line parser should have refused)")?;
+    let bundle_sha256 = hash_file(bundle_path)?;
+
+    // A bundle that is already current needs no verification and no lock: it is the very
+    // file that was verified and installed (same sha256), and nothing will be written.
+    if let Some((tree, receipt)) = find_current_install(apps, &bundle_sha256)? {
+        return report(output, Action::Unchanged, &tree, &receipt.version, &receipt.release, false);
+    }
+
+    let (mut bundle, metadata) = open_bundle(bundle_path)?;
+    let interpreter = Interpreter::find(args.python.as_deref(), &metadata.requires_python)
+        .map_err(|err| {
+            Refusal::new(err.to_string())
+                .with_hint("install a matching python3.X, or name one with --python PATH")
+        })?;
+    let tree = apps.app(metadata.name.as_str())?;
+    let version = metadata.version.to_string();
+    let release = release::release_name(&version, &bundle_sha256);
+    let previous = Receipt::load(&tree.receipt_path())?;
+    let action = if previous.is_some() { Action::Upgraded } else { Action::Installed };
+
+    if args.dry_run {
+        return report(output, action, &tree, &version, &release, true);
+    }
+
+    create_app_dirs(apps, &tree)?;
+    let when_held = if args.wait { WhenHeld::Wait } else { WhenHeld::FailFast };
+    let _lock = AppLock::acquire(&tree.lock_path(), tree.name(), when_held)?;
+    // Whoever held the lock before us may have changed the app: read it again.
+    let previous = Receipt::load(&tree.receipt_path())?;
+    if let Some(receipt) = &previous {
+        if is_current(&tree, receipt, &bundle_sha256)? {
+            return report(output, Action::Unchanged, &tree, &version, &release, false);
+        }
+    }
+    for stale in release::remove_stale_staging(&tree)? {
+        output.note(format!("removed {stale}, left by an interrupted earlier run"));
+    }
+    prepare_lasting_dirs(&tree, &metadata)?;
+
+    if safe_fs::is_real_dir(&tree.release_dir(&release))? {
+        output.note(format!("release {release} is already on disk; switching to it"));
+    } else {
+        let staging = Staging::create(&tree, &release)?;
+        stage_release(&mut bundle, &metadata, &interpreter, &staging, output)?;
+        staging.finish()?;
+    }
+
+    release::switch_current(&tree, &release)?;
+    let record = ReleaseRecord {
+        release: release.clone(),
+        version: version.clone(),
+        bundle_sha256,
+        installed_at: now_rfc3339(),
+        python: interpreter.path.display().to_string(),
+        python_version: interpreter.target.version.to_string(),
+    };
+    let receipt = Receipt::with_current(tree.name(), previous.as_ref(), record);
+    let keep = usize::from(metadata.update.keep_releases);
+    let (receipt, pruned) = release::prune(&tree, &receipt, keep)?;
+    receipt.save(&tree.receipt_path())?;
+    for name in pruned {
+        output.note(format!("removed old release {name}"));
+    }
+    report(output, action, &tree, &version, &release, false)
+}
+
+/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
+/// repeated install from a new one.
+fn hash_file(path: &Path) -> Result<String> {
+    let mut file = File::open(path).map_err(|err| {
+        Refusal::new(format!("cannot read the bundle `{}`: {err}", path.display()))
+    })?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to read `{}`", path.display()))
+            }
+        };
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The app whose current release came from the bundle with this sha256, if any.
+fn find_current_install(apps: &AppsDir, bundle_sha256: &str) -> Result<Option<(AppTree, Receipt)>> {
+    for tree in apps.installed_apps()? {
+        if let Some(receipt) = Receipt::load(&tree.receipt_path())? {
+            if is_current(&tree, &receipt, bundle_sha256)? {
+                return Ok(Some((tree, receipt)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `receipt` says this bundle is current and the tree agrees.
+fn is_current(tree: &AppTree, receipt: &Receipt, bundle_sha256: &str) -> Result<bool> {
+    Ok(receipt.bundle_sha256 == bundle_sha256
+        && release::current_release(tree)?.as_deref() == Some(receipt.release.as_str())
+        && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))?)
+}
+
+/// Opens and verifies the bundle (every entry's size and sha256) and its metadata.
+fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
+    let refuse = |err: &dyn std::fmt::Display| {
+        Refusal::new(format!("refusing the bundle: {err}"))
+            .with_hint("rebuild it with pyapp-build, or copy it again if it was damaged")
+    };
+    let bundle_error = |err: BundleError| match err.kind() {
+        ErrorKind::BadBundle => anyhow::Error::new(refuse(&err)),
+        ErrorKind::Io => anyhow::Error::new(err),
+    };
+    let mut bundle = Bundle::open(path, &Limits::default()).map_err(bundle_error)?;
+    let bytes = bundle
+        .read_small(METADATA_NAME, MAX_YAML_BYTES as u64)
+        .map_err(bundle_error)?;
+    let metadata = Metadata::parse(&bytes).map_err(|err| refuse(&err))?;
+    metadata
+        .check_against_manifest(bundle.manifest())
+        .map_err(|err| refuse(&err))?;
+    Ok((bundle, metadata))
+}
+
+/// `APPS/`, `APPS/APP/` and `APPS/APP/.pyapp/`, created when missing.
+fn create_app_dirs(apps: &AppsDir, tree: &AppTree) -> Result<()> {
+    if !safe_fs::is_real_dir(apps.path())? {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(apps.path())
+            .with_context(|| format!("failed to create `{}`", apps.path().display()))?;
+    }
+    safe_fs::ensure_dir(tree.dir(), 0o755)?;
+    safe_fs::ensure_dir(&tree.state_dir(), 0o755)?;
+    Ok(())
+}
+
+/// config/, data/, tmp/, run/, log/ and the writable directories the metadata asks for
+/// under data/: created when missing, left alone when present, refused when a link.
+fn prepare_lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Result<()> {
+    for (name, mode) in LASTING_DIRS {
+        safe_fs::ensure_dir(&tree.lasting_dir(name), mode)?;
+    }
+    let data = tree.lasting_dir("data");
+    for dir in &metadata.resources.writable_dirs {
+        safe_fs::ensure_dir(&data.join(dir.as_str()), 0o750)?;
+    }
+    Ok(())
+}
+
+/// Fills the staging directory: `src/` from the bundle, then `venv/` with every wheel
+/// (extracted to `deps/` first, removed once installed).
+fn stage_release(
+    bundle: &mut Bundle,
+    metadata: &Metadata,
+    interpreter: &Interpreter,
+    staging: &Staging,
+    output: &Output,
+) -> Result<()> {
+    let sources: Vec<String> = entries_under(bundle, "src/");
+    let bar = output.bar(sources.len() as u64, "extracting");
+    for name in &sources {
+        bundle.extract_entry_to_path(name, staging.dir())?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let venv = Venv::create(
+        &staging.final_path().join("venv"),
+        interpreter,
+        &metadata.system.python_modules,
+    )?;
+    let mut wheels = Vec::new();
+    for name in entries_under(bundle, "deps/") {
+        wheels.push(bundle.extract_entry_to_path(&name, staging.dir())?);
+    }
+    let bar = output.bar(wheels.len() as u64, "installing");
+    wheel_install::install_wheels(&venv, &wheels, &|| bar.inc(1))?;
+    bar.finish_and_clear();
+    safe_fs::remove_dir_all_if_exists(&staging.dir().join("deps"))
+}
+
+/// The names of the bundle's entries that start with `prefix`.
+fn entries_under(bundle: &Bundle, prefix: &str) -> Vec<String> {
+    bundle
+        .entries()
+        .iter()
+        .filter(|entry| entry.name.starts_with(prefix))
+        .map(|entry| entry.name.clone())
+        .collect()
+}
+
+/// Tells the user (stderr) and the caller (`--json` on stdout) what happened.
+fn report(
+    output: &Output,
+    action: Action,
+    tree: &AppTree,
+    version: &str,
+    release: &str,
+    dry_run: bool,
+) -> Result<()> {
+    if output.json() {
+        output.print_json(&Report {
+            action,
+            app: tree.name(),
+            version,
+            release,
+            path: tree.dir().display().to_string(),
+            dry_run,
+        })?;
+    }
+    output.note(format!(
+        "{} {} {version} (release {release}) in {}",
+        action.verb(dry_run),
+        tree.name(),
+        tree.dir().display()
+    ));
+    Ok(())
+}

@@ -21,44 +21,58 @@ pub fn release_name(version: &str, bundle_sha256: &str) -> String {
     format!("{version}-{short}")
 }
 
-/// A release being built. Dropping it without [`Staging::finish`] removes it (on an error
-/// or a panic); if the process is killed instead, [`remove_stale_staging`] does it later.
+/// A release being built in `releases/.staging-RELEASE-PID/`. While it is built, the
+/// link `releases/RELEASE -> .staging-RELEASE-PID` lets it be filled through its final
+/// path, so the paths written into the venv (shebangs, `activate`) are the final ones.
+/// Dropping it without [`Staging::finish`] removes it (on an error or a panic); if the
+/// process is killed instead, [`remove_stale_staging`] does it later.
 #[derive(Debug)]
 pub struct Staging {
-    path: PathBuf,
+    staging_dir: PathBuf,
+    final_dir: PathBuf,
     finished: bool,
 }
 
 impl Staging {
-    /// Creates `releases/.staging-RELEASE-PID/` (and `releases/` when needed).
+    /// Creates the staging directory and the link to it (and `releases/` when needed).
     pub fn create(tree: &AppTree, release: &str) -> Result<Staging> {
         safe_fs::ensure_dir(&tree.releases_dir(), 0o755)?;
-        let path = tree.releases_dir().join(format!(
-            "{STAGING_PREFIX}{release}-{}",
-            std::process::id()
-        ));
-        safe_fs::remove_dir_all_if_exists(&path)?;
-        safe_fs::ensure_dir(&path, 0o755)?;
-        Ok(Staging {
-            path,
+        let name = format!("{STAGING_PREFIX}{release}-{}", std::process::id());
+        let staging_dir = tree.releases_dir().join(&name);
+        safe_fs::remove_dir_all_if_exists(&staging_dir)?;
+        safe_fs::ensure_dir(&staging_dir, 0o755)?;
+        let final_dir = tree.release_dir(release);
+        let staging = Staging {
+            staging_dir,
+            final_dir,
             finished: false,
-        })
+        };
+        safe_fs::replace_symlink(Path::new(&name), &staging.final_dir)?;
+        Ok(staging)
     }
 
     /// The directory being filled.
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn dir(&self) -> &Path {
+        &self.staging_dir
+    }
+
+    /// The release's final directory, a link to [`Staging::dir`] until finished: the path
+    /// to write into files that refer to the release.
+    pub fn final_path(&self) -> &Path {
+        &self.final_dir
     }
 
     /// Makes the staged tree durable (its files, then its directories) and renames it to
-    /// its final name `releases/RELEASE`.
-    pub fn finish(mut self, tree: &AppTree, release: &str) -> Result<PathBuf> {
-        safe_fs::sync_filesystem(&self.path)?;
-        let final_path = tree.release_dir(release);
-        safe_fs::rename(&self.path, &final_path)?;
-        safe_fs::sync_dir(&tree.releases_dir())?;
+    /// its final name in place of the link.
+    pub fn finish(mut self) -> Result<PathBuf> {
+        safe_fs::sync_filesystem(&self.staging_dir)?;
+        safe_fs::remove_file_if_exists(&self.final_dir)?;
+        safe_fs::rename(&self.staging_dir, &self.final_dir)?;
+        if let Some(releases) = self.final_dir.parent() {
+            safe_fs::sync_dir(releases)?;
+        }
         self.finished = true;
-        Ok(final_path)
+        Ok(self.final_dir.clone())
     }
 }
 
@@ -66,19 +80,24 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.finished {
             // Best effort: a leftover is removed by the next run anyway.
-            let _ = std::fs::remove_dir_all(&self.path);
+            let _ = std::fs::remove_file(&self.final_dir);
+            let _ = std::fs::remove_dir_all(&self.staging_dir);
         }
     }
 }
 
-/// Removes the unfinished releases a killed earlier run left behind. Call it holding the
-/// app's lock, so that no running install's staging directory is taken away.
+/// Removes the unfinished releases a killed earlier run left behind (staging directories
+/// and the links to them). Call it holding the app's lock, so that no running install's
+/// staging directory is taken away.
 pub fn remove_stale_staging(tree: &AppTree) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in safe_fs::list_dir(&tree.releases_dir())? {
+        let path = tree.release_dir(&name);
         if name.starts_with(STAGING_PREFIX) {
-            safe_fs::remove_dir_all_if_exists(&tree.release_dir(&name))?;
+            safe_fs::remove_dir_all_if_exists(&path)?;
             removed.push(name);
+        } else if safe_fs::read_link_optional(&path)?.is_some() {
+            safe_fs::remove_file_if_exists(&path)?;
         }
     }
     Ok(removed)
