@@ -106,7 +106,8 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
             format!("dir {:o}", meta.mode())
         } else {
             let bytes = fs::read(entry.path()).expect("read file");
-            format!("file {:o} {} {:x}", meta.mode(), bytes.len(), Sha256::digest(&bytes))
+            let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            format!("file {:o} {} {digest}", meta.mode(), bytes.len())
         };
         entries.insert(entry.path().strip_prefix(dir).expect("inside").to_owned(), what);
     }
@@ -213,9 +214,10 @@ fn tamper(bundle: &Path, name: &str, replace: impl Fn(&mut Vec<u8>), out: &Path)
     let mut found = false;
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).expect("entry");
+        let entry_name = entry.name().expect("entry name").into_owned();
         let mut bytes = Vec::new();
         entry.read_to_end(&mut bytes).expect("read entry");
-        if entry.name() == name {
+        if entry_name == name {
             replace(&mut bytes);
             found = true;
         }
@@ -223,7 +225,7 @@ fn tamper(bundle: &Path, name: &str, replace: impl Fn(&mut Vec<u8>), out: &Path)
             .compression_method(entry.compression())
             .last_modified_time(entry.last_modified().unwrap_or_default())
             .unix_permissions(entry.unix_mode().unwrap_or(0o644));
-        writer.start_file(entry.name(), options).expect("start entry");
+        writer.start_file(entry_name, options).expect("start entry");
         writer.write_all(&bytes).expect("write entry");
     }
     writer.finish().expect("finish tampered bundle");
