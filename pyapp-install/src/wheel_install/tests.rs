@@ -1,0 +1,486 @@
+//! Installing hand-made wheels: layout, RECORD, launchers, and every refusal.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::str::FromStr;
+
+use pep440_rs::VersionSpecifiers;
+use zip::write::SimpleFileOptions;
+
+use super::*;
+use crate::interpreter::Interpreter;
+
+/// A wheel made of `files` plus METADATA, WHEEL and (unless the caller gives one) a
+/// correct RECORD.
+struct WheelSpec<'a> {
+    file_name: &'a str,
+    files: Vec<(&'a str, Vec<u8>, u32)>,
+    wheel_version: &'a str,
+    record: Option<String>,
+}
+
+impl<'a> WheelSpec<'a> {
+    fn new(file_name: &'a str) -> Self {
+        WheelSpec {
+            file_name,
+            files: Vec::new(),
+            wheel_version: "1.0",
+            record: None,
+        }
+    }
+
+    fn file(mut self, name: &'a str, contents: &[u8]) -> Self {
+        self.files.push((name, contents.to_vec(), 0o644));
+        self
+    }
+
+    fn executable(mut self, name: &'a str, contents: &[u8]) -> Self {
+        self.files.push((name, contents.to_vec(), 0o755));
+        self
+    }
+
+    fn dist_info(&self) -> String {
+        let name = WheelName::parse(self.file_name).unwrap();
+        let stem = self.file_name.split('-').next().unwrap();
+        format!("{stem}-{}.dist-info", name.version())
+    }
+
+    fn write(self, dir: &Path) -> PathBuf {
+        let name = WheelName::parse(self.file_name).unwrap();
+        let dist_info = self.dist_info();
+        let mut files = self.files.clone();
+        files.push((
+            Box::leak(format!("{dist_info}/METADATA").into_boxed_str()),
+            format!(
+                "Metadata-Version: 2.1\nName: {}\nVersion: {}\n",
+                name.name(),
+                name.version()
+            )
+            .into_bytes(),
+            0o644,
+        ));
+        files.push((
+            Box::leak(format!("{dist_info}/WHEEL").into_boxed_str()),
+            format!(
+                "Wheel-Version: {}\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+                self.wheel_version
+            )
+            .into_bytes(),
+            0o644,
+        ));
+        let record = self.record.unwrap_or_else(|| {
+            let mut rows: Vec<RecordRow> = files
+                .iter()
+                .map(|(path, contents, _)| {
+                    let mut h = Hasher::new(HashAlgorithm::Sha256);
+                    h.update(contents);
+                    RecordRow {
+                        path: path.to_string(),
+                        hash: Some(h.finish()),
+                        size: Some(contents.len() as u64),
+                    }
+                })
+                .collect();
+            rows.push(RecordRow {
+                path: format!("{dist_info}/RECORD"),
+                hash: None,
+                size: None,
+            });
+            record::write_record(&rows)
+        });
+        files.push((
+            Box::leak(format!("{dist_info}/RECORD").into_boxed_str()),
+            record.into_bytes(),
+            0o644,
+        ));
+        let path = dir.join(self.file_name);
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        for (name, contents, mode) in files {
+            zip.start_file(name, SimpleFileOptions::default().unix_permissions(mode))
+                .unwrap();
+            zip.write_all(&contents).unwrap();
+        }
+        zip.finish().unwrap();
+        path
+    }
+}
+
+fn venv(dir: &Path) -> Venv {
+    let interpreter =
+        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
+    Venv::create(&dir.join("venv"), &interpreter, &[] as &[String]).unwrap()
+}
+
+fn install(venv: &Venv, wheels: &[PathBuf]) -> Result<InstallReport, WheelInstallError> {
+    install_wheels(venv, wheels, &InstallOptions::default(), &|| {})
+}
+
+fn demo_wheel(dir: &Path) -> PathBuf {
+    WheelSpec::new("demo_pkg-1.0-py3-none-any.whl")
+        .file(
+            "demo_pkg/__init__.py",
+            b"def main():\n    print('hello from demo')\n    return 3\n",
+        )
+        .file("demo_pkg/__pycache__/stale.cpython-311.pyc", b"junk")
+        .executable("demo_pkg/tool.sh", b"#!/bin/sh\necho tool\n")
+        .file(
+            "demo_pkg-1.0.dist-info/entry_points.txt",
+            b"[console_scripts]\ndemo = demo_pkg:main\n[other]\nx = y:z\n",
+        )
+        .file(
+            "demo_pkg-1.0.data/scripts/demo-script",
+            b"#!python\nimport demo_pkg\nprint('script', demo_pkg.__name__)\n",
+        )
+        .file("demo_pkg-1.0.data/headers/demo.h", b"int demo(void);\n")
+        .file(
+            "demo_pkg-1.0.data/data/share/demo/readme.txt",
+            b"data file\n",
+        )
+        .write(dir)
+}
+
+#[test]
+fn installs_every_part_of_a_wheel_where_it_belongs() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = venv(dir.path());
+    let wheel = demo_wheel(dir.path());
+    let count = std::sync::atomic::AtomicUsize::new(0);
+    let report = install_wheels(&venv, &[wheel], &InstallOptions::default(), &|| {
+        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    })
+    .unwrap();
+    assert_eq!(count.into_inner(), 1);
+    assert_eq!(report.wheels[0].name, "demo-pkg");
+    let site = venv.purelib();
+    let short = venv.interpreter().target.short_version();
+    assert!(site.join("demo_pkg/__init__.py").is_file());
+    assert!(!site.join("demo_pkg/__pycache__").exists());
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&site.join("demo_pkg/__init__.py")), 0o644);
+    assert_eq!(mode(&site.join("demo_pkg/tool.sh")), 0o755);
+    assert_eq!(
+        fs::read_to_string(
+            venv.root()
+                .join(format!("include/site/python{short}/demo_pkg/demo.h"))
+        )
+        .unwrap(),
+        "int demo(void);\n"
+    );
+    assert!(venv.root().join("share/demo/readme.txt").is_file());
+    let script = venv.scripts_dir().join("demo-script");
+    assert_eq!(mode(&script), 0o755);
+    let text = fs::read_to_string(&script).unwrap();
+    assert!(
+        text.starts_with(&format!("#!{}\n", venv.python().display())),
+        "{text}"
+    );
+    let run = |path: &Path| Command::new(path).output().unwrap();
+    let out = run(&script);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "script demo_pkg\n");
+    let out = run(&venv.scripts_dir().join("demo"));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from demo\n");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(!venv.scripts_dir().join("x").exists());
+
+    let dist_info = site.join("demo_pkg-1.0.dist-info");
+    assert_eq!(
+        fs::read_to_string(dist_info.join("INSTALLER")).unwrap(),
+        "pyapp\n"
+    );
+    let rows =
+        record::parse_record(&fs::read_to_string(dist_info.join("RECORD")).unwrap()).unwrap();
+    let paths: Vec<&str> = rows.iter().map(|r| r.path.as_str()).collect();
+    assert!(paths.contains(&"../../../bin/demo"), "{paths:?}");
+    assert!(paths.contains(&"../../../bin/demo-script"), "{paths:?}");
+    assert!(
+        paths.contains(&"../../../share/demo/readme.txt"),
+        "{paths:?}"
+    );
+    assert!(
+        paths.contains(&"demo_pkg-1.0.dist-info/RECORD"),
+        "{paths:?}"
+    );
+    for row in &rows {
+        let path = site.join(&row.path);
+        match &row.hash {
+            None => assert_eq!(row.path, "demo_pkg-1.0.dist-info/RECORD"),
+            Some(hash) => {
+                let bytes = fs::read(&path).unwrap();
+                let mut h = Hasher::new(hash.algorithm);
+                h.update(&bytes);
+                assert_eq!(&h.finish(), hash, "{}", row.path);
+                assert_eq!(row.size, Some(bytes.len() as u64));
+            }
+        }
+    }
+}
+
+fn error_of(venv: &Venv, wheels: &[PathBuf]) -> String {
+    install(venv, wheels).unwrap_err().to_string()
+}
+
+/// A wheel whose RECORD was made for `B = 2` but which holds `A = 1`.
+fn tampered_wheel(dir: &Path) -> PathBuf {
+    let other = tempfile::tempdir().unwrap();
+    let reference = WheelSpec::new("x-1.0-py3-none-any.whl")
+        .file("x/__init__.py", b"B = 2\n")
+        .write(other.path());
+    let mut archive = ZipArchive::new(File::open(reference).unwrap()).unwrap();
+    let record = read_text(&mut archive, "x-1.0.dist-info/RECORD")
+        .unwrap()
+        .unwrap();
+    let mut spec = WheelSpec::new("x-1.0-py3-none-any.whl").file("x/__init__.py", b"A = 1\n");
+    spec.record = Some(record);
+    spec.write(dir)
+}
+
+#[test]
+fn a_changed_file_is_caught_while_streaming() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = tampered_wheel(dir.path());
+    let venv = venv(dir.path());
+    assert_eq!(
+        error_of(&venv, &[wheel]),
+        "x-1.0-py3-none-any.whl: RECORD: hash mismatch for x/__init__.py"
+    );
+}
+
+#[test]
+fn verification_can_be_turned_off_explicitly() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = tampered_wheel(dir.path());
+    let venv = venv(dir.path());
+    let options = InstallOptions {
+        verify_record: false,
+        compile_bytecode: false,
+    };
+    install_wheels(&venv, &[wheel], &options, &|| {}).unwrap();
+    assert_eq!(
+        fs::read_to_string(venv.purelib().join("x/__init__.py")).unwrap(),
+        "A = 1\n"
+    );
+}
+
+#[test]
+fn a_record_row_without_hash_is_refused_before_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut spec = WheelSpec::new("x-1.0-py3-none-any.whl").file("x/__init__.py", b"");
+    spec.record = Some("x/__init__.py,,\nx-1.0.dist-info/RECORD,,\n".into());
+    let wheel = spec.write(dir.path());
+    let venv = venv(dir.path());
+    assert_eq!(
+        error_of(&venv, &[wheel]),
+        "x-1.0-py3-none-any.whl: RECORD: no hash for x/__init__.py"
+    );
+    assert!(!venv.purelib().join("x").exists());
+}
+
+#[test]
+fn the_same_file_from_two_wheels_is_a_conflict_naming_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = WheelSpec::new("a-1.0-py3-none-any.whl")
+        .file("shared/__init__.py", b"")
+        .write(dir.path());
+    let b = WheelSpec::new("b-2.0-py3-none-any.whl")
+        .file("shared/__init__.py", b"")
+        .write(dir.path());
+    let venv = venv(dir.path());
+    let err = error_of(&venv, &[a, b]);
+    assert!(err.contains("shared/__init__.py` would be written by both a-1.0-py3-none-any.whl (shared/__init__.py) and b-2.0-py3-none-any.whl (shared/__init__.py)"), "{err}");
+    assert!(
+        !venv.purelib().join("shared").exists(),
+        "nothing is written on a conflict"
+    );
+}
+
+#[test]
+fn an_entry_point_and_a_data_script_of_the_same_name_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let wheel = WheelSpec::new("a-1.0-py3-none-any.whl")
+        .file("a/__init__.py", b"def main(): pass\n")
+        .file(
+            "a-1.0.dist-info/entry_points.txt",
+            b"[console_scripts]\ntool = a:main\n",
+        )
+        .file("a-1.0.data/scripts/tool", b"#!python\n")
+        .write(dir.path());
+    let venv = venv(dir.path());
+    let err = error_of(&venv, &[wheel]);
+    assert!(err.contains("would be written by both a-1.0-py3-none-any.whl (a-1.0.data/scripts/tool) and a-1.0-py3-none-any.whl (entry point `tool`)"), "{err}");
+}
+
+#[test]
+fn wheels_may_not_overwrite_the_interpreter() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = venv(dir.path());
+    let short = venv.interpreter().target.short_version();
+    let entry_points = format!("[console_scripts]\npython{short} = a:main\n");
+    let by_entry_point = WheelSpec::new("a-1.0-py3-none-any.whl")
+        .file("a/__init__.py", b"")
+        .file("a-1.0.dist-info/entry_points.txt", entry_points.as_bytes())
+        .write(dir.path());
+    let err = error_of(&venv, &[by_entry_point]);
+    assert!(
+        err.contains(&format!(
+            "entry point `python{short}`) would overwrite the venv's interpreter"
+        )),
+        "{err}"
+    );
+    let by_data = WheelSpec::new("b-1.0-py3-none-any.whl")
+        .file("b-1.0.data/data/bin/python3", b"#!/bin/sh\n")
+        .write(dir.path());
+    let err = error_of(&venv, &[by_data]);
+    assert!(
+        err.contains("b-1.0.data/data/bin/python3) would overwrite the venv's interpreter"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsafe_entries_are_refused() {
+    let cases: [(&str, &str); 4] = [
+        ("../evil.py", "`..` path component"),
+        ("/etc/evil.py", "absolute path"),
+        ("x\\evil.py", "backslash in name"),
+        ("x/\u{1b}evil.py", "control character"),
+    ];
+    for (entry, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = WheelSpec::new("x-1.0-py3-none-any.whl")
+            .file(entry, b"")
+            .write(dir.path());
+        let venv = venv(dir.path());
+        let err = error_of(&venv, &[wheel]);
+        assert!(
+            err.starts_with("x-1.0-py3-none-any.whl: entry `"),
+            "{entry}: {err}"
+        );
+        assert!(err.contains(message), "{entry}: {err}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x-1.0-py3-none-any.whl");
+    let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+    zip.add_symlink("x/link", "/etc/passwd", SimpleFileOptions::default())
+        .unwrap();
+    zip.finish().unwrap();
+    let venv = venv(dir.path());
+    let err = error_of(&venv, &[path]);
+    assert_eq!(err, "x-1.0-py3-none-any.whl: entry `x/link`: symbolic link");
+}
+
+#[test]
+fn wheel_metadata_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = venv(dir.path());
+    let mut future = WheelSpec::new("f-1.0-py3-none-any.whl").file("f.py", b"");
+    future.wheel_version = "2.0";
+    let err = error_of(&venv, &[future.write(dir.path())]);
+    assert!(
+        err.contains("f-1.0.dist-info/WHEEL: unsupported Wheel-Version 2.0"),
+        "{err}"
+    );
+
+    let mut newer = WheelSpec::new("n-1.0-py3-none-any.whl").file("n.py", b"");
+    newer.wheel_version = "1.9";
+    let report = install(&venv, &[newer.write(dir.path())]).unwrap();
+    assert!(
+        report.warnings[0].contains("Wheel-Version 1.9 is newer"),
+        "{:?}",
+        report.warnings
+    );
+
+    let mismatched = WheelSpec::new("m-1.0-py3-none-any.whl")
+        .file("other-1.0.dist-info/METADATA", b"Name: other\n")
+        .write(dir.path());
+    let err = error_of(&venv, &[mismatched]);
+    assert!(err.contains("expected exactly one `.dist-info` directory for m 1.0, found m-1.0.dist-info, other-1.0.dist-info"), "{err}");
+
+    let unlisted_dir = tempfile::tempdir().unwrap();
+    let mut unlisted = WheelSpec::new("u-1.0-py3-none-any.whl")
+        .file("u.py", b"")
+        .file("extra.py", b"");
+    unlisted.record = Some("u.py,sha256=47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU,0\n".into());
+    let err = error_of(&venv, &[unlisted.write(unlisted_dir.path())]);
+    assert_eq!(
+        err,
+        "u-1.0-py3-none-any.whl: RECORD: extra.py is not listed"
+    );
+
+    let weird = WheelSpec::new("w-1.0-py3-none-any.whl")
+        .file("w-1.0.data/lib/x", b"")
+        .write(dir.path());
+    let err = error_of(&venv, &[weird]);
+    assert!(
+        err.contains("unknown `.data` directory `lib` in w-1.0.data/lib/x"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wheels_for_other_platforms_are_all_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = venv(dir.path());
+    let ok = WheelSpec::new("ok-1.0-py3-none-any.whl")
+        .file("ok.py", b"")
+        .write(dir.path());
+    let win = WheelSpec::new("w-1.0-cp311-cp311-win_amd64.whl")
+        .file("w.py", b"")
+        .write(dir.path());
+    let mac = WheelSpec::new("m-1.0-py3-none-macosx_11_0_arm64.whl")
+        .file("m.py", b"")
+        .write(dir.path());
+    let err = error_of(&venv, &[ok, win, mac]);
+    assert!(err.starts_with("2 wheel(s) do not fit cpython 3."), "{err}");
+    assert!(
+        err.ends_with("w-1.0-cp311-cp311-win_amd64.whl, m-1.0-py3-none-macosx_11_0_arm64.whl"),
+        "{err}"
+    );
+}
+
+#[test]
+fn record_paths_climb_out_of_site_packages() {
+    assert_eq!(
+        record_path(
+            Path::new("/v/lib/python3.11/site-packages"),
+            Path::new("/v/bin/flask")
+        ),
+        "../../../bin/flask"
+    );
+    assert_eq!(
+        record_path(
+            Path::new("/v/lib/python3.11/site-packages"),
+            Path::new("/v/lib/python3.11/site-packages/a/b.py")
+        ),
+        "a/b.py"
+    );
+}
+
+#[test]
+fn bytecode_is_compiled_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let venv = venv(dir.path());
+    let wheel = WheelSpec::new("c-1.0-py3-none-any.whl")
+        .file("c/__init__.py", b"X = 1\n")
+        .file("c/broken.py", b"def (:\n")
+        .write(dir.path());
+    let options = InstallOptions {
+        verify_record: true,
+        compile_bytecode: true,
+    };
+    let report = install_wheels(&venv, &[wheel], &options, &|| {}).unwrap();
+    let cache = venv.purelib().join("c/__pycache__");
+    let names: Vec<String> = fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("__init__.")),
+        "{names:?}"
+    );
+    assert!(
+        report.warnings.iter().any(|w| w.contains("broken.py")),
+        "{:?}",
+        report.warnings
+    );
+}
