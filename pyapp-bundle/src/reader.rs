@@ -91,7 +91,10 @@ pub enum ErrorKind {
 #[derive(Debug, Error)]
 pub enum BundleError {
     #[error("{}: {problem}", bundle.display())]
-    Invalid { bundle: PathBuf, problem: Problem },
+    Invalid {
+        bundle: PathBuf,
+        problem: Box<Problem>,
+    },
     #[error("failed to {action} `{}`: {source}", path.display())]
     Io {
         action: &'static str,
@@ -114,7 +117,7 @@ impl BundleError {
     /// The broken rule, when the bundle is at fault.
     pub fn problem(&self) -> Option<&Problem> {
         match self {
-            BundleError::Invalid { problem, .. } => Some(problem),
+            BundleError::Invalid { problem, .. } => Some(problem.as_ref()),
             _ => None,
         }
     }
@@ -447,7 +450,7 @@ impl Bundle {
 fn invalid(bundle: &Path, problem: Problem) -> BundleError {
     BundleError::Invalid {
         bundle: bundle.to_owned(),
-        problem,
+        problem: Box::new(problem),
     }
 }
 
@@ -492,20 +495,18 @@ fn read_manifest(
     Ok(bytes)
 }
 
-/// The bundle rules for every entry after the manifest, and the match with the manifest.
-/// Returns the listed entries and the signature entry, if any.
+/// The bundle rules for every entry after the manifest (all of them first), then the match
+/// with the manifest and the limits. Returns the listed entries and the signature entry.
 fn check_entries(
     bundle: &Path,
     manifest: &Manifest,
     raw: Vec<RawEntry>,
     limits: &Limits,
 ) -> Result<(Vec<BundleEntry>, Option<RawEntry>), BundleError> {
-    let mut entries = Vec::with_capacity(manifest.files().len());
+    let mut checked = Vec::with_capacity(raw.len());
     let mut signature = None;
     let mut folded: HashMap<String, String> = HashMap::new();
     let mut previous: Option<String> = None;
-    let mut listed = manifest.files().iter().peekable();
-    let mut total: u64 = 0;
     for entry in raw.into_iter().skip(1) {
         let name = entry_name(&entry).map_err(|(name, p)| entry_invalid(bundle, &name, p))?;
         let fail = |problem| entry_invalid(bundle, &name, problem);
@@ -528,8 +529,16 @@ fn check_entries(
                 }));
             }
             signature = Some(entry);
-            continue;
+        } else {
+            checked.push((name, entry, executable));
         }
+    }
+
+    let mut entries = Vec::with_capacity(checked.len());
+    let mut listed = manifest.files().iter().peekable();
+    let mut total: u64 = 0;
+    for (name, entry, executable) in checked {
+        let fail = |problem| entry_invalid(bundle, &name, problem);
         // Both lists are sorted: a listed path before this name is missing from the archive.
         if let Some(missing) = listed.next_if(|m| m.path.as_bytes() < name.as_bytes()) {
             return Err(entry_invalid(bundle, &missing.path, EntryProblem::Missing));
@@ -814,7 +823,7 @@ impl RawArchive<'_> {
     fn invalid(&self, problem: Problem) -> BundleError {
         BundleError::Invalid {
             bundle: self.path.to_owned(),
-            problem,
+            problem: Box::new(problem),
         }
     }
 
