@@ -60,7 +60,14 @@ pub struct Bundle {
     manifest: Manifest,
     manifest_bytes: Vec<u8>,
     entries: Vec<BundleEntry>,
-    signature: Option<RawEntry>,
+    signature: Option<SignatureEntry>,
+}
+
+/// Where `manifest.json.minisig` is: its zip index and its size.
+#[derive(Debug, Clone, Copy)]
+struct SignatureEntry {
+    index: usize,
+    size: u64,
 }
 
 /// One file of a verified bundle (everything except `manifest.json` and its signature).
@@ -402,14 +409,15 @@ impl Bundle {
     /// The bytes of `manifest.json.minisig`, if the bundle has one (at most
     /// [`MAX_SIGNATURE_SIZE`] bytes; its content is for the signature check to judge).
     pub fn signature(&mut self) -> Result<Option<Vec<u8>>, BundleError> {
-        let Some(raw) = self.signature.clone() else {
+        let Some(SignatureEntry { index, size }) = self.signature else {
             return Ok(None);
         };
+        let located = (index, SIGNATURE_NAME, size);
         let mut bytes = Vec::new();
         inflate(
             &mut self.archive,
             &self.path,
-            &raw,
+            located,
             &mut bytes,
             &infallible_sink,
         )?;
@@ -429,13 +437,8 @@ impl Bundle {
         out: &mut dyn Write,
         on_write: &dyn Fn(io::Error) -> BundleError,
     ) -> Result<(), BundleError> {
-        let raw = RawEntry {
-            index: entry.index,
-            name: entry.name.as_bytes().to_vec(),
-            size: entry.size,
-            ..RawEntry::default()
-        };
-        let actual = inflate(&mut self.archive, &self.path, &raw, out, on_write)?;
+        let located = (entry.index, entry.name.as_str(), entry.size);
+        let actual = inflate(&mut self.archive, &self.path, located, out, on_write)?;
         if actual != entry.sha256 {
             let problem = EntryProblem::Sha256Mismatch {
                 expected: entry.sha256,
@@ -491,7 +494,8 @@ fn read_manifest(
     check_entry_rules(first, MANIFEST_NAME)
         .map_err(|problem| entry_invalid(bundle, MANIFEST_NAME, problem))?;
     let mut bytes = Vec::new();
-    inflate(archive, bundle, first, &mut bytes, &infallible_sink)?;
+    let located = (first.index, MANIFEST_NAME, first.size);
+    inflate(archive, bundle, located, &mut bytes, &infallible_sink)?;
     Ok(bytes)
 }
 
@@ -502,7 +506,7 @@ fn check_entries(
     manifest: &Manifest,
     raw: Vec<RawEntry>,
     limits: &Limits,
-) -> Result<(Vec<BundleEntry>, Option<RawEntry>), BundleError> {
+) -> Result<(Vec<BundleEntry>, Option<SignatureEntry>), BundleError> {
     let mut checked = Vec::with_capacity(raw.len());
     let mut signature = None;
     let mut folded: HashMap<String, String> = HashMap::new();
@@ -528,7 +532,10 @@ fn check_entries(
                     max: MAX_SIGNATURE_SIZE,
                 }));
             }
-            signature = Some(entry);
+            signature = Some(SignatureEntry {
+                index: entry.index,
+                size: entry.size,
+            });
         } else {
             checked.push((name, entry, executable));
         }
@@ -582,16 +589,14 @@ fn check_entries(
 fn inflate(
     archive: &mut ZipArchive<BufReader<File>>,
     bundle: &Path,
-    entry: &RawEntry,
+    (index, name, size): (usize, &str, u64),
     out: &mut dyn Write,
     on_write: &dyn Fn(io::Error) -> BundleError,
 ) -> Result<[u8; 32], BundleError> {
-    let name = String::from_utf8_lossy(&entry.name);
-    let fail = |problem| entry_invalid(bundle, &name, problem);
-    let size = entry.size;
+    let fail = |problem| entry_invalid(bundle, name, problem);
     let options = ZipReadOptions::new().ignore_crc32(true);
     let mut reader = archive
-        .by_index_with_options(entry.index, options)
+        .by_index_with_options(index, options)
         .map_err(|e| fail(EntryProblem::CorruptData(e.to_string())))?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; COPY_BUFFER];
@@ -766,7 +771,7 @@ const FLAG_UTF8: u16 = 1 << 11;
 const FLAGS_ALLOWED: u16 = 0b110 | FLAG_UTF8;
 
 /// One central directory entry, with ZIP64 values resolved.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct RawEntry {
     index: usize,
     name: Vec<u8>,

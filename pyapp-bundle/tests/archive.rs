@@ -678,3 +678,28 @@ fn io_errors_are_ours() {
     assert_eq!(error.kind(), ErrorKind::Io);
     assert!(error.to_string().starts_with("failed to open `"));
 }
+
+#[test]
+fn exposes_the_signature_entry() {
+    let fixture = Fixture::new();
+    let mut entries = good_entries();
+    let files: Vec<(&str, &[u8])> = entries.iter().map(|(n, d, _)| (*n, *d)).collect();
+    let manifest = manifest_of(&files);
+    // The signature is not listed in the manifest and sorts between the wheel and metadata.
+    entries.insert(
+        2,
+        (
+            "manifest.json.minisig",
+            b"untrusted comment: x\n",
+            deflated(),
+        ),
+    );
+    let path = fixture.write(&zip_of(&manifest, &entries));
+    let mut bundle = Bundle::open(&path, &Limits::default()).expect("open");
+    assert_eq!(
+        bundle.signature().expect("read").as_deref(),
+        Some(&b"untrusted comment: x\n"[..])
+    );
+    assert_eq!(bundle.manifest_bytes(), manifest.as_slice());
+    assert!(bundle.entry("manifest.json.minisig").is_none());
+}
