@@ -4,3 +4,4 @@
 mod harness;
 mod build;
 mod install;
+mod reference_installer;
