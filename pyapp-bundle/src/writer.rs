@@ -169,7 +169,7 @@ impl BundleWriter {
             });
         }
         let manifest = Manifest::new(files)?;
-        let mtime = zip_time(source_date_epoch);
+        let mtime = zip_timestamp(source_date_epoch);
 
         let dir = match out_path.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => parent.to_owned(),
@@ -243,8 +243,9 @@ fn entry_options(name: &str, size: u64, executable: bool, mtime: DateTime) -> Si
         .large_file(size >= ZIP64_SIZE_THRESHOLD)
 }
 
-/// The entry timestamp for `SOURCE_DATE_EPOCH` seconds, clamped to 1980..=2107 (UTC).
-fn zip_time(source_date_epoch: Option<u64>) -> DateTime {
+/// The ZIP timestamp for `SOURCE_DATE_EPOCH` seconds, clamped to 1980..=2107 (UTC); without
+/// it, 1980-01-01 00:00:00. Every entry of a bundle gets this one timestamp.
+pub fn zip_timestamp(source_date_epoch: Option<u64>) -> DateTime {
     let Some(seconds) = source_date_epoch else {
         return DateTime::DEFAULT;
     };
@@ -556,11 +557,11 @@ mod tests {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_675), (2023, 11, 14));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        let latest = zip_time(Some(u64::MAX));
+        let latest = zip_timestamp(Some(u64::MAX));
         assert_eq!(
             (latest.year(), latest.month(), latest.day()),
             (2107, 12, 31)
         );
-        assert_eq!(zip_time(Some(ZIP_EPOCH_MIN)), DateTime::DEFAULT);
+        assert_eq!(zip_timestamp(Some(ZIP_EPOCH_MIN)), DateTime::DEFAULT);
     }
 }
