@@ -1230,6 +1230,20 @@ isolation: none
     }
 
     #[test]
+    fn versions_are_pep_440() {
+        assert_eq!(
+            refusal(&edited("version: 1.2.0\n", "version: 1.2.x\n")),
+            "metadata.yaml:3: version: after parsing `1.2`, found `.x`, which is not part of a \
+             valid version"
+        );
+        assert_eq!(
+            refusal(&edited("\">=3.9\"", "\">=3.9,<<4\"")),
+            "metadata.yaml:5: requires-python: Failed to parse version: no such comparison \
+             operator \"<<\", must be one of ~= == != <= >= < > ===:"
+        );
+    }
+
+    #[test]
     fn dependencies_match_the_bundle() {
         let metadata = parsed(BUNDLE_METADATA);
         let flask = (

@@ -312,9 +312,14 @@ fn type_word(rust_type: &str) -> &str {
     }
 }
 
-/// Replace control characters so a message always stays on one line.
+/// Keep a message on one line: the first line (dependencies put carets and snippets on the
+/// next ones), other control characters as spaces.
 fn one_line(message: &str) -> String {
     message
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end()
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
