@@ -817,7 +817,7 @@ fields:
     #[test]
     fn config_values_read_from_yaml_by_type() {
         let values: BTreeMap<String, ConfigValue> = crate::yaml::parse_unversioned(
-            "a: true\nb: 12\nc: 1.5\nd: yes\ne: '12'\nf: hello\n",
+            "a: true\nb: 12\nc: 1.5\nd: yes\ne: '12'\nf: hello\ng: 2.0\n",
             "config.yaml",
         )
         .unwrap_or_else(|error| panic!("{error}"));
@@ -827,6 +827,7 @@ fields:
         assert_eq!(values["d"], ConfigValue::String("yes".to_owned()));
         assert_eq!(values["e"], ConfigValue::String("12".to_owned()));
         assert_eq!(values["f"], ConfigValue::String("hello".to_owned()));
+        assert_eq!(values["g"], ConfigValue::Number(2.0));
         let written = serde_saphyr::to_string(&values).unwrap_or_else(|error| panic!("{error}"));
         let again: BTreeMap<String, ConfigValue> =
             crate::yaml::parse_unversioned(&written, "config.yaml")

@@ -201,7 +201,7 @@ fn describe(error: &DeserializeError, text: &str, file: &str) -> SchemaError {
         DeserializeError::SerdeUnknownField {
             field, expected, ..
         } => {
-            if !path.ends_with(field.as_str()) {
+            if path.rsplit(['.', '[']).next() != Some(field.as_str()) {
                 path = join_path(&path, field);
             }
             format!("unknown field (known fields: {})", expected.join(", "))
