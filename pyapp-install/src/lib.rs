@@ -6,7 +6,7 @@ pub mod app_tree;
 pub mod cli;
 pub mod commands;
 pub mod install;
-pub mod interpreter;
+pub use pyapp_bundle::interpreter;
 pub mod list;
 pub mod lock;
 pub mod output;

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
-use pyapp_bundle::target::{Libc, PythonVersion, TargetPython};
+use crate::target::{Libc, PythonVersion, TargetPython};
 use serde::Deserialize;
 use thiserror::Error;
 
