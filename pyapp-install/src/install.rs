@@ -8,7 +8,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pyapp_bundle::metadata::Metadata;
@@ -27,10 +27,13 @@ use crate::refusal::Refusal;
 use crate::release::{self, Staging};
 use crate::safe_fs;
 use crate::venv::Venv;
-use crate::wheel_install;
+use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
 
 /// The metadata entry of a bundle.
 const METADATA_NAME: &str = "metadata.yaml";
+
+/// The mode of the writable directories created under data/.
+const WRITABLE_DIR_MODE: u32 = 0o750;
 
 /// What an install did, as `--json` reports it.
 #[derive(Debug, Serialize)]
@@ -92,8 +95,18 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     let release = release::release_name(&version, &bundle_sha256);
     let previous = Receipt::load(&tree.receipt_path())?;
     let action = if previous.is_some() { Action::Upgraded } else { Action::Installed };
+    let record = ReleaseRecord {
+        release: release.clone(),
+        version: version.clone(),
+        bundle_sha256,
+        installed_at: now_rfc3339(),
+        python: interpreter.base_executable.display().to_string(),
+        python_version: interpreter.target.version.to_string(),
+    };
+    let keep = usize::from(metadata.update.keep_releases);
 
     if args.dry_run {
+        describe_plan(&tree, &metadata, previous.as_ref(), &record, keep, output)?;
         return report(output, action, &tree, &version, &release, true);
     }
 
@@ -103,14 +116,18 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     // Whoever held the lock before us may have changed the app: read it again.
     let previous = Receipt::load(&tree.receipt_path())?;
     if let Some(receipt) = &previous {
-        if is_current(&tree, receipt, &bundle_sha256)? {
+        if is_current(&tree, receipt, &record.bundle_sha256)? {
             return report(output, Action::Unchanged, &tree, &version, &release, false);
         }
     }
+    let action = if previous.is_some() { Action::Upgraded } else { Action::Installed };
     for stale in release::remove_stale_staging(&tree)? {
         output.note(format!("removed {stale}, left by an interrupted earlier run"));
     }
-    prepare_lasting_dirs(&tree, &metadata)?;
+    let lasting = lasting_dirs(&tree, &metadata);
+    for (dir, _) in &lasting {
+        safe_fs::check_dir_or_missing(dir)?;
+    }
 
     if safe_fs::is_real_dir(&tree.release_dir(&release))? {
         output.note(format!("release {release} is already on disk; switching to it"));
@@ -119,24 +136,49 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
         stage_release(&mut bundle, &metadata, &interpreter, &staging, output)?;
         staging.finish()?;
     }
+    for (dir, mode) in &lasting {
+        safe_fs::ensure_dir(dir, *mode)?;
+    }
 
     release::switch_current(&tree, &release)?;
-    let record = ReleaseRecord {
-        release: release.clone(),
-        version: version.clone(),
-        bundle_sha256,
-        installed_at: now_rfc3339(),
-        python: interpreter.path.display().to_string(),
-        python_version: interpreter.target.version.to_string(),
-    };
     let receipt = Receipt::with_current(tree.name(), previous.as_ref(), record);
-    let keep = usize::from(metadata.update.keep_releases);
     let (receipt, pruned) = release::prune(&tree, &receipt, keep)?;
     receipt.save(&tree.receipt_path())?;
     for name in pruned {
         output.note(format!("removed old release {name}"));
     }
     report(output, action, &tree, &version, &release, false)
+}
+
+/// `--dry-run`: what the install would create, build and remove, on stderr.
+fn describe_plan(
+    tree: &AppTree,
+    metadata: &Metadata,
+    previous: Option<&Receipt>,
+    record: &ReleaseRecord,
+    keep: usize,
+    output: &Output,
+) -> Result<()> {
+    for (dir, _) in lasting_dirs(tree, metadata) {
+        if !safe_fs::exists(&dir)? {
+            output.note(format!("would create {}", dir.display()));
+        }
+    }
+    if safe_fs::is_real_dir(&tree.release_dir(&record.release))? {
+        output.note(format!("would switch to release {} (already on disk)", record.release));
+    } else {
+        output.note(format!(
+            "would build release {} with {} wheels for Python {}",
+            record.release,
+            metadata.dependencies.len(),
+            record.python_version
+        ));
+    }
+    let receipt = Receipt::with_current(tree.name(), previous, record.clone());
+    for name in release::releases_to_prune(tree, &receipt, keep)? {
+        output.note(format!("would remove old release {name}"));
+    }
+    Ok(())
 }
 
 /// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
@@ -194,9 +236,20 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
     let bytes = bundle
         .read_small(METADATA_NAME, MAX_YAML_BYTES as u64)
         .map_err(bundle_error)?;
-    let metadata = Metadata::parse(&bytes).map_err(|err| refuse(&err))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| refuse(&format!("{METADATA_NAME} is not UTF-8")))?;
+    let metadata = Metadata::parse(&text, METADATA_NAME).map_err(|err| refuse(&err))?;
+    let deps: Vec<(String, String)> = bundle
+        .entries()
+        .iter()
+        .filter_map(|entry| {
+            let wheel = entry.name.strip_prefix("deps/")?;
+            Some((wheel.to_owned(), hex::encode(entry.sha256)))
+        })
+        .collect();
+    metadata.check_dependencies(&deps).map_err(|err| refuse(&err))?;
     metadata
-        .check_against_manifest(bundle.manifest())
+        .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
         .map_err(|err| refuse(&err))?;
     Ok((bundle, metadata))
 }
@@ -216,16 +269,22 @@ fn create_app_dirs(apps: &AppsDir, tree: &AppTree) -> Result<()> {
 }
 
 /// config/, data/, tmp/, run/, log/ and the writable directories the metadata asks for
-/// under data/: created when missing, left alone when present, refused when a link.
-fn prepare_lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Result<()> {
-    for (name, mode) in LASTING_DIRS {
-        safe_fs::ensure_dir(&tree.lasting_dir(name), mode)?;
-    }
+/// under data/, with their modes: created when missing, left alone when present, refused
+/// when a link.
+fn lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Vec<(PathBuf, u32)> {
     let data = tree.lasting_dir("data");
-    for dir in &metadata.resources.writable_dirs {
-        safe_fs::ensure_dir(&data.join(dir.as_str()), 0o750)?;
-    }
-    Ok(())
+    let mut dirs: Vec<(PathBuf, u32)> = LASTING_DIRS
+        .iter()
+        .map(|(name, mode)| (tree.lasting_dir(name), *mode))
+        .collect();
+    dirs.extend(
+        metadata
+            .resources
+            .writable_dirs
+            .iter()
+            .map(|dir| (data.join(dir.as_str()), WRITABLE_DIR_MODE)),
+    );
+    dirs
 }
 
 /// Fills the staging directory: `src/` from the bundle, then `venv/` with every wheel
@@ -245,19 +304,47 @@ fn stage_release(
     }
     bar.finish_and_clear();
 
-    let venv = Venv::create(
-        &staging.final_path().join("venv"),
-        interpreter,
-        &metadata.system.python_modules,
-    )?;
+    let system_modules: Vec<String> = metadata
+        .system
+        .python_modules
+        .iter()
+        .map(|module| module.to_string())
+        .collect();
+    let venv = Venv::create(&staging.final_path().join("venv"), interpreter, &system_modules)?;
     let mut wheels = Vec::new();
     for name in entries_under(bundle, "deps/") {
         wheels.push(bundle.extract_entry_to_path(&name, staging.dir())?);
     }
     let bar = output.bar(wheels.len() as u64, "installing");
-    wheel_install::install_wheels(&venv, &wheels, &|| bar.inc(1))?;
+    let installed = wheel_install::install_wheels(&venv, &wheels, &InstallOptions::default(), &|| {
+        bar.inc(1)
+    });
     bar.finish_and_clear();
+    for warning in installed.map_err(wheel_error)?.warnings {
+        output.note(format!("warning: {warning}"));
+    }
     safe_fs::remove_dir_all_if_exists(&staging.dir().join("deps"))
+}
+
+/// A wheel that cannot be installed is the bundle's fault (exit 1), unless this machine
+/// failed to read or write a file.
+fn wheel_error(err: WheelInstallError) -> anyhow::Error {
+    match &err {
+        WheelInstallError::Wheel {
+            problem: WheelProblem::Open { .. } | WheelProblem::Write { .. },
+            ..
+        }
+        | WheelInstallError::Compile { .. } => anyhow::Error::new(err),
+        WheelInstallError::Incompatible { .. } => anyhow::Error::new(
+            Refusal::new(format!("refusing the bundle: {err}")).with_hint(
+                "build the bundle for this server: pyapp-build --python-version X.Y --platform TAG",
+            ),
+        ),
+        _ => anyhow::Error::new(
+            Refusal::new(format!("refusing the bundle: {err}"))
+                .with_hint("rebuild the bundle with pyapp-build from good wheels"),
+        ),
+    }
 }
 
 /// The names of the bundle's entries that start with `prefix`.

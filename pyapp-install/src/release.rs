@@ -64,7 +64,7 @@ impl Staging {
 
     /// Makes the staged tree durable (its files, then its directories) and renames it to
     /// its final name in place of the link.
-    pub fn finish(mut self) -> Result<PathBuf> {
+    pub fn finish(mut self) -> Result<()> {
         safe_fs::sync_filesystem(&self.staging_dir)?;
         safe_fs::remove_file_if_exists(&self.final_dir)?;
         safe_fs::rename(&self.staging_dir, &self.final_dir)?;
@@ -72,7 +72,7 @@ impl Staging {
             safe_fs::sync_dir(releases)?;
         }
         self.finished = true;
-        Ok(self.final_dir.clone())
+        Ok(())
     }
 }
 
@@ -134,11 +134,21 @@ pub fn switch_current(tree: &AppTree, release: &str) -> Result<()> {
     safe_fs::replace_symlink(&Path::new("releases").join(release), &tree.current_link())
 }
 
-/// Removes old releases so that at most `keep` remain, never the current one nor the one
-/// before it (rollback's target); returns the receipt without them and the removed names.
-/// Complete releases the receipt does not know (left by a crash before the receipt was
-/// written) count as the oldest.
+/// Removes old releases so that at most `keep` remain (see [`releases_to_prune`]);
+/// returns the receipt without them and the removed names.
 pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt, Vec<String>)> {
+    let doomed = releases_to_prune(tree, receipt, keep)?;
+    for name in &doomed {
+        safe_fs::remove_dir_all_if_exists(&tree.release_dir(name))?;
+    }
+    let kept = receipt.retaining(|r| !doomed.contains(&r.release));
+    Ok((kept, doomed))
+}
+
+/// The releases to remove so that at most `keep` remain, never the current one nor the
+/// one before it (rollback's target). Complete releases the receipt does not know (left by
+/// a crash before the receipt was written) count as the oldest.
+pub fn releases_to_prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<Vec<String>> {
     let known: HashSet<&str> = receipt.releases.iter().map(|r| r.release.as_str()).collect();
     let mut oldest_first: Vec<String> = releases_on_disk(tree)?
         .into_iter()
@@ -147,12 +157,7 @@ pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt,
     oldest_first.extend(receipt.releases.iter().map(|r| r.release.clone()));
     let mut protected = vec![receipt.release.as_str()];
     protected.extend(receipt.previous().map(|r| r.release.as_str()));
-    let doomed = releases_to_remove(&oldest_first, &protected, keep);
-    for name in &doomed {
-        safe_fs::remove_dir_all_if_exists(&tree.release_dir(name))?;
-    }
-    let kept = receipt.retaining(|r| !doomed.contains(&r.release));
-    Ok((kept, doomed))
+    Ok(releases_to_remove(&oldest_first, &protected, keep))
 }
 
 /// Which of `oldest_first` go so that at most `keep` stay (the newest), `protected` always

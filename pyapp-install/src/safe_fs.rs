@@ -11,11 +11,11 @@ use anyhow::{Context, Result};
 
 use crate::refusal::Refusal;
 
-/// Makes sure `path` is a real directory (not a link to one), creating it with `mode`
-/// if it is missing. Returns whether it was created. What is already there is not touched.
-pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool> {
+/// Refuses when something other than a real directory is at `path` (a link, even to a
+/// directory, or a file); nothing there is fine.
+pub fn check_dir_or_missing(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_dir() => Ok(false),
+        Ok(meta) if meta.file_type().is_dir() => Ok(()),
         Ok(meta) => {
             let what = if meta.file_type().is_symlink() {
                 "a symbolic link"
@@ -29,18 +29,25 @@ pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool> {
             .with_hint("move it away (it may have been planted), then run pyapp-install again")
             .into())
         }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            fs::DirBuilder::new()
-                .mode(mode)
-                .create(path)
-                .with_context(|| format!("failed to create directory `{}`", path.display()))?;
-            // The umask may have narrowed the mode; set it exactly.
-            fs::set_permissions(path, fs::Permissions::from_mode(mode))
-                .with_context(|| format!("failed to set the mode of `{}`", path.display()))?;
-            Ok(true)
-        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err).with_context(|| format!("failed to inspect `{}`", path.display())),
     }
+}
+
+/// Makes sure `path` is a real directory (not a link to one), creating it with `mode`
+/// if it is missing. What is already there is not touched.
+pub fn ensure_dir(path: &Path, mode: u32) -> Result<()> {
+    check_dir_or_missing(path)?;
+    if is_real_dir(path)? {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(path)
+        .with_context(|| format!("failed to create directory `{}`", path.display()))?;
+    // The umask may have narrowed the mode; set it exactly.
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .with_context(|| format!("failed to set the mode of `{}`", path.display()))
 }
 
 /// Whether anything (a file, a directory, a link, even a dangling one) is at `path`.
