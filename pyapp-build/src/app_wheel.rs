@@ -50,7 +50,10 @@ pub fn build(
             build_native(project, &package_dir, out_dir, mtime)?,
             BuiltWith::Native,
         )),
-        None => Ok((build_with_pip(project, out_dir, python, index)?, BuiltWith::Pip)),
+        None => Ok((
+            build_with_pip(project, out_dir, python, index)?,
+            BuiltWith::Pip,
+        )),
     }
 }
 
@@ -68,10 +71,15 @@ fn plain_package_dir(project: &Project, module: &str) -> Option<PathBuf> {
         .iter()
         .map(|base| project.dir.join(base).join(top))
         .find(|dir| dir.join("__init__.py").is_file())?;
-    let has_extensions = WalkDir::new(&package_dir).into_iter().flatten().any(|entry| {
-        let name = entry.file_name().to_string_lossy();
-        EXTENSION_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
-    });
+    let has_extensions = WalkDir::new(&package_dir)
+        .into_iter()
+        .flatten()
+        .any(|entry| {
+            let name = entry.file_name().to_string_lossy();
+            EXTENSION_SUFFIXES
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+        });
     (!has_extensions).then_some(package_dir)
 }
 
@@ -98,19 +106,28 @@ fn build_native(
         let file_name = entry.file_name().to_string_lossy();
         if !entry.file_type().is_file()
             || file_name.ends_with(".pyc")
-            || entry.path().components().any(|c| c.as_os_str() == "__pycache__")
+            || entry
+                .path()
+                .components()
+                .any(|c| c.as_os_str() == "__pycache__")
         {
             continue;
         }
         let relative = entry.path().strip_prefix(package_root)?;
         let relative = relative.to_str().ok_or_else(|| {
-            Refusal::new(format!("{}: file name is not UTF-8", entry.path().display()))
+            Refusal::new(format!(
+                "{}: file name is not UTF-8",
+                entry.path().display()
+            ))
         })?;
         let mut content = Vec::new();
         std::fs::File::open(entry.path())?.read_to_end(&mut content)?;
         files.push((relative.to_string(), content));
     }
-    files.push((format!("{dist_info}/METADATA"), core_metadata(project, &version).into_bytes()));
+    files.push((
+        format!("{dist_info}/METADATA"),
+        core_metadata(project, &version).into_bytes(),
+    ));
     files.push((
         format!("{dist_info}/WHEEL"),
         format!(
@@ -120,12 +137,16 @@ fn build_native(
         .into_bytes(),
     ));
     if !project.entry_points.is_empty() {
-        files.push((format!("{dist_info}/entry_points.txt"), entry_points_txt(&project.entry_points).into_bytes()));
+        files.push((
+            format!("{dist_info}/entry_points.txt"),
+            entry_points_txt(&project.entry_points).into_bytes(),
+        ));
     }
     let record_name = format!("{dist_info}/RECORD");
     let mut record = String::new();
     for (path, content) in &files {
-        let digest = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(content));
+        let digest =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(content));
         let _ = writeln!(record, "{path},sha256={digest},{}", content.len());
     }
     let _ = writeln!(record, "{record_name},,");
@@ -148,9 +169,16 @@ fn build_native(
 
 /// Core metadata 2.1 for the app's wheel.
 fn core_metadata(project: &Project, version: &pep440_rs::Version) -> String {
-    let mut text = format!("Metadata-Version: 2.1\nName: {}\nVersion: {version}\n", project.name);
+    let mut text = format!(
+        "Metadata-Version: 2.1\nName: {}\nVersion: {version}\n",
+        project.name
+    );
     if let Some(summary) = &project.description {
-        let _ = writeln!(text, "Summary: {}", summary.lines().next().unwrap_or_default());
+        let _ = writeln!(
+            text,
+            "Summary: {}",
+            summary.lines().next().unwrap_or_default()
+        );
     }
     if let Some(requires) = &project.requires_python {
         let _ = writeln!(text, "Requires-Python: {requires}");
@@ -163,7 +191,9 @@ fn core_metadata(project: &Project, version: &pep440_rs::Version) -> String {
         for requirement in requirements {
             let marker = format!("extra == \"{extra}\"");
             let line = match requirement.split_once(';') {
-                Some((req, existing)) => format!("{} ; ({}) and {marker}", req.trim(), existing.trim()),
+                Some((req, existing)) => {
+                    format!("{} ; ({}) and {marker}", req.trim(), existing.trim())
+                }
                 None => format!("{} ; {marker}", requirement.trim()),
             };
             let _ = writeln!(text, "Requires-Dist: {line}");
@@ -215,7 +245,9 @@ fn build_with_pip(
     let [wheel] = &built[..] else {
         anyhow::bail!("pip wheel wrote {} wheels, expected one", built.len());
     };
-    let file_name = wheel.file_name().ok_or_else(|| anyhow::anyhow!("wheel without a name"))?;
+    let file_name = wheel
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("wheel without a name"))?;
     let target = out_dir.join(file_name);
     std::fs::rename(wheel, &target)?;
     Ok(target)

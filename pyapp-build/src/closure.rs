@@ -2,8 +2,8 @@
 //! marker holds on the target (extras included) must be satisfied by a pinned wheel, so a
 //! bundle that could not install is refused in CI rather than on the server.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use pep508_rs::{ExtraName, MarkerEnvironment, Requirement, VersionOrUrl};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use crate::wheels::ChosenWheel;
 use crate::Refusal;
@@ -14,10 +14,16 @@ pub struct Closure {
 }
 
 /// Check that `wheels` (the app's own included) is a complete set for `app`.
-pub fn check(app: &ChosenWheel, wheels: &[ChosenWheel], env: &MarkerEnvironment) -> anyhow::Result<Closure> {
+pub fn check(
+    app: &ChosenWheel,
+    wheels: &[ChosenWheel],
+    env: &MarkerEnvironment,
+) -> anyhow::Result<Closure> {
     let by_name: BTreeMap<&str, &ChosenWheel> = wheels.iter().map(|w| (w.name.name(), w)).collect();
-    let requirements: BTreeMap<&str, &Vec<Requirement>> =
-        wheels.iter().map(|w| (w.name.name(), &w.contents.requires_dist)).collect();
+    let requirements: BTreeMap<&str, &Vec<Requirement>> = wheels
+        .iter()
+        .map(|w| (w.name.name(), &w.contents.requires_dist))
+        .collect();
     let mut problems = Vec::new();
     let mut visited: BTreeSet<(String, Vec<ExtraName>)> = BTreeSet::new();
     let mut reached: BTreeSet<&str> = BTreeSet::new();
@@ -26,9 +32,16 @@ pub fn check(app: &ChosenWheel, wheels: &[ChosenWheel], env: &MarkerEnvironment)
         if !visited.insert((name.clone(), extras.clone())) {
             continue;
         }
-        let Some(wheel) = by_name.get(name.as_str()) else { continue };
+        let Some(wheel) = by_name.get(name.as_str()) else {
+            continue;
+        };
         reached.insert(wheel.name.name());
-        for requirement in requirements.get(name.as_str()).into_iter().copied().flatten() {
+        for requirement in requirements
+            .get(name.as_str())
+            .into_iter()
+            .copied()
+            .flatten()
+        {
             if !requirement.evaluate_markers(env, &extras) {
                 continue;
             }

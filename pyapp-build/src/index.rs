@@ -46,7 +46,14 @@ pub fn download(
 ) -> anyhow::Result<()> {
     let mut command = Command::new(python);
     command
-        .args(["-m", "pip", "download", "--only-binary=:all:", "--no-deps", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--only-binary=:all:",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
         .arg("--dest")
         .arg(dest);
     if let Some(version) = &target.python_version {
@@ -60,9 +67,9 @@ pub fn download(
     if quiet {
         command.arg("--quiet");
     }
-    let status = command
-        .status()
-        .map_err(|err| anyhow::anyhow!("cannot run `{} -m pip download`: {err}", python.display()))?;
+    let status = command.status().map_err(|err| {
+        anyhow::anyhow!("cannot run `{} -m pip download`: {err}", python.display())
+    })?;
     if !status.success() {
         return Err(Refusal::new(format!(
             "pip download could not fetch {} ({status}): pass the wheels with --wheels DIR, or check the index settings",

@@ -12,8 +12,8 @@ pub mod cli;
 pub mod closure;
 pub mod index;
 pub mod pins;
-pub mod project;
 mod progress;
+pub mod project;
 pub mod sources;
 pub mod wheel_contents;
 pub mod wheels;
@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::Serialize;
+
+use pyapp_bundle::writer::{BundleWriter, EntrySource};
 
 use crate::cli::Args;
 
@@ -40,10 +42,17 @@ impl Refusal {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     let refused = err.chain().any(|cause| {
         cause.is::<Refusal>()
-            || cause.is::<pyapp_bundle::yaml::YamlError>()
-            || cause.is::<pyapp_bundle::metadata::MetadataError>()
-            || cause.is::<pyapp_bundle::config_spec::ConfigSpecError>()
-            || cause.is::<pyapp_bundle::writer::WriteError>()
+            || cause.is::<pyapp_bundle::yaml::SchemaError>()
+            || cause.is::<pyapp_bundle::interpreter::InterpreterError>()
+            || cause
+                .downcast_ref::<pyapp_bundle::writer::WriteError>()
+                .is_some_and(|err| {
+                    !matches!(
+                        err,
+                        pyapp_bundle::writer::WriteError::Io { .. }
+                            | pyapp_bundle::writer::WriteError::Zip { .. }
+                    )
+                })
     });
     if refused {
         1
@@ -119,7 +128,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         .filter(|pin| pin.requirement.evaluate_markers(&env, &[]))
         .collect();
     for name in template.local_dependencies() {
-        if !pins.iter().any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name)) {
+        if !pins
+            .iter()
+            .any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name))
+        {
             return Err(Refusal::new(format!(
                 "metadata.yaml: local-dependencies: {name} is not pinned in pinned-requirements.txt"
             ))
@@ -132,13 +144,18 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let scratch = tempfile::Builder::new()
         .prefix(".pyapp-build-")
         .tempdir_in(&args.out_dir)
-        .with_context(|| format!("cannot create a scratch directory in {}", args.out_dir.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot create a scratch directory in {}",
+                args.out_dir.display()
+            )
+        })?;
 
     progress.step("collecting wheels");
     let chosen = collect_wheels(args, &pins, &supported, scratch.path())?;
 
     progress.step("building the app's wheel");
-    let mtime = zip_mtime(source_date_epoch()?);
+    let mtime = pyapp_bundle::writer::zip_timestamp(source_date_epoch()?);
     let (app_wheel_path, built_with) = app_wheel::build(
         &project,
         template.module(),
@@ -180,30 +197,47 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         source_commit: source_commit.clone(),
         built_by: format!("pyapp-build {}", env!("CARGO_PKG_VERSION")),
         app_wheel: app.name.file_name().to_string(),
-        dependencies: all_wheels
+        wheels: all_wheels
             .iter()
-            .map(|wheel| (wheel.name.name().to_string(), wheel.name.version().to_string(), wheel.name.file_name().to_string(), wheel.sha256.clone()))
+            .map(|wheel| (wheel.name.file_name().to_string(), wheel.sha256.clone()))
             .collect(),
     })?;
+    check_programs(&metadata, &all_wheels)?;
     let metadata_text = metadata.to_yaml()?;
 
-    let mut writer = pyapp_bundle::writer::BundleWriter::new();
-    writer.add_bytes("metadata.yaml", metadata_text.into_bytes(), false)?;
-    writer.add_bytes("configuration.yaml", config_text.into_bytes(), false)?;
+    let mut writer = BundleWriter::new();
+    writer.add_file(
+        "metadata.yaml",
+        EntrySource::Bytes(metadata_text.into_bytes()),
+        false,
+    )?;
+    writer.add_file(
+        "configuration.yaml",
+        EntrySource::Bytes(config_text.into_bytes()),
+        false,
+    )?;
     for wheel in &all_wheels {
-        writer.add_file(&format!("deps/{}", wheel.name.file_name()), &wheel.path, false)?;
+        let name = format!("deps/{}", wheel.name.file_name());
+        writer.add_file(&name, EntrySource::File(wheel.path.clone()), false)?;
     }
     for source in &sources {
-        writer.add_file(&format!("src/{}", source.relative), &source.path, source.executable)?;
+        let name = format!("src/{}", source.relative);
+        writer.add_file(
+            &name,
+            EntrySource::File(source.path.clone()),
+            source.executable,
+        )?;
     }
-    let bundle_path = args.out_dir.join(format!("{}-{}.pyapp", metadata.name, metadata.version));
+    let bundle_path = args
+        .out_dir
+        .join(format!("{}-{}.pyapp", metadata.name, metadata.version));
     let written = writer.finish(&bundle_path, source_date_epoch()?)?;
     progress.finish();
 
     Ok(Report {
-        size: std::fs::metadata(&bundle_path)?.len(),
+        size: written.size,
         bundle: bundle_path,
-        sha256: written.sha256,
+        sha256: hex::encode(written.sha256),
         name: metadata.name.to_string(),
         version: metadata.version.to_string(),
         app_wheel: app.name.file_name().to_string(),
@@ -253,8 +287,11 @@ fn collect_wheels(
     }
     let downloads = scratch.join("downloads");
     std::fs::create_dir_all(&downloads)?;
-    let requirements: Vec<String> =
-        local.missing.iter().map(|pin| format!("{}=={}", pin.name, pin.version)).collect();
+    let requirements: Vec<String> = local
+        .missing
+        .iter()
+        .map(|pin| format!("{}=={}", pin.name, pin.version))
+        .collect();
     index::download(
         &args.python,
         &requirements,
@@ -263,33 +300,51 @@ fn collect_wheels(
         &pip_target(args),
         args.quiet,
     )?;
-    let fetched = wheels::select(&local.missing, &[downloads], supported, wheels::Origin::Index)?;
+    let fetched = wheels::select(
+        &local.missing,
+        &[downloads],
+        supported,
+        wheels::Origin::Index,
+    )?;
     if !fetched.missing.is_empty() {
-        return Err(Refusal::new(format!("pip download brought no wheel for {}", missing_list())).into());
+        return Err(Refusal::new(format!(
+            "pip download brought no wheel for {}",
+            missing_list()
+        ))
+        .into());
     }
     chosen.extend(fetched.chosen);
     Ok(chosen)
 }
 
 fn index_options(args: &Args) -> index::IndexOptions {
-    index::IndexOptions { index_url: args.index_url.clone(), extra_index_urls: args.extra_index_url.clone() }
+    index::IndexOptions {
+        index_url: args.index_url.clone(),
+        extra_index_urls: args.extra_index_url.clone(),
+    }
 }
 
 fn pip_target(args: &Args) -> index::PipTarget {
-    index::PipTarget { python_version: args.python_version.clone(), platforms: args.platform.iter().cloned().collect() }
+    index::PipTarget {
+        python_version: args.python_version.clone(),
+        platforms: args.platform.iter().cloned().collect(),
+    }
 }
 
 /// The Python the bundle is for: the pip-style options when given, else `--python`'s.
 fn target_python(args: &Args) -> anyhow::Result<pyapp_bundle::target::TargetPython> {
     match (&args.python_version, &args.platform) {
-        (Some(version), Some(platform)) => pyapp_bundle::target::TargetPython::from_pip_options(version, platform)
-            .map_err(|err| Refusal::new(format!("--python-version/--platform: {err}")).into()),
+        (Some(version), Some(platform)) => {
+            pyapp_bundle::target::TargetPython::from_pip_options(version, platform)
+                .map_err(|err| Refusal::new(format!("--python-version/--platform: {err}")).into())
+        }
         _ => {
-            let mut target = pyapp_bundle::interpreter::Interpreter::query(&args.python)?.target();
+            let mut target = pyapp_bundle::interpreter::Interpreter::query(&args.python)?.target;
             if let Some(version) = &args.python_version {
-                target.version = pyapp_bundle::target::TargetPython::from_pip_options(version, "linux_x86_64")
-                    .map_err(|err| Refusal::new(format!("--python-version: {err}")))?
-                    .version;
+                target.version =
+                    pyapp_bundle::target::TargetPython::from_pip_options(version, "linux_x86_64")
+                        .map_err(|err| Refusal::new(format!("--python-version: {err}")))?
+                        .version;
             }
             Ok(target)
         }
@@ -299,18 +354,61 @@ fn target_python(args: &Args) -> anyhow::Result<pyapp_bundle::target::TargetPyth
 /// `SOURCE_DATE_EPOCH`, when set, for reproducible timestamps.
 fn source_date_epoch() -> anyhow::Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| Refusal::new(format!("SOURCE_DATE_EPOCH=`{value}` is not a number of seconds")).into()),
+        Ok(value) => value.trim().parse().map(Some).map_err(|_| {
+            Refusal::new(format!(
+                "SOURCE_DATE_EPOCH=`{value}` is not a number of seconds"
+            ))
+            .into()
+        }),
         Err(_) => Ok(None),
     }
 }
 
-/// The timestamp for every zip entry pyapp-build writes.
-fn zip_mtime(epoch: Option<u64>) -> zip::DateTime {
-    pyapp_bundle::writer::zip_timestamp(epoch)
+/// Every service, task, hook and health-check command must start a program the bundle
+/// provides (a script of one of its wheels, `python`) or name an absolute path.
+fn check_programs(
+    metadata: &pyapp_bundle::metadata::Metadata,
+    wheels: &[wheels::ChosenWheel],
+) -> anyhow::Result<()> {
+    let provided: std::collections::BTreeSet<&str> = wheels
+        .iter()
+        .flat_map(|wheel| wheel.contents.programs.iter().map(String::as_str))
+        .collect();
+    let services = metadata
+        .services
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("services[{i}].command"), &s.command));
+    let tasks = metadata
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (format!("tasks[{i}].command"), &t.command));
+    let hooks = metadata
+        .hooks
+        .commands()
+        .map(|(name, command)| (format!("hooks.{name}"), command));
+    let health = metadata
+        .update
+        .health_check
+        .as_ref()
+        .and_then(|check| check.command.as_ref())
+        .map(|command| ("update.health-check.command".to_string(), command));
+    for (field, command) in services.chain(tasks).chain(hooks).chain(health) {
+        let program = command.program();
+        let is_python = program == "python"
+            || program == "python3"
+            || program
+                .strip_prefix("python3.")
+                .is_some_and(|minor| minor.parse::<u8>().is_ok());
+        if !(is_python || program.starts_with('/') || provided.contains(program)) {
+            return Err(Refusal::new(format!(
+                "metadata.yaml: {field}: program `{program}` is not installed by any wheel of the bundle (nor python, nor an absolute path)"
+            ))
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// The git commit the project is at, when it is a git checkout.

@@ -25,7 +25,9 @@ fn main() -> ExitCode {
             let code = pyapp_build::exit_code(&err);
             eprintln!("error: {err:#}");
             if code == 2 {
-                eprintln!("hint: this is a bug or an environment problem, not a problem with the project");
+                eprintln!(
+                    "hint: this is a bug or an environment problem, not a problem with the project"
+                );
             }
             ExitCode::from(code)
         }

@@ -49,13 +49,18 @@ pub fn parse(text: &str, label: &str) -> anyhow::Result<Vec<Pin>> {
                             fail(format!("--hash {value}: only sha256 hashes are supported"))
                         })?;
                         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
-                            return Err(fail(format!("--hash {value}: not a sha256 hex digest")).into());
+                            return Err(
+                                fail(format!("--hash {value}: not a sha256 hex digest")).into()
+                            );
                         }
                         hashes.push(digest.to_ascii_lowercase());
                     }
                     "index-url" | "extra-index-url" | "find-links" | "trusted-host" => {}
                     other => {
-                        return Err(fail(format!("option --{other} is not supported in a pins file")).into())
+                        return Err(fail(format!(
+                            "option --{other} is not supported in a pins file"
+                        ))
+                        .into())
                     }
                 }
             } else if word.starts_with('-') {
@@ -75,13 +80,26 @@ pub fn parse(text: &str, label: &str) -> anyhow::Result<Vec<Pin>> {
         }
         let requirement = Requirement::from_str(&spec)
             .map_err(|err| fail(format!("`{spec}`: {}", first_line(&err.to_string()))))?;
-        let version = exact_pin(&requirement)
-            .ok_or_else(|| fail(format!("`{spec}` is not an exact pin (write name==version)")))?;
+        let version = exact_pin(&requirement).ok_or_else(|| {
+            fail(format!(
+                "`{spec}` is not an exact pin (write name==version)"
+            ))
+        })?;
         let name = pyapp_bundle::wheel_name::normalize_name(requirement.name.as_ref());
         if let Some(earlier) = pins.iter().find(|p| p.name == name) {
-            return Err(fail(format!("{name} is pinned twice (also on line {})", earlier.line)).into());
+            return Err(fail(format!(
+                "{name} is pinned twice (also on line {})",
+                earlier.line
+            ))
+            .into());
         }
-        pins.push(Pin { name, version, requirement, hashes, line: line_no });
+        pins.push(Pin {
+            name,
+            version,
+            requirement,
+            hashes,
+            line: line_no,
+        });
     }
     Ok(pins)
 }
@@ -122,7 +140,9 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
         }
     }
     out.extend(current);
-    out.into_iter().filter(|(_, line)| !line.trim().is_empty()).collect()
+    out.into_iter()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -144,15 +164,24 @@ mod tests {
         assert_eq!(pins.len(), 2);
         assert_eq!(pins[0].name, "flask");
         assert_eq!(pins[0].version.to_string(), "3.0.3");
-        assert_eq!(pins[0].hashes, ["abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"]);
+        assert_eq!(
+            pins[0].hashes,
+            ["abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"]
+        );
         assert_eq!(pins[1].name, "pyyaml");
         assert_eq!(pins[1].line, 3);
     }
 
     #[test]
     fn refuses_loose_pins_duplicates_and_includes() {
-        assert_eq!(error("flask>=3\n"), "pins.txt:1: `flask>=3` is not an exact pin (write name==version)");
-        assert_eq!(error("flask==3.0\nFlask==3.1\n"), "pins.txt:2: flask is pinned twice (also on line 1)");
+        assert_eq!(
+            error("flask>=3\n"),
+            "pins.txt:1: `flask>=3` is not an exact pin (write name==version)"
+        );
+        assert_eq!(
+            error("flask==3.0\nFlask==3.1\n"),
+            "pins.txt:2: flask is pinned twice (also on line 1)"
+        );
         assert_eq!(
             error("-r other.txt\n"),
             "pins.txt:1: `-r` is not supported: list every dependency as name==version"

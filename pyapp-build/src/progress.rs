@@ -14,7 +14,11 @@ pub struct Steps {
 impl Steps {
     pub fn new(quiet: bool, total: u64) -> Steps {
         let visible = !quiet && std::io::stderr().is_terminal();
-        let target = if visible { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let target = if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         if let Ok(style) = ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}") {
             bar.set_style(style);

@@ -64,15 +64,10 @@ impl Project {
     /// Read `DIR/pyproject.toml`.
     pub fn load(dir: &Path) -> anyhow::Result<Project> {
         let path = dir.join("pyproject.toml");
-        let text = std::fs::read_to_string(&path).map_err(|err| {
-            Refusal::new(format!("{}: cannot read: {err}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|err| Refusal::new(format!("{}: cannot read: {err}", path.display())))?;
         let parsed: PyProject = toml::from_str(&text).map_err(|err| {
-            Refusal::new(format!(
-                "{}: {}",
-                path.display(),
-                err.message().trim_end()
-            ))
+            Refusal::new(format!("{}: {}", path.display(), err.message().trim_end()))
         })?;
         let table = parsed.project.ok_or_else(|| {
             Refusal::new(format!(
@@ -89,7 +84,10 @@ impl Project {
         let name = table.name.ok_or_else(|| missing("name"))?;
         let version = table.version.ok_or_else(|| missing("version"))?;
         let mut entry_points = table.entry_points;
-        for (group, reserved) in [("console_scripts", "scripts"), ("gui_scripts", "gui-scripts")] {
+        for (group, reserved) in [
+            ("console_scripts", "scripts"),
+            ("gui_scripts", "gui-scripts"),
+        ] {
             if entry_points.contains_key(group) {
                 return Err(Refusal::new(format!(
                     "{}: [project.entry-points.{group}] is not allowed, use [project.{reserved}]",

@@ -11,8 +11,21 @@ use crate::Refusal;
 
 /// Directory names never packed, wherever they appear.
 const SKIPPED_DIRS: &[&str] = &[
-    ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".tox", ".nox", "build", "dist",
-    ".mypy_cache", ".pytest_cache", ".ruff_cache", "node_modules", "target",
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".tox",
+    ".nox",
+    "build",
+    "dist",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    "node_modules",
+    "target",
 ];
 /// File name suffixes never packed.
 const SKIPPED_SUFFIXES: &[&str] = &[".pyc", ".pyo", ".pyapp", ".swp", "~"];
@@ -31,7 +44,9 @@ pub struct SourceFile {
 pub fn collect(project_dir: &Path, exclude: Option<&Path>) -> anyhow::Result<Vec<SourceFile>> {
     let exclude = exclude.and_then(|dir| dir.canonicalize().ok());
     let mut files = Vec::new();
-    let walker = WalkDir::new(project_dir).follow_links(false).sort_by_file_name();
+    let walker = WalkDir::new(project_dir)
+        .follow_links(false)
+        .sort_by_file_name();
     let mut entries = walker.into_iter().filter_entry(|entry| {
         let name = entry.file_name().to_string_lossy();
         let skipped_dir = entry.file_type().is_dir()
@@ -51,7 +66,10 @@ pub fn collect(project_dir: &Path, exclude: Option<&Path>) -> anyhow::Result<Vec
         let relative = relative_path
             .to_str()
             .ok_or_else(|| {
-                Refusal::new(format!("{}: file name is not UTF-8", entry.path().display()))
+                Refusal::new(format!(
+                    "{}: file name is not UTF-8",
+                    entry.path().display()
+                ))
             })?
             .to_string();
         let file_type = entry.file_type();
@@ -66,11 +84,9 @@ pub fn collect(project_dir: &Path, exclude: Option<&Path>) -> anyhow::Result<Vec
             continue;
         }
         if !file_type.is_file() {
-            return Err(Refusal::new(format!(
-                "{}: is not a regular file",
-                entry.path().display()
-            ))
-            .into());
+            return Err(
+                Refusal::new(format!("{}: is not a regular file", entry.path().display())).into(),
+            );
         }
         let mode = entry.metadata()?.permissions().mode();
         files.push(SourceFile {

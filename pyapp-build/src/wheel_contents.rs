@@ -27,7 +27,11 @@ impl WheelContents {
         let file = std::fs::File::open(path)?;
         let mut archive = zip::ZipArchive::new(file)
             .map_err(|err| Refusal::new(format!("{label}: not a valid wheel: {err}")))?;
-        let names: Vec<String> = archive.file_names().map(str::to_string).collect();
+        let names = archive
+            .file_names()
+            .map(|name| name.map(|name| name.into_owned()))
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|err| Refusal::new(format!("{label}: not a valid wheel: {err}")))?;
         let dist_infos: Vec<&str> = names
             .iter()
             .filter_map(|name| name.strip_suffix("/METADATA"))
@@ -41,7 +45,10 @@ impl WheelContents {
             .into());
         };
         let metadata = read_text(&mut archive, &format!("{dist_info}/METADATA"), label)?;
-        let mut contents = WheelContents { requires_dist: requires_dist(&metadata, label)?, programs: Vec::new() };
+        let mut contents = WheelContents {
+            requires_dist: requires_dist(&metadata, label)?,
+            programs: Vec::new(),
+        };
         let entry_points_name = format!("{dist_info}/entry_points.txt");
         if names.contains(&entry_points_name) {
             let text = read_text(&mut archive, &entry_points_name, label)?;
@@ -59,7 +66,11 @@ impl WheelContents {
     }
 }
 
-fn read_text(archive: &mut zip::ZipArchive<std::fs::File>, name: &str, label: &str) -> anyhow::Result<String> {
+fn read_text(
+    archive: &mut zip::ZipArchive<std::fs::File>,
+    name: &str,
+    label: &str,
+) -> anyhow::Result<String> {
     let mut text = String::new();
     archive
         .by_name(name)
@@ -74,7 +85,9 @@ fn read_text(archive: &mut zip::ZipArchive<std::fs::File>, name: &str, label: &s
 fn requires_dist(metadata: &str, label: &str) -> anyhow::Result<Vec<Requirement>> {
     let mut requirements = Vec::new();
     for line in metadata.lines().take_while(|line| !line.is_empty()) {
-        let Some(value) = line.strip_prefix("Requires-Dist:") else { continue };
+        let Some(value) = line.strip_prefix("Requires-Dist:") else {
+            continue;
+        };
         let requirement = Requirement::from_str(value.trim()).map_err(|err| {
             Refusal::new(format!(
                 "{label}: METADATA: bad Requires-Dist `{}`: {}",

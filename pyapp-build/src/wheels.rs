@@ -3,6 +3,7 @@
 //! `--hash` values and the target interpreter's tags.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use pyapp_bundle::tags::Tag;
@@ -41,7 +42,13 @@ impl ChosenWheel {
             .ok_or_else(|| anyhow::anyhow!("{}: not a wheel file name", path.display()))?;
         let name = WheelName::parse(file_name).map_err(|err| Refusal::new(err.to_string()))?;
         let contents = WheelContents::read(path, name.file_name())?;
-        Ok(ChosenWheel { path: path.to_path_buf(), name, sha256: sha256_file(path)?, origin, contents })
+        Ok(ChosenWheel {
+            path: path.to_path_buf(),
+            name,
+            sha256: sha256_file(path)?,
+            origin,
+            contents,
+        })
     }
 }
 
@@ -53,7 +60,12 @@ pub struct Selection {
 }
 
 /// Look for every pin's wheel in `dirs`.
-pub fn select(pins: &[Pin], dirs: &[PathBuf], supported: &[Tag], origin: Origin) -> anyhow::Result<Selection> {
+pub fn select(
+    pins: &[Pin],
+    dirs: &[PathBuf],
+    supported: &[Tag],
+    origin: Origin,
+) -> anyhow::Result<Selection> {
     let available = list_wheels(dirs)?;
     let mut chosen = Vec::new();
     let mut missing = Vec::new();
@@ -70,10 +82,18 @@ pub fn select(pins: &[Pin], dirs: &[PathBuf], supported: &[Tag], origin: Origin)
         }
         let mut fitting: Vec<(usize, &(PathBuf, WheelName))> = candidates
             .iter()
-            .filter_map(|candidate| candidate.1.compatibility(supported).map(|rank| (rank, *candidate)))
+            .filter_map(|candidate| {
+                candidate
+                    .1
+                    .compatibility(supported)
+                    .map(|rank| (rank, *candidate))
+            })
             .collect();
         if fitting.is_empty() {
-            let found: Vec<&str> = candidates.iter().map(|(_, name)| name.file_name()).collect();
+            let found: Vec<&str> = candidates
+                .iter()
+                .map(|(_, name)| name.file_name())
+                .collect();
             return Err(Refusal::new(format!(
                 "{}=={}: no wheel fits the target Python {}: found {}",
                 pin.name,
@@ -108,7 +128,9 @@ pub fn select(pins: &[Pin], dirs: &[PathBuf], supported: &[Tag], origin: Origin)
 
 /// A short description of the target for error messages: its most specific tag.
 fn describe_target(supported: &[Tag]) -> String {
-    supported.first().map_or_else(|| "(no tags)".to_string(), Tag::to_string)
+    supported
+        .first()
+        .map_or_else(|| "(no tags)".to_string(), Tag::to_string)
 }
 
 /// Every parseable `*.whl` in `dirs`, by normalised project name.
@@ -116,16 +138,24 @@ fn list_wheels(dirs: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<(PathBuf
     let mut by_name: BTreeMap<String, Vec<(PathBuf, WheelName)>> = BTreeMap::new();
     for dir in dirs {
         let entries = std::fs::read_dir(dir).map_err(|err| {
-            Refusal::new(format!("--wheels {}: cannot read directory: {err}", dir.display()))
+            Refusal::new(format!(
+                "--wheels {}: cannot read directory: {err}",
+                dir.display()
+            ))
         })?;
         for entry in entries {
             let path = entry?.path();
-            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else { continue };
+            let Some(file_name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
             if !file_name.ends_with(".whl") {
                 continue;
             }
             if let Ok(name) = WheelName::parse(file_name) {
-                by_name.entry(name.name().to_string()).or_default().push((path, name));
+                by_name
+                    .entry(name.name().to_string())
+                    .or_default()
+                    .push((path, name));
             }
         }
     }
@@ -137,6 +167,12 @@ pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut file = std::fs::File::open(path)
         .map_err(|err| anyhow::anyhow!("cannot open {}: {err}", path.display()))?;
     let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher)?;
-    Ok(hex::encode(hasher.finalize()))
+    let mut buffer = vec![0; 64 * 1024];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(hex::encode(hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
+    }
 }
