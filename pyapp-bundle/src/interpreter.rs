@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
 
-use pep440_rs::{Version, VersionSpecifiers};
 use crate::target::{Libc, PythonVersion, TargetPython};
+use pep440_rs::{Version, VersionSpecifiers};
 use serde::Deserialize;
 use thiserror::Error;
 

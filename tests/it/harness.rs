@@ -12,19 +12,28 @@ pub fn workspace() -> PathBuf {
 /// A binary of the workspace, built by `cargo build --workspace` (tests/run does that).
 pub fn bin(name: &str) -> PathBuf {
     let path = workspace().join("target/debug").join(name);
-    let from_target_dir = std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("debug").join(name));
+    let from_target_dir =
+        std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("debug").join(name));
     let path = match from_target_dir {
         Some(candidate) if candidate.exists() => candidate,
         _ => path,
     };
-    assert!(path.exists(), "{} is missing: run `cargo build --workspace --bins` first (tests/run does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (tests/run does)",
+        path.display()
+    );
     path
 }
 
 /// The wheels of `fixtures/hello`'s pins, downloaded by tests/run.
 pub fn hello_wheels() -> PathBuf {
     let dir = workspace().join("target/wheels/hello");
-    assert!(dir.is_dir(), "{} is missing: tests/run downloads the fixture's wheels first", dir.display());
+    assert!(
+        dir.is_dir(),
+        "{} is missing: tests/run downloads the fixture's wheels first",
+        dir.display()
+    );
     dir
 }
 
@@ -34,7 +43,9 @@ pub fn fixture_copy(name: &str) -> tempfile::TempDir {
     let source = workspace().join("fixtures").join(name);
     for entry in walkdir::WalkDir::new(&source) {
         let entry = entry.expect("walk fixture");
-        let target = copy.path().join(entry.path().strip_prefix(&source).expect("inside fixture"));
+        let target = copy
+            .path()
+            .join(entry.path().strip_prefix(&source).expect("inside fixture"));
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&target).expect("mkdir");
         } else {
@@ -70,7 +81,11 @@ pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
 /// Build `project` and return the bundle's path; panics with pyapp-build's stderr on failure.
 pub fn build_bundle(project: &Path, out_dir: &Path) -> PathBuf {
     let output = pyapp_build(project, out_dir, &[]);
-    assert!(output.status.success(), "pyapp-build failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "pyapp-build failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     PathBuf::from(String::from_utf8(output.stdout).expect("utf-8 path").trim())
 }
 

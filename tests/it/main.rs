@@ -1,7 +1,7 @@
 //! End-to-end tests: the real pyapp-build and pyapp-install binaries, real wheels from
 //! PyPI (downloaded by tests/run), real Python.
 
-mod harness;
 mod build;
+mod harness;
 mod install;
 mod reference_installer;
