@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
-# Download the real wheels of tests/reference-wheels.txt into target/wheels/reference (once:
-# a stamp keyed by the pin list's hash skips the download when they are there), and the
-# reference installer (`python -m installer`) the native one is compared against.
+# Download the real wheels the tests install, once each (a stamp keyed by the pin list's
+# hash skips a download that is already complete):
+#   target/wheels/hello      the pins of fixtures/hello
+#   target/wheels/reference  tests/reference-wheels.txt, the set the native installer is
+#                            compared with `python -m installer` on
+# and the reference installer itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dir=target/wheels/reference
-requirements=tests/reference-wheels.txt
-stamp="$dir/.complete-$(sha256sum "$requirements" | cut -c1-16)"
-if [ ! -e "$stamp" ]; then
+fetch() { # fetch DIR REQUIREMENTS-FILE
+  local dir=$1 requirements=$2 stamp
+  stamp="$dir/.complete-$(sha256sum "$requirements" | cut -c1-16)"
+  [ -e "$stamp" ] && return 0
   mkdir -p "$dir"
   python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
     --python-version 3.11 --platform manylinux_2_17_x86_64 -d "$dir" -r "$requirements"
   touch "$stamp"
-fi
+}
+fetch target/wheels/hello fixtures/hello/pinned-requirements.txt
+fetch target/wheels/reference tests/reference-wheels.txt
+
 python3 -c 'import installer' 2>/dev/null ||
   python3 -m pip install --quiet --disable-pip-version-check installer
