@@ -21,7 +21,13 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     let output = Output::new(cli.common.quiet, cli.common.json);
     let apps = cli.common.apps();
-    let when_held = |wait: bool| if wait { WhenHeld::Wait } else { WhenHeld::FailFast };
+    let when_held = |wait: bool| {
+        if wait {
+            WhenHeld::Wait
+        } else {
+            WhenHeld::FailFast
+        }
+    };
     match cli.command {
         Some(Command::List) => list::list(&apps, &output),
         Some(Command::Rollback { app, wait }) => {

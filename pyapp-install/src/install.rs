@@ -81,7 +81,15 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     // A bundle that is already current needs no verification and no lock: it is the very
     // file that was verified and installed (same sha256), and nothing will be written.
     if let Some((tree, receipt)) = find_current_install(apps, &bundle_sha256)? {
-        return report(output, Action::Unchanged, &tree, &receipt.version, &receipt.release, false);
+        check_same_python(args.python.as_deref(), &tree, &receipt)?;
+        return report(
+            output,
+            Action::Unchanged,
+            &tree,
+            &receipt.version,
+            &receipt.release,
+            false,
+        );
     }
 
     let (mut bundle, metadata) = open_bundle(bundle_path)?;
@@ -94,7 +102,11 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     let version = metadata.version.to_string();
     let release = release::release_name(&version, &bundle_sha256);
     let previous = Receipt::load(&tree.receipt_path())?;
-    let action = if previous.is_some() { Action::Upgraded } else { Action::Installed };
+    let action = if previous.is_some() {
+        Action::Upgraded
+    } else {
+        Action::Installed
+    };
     let record = ReleaseRecord {
         release: release.clone(),
         version: version.clone(),
@@ -111,18 +123,29 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     }
 
     create_app_dirs(apps, &tree)?;
-    let when_held = if args.wait { WhenHeld::Wait } else { WhenHeld::FailFast };
+    let when_held = if args.wait {
+        WhenHeld::Wait
+    } else {
+        WhenHeld::FailFast
+    };
     let _lock = AppLock::acquire(&tree.lock_path(), tree.name(), when_held)?;
     // Whoever held the lock before us may have changed the app: read it again.
     let previous = Receipt::load(&tree.receipt_path())?;
     if let Some(receipt) = &previous {
         if is_current(&tree, receipt, &record.bundle_sha256)? {
+            check_same_python(args.python.as_deref(), &tree, receipt)?;
             return report(output, Action::Unchanged, &tree, &version, &release, false);
         }
     }
-    let action = if previous.is_some() { Action::Upgraded } else { Action::Installed };
+    let action = if previous.is_some() {
+        Action::Upgraded
+    } else {
+        Action::Installed
+    };
     for stale in release::remove_stale_staging(&tree)? {
-        output.note(format!("removed {stale}, left by an interrupted earlier run"));
+        output.note(format!(
+            "removed {stale}, left by an interrupted earlier run"
+        ));
     }
     let lasting = lasting_dirs(&tree, &metadata);
     for (dir, _) in &lasting {
@@ -130,7 +153,9 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     }
 
     if safe_fs::is_real_dir(&tree.release_dir(&release))? {
-        output.note(format!("release {release} is already on disk; switching to it"));
+        output.note(format!(
+            "release {release} is already on disk; switching to it"
+        ));
     } else {
         let staging = Staging::create(&tree, &release)?;
         stage_release(&mut bundle, &metadata, &interpreter, &staging, output)?;
@@ -165,7 +190,10 @@ fn describe_plan(
         }
     }
     if safe_fs::is_real_dir(&tree.release_dir(&record.release))? {
-        output.note(format!("would switch to release {} (already on disk)", record.release));
+        output.note(format!(
+            "would switch to release {} (already on disk)",
+            record.release
+        ));
     } else {
         output.note(format!(
             "would build release {} with {} wheels for Python {}",
@@ -185,7 +213,10 @@ fn describe_plan(
 /// repeated install from a new one.
 fn hash_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(|err| {
-        Refusal::new(format!("cannot read the bundle `{}`: {err}", path.display()))
+        Refusal::new(format!(
+            "cannot read the bundle `{}`: {err}",
+            path.display()
+        ))
     })?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 1 << 20];
@@ -222,6 +253,30 @@ fn is_current(tree: &AppTree, receipt: &Receipt, bundle_sha256: &str) -> Result<
         && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))?)
 }
 
+/// A release keeps the interpreter it was built with: asking for another one for the
+/// bundle that is already current is refused rather than ignored.
+fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Receipt) -> Result<()> {
+    let Some(path) = explicit else {
+        return Ok(());
+    };
+    let interpreter = Interpreter::query(path).map_err(|err| Refusal::new(err.to_string()))?;
+    if interpreter.base_executable.display().to_string() == receipt.python {
+        return Ok(());
+    }
+    Err(Refusal::new(format!(
+        "{} {} is already installed from this bundle with {}, not {}",
+        tree.name(),
+        receipt.version,
+        receipt.python,
+        interpreter.base_executable.display()
+    ))
+    .with_hint(format!(
+        "to change the interpreter: `pyapp-install remove {}` (config/ and data/ stay), then install with --python",
+        tree.name()
+    ))
+    .into())
+}
+
 /// Opens and verifies the bundle (every entry's size and sha256) and its metadata.
 fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
     let refuse = |err: &dyn std::fmt::Display| {
@@ -236,8 +291,8 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
     let bytes = bundle
         .read_small(METADATA_NAME, MAX_YAML_BYTES as u64)
         .map_err(bundle_error)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| refuse(&format!("{METADATA_NAME} is not UTF-8")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| refuse(&format!("{METADATA_NAME} is not UTF-8")))?;
     let metadata = Metadata::parse(&text, METADATA_NAME).map_err(|err| refuse(&err))?;
     let deps: Vec<(String, String)> = bundle
         .entries()
@@ -247,7 +302,9 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
             Some((wheel.to_owned(), hex::encode(entry.sha256)))
         })
         .collect();
-    metadata.check_dependencies(&deps).map_err(|err| refuse(&err))?;
+    metadata
+        .check_dependencies(&deps)
+        .map_err(|err| refuse(&err))?;
     metadata
         .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
         .map_err(|err| refuse(&err))?;
@@ -310,15 +367,18 @@ fn stage_release(
         .iter()
         .map(|module| module.to_string())
         .collect();
-    let venv = Venv::create(&staging.final_path().join("venv"), interpreter, &system_modules)?;
+    let venv = Venv::create(
+        &staging.final_path().join("venv"),
+        interpreter,
+        &system_modules,
+    )?;
     let mut wheels = Vec::new();
     for name in entries_under(bundle, "deps/") {
         wheels.push(bundle.extract_entry_to_path(&name, staging.dir())?);
     }
     let bar = output.bar(wheels.len() as u64, "installing");
-    let installed = wheel_install::install_wheels(&venv, &wheels, &InstallOptions::default(), &|| {
-        bar.inc(1)
-    });
+    let installed =
+        wheel_install::install_wheels(&venv, &wheels, &InstallOptions::default(), &|| bar.inc(1));
     bar.finish_and_clear();
     for warning in installed.map_err(wheel_error)?.warnings {
         output.note(format!("warning: {warning}"));

@@ -81,7 +81,12 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
                 format!("{}{marker}", r.release)
             })
             .collect();
-        println!("{:<32} {:<16} {}", app.name, app.version, releases.join(" "));
+        println!(
+            "{:<32} {:<16} {}",
+            app.name,
+            app.version,
+            releases.join(" ")
+        );
     }
     Ok(())
 }

@@ -42,5 +42,7 @@ impl std::error::Error for Refusal {}
 
 /// The refusal anywhere in this error's chain, if there is one.
 pub fn find_refusal(error: &anyhow::Error) -> Option<&Refusal> {
-    error.chain().find_map(|cause| cause.downcast_ref::<Refusal>())
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Refusal>())
 }

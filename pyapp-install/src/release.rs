@@ -149,7 +149,11 @@ pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt,
 /// one before it (rollback's target). Complete releases the receipt does not know (left by
 /// a crash before the receipt was written) count as the oldest.
 pub fn releases_to_prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<Vec<String>> {
-    let known: HashSet<&str> = receipt.releases.iter().map(|r| r.release.as_str()).collect();
+    let known: HashSet<&str> = receipt
+        .releases
+        .iter()
+        .map(|r| r.release.as_str())
+        .collect();
     let mut oldest_first: Vec<String> = releases_on_disk(tree)?
         .into_iter()
         .filter(|name| !known.contains(name.as_str()))
@@ -193,7 +197,10 @@ mod tests {
         assert_eq!(releases_to_remove(&all, &["e", "d"], 3), names(&["a", "b"]));
         // After a rollback to "b", "b" and "a" stay whatever their age.
         assert_eq!(releases_to_remove(&all, &["b", "a"], 3), names(&["c", "d"]));
-        assert_eq!(releases_to_remove(&all, &["e", "d"], 2), names(&["a", "b", "c"]));
+        assert_eq!(
+            releases_to_remove(&all, &["e", "d"], 2),
+            names(&["a", "b", "c"])
+        );
         assert!(releases_to_remove(&all, &["e", "d"], 10).is_empty());
     }
 

@@ -31,7 +31,8 @@ pub fn remove(
     let tree = apps.app(app)?;
     let installed = safe_fs::exists(&tree.receipt_path())?;
     let leftovers = safe_fs::is_real_dir(tree.dir())?;
-    if !installed && !(purge && leftovers) {
+    let something_to_remove = installed || (purge && leftovers);
+    if !something_to_remove {
         let refusal = Refusal::new(format!(
             "{app} is not installed in {}",
             apps.path().display()

@@ -92,7 +92,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = parent(path)?;
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
-        path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     remove_file_if_exists(&tmp)?;
@@ -116,7 +118,9 @@ pub fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
     let dir = parent(link)?;
     let tmp = dir.join(format!(
         "{}.tmp-{}",
-        link.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        link.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
         std::process::id()
     ));
     remove_file_if_exists(&tmp)?;
@@ -126,11 +130,13 @@ pub fn replace_symlink(target: &Path, link: &Path) -> Result<()> {
     sync_dir(dir)
 }
 
-/// Where the symbolic link at `path` points, or `None` when there is no link there.
+/// Where the symbolic link at `path` points, or `None` when there is no link there
+/// (nothing, or something that is not a link).
 pub fn read_link_optional(path: &Path) -> Result<Option<std::path::PathBuf>> {
     match fs::read_link(path) {
         Ok(target) => Ok(Some(target)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) if err.raw_os_error() == Some(nix::libc::EINVAL) => Ok(None),
         Err(err) => {
             Err(err).with_context(|| format!("failed to read the link `{}`", path.display()))
         }

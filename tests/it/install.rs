@@ -42,7 +42,12 @@ impl Scratch {
     fn bundle(&self, version: &str, tweak: impl FnOnce(&Path)) -> PathBuf {
         let project = fixture_copy("hello");
         if version != "1.0.0" {
-            edit(project.path(), "pyproject.toml", "version = \"1.0.0\"", &format!("version = \"{version}\""));
+            edit(
+                project.path(),
+                "pyproject.toml",
+                "version = \"1.0.0\"",
+                &format!("version = \"{version}\""),
+            );
         }
         tweak(project.path());
         let out = self.out.path().join(version);
@@ -64,7 +69,11 @@ impl Scratch {
     /// Runs an install that must succeed and returns its `--json` report.
     fn install_json(&self, bundle: &Path) -> serde_json::Value {
         let output = self.install(&["--json", path_str(bundle)]);
-        assert!(output.status.success(), "install failed: {}", stderr(&output));
+        assert!(
+            output.status.success(),
+            "install failed: {}",
+            stderr(&output)
+        );
         serde_json::from_slice(&output.stdout).expect("install --json prints JSON")
     }
 
@@ -101,15 +110,24 @@ fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
         let entry = entry.expect("walk tree");
         let meta = entry.path().symlink_metadata().expect("stat");
         let what = if meta.file_type().is_symlink() {
-            format!("link -> {}", fs::read_link(entry.path()).expect("readlink").display())
+            format!(
+                "link -> {}",
+                fs::read_link(entry.path()).expect("readlink").display()
+            )
         } else if meta.is_dir() {
             format!("dir {:o}", meta.mode())
         } else {
             let bytes = fs::read(entry.path()).expect("read file");
-            let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            let digest: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             format!("file {:o} {} {digest}", meta.mode(), bytes.len())
         };
-        entries.insert(entry.path().strip_prefix(dir).expect("inside").to_owned(), what);
+        entries.insert(
+            entry.path().strip_prefix(dir).expect("inside").to_owned(),
+            what,
+        );
     }
     entries
 }
@@ -126,7 +144,15 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     let v1_release = report["release"].as_str().expect("release").to_owned();
     assert!(v1_release.starts_with("1.0.0-") && v1_release.len() == "1.0.0-".len() + 12);
     assert_eq!(scratch.current(), Path::new("releases").join(&v1_release));
-    for dir in ["config", "data", "tmp", "run", "log", "data/sessions", "current/src"] {
+    for dir in [
+        "config",
+        "data",
+        "tmp",
+        "run",
+        "log",
+        "data/sessions",
+        "current/src",
+    ] {
         assert!(scratch.app().join(dir).is_dir(), "{dir} is missing");
     }
 
@@ -134,10 +160,22 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     let config = scratch.app().join("config/config.yaml");
     fs::write(&config, "greeting: Howdy\n").expect("write config");
     let greeted = scratch.run_venv("hello", &["pyapp"], &config);
-    assert!(greeted.status.success(), "hello failed: {}", stderr(&greeted));
+    assert!(
+        greeted.status.success(),
+        "hello failed: {}",
+        stderr(&greeted)
+    );
     assert_eq!(stdout(&greeted), "Howdy, pyapp!\n");
-    let imported = scratch.run_venv("python", &["-c", "import hello; print(hello.__version__)"], &config);
-    assert!(imported.status.success(), "import hello failed: {}", stderr(&imported));
+    let imported = scratch.run_venv(
+        "python",
+        &["-c", "import hello; print(hello.__version__)"],
+        &config,
+    );
+    assert!(
+        imported.status.success(),
+        "import hello failed: {}",
+        stderr(&imported)
+    );
     assert_eq!(stdout(&imported), "1.0.0\n");
 
     // The same bundle again changes nothing.
@@ -167,7 +205,8 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     // list --json shows both releases, the new one current.
     let list = scratch.install(&["list", "--json"]);
     assert!(list.status.success(), "{}", stderr(&list));
-    let list: serde_json::Value = serde_json::from_slice(&list.stdout).expect("list --json prints JSON");
+    let list: serde_json::Value =
+        serde_json::from_slice(&list.stdout).expect("list --json prints JSON");
     let app = &list["apps"][0];
     assert_eq!(app["name"], "hello");
     assert_eq!(app["version"], "1.1.0");
@@ -176,9 +215,17 @@ fn install_run_reinstall_upgrade_rollback_remove() {
         .as_array()
         .expect("releases")
         .iter()
-        .map(|r| (r["release"].as_str().expect("name"), r["current"].as_bool().expect("current")))
+        .map(|r| {
+            (
+                r["release"].as_str().expect("name"),
+                r["current"].as_bool().expect("current"),
+            )
+        })
         .collect();
-    assert_eq!(releases, [(v1_release.as_str(), false), (v2_release.as_str(), true)]);
+    assert_eq!(
+        releases,
+        [(v1_release.as_str(), false), (v2_release.as_str(), true)]
+    );
 
     // Rollback returns to 1.0.0; a second one has nowhere to go.
     let rollback = scratch.install(&["rollback", "hello"]);
@@ -188,7 +235,11 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     assert_eq!(stdout(&version), "hello 1.0.0\n");
     let nowhere = scratch.install(&["rollback", "hello"]);
     assert_eq!(nowhere.status.code(), Some(1), "{}", stderr(&nowhere));
-    assert!(stderr(&nowhere).starts_with("error: hello has no release older than"), "{}", stderr(&nowhere));
+    assert!(
+        stderr(&nowhere).starts_with("error: hello has no release older than"),
+        "{}",
+        stderr(&nowhere)
+    );
     // Installing 1.1.0 again returns to its release without rebuilding it.
     assert_eq!(scratch.install_json(&v2)["release"], v2_release.as_str());
     assert_eq!(scratch.current(), Path::new("releases").join(&v2_release));
@@ -209,7 +260,8 @@ fn install_run_reinstall_upgrade_rollback_remove() {
 /// A copy of `bundle` with `replace` applied to the content of the entry `name` (the
 /// manifest is copied as it is, so the entry's sha256 no longer matches).
 fn tamper(bundle: &Path, name: &str, replace: impl Fn(&mut Vec<u8>), out: &Path) {
-    let mut archive = zip::ZipArchive::new(File::open(bundle).expect("open bundle")).expect("read bundle");
+    let mut archive =
+        zip::ZipArchive::new(File::open(bundle).expect("open bundle")).expect("read bundle");
     let mut writer = zip::ZipWriter::new(File::create(out).expect("create tampered bundle"));
     let mut found = false;
     for index in 0..archive.len() {
@@ -240,7 +292,12 @@ fn bad_bundles_are_refused_and_change_nothing() {
     fs::create_dir_all(&bad).expect("mkdir");
 
     let flipped = bad.join("flipped.pyapp");
-    tamper(&v1, "src/hello/cli.py", |bytes| bytes[10] ^= 0x20, &flipped);
+    tamper(
+        &v1,
+        "src/src/hello/cli.py",
+        |bytes| bytes[10] ^= 0x20,
+        &flipped,
+    );
     let truncated = bad.join("truncated.pyapp");
     let bytes = fs::read(&v1).expect("read bundle");
     fs::write(&truncated, &bytes[..bytes.len() / 2]).expect("write truncated");
@@ -257,10 +314,24 @@ fn bad_bundles_are_refused_and_change_nothing() {
         for bundle in [&flipped, &truncated, &not_zip, &missing] {
             let output = scratch.install(&[path_str(bundle)]);
             let message = stderr(&output);
-            assert_eq!(output.status.code(), Some(1), "{}: {message}", bundle.display());
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{}: {message}",
+                bundle.display()
+            );
             assert!(message.starts_with("error: "), "{message}");
-            assert_eq!(message.lines().filter(|l| l.starts_with("error: ")).count(), 1, "{message}");
-            assert_eq!(listing(scratch.root()), before, "{} changed the tree", bundle.display());
+            assert_eq!(
+                message.lines().filter(|l| l.starts_with("error: ")).count(),
+                1,
+                "{message}"
+            );
+            assert_eq!(
+                listing(scratch.root()),
+                before,
+                "{} changed the tree",
+                bundle.display()
+            );
         }
     }
 }
@@ -284,7 +355,11 @@ fn a_held_lock_fails_fast_naming_the_holder_and_wait_queues() {
 
     let refused = scratch.install(&[path_str(&v2)]);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("hello is locked by process 4242"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("hello is locked by process 4242"),
+        "{}",
+        stderr(&refused)
+    );
     assert!(stderr(&refused).contains("hint: "), "{}", stderr(&refused));
     assert!(scratch.current().to_string_lossy().contains("1.0.0-"));
 
@@ -295,7 +370,10 @@ fn a_held_lock_fails_fast_naming_the_holder_and_wait_queues() {
         .spawn()
         .expect("start a waiting install");
     std::thread::sleep(Duration::from_millis(500));
-    assert!(waiting.try_wait().expect("poll").is_none(), "--wait did not wait for the lock");
+    assert!(
+        waiting.try_wait().expect("poll").is_none(),
+        "--wait did not wait for the lock"
+    );
     drop(lock);
     let waited = waiting.wait_with_output().expect("wait for install");
     assert!(waited.status.success(), "{}", stderr(&waited));
@@ -308,12 +386,24 @@ fn dry_run_writes_nothing_and_leftovers_of_a_killed_run_are_removed() {
     let v1 = scratch.bundle("1.0.0", |_| {});
     let dry = scratch.install(&["--dry-run", path_str(&v1)]);
     assert!(dry.status.success(), "{}", stderr(&dry));
-    assert!(stderr(&dry).contains("would install hello 1.0.0"), "{}", stderr(&dry));
-    assert!(fs::read_dir(scratch.root()).expect("list root").next().is_none(), "--dry-run wrote something");
+    assert!(
+        stderr(&dry).contains("would install hello 1.0.0"),
+        "{}",
+        stderr(&dry)
+    );
+    assert!(
+        fs::read_dir(scratch.root())
+            .expect("list root")
+            .next()
+            .is_none(),
+        "--dry-run wrote something"
+    );
 
     scratch.install_json(&v1);
     // What a SIGKILL in the middle of staging leaves behind.
-    let stale = scratch.app().join("releases/.staging-1.1.0-0123456789ab-99999");
+    let stale = scratch
+        .app()
+        .join("releases/.staging-1.1.0-0123456789ab-99999");
     fs::create_dir_all(stale.join("venv/lib")).expect("plant a stale staging dir");
     let v2 = scratch.bundle("1.1.0", |_| {});
     assert_eq!(scratch.install_json(&v2)["action"], "upgraded");
@@ -323,11 +413,23 @@ fn dry_run_writes_nothing_and_leftovers_of_a_killed_run_are_removed() {
 #[test]
 fn old_releases_are_pruned_to_keep_releases() {
     let scratch = Scratch::new();
-    let keep_two = |project: &Path| edit(project, "metadata.yaml", "keep-releases: 3", "keep-releases: 2");
+    let keep_two = |project: &Path| {
+        edit(
+            project,
+            "metadata.yaml",
+            "keep-releases: 3",
+            "keep-releases: 2",
+        )
+    };
     let mut releases = Vec::new();
     for version in ["1.0.0", "1.1.0", "1.2.0"] {
         let bundle = scratch.bundle(version, keep_two);
-        releases.push(scratch.install_json(&bundle)["release"].as_str().expect("release").to_owned());
+        releases.push(
+            scratch.install_json(&bundle)["release"]
+                .as_str()
+                .expect("release")
+                .to_owned(),
+        );
     }
     let on_disk: Vec<String> = fs::read_dir(scratch.app().join("releases"))
         .expect("list releases")
@@ -349,7 +451,14 @@ fn a_link_planted_in_the_app_tree_is_not_followed() {
 
     let output = scratch.install(&[path_str(&v1)]);
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    assert!(stderr(&output).contains("is a symbolic link; refusing to follow"), "{}", stderr(&output));
-    assert!(fs::read_dir(&elsewhere).expect("list").next().is_none(), "wrote through the link");
+    assert!(
+        stderr(&output).contains("is a symbolic link; refusing to follow"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        fs::read_dir(&elsewhere).expect("list").next().is_none(),
+        "wrote through the link"
+    );
     assert!(!scratch.app().join("current").exists());
 }
