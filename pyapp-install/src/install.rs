@@ -234,10 +234,12 @@ fn hash_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// The app whose current release came from the bundle with this sha256, if any.
+/// The app whose current release came from the bundle with this sha256, if any. A
+/// receipt that cannot be read is skipped here: this is only the fast path, and the app
+/// being installed has its receipt read again, strictly, under its lock.
 fn find_current_install(apps: &AppsDir, bundle_sha256: &str) -> Result<Option<(AppTree, Receipt)>> {
     for tree in apps.installed_apps()? {
-        if let Some(receipt) = Receipt::load(&tree.receipt_path())? {
+        if let Ok(Some(receipt)) = Receipt::load(&tree.receipt_path()) {
             if is_current(&tree, &receipt, bundle_sha256)? {
                 return Ok(Some((tree, receipt)));
             }

@@ -462,3 +462,54 @@ fn a_link_planted_in_the_app_tree_is_not_followed() {
     );
     assert!(!scratch.app().join("current").exists());
 }
+
+#[test]
+fn a_killed_install_leaves_the_old_release_running_and_the_next_run_completes() {
+    let scratch = Scratch::new();
+    let v1 = scratch.bundle("1.0.0", |_| {});
+    scratch.install_json(&v1);
+    let kept = listing(&scratch.app().join("data"));
+    let v2 = scratch.bundle("1.1.0", |_| {});
+
+    // SIGKILL the upgrade while it builds the new release.
+    let mut upgrade = scratch
+        .command(&["--quiet", path_str(&v2)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the upgrade");
+    let releases = scratch.app().join("releases");
+    let staging_seen = (0..2000).any(|_| {
+        std::thread::sleep(Duration::from_millis(5));
+        fs::read_dir(&releases).expect("list releases").any(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".staging-")
+        })
+    });
+    upgrade.kill().expect("SIGKILL the upgrade");
+    upgrade.wait().expect("reap the upgrade");
+    assert!(staging_seen, "never saw the upgrade's staging directory");
+
+    assert!(scratch.current().to_string_lossy().contains("1.0.0-"));
+    let config = scratch.app().join("config/config.yaml");
+    let version = scratch.run_venv("hello", &["--version"], &config);
+    assert_eq!(stdout(&version), "hello 1.0.0\n", "{}", stderr(&version));
+    assert_eq!(listing(&scratch.app().join("data")), kept);
+
+    // The lock died with its holder; the next run clears the leftovers and completes.
+    let report = scratch.install_json(&v2);
+    assert_eq!(report["action"], "upgraded");
+    let version = scratch.run_venv("hello", &["--version"], &config);
+    assert_eq!(stdout(&version), "hello 1.1.0\n", "{}", stderr(&version));
+    let names: Vec<String> = fs::read_dir(&releases)
+        .expect("list releases")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "leftovers: {names:?}"
+    );
+    assert_eq!(names.len(), 2, "{names:?}");
+}
