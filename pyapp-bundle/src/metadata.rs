@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Schedule;
 use crate::command::{Command, Placeholder};
 use crate::names::{
-    check_dist_name, normalize_dist_name, AppName, DebianPackage, PythonModule, UnitName,
-    WritableDirName,
+    check_dist_name, AppName, DebianPackage, PythonModule, UnitName, WritableDirName,
 };
+use crate::wheel_name::normalize_name;
 use crate::wheel_name::WheelName;
 use crate::yaml::{join_path, parse_document, Issue, SchemaError};
 use crate::FORMAT_VERSION;
@@ -506,13 +506,13 @@ impl Dependency {
     fn validate(&self, path: &str) -> Result<(), Issue> {
         check_dist_name(&self.name)
             .map_err(|error| Issue::new(join_path(path, "name"), error.to_string()))?;
-        if normalize_dist_name(&self.name) != self.name {
+        if normalize_name(&self.name) != self.name {
             return Err(Issue::new(
                 join_path(path, "name"),
                 format!(
                     "{:?} is not normalised (expected {:?})",
                     self.name,
-                    normalize_dist_name(&self.name)
+                    normalize_name(&self.name)
                 ),
             ));
         }
@@ -612,7 +612,7 @@ impl ProjectMetadata {
     fn complete(self, computed: Computed) -> Result<Metadata, Issue> {
         let name = match self.name {
             Some(name) => name,
-            None => AppName::new(normalize_dist_name(&computed.name))
+            None => AppName::new(normalize_name(&computed.name))
                 .map_err(|error| invalid_in_pyproject("name", &computed.name, &error))?,
         };
         let project_version: Version = computed
@@ -640,7 +640,7 @@ impl ProjectMetadata {
         let local: BTreeSet<String> = self
             .local_dependencies
             .iter()
-            .map(|name| normalize_dist_name(name))
+            .map(|name| normalize_name(name))
             .collect();
         let mut dependencies = Vec::with_capacity(computed.wheels.len());
         for (file, sha256) in &computed.wheels {
@@ -660,7 +660,7 @@ impl ProjectMetadata {
         }
         dependencies.sort_by(|a, b| a.wheel.cmp(&b.wheel));
         for (index, name) in self.local_dependencies.iter().enumerate() {
-            let normalized = normalize_dist_name(name);
+            let normalized = normalize_name(name);
             if !dependencies.iter().any(|d| d.name == normalized) {
                 return Err(Issue::new(
                     format!("local-dependencies[{index}]"),

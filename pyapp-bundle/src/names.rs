@@ -151,34 +151,12 @@ pub fn check_debian_package(value: &str) -> Result<(), NameError> {
 /// Python distribution names (PEP 508): ASCII letters, digits, `.`, `_` and `-`, starting
 /// and ending with a letter or digit.
 pub fn check_dist_name(value: &str) -> Result<(), NameError> {
-    let letter_or_digit = |c: char| c.is_ascii_alphanumeric();
-    let valid = starts_with(value, letter_or_digit)
-        && value.chars().next_back().is_some_and(letter_or_digit)
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     refuse_unless(
-        valid,
+        crate::wheel_name::is_valid_distribution_name(value),
         "Python distribution name",
         value,
         "letters, digits, \".\", \"_\" and \"-\", starting and ending with a letter or digit",
     )
-}
-
-/// PEP 503 normalisation: lower case, every run of `-`, `_` and `.` becomes one `-`.
-/// `Flask_SQLAlchemy` and `flask.sqlalchemy` both become `flask-sqlalchemy`.
-pub fn normalize_dist_name(name: &str) -> String {
-    let mut normalized = String::with_capacity(name.len());
-    for c in name.chars() {
-        if matches!(c, '-' | '_' | '.') {
-            if !normalized.ends_with('-') {
-                normalized.push('-');
-            }
-        } else {
-            normalized.push(c.to_ascii_lowercase());
-        }
-    }
-    normalized
 }
 
 fn starts_with(value: &str, first: impl Fn(char) -> bool) -> bool {
@@ -287,9 +265,6 @@ mod tests {
         assert_eq!(check_dist_name("Flask_SQLAlchemy"), Ok(()));
         assert!(check_dist_name("flask-").is_err());
         assert!(check_dist_name("fl ask").is_err());
-        assert_eq!(normalize_dist_name("Flask_SQLAlchemy"), "flask-sqlalchemy");
-        assert_eq!(normalize_dist_name("zope.interface"), "zope-interface");
-        assert_eq!(normalize_dist_name("a-_.b"), "a-b");
     }
 
     #[test]
