@@ -59,6 +59,14 @@ enum Action {
 }
 
 impl Action {
+    /// Installing over what `previous` (the app's receipt, if any) describes.
+    fn over(previous: Option<&Receipt>) -> Action {
+        match previous {
+            Some(_) => Action::Upgraded,
+            None => Action::Installed,
+        }
+    }
+
     fn verb(self, dry_run: bool) -> &'static str {
         match (self, dry_run) {
             (Action::Installed, false) => "installed",
@@ -102,11 +110,7 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     let version = metadata.version.to_string();
     let release = release::release_name(&version, &bundle_sha256);
     let previous = Receipt::load(&tree.receipt_path())?;
-    let action = if previous.is_some() {
-        Action::Upgraded
-    } else {
-        Action::Installed
-    };
+    let action = Action::over(previous.as_ref());
     let record = ReleaseRecord {
         release: release.clone(),
         version: version.clone(),
@@ -137,11 +141,7 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
             return report(output, Action::Unchanged, &tree, &version, &release, false);
         }
     }
-    let action = if previous.is_some() {
-        Action::Upgraded
-    } else {
-        Action::Installed
-    };
+    let action = Action::over(previous.as_ref());
     for stale in release::remove_stale_staging(&tree)? {
         output.note(format!(
             "removed {stale}, left by an interrupted earlier run"
@@ -217,6 +217,7 @@ fn hash_file(path: &Path) -> Result<String> {
             "cannot read the bundle `{}`: {err}",
             path.display()
         ))
+        .with_hint("check the path; pyapp-build writes bundles as NAME-VERSION.pyapp")
     })?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 1 << 20];
