@@ -4,10 +4,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode, SFlag};
 
 use crate::refusal::Refusal;
 
@@ -16,38 +19,65 @@ use crate::refusal::Refusal;
 pub fn check_dir_or_missing(path: &Path) -> Result<()> {
     match fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_dir() => Ok(()),
-        Ok(meta) => {
-            let what = if meta.file_type().is_symlink() {
-                "a symbolic link"
-            } else {
-                "not a directory"
-            };
-            Err(Refusal::new(format!(
-                "`{}` is {what}; refusing to follow or replace it",
-                path.display()
-            ))
-            .with_hint("move it away (it may have been planted), then run pyapp-install again")
-            .into())
-        }
+        Ok(meta) => Err(in_the_way(path, meta.file_type().is_symlink())),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(err) => Err(err).with_context(|| format!("failed to inspect `{}`", path.display())),
     }
 }
 
 /// Makes sure `path` is a real directory (not a link to one), creating it with `mode`
-/// if it is missing. What is already there is not touched.
+/// if it is missing. What is already there is not touched. Safe in a parent directory the
+/// app's user can write to: every step works on a descriptor of the parent opened without
+/// following links, so a link swapped in between two steps is refused, never followed.
 pub fn ensure_dir(path: &Path, mode: u32) -> Result<()> {
-    check_dir_or_missing(path)?;
-    if is_real_dir(path)? {
-        return Ok(());
+    let (parent, name) = match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => (parent, name),
+        _ => anyhow::bail!("`{}` has no parent directory", path.display()),
+    };
+    let parent_dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NOFOLLOW)
+        .open(parent)
+        .map_err(|err| match err.raw_os_error() {
+            Some(nix::libc::ELOOP | nix::libc::ENOTDIR) => in_the_way(parent, true),
+            _ => anyhow::Error::new(err).context(format!("failed to open `{}`", parent.display())),
+        })?;
+    let mode = Mode::from_bits_truncate(mode);
+    match fstatat(&parent_dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) if SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR => {
+            return Ok(())
+        }
+        Ok(stat) => {
+            let is_link = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK;
+            return Err(in_the_way(path, is_link));
+        }
+        Err(Errno::ENOENT) => {}
+        Err(err) => {
+            return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()))
+        }
     }
-    fs::DirBuilder::new()
-        .mode(mode)
-        .create(path)
+    mkdirat(&parent_dir, name, mode)
         .with_context(|| format!("failed to create directory `{}`", path.display()))?;
-    // The umask may have narrowed the mode; set it exactly.
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    // The umask may have narrowed the mode: set it exactly, on the new directory itself.
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    openat(&parent_dir, name, flags, Mode::empty())
+        .and_then(|dir| fchmod(&dir, mode))
         .with_context(|| format!("failed to set the mode of `{}`", path.display()))
+}
+
+/// The refusal for a link or a file where pyapp-install needs a directory.
+fn in_the_way(path: &Path, is_link: bool) -> anyhow::Error {
+    let what = if is_link {
+        "a symbolic link"
+    } else {
+        "not a directory"
+    };
+    Refusal::new(format!(
+        "`{}` is {what}; refusing to follow or replace it",
+        path.display()
+    ))
+    .with_hint("move it away (it may have been planted), then run pyapp-install again")
+    .into()
 }
 
 /// Whether anything (a file, a directory, a link, even a dangling one) is at `path`.
