@@ -461,6 +461,23 @@ fn a_link_planted_in_the_app_tree_is_not_followed() {
         "wrote through the link"
     );
     assert!(!scratch.app().join("current").exists());
+
+    // One level down too: data/ is the app's, data/sessions (a writable-dir) a link.
+    fs::remove_file(scratch.app().join("data")).expect("remove link");
+    fs::create_dir(scratch.app().join("data")).expect("mkdir data");
+    std::os::unix::fs::symlink(&elsewhere, scratch.app().join("data/sessions"))
+        .expect("plant link");
+    let output = scratch.install(&[path_str(&v1)]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("data/sessions` is a symbolic link"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        fs::read_dir(&elsewhere).expect("list").next().is_none(),
+        "wrote through the link"
+    );
 }
 
 #[test]
