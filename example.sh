@@ -14,5 +14,5 @@ app=scratch/applications/hello
 
 printf 'greeting: Howdy\n' > "$app/config/example.yaml"
 echo "running the installed app:"
-PYAPP_CONFIG_FILE="$app/config/example.yaml" "$app/current/venv/bin/python" "$app/current/venv/bin/hello" from pyapp
+PYAPP_CONFIG_FILE="$app/config/example.yaml" "$app/current/venv/bin/python" "$app/current/venv/bin/hello" pyapp
 "$app/current/venv/bin/python" -c 'import hello.web, sys; print("hello.web imports from", sys.prefix)'

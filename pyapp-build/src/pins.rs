@@ -146,6 +146,7 @@ fn logical_lines(text: &str) -> Vec<(usize, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -169,7 +170,7 @@ mod tests {
             ["abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"]
         );
         assert_eq!(pins[1].name, "pyyaml");
-        assert_eq!(pins[1].line, 3);
+        assert_eq!(pins[1].line, 4);
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub const LASTING_DIRS: [(&str, u32); 5] = [
 #[derive(Debug, Clone)]
 pub struct AppsDir {
     path: PathBuf,
+    /// The same directory as the installed system sees it (without `--root`).
+    runtime_path: PathBuf,
 }
 
 impl AppsDir {
@@ -38,7 +40,8 @@ impl AppsDir {
             .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
             .collect();
         AppsDir {
-            path: root.join(inside_root),
+            path: root.join(&inside_root),
+            runtime_path: Path::new("/").join(inside_root),
         }
     }
 
@@ -58,6 +61,7 @@ impl AppsDir {
         Ok(AppTree {
             name: name.to_owned(),
             dir: self.path.join(name),
+            runtime_dir: self.runtime_path.join(name),
         })
     }
 
@@ -80,6 +84,8 @@ impl AppsDir {
 pub struct AppTree {
     name: String,
     dir: PathBuf,
+    /// `dir` as the installed system sees it: the path written into files.
+    runtime_dir: PathBuf,
 }
 
 impl AppTree {
@@ -101,6 +107,11 @@ impl AppTree {
     /// `APPS/APP/releases/RELEASE`.
     pub fn release_dir(&self, release: &str) -> PathBuf {
         self.releases_dir().join(release)
+    }
+
+    /// `APPS/APP/releases/RELEASE` at run time: what shebangs and scripts refer to.
+    pub fn runtime_release_dir(&self, release: &str) -> PathBuf {
+        self.runtime_dir.join("releases").join(release)
     }
 
     /// `APPS/APP/current`: the link to the release in use.

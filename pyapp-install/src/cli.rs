@@ -51,6 +51,16 @@ pub struct InstallArgs {
     /// When another pyapp-install holds the app's lock, wait for it instead of failing.
     #[arg(long)]
     pub wait: bool,
+
+    /// Compile the installed modules to bytecode with the app's interpreter (faster first
+    /// start, larger release).
+    #[arg(long)]
+    pub compile_bytecode: bool,
+
+    /// Install wheels whose RECORD lists wrong hashes or sizes (some real wheels ship bad
+    /// RECORDs); without it such a wheel is refused.
+    #[arg(long)]
+    pub no_verify_record: bool,
 }
 
 /// Options every action takes.
@@ -77,7 +87,8 @@ pub struct CommonArgs {
 impl CommonArgs {
     /// The apps directory, placed under --root.
     pub fn apps(&self) -> AppsDir {
-        AppsDir::new(&self.root, &self.apps_dir)
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        AppsDir::new(&root, &self.apps_dir)
     }
 }
 

@@ -158,7 +158,20 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
         ));
     } else {
         let staging = Staging::create(&tree, &release)?;
-        stage_release(&mut bundle, &metadata, &interpreter, &staging, output)?;
+        let runtime_dir = tree.runtime_release_dir(&release);
+        let options = InstallOptions {
+            verify_record: !args.no_verify_record,
+            compile_bytecode: args.compile_bytecode,
+        };
+        stage_release(
+            &mut bundle,
+            &metadata,
+            &interpreter,
+            &staging,
+            &runtime_dir,
+            &options,
+            output,
+        )?;
         staging.finish()?;
     }
     for (dir, mode) in &lasting {
@@ -354,6 +367,8 @@ fn stage_release(
     metadata: &Metadata,
     interpreter: &Interpreter,
     staging: &Staging,
+    runtime_dir: &Path,
+    options: &InstallOptions,
     output: &Output,
 ) -> Result<()> {
     let sources: Vec<String> = entries_under(bundle, "src/");
@@ -370,8 +385,9 @@ fn stage_release(
         .iter()
         .map(|module| module.to_string())
         .collect();
-    let venv = Venv::create(
+    let venv = Venv::create_staged(
         &staging.final_path().join("venv"),
+        &runtime_dir.join("venv"),
         interpreter,
         &system_modules,
     )?;
@@ -380,8 +396,7 @@ fn stage_release(
         wheels.push(bundle.extract_entry_to_path(&name, staging.dir())?);
     }
     let bar = output.bar(wheels.len() as u64, "installing");
-    let installed =
-        wheel_install::install_wheels(&venv, &wheels, &InstallOptions::default(), &|| bar.inc(1));
+    let installed = wheel_install::install_wheels(&venv, &wheels, options, &|| bar.inc(1));
     bar.finish_and_clear();
     for warning in installed.map_err(wheel_error)?.warnings {
         output.note(format!("warning: {warning}"));

@@ -22,6 +22,9 @@ pub const SYSTEM_DIST_PACKAGES: &str = "/usr/lib/python3/dist-packages";
 #[derive(Debug, Clone)]
 pub struct Venv {
     root: PathBuf,
+    /// Where the venv is at run time, written into shebangs and `activate`: the same as
+    /// `root`, except when installing under another filesystem root (`--root`, DESTDIR).
+    runtime_root: PathBuf,
     interpreter: Interpreter,
 }
 
@@ -98,12 +101,26 @@ impl Venv {
         interpreter: &Interpreter,
         system_modules: &[impl AsRef<str>],
     ) -> Result<Venv, VenvError> {
-        if !is_safe_path(root) {
-            return Err(VenvError::UnsafePath(root.to_path_buf()));
+        Venv::create_staged(root, root, interpreter, system_modules)
+    }
+
+    /// Like [`Venv::create`], writing the venv at `root` for it to run at `runtime_root`
+    /// (DESTDIR-style staging: `root` is `runtime_root` under another filesystem root).
+    pub fn create_staged(
+        root: &Path,
+        runtime_root: &Path,
+        interpreter: &Interpreter,
+        system_modules: &[impl AsRef<str>],
+    ) -> Result<Venv, VenvError> {
+        for path in [root, runtime_root] {
+            if !is_safe_path(path) {
+                return Err(VenvError::UnsafePath(path.to_path_buf()));
+            }
         }
         fs::create_dir(root).map_err(io_error(root))?;
         let venv = Venv {
             root: root.to_path_buf(),
+            runtime_root: runtime_root.to_path_buf(),
             interpreter: interpreter.clone(),
         };
         let layout = &interpreter.layout;
@@ -144,6 +161,13 @@ impl Venv {
     /// `VENV/bin/python`, the interpreter scripts run with.
     pub fn python(&self) -> PathBuf {
         self.scripts_dir().join("python")
+    }
+
+    /// `VENV/bin/python` as the venv's scripts see it at run time: their shebang.
+    pub fn runtime_python(&self) -> PathBuf {
+        self.runtime_root
+            .join(&self.interpreter.layout.scripts)
+            .join("python")
     }
 
     /// Pure-Python modules: `VENV/lib/python3.X/site-packages`.
@@ -218,7 +242,7 @@ impl Venv {
     /// A POSIX shell `activate` script (bash, dash, zsh): `. VENV/bin/activate`.
     fn activate_script(&self) -> String {
         let prompt = self
-            .root
+            .runtime_root
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
@@ -269,7 +293,7 @@ if [ -z "${{VIRTUAL_ENV_DISABLE_PROMPT:-}}" ]; then
 fi
 hash -r 2>/dev/null
 "#,
-            root = self.root.display(),
+            root = self.runtime_root.display(),
         )
     }
 

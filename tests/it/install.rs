@@ -82,9 +82,28 @@ impl Scratch {
         fs::read_link(self.app().join("current")).expect("current is a link")
     }
 
-    /// Runs a program of the current release's venv with the config file set.
+    /// Runs a program of the current release's venv with the config file set. Under
+    /// `--root` the scripts' shebangs name the run-time path (`/applications/...`, like
+    /// DESTDIR), so from the host they are started through the venv's python.
     fn run_venv(&self, program: &str, args: &[&str], config: &Path) -> Output {
-        Command::new(self.app().join("current/venv/bin").join(program))
+        let bin = self.app().join("current/venv/bin");
+        let mut command = Command::new(bin.join("python"));
+        if program != "python" {
+            let script = bin.join(program);
+            let text = fs::read_to_string(&script).expect("read a venv script");
+            let release = self.current();
+            let expected = format!(
+                "#!/applications/hello/{}/venv/bin/python\n",
+                release.display()
+            );
+            assert!(
+                text.starts_with(&expected),
+                "{program} starts with {:?}",
+                text.lines().next()
+            );
+            command.arg(script);
+        }
+        command
             .args(args)
             .env("PYAPP_CONFIG_FILE", config)
             .env("PYAPP_DATA_PATH", self.app().join("data"))

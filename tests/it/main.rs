@@ -1,6 +1,8 @@
 //! End-to-end tests: the real pyapp-build and pyapp-install binaries, real wheels from
 //! PyPI (downloaded by tests/run), real Python.
 
+#![allow(clippy::unwrap_used)]
+
 mod build;
 mod harness;
 mod install;

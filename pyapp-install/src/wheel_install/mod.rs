@@ -786,7 +786,7 @@ fn extract_file(
             .take(MAX_SHEBANG_LINE)
             .read_until(b'\n', &mut first)
             .map_err(read_error)?;
-        match scripts::rewrite_placeholder(&first, &venv.python()) {
+        match scripts::rewrite_placeholder(&first, &venv.runtime_python()) {
             Some(shebang) => output.write_all(&shebang).map_err(write_error)?,
             None => output.write_all(&first).map_err(write_error)?,
         }
@@ -835,7 +835,7 @@ fn install_plan(venv: &Venv, plan: &WheelPlan) -> Result<InstalledWheel, WheelPr
     for file in &plan.files {
         rows.push(extract_file(venv, &mut archive, plan, file)?);
     }
-    let python = venv.python();
+    let python = venv.runtime_python();
     for launcher in &plan.launchers {
         let path = venv.scripts_dir().join(&launcher.name);
         rows.push(write_generated(
