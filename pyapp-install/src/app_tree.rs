@@ -109,6 +109,12 @@ impl AppTree {
         self.releases_dir().join(release)
     }
 
+    /// `APPS/APP` at run time (without `--root`): the base of every path written into
+    /// files and environments.
+    pub fn runtime_dir(&self) -> &Path {
+        &self.runtime_dir
+    }
+
     /// `APPS/APP/releases/RELEASE` at run time: what shebangs and scripts refer to.
     pub fn runtime_release_dir(&self, release: &str) -> PathBuf {
         self.runtime_dir.join("releases").join(release)

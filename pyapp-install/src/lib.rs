@@ -2,6 +2,7 @@
 //! extract it, build the venv natively from the bundled wheels, switch `current` atomically.
 //! One module per step; `commands::run` is what the binary calls.
 
+pub mod app_env;
 pub mod app_tree;
 pub mod cli;
 pub mod commands;
