@@ -31,6 +31,8 @@ use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem
 
 /// The metadata entry of a bundle.
 const METADATA_NAME: &str = "metadata.yaml";
+/// The configuration spec entry of a bundle.
+const CONFIGURATION_NAME: &str = "configuration.yaml";
 
 /// The mode of the writable directories created under data/.
 const WRITABLE_DIR_MODE: u32 = 0o750;
@@ -371,7 +373,8 @@ fn stage_release(
     options: &InstallOptions,
     output: &Output,
 ) -> Result<()> {
-    let sources: Vec<String> = entries_under(bundle, "src/");
+    let mut sources: Vec<String> = entries_under(bundle, "src/");
+    sources.extend([METADATA_NAME.to_string(), CONFIGURATION_NAME.to_string()]);
     let bar = output.bar(sources.len() as u64, "extracting");
     for name in &sources {
         bundle.extract_entry_to_path(name, staging.dir())?;
