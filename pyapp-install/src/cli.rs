@@ -61,6 +61,11 @@ pub struct InstallArgs {
     /// RECORDs); without it such a wheel is refused.
     #[arg(long)]
     pub no_verify_record: bool,
+
+    /// Run the app as this existing user (and its primary group) instead of the system
+    /// user pyapp-install creates, named after the app.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
 }
 
 /// Options every action takes.

@@ -4,13 +4,17 @@
 
 pub mod app_env;
 pub mod app_tree;
+pub mod app_user;
 pub mod cli;
 pub mod commands;
+pub mod hooks;
 pub mod install;
 pub use pyapp_bundle::interpreter;
 pub mod list;
 pub mod lock;
 pub mod output;
+pub mod ownership;
+pub mod privilege;
 pub mod receipt;
 pub mod refusal;
 pub mod release;
