@@ -21,5 +21,6 @@ pub mod release;
 pub mod remove;
 pub mod rollback;
 pub mod safe_fs;
+pub mod units;
 pub mod venv;
 pub mod wheel_install;
