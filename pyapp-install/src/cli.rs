@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::app_tree::{AppsDir, DEFAULT_APPS_DIR};
+use crate::ports::PortRange;
 
 /// Install or upgrade a Python app from a .pyapp bundle, offline.
 ///
@@ -66,6 +67,11 @@ pub struct InstallArgs {
     /// user pyapp-install creates, named after the app.
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
+
+    /// The ports `listen: port` services get theirs from: each service is given one once,
+    /// kept across upgrades and rollbacks, unique among the apps.
+    #[arg(long, value_name = "FIRST-LAST", default_value_t = PortRange::DEFAULT)]
+    pub port_range: PortRange,
 }
 
 /// Options every action takes.
