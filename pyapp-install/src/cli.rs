@@ -68,6 +68,15 @@ pub struct InstallArgs {
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,
 
+    /// Set a configuration value, KEY=VALUE (repeatable): checked against the bundle's
+    /// configuration.yaml and written to APPS/APP/config/ (kept across upgrades).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    /// Take configuration values from this YAML file of `key: value` lines (--set wins).
+    #[arg(long = "config", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// The ports `listen: port` services get theirs from: each service is given one once,
     /// kept across upgrades and rollbacks, unique among the apps.
     #[arg(long, value_name = "FIRST-LAST", default_value_t = PortRange::DEFAULT)]
@@ -132,6 +141,26 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+
+    /// Show an app's configuration (secrets masked), or change it with --set/--config:
+    /// checked against the current release's configuration.yaml, saved atomically.
+    Config {
+        /// The app's name.
+        app: String,
+
+        /// Set KEY to VALUE (repeatable); integers, numbers and true/false are parsed by
+        /// the field's widget.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+
+        /// Take values from this YAML file of `key: value` lines (--set wins over it).
+        #[arg(long = "config", value_name = "FILE")]
+        config: Option<PathBuf>,
+
+        /// When another pyapp-install holds the app's lock, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 impl Command {
@@ -141,6 +170,7 @@ impl Command {
             Command::List => "list",
             Command::Rollback { .. } => "rollback",
             Command::Remove { .. } => "remove",
+            Command::Config { .. } => "config",
         }
     }
 }
@@ -156,6 +186,8 @@ Examples:
   pyapp-install rollback hello                       back to the previous release
   pyapp-install remove hello                         keeps /applications/hello/{data,config}
   pyapp-install remove --purge hello                 deletes everything of hello
+  pyapp-install config hello                         show the config (secrets masked)
+  pyapp-install config hello --set workers=4         change it (checked, saved atomically)
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
 data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).

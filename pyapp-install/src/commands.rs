@@ -6,7 +6,7 @@ use crate::cli::{Cli, Command};
 use crate::lock::WhenHeld;
 use crate::output::Output;
 use crate::refusal::Refusal;
-use crate::{install, list, remove, rollback};
+use crate::{config, install, list, remove, rollback};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -36,6 +36,19 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Remove { app, purge, wait }) => {
             remove::remove(&apps, &app, purge, when_held(wait), &output)
         }
+        Some(Command::Config {
+            app,
+            set,
+            config,
+            wait,
+        }) => config::config(
+            &apps,
+            &app,
+            &set,
+            config.as_deref(),
+            when_held(wait),
+            &output,
+        ),
         None => install::install(&apps, &cli.install, &output),
     }
 }

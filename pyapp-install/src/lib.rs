@@ -7,6 +7,7 @@ pub mod app_tree;
 pub mod app_user;
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod config_file;
 pub mod hooks;
 pub mod install;
