@@ -6,6 +6,7 @@ use crate::cli::{Cli, Command};
 use crate::lock::WhenHeld;
 use crate::output::Output;
 use crate::refusal::Refusal;
+use crate::systemd::Systemd;
 use crate::{config, install, list, remove, rollback};
 
 /// Runs `cli`'s action.
@@ -46,6 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
             &app,
             &set,
             config.as_deref(),
+            &Systemd::detect(&cli.common.root),
             when_held(wait),
             &output,
         ),

@@ -1,12 +1,14 @@
 //! `pyapp-install config APP`: shows an app's configuration file (secrets masked) or, with
 //! `--set KEY=VALUE` / `--config FILE`, changes it: checked against the current release's
-//! configuration.yaml and saved atomically under the app's lock (FORMAT.md 4.1).
+//! configuration.yaml and saved atomically under the app's lock (FORMAT.md 4.1); the app's
+//! running services are then restarted so they read it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use pyapp_bundle::config_spec::{ConfigSpec, ConfigValue};
+use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
 use crate::app_tree::{AppTree, AppsDir};
@@ -16,9 +18,13 @@ use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
+use crate::systemd::Systemd;
+use crate::units::unit_stem;
 
 /// The configuration spec each release keeps beside its `src/` and `venv/`.
 const SPEC_NAME: &str = "configuration.yaml";
+/// The metadata each release keeps beside its `src/` and `venv/`.
+const METADATA_NAME: &str = "metadata.yaml";
 
 /// What `config APP --set` did, as `--json` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -33,6 +39,8 @@ pub struct ConfigChange {
     pub changed_keys: Vec<String>,
     /// Keys of the file that the spec no longer has (kept in the file, unused).
     pub removed_keys: Vec<String>,
+    /// The service units restarted because the file changed (those that were running).
+    pub restarted: Vec<String>,
 }
 
 impl ConfigChange {
@@ -57,12 +65,14 @@ struct Shown<'a> {
     removed_keys: Vec<&'a str>,
 }
 
-/// The `config` action: show the configuration, or change it when values are given.
+/// The `config` action: show the configuration, or change it when values are given and
+/// `systemctl try-restart` the app's services when the file changed.
 pub fn config(
     apps: &AppsDir,
     app: &str,
     set: &[String],
     values_file: Option<&Path>,
+    systemd: &Systemd,
     when_held: WhenHeld,
     output: &Output,
 ) -> Result<()> {
@@ -74,7 +84,10 @@ pub fn config(
     let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
     // Read under the lock: an install that held it may have switched the release.
     let spec = current_spec(&tree)?;
-    let change = set_values(&tree, &spec, set, values_file, None, output)?;
+    let mut change = set_values(&tree, &spec, set, values_file, None, output)?;
+    if change.written() {
+        change.restarted = restart_services(&tree, systemd, output)?;
+    }
     if output.json() {
         output.print_json(&change)?;
     }
@@ -116,27 +129,67 @@ pub fn set_values(
             .map(|change| change.key().to_owned())
             .collect(),
         removed_keys: plan.removed_keys().into_iter().map(str::to_owned).collect(),
+        restarted: Vec::new(),
     })
+}
+
+/// `systemctl try-restart` of the current release's services that are installed (a task
+/// is not restarted: its next run reads the new file). Returns the units named; nothing
+/// when systemd is not running on the target root.
+fn restart_services(tree: &AppTree, systemd: &Systemd, output: &Output) -> Result<Vec<String>> {
+    let (path, text) = current_release_file(tree, METADATA_NAME)?;
+    let metadata = Metadata::parse(&text, &path.display().to_string())
+        .map_err(|err| Refusal::new(err.to_string()))?;
+    let installed = systemd.installed_units(tree.name())?;
+    let units: Vec<String> = metadata
+        .services
+        .iter()
+        .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
+        .filter(|unit| installed.contains(unit))
+        .collect();
+    if units.is_empty() {
+        return Ok(units);
+    }
+    if !systemd.is_running() {
+        output.note(format!(
+            "systemd is not running on this root: restart {} for the change to apply",
+            units.join(" ")
+        ));
+        return Ok(Vec::new());
+    }
+    systemd.try_restart(&units)?;
+    output.note(format!(
+        "restarted {} (those that were running)",
+        units.join(" ")
+    ));
+    Ok(units)
 }
 
 /// The configuration spec of the app's current release (`releases/X/configuration.yaml`).
 pub fn current_spec(tree: &AppTree) -> Result<ConfigSpec> {
+    let (path, text) = current_release_file(tree, SPEC_NAME)?;
+    ConfigSpec::parse(&text, &path.display().to_string())
+        .map_err(|err| Refusal::new(err.to_string()).into())
+}
+
+/// The path and text of `name` (`metadata.yaml`, `configuration.yaml`) in the app's current
+/// release.
+fn current_release_file(tree: &AppTree, name: &str) -> Result<(PathBuf, String)> {
     let app = tree.name();
     let release = release::current_release(tree)?.ok_or_else(|| {
         Refusal::new(format!("{app} has no current release"))
             .with_hint("install the app's bundle again")
     })?;
-    let path = tree.release_dir(&release).join(SPEC_NAME);
+    let path = tree.release_dir(&release).join(name);
     let bytes = safe_fs::read_optional(&path)?.ok_or_else(|| {
         Refusal::new(format!(
-            "{app}'s release {release} has no {SPEC_NAME} (installed by an older pyapp-install)"
+            "{app}'s release {release} has no {name} (installed by an older pyapp-install)"
         ))
         .with_hint("install the app's bundle again")
     })?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Refusal::new(format!("`{}` is not UTF-8", path.display())))?;
-    ConfigSpec::parse(&text, &path.display().to_string())
-        .map_err(|err| Refusal::new(err.to_string()).into())
+    Ok((path, text))
 }
 
 /// The app's tree, refused unless pyapp-install installed it there.
