@@ -327,8 +327,7 @@ impl ConfigFile {
         let app = &self.app;
         let mut text = format!(
             "# The configuration of {app}, written by pyapp-install from the app's \
-             configuration.yaml.\n# Change it with `pyapp-install config {app} --set KEY=VALUE` \
-             (values are checked; see spec/FORMAT.md 4.1).\n"
+             configuration.yaml.\n# Change it with: pyapp-install config {app} --set KEY=VALUE\n"
         );
         let (separator, unset) = match self.format {
             FileFormat::Yaml => (": ", ":"),
@@ -641,16 +640,24 @@ fn masked_problem(field: &Field, value: &ConfigValue, problem: &str) -> String {
     }
 }
 
-/// `value` in YAML: a string plain when YAML reads it back as that same string, otherwise
-/// double-quoted (JSON's escapes are YAML's); numbers so that they read back as numbers.
+/// `value` in YAML, read back the same by YAML 1.2 parsers and by YAML 1.1 ones (PyYAML,
+/// which most apps use): a string is plain when it reads back as itself and cannot be a
+/// 1.1 boolean, null, number or date (`no`, `~`, `0777`, `2001-12-14`), otherwise
+/// double-quoted (JSON's escapes are YAML's).
 fn yaml_scalar(value: &ConfigValue) -> String {
     match value {
         ConfigValue::Boolean(value) => value.to_string(),
         ConfigValue::Integer(value) => value.to_string(),
-        ConfigValue::Number(value) => format!("{value:?}"),
+        ConfigValue::Number(value) => float_text(*value),
         ConfigValue::String(text) => {
-            let plain = parse_yaml_values(&format!("k: {text}\n"), "value")
-                .is_ok_and(|read| read.len() == 1 && read.get("k") == Some(value));
+            const YAML_1_1_WORDS: [&str; 12] = [
+                "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~", "=", "<<",
+            ];
+            let plain = !text
+                .starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'))
+                && !YAML_1_1_WORDS.contains(&text.to_ascii_lowercase().as_str())
+                && parse_yaml_values(&format!("k: {text}\n"), "value")
+                    .is_ok_and(|read| read.len() == 1 && read.get("k") == Some(value));
             if plain {
                 text.clone()
             } else {
@@ -665,8 +672,22 @@ fn ini_scalar(value: &ConfigValue) -> Option<String> {
     match value {
         ConfigValue::Boolean(value) => Some(value.to_string()),
         ConfigValue::Integer(value) => Some(value.to_string()),
-        ConfigValue::Number(value) => Some(format!("{value:?}")),
+        ConfigValue::Number(value) => Some(float_text(*value)),
         ConfigValue::String(text) => ini::render_value(text),
+    }
+}
+
+/// A float that YAML 1.1 and 1.2 and Python's `float()` all read back as the same float:
+/// always with a `.`, and a signed exponent (`1.0e+16`, not Rust's `1e16`).
+fn float_text(value: f64) -> String {
+    let text = format!("{value:?}");
+    match text.split_once('e') {
+        Some((mantissa, exponent)) => {
+            let dot = if mantissa.contains('.') { "" } else { ".0" };
+            let sign = if exponent.starts_with('-') { "" } else { "+" };
+            format!("{mantissa}{dot}e{sign}{exponent}")
+        }
+        None => text,
     }
 }
 
@@ -872,8 +893,8 @@ fields:
         assert_eq!(
             plan.contents,
             "# The configuration of hello, written by pyapp-install from the app's \
-             configuration.yaml.\n# Change it with `pyapp-install config hello --set \
-             KEY=VALUE` (values are checked; see spec/FORMAT.md 4.1).\n\
+             configuration.yaml.\n# Change it with: pyapp-install config hello --set \
+             KEY=VALUE\n\
              \n# The word the front page greets visitors with\ngreeting: Hello\n\
              \nworkers: 4\n\n# ratio:\n\ndebug: false\n\nlog_level: info\n\
              \nsecret_key: generated-1\n\n# api_token:\n\nadmin_email: ops@example.com\n"
@@ -1165,12 +1186,28 @@ fields:
             ("*alias", "\"*alias\""),
             ("two\nlines", "\"two\\nlines\""),
             ("http://localhost", "http://localhost"),
+            ("No", "\"No\""),
+            ("off", "\"off\""),
+            ("~", "\"~\""),
+            ("0777", "\"0777\""),
+            ("2001-12-14", "\"2001-12-14\""),
+            ("-x", "\"-x\""),
+            (".5", "\".5\""),
         ] {
             assert_eq!(yaml_scalar(&string(text)), written, "{text:?}");
             let read = parse_yaml_values(&format!("k: {written}\n"), "t").unwrap();
             assert_eq!(read["k"], string(text));
         }
-        assert_eq!(yaml_scalar(&ConfigValue::Number(2.0)), "2.0");
+        for (number, written) in [
+            (2.0, "2.0"),
+            (1e16, "1.0e+16"),
+            (1.5e-7, "1.5e-7"),
+            (-0.25, "-0.25"),
+        ] {
+            assert_eq!(yaml_scalar(&ConfigValue::Number(number)), written);
+            let read = parse_yaml_values(&format!("k: {written}\n"), "t").unwrap();
+            assert_eq!(read["k"], ConfigValue::Number(number));
+        }
         assert_eq!(
             parse_yaml_values("# only a comment\n", "t").unwrap(),
             ConfigValues::new()
