@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod build;
+mod config;
 mod harness;
 mod install;
 mod reference_installer;
