@@ -440,28 +440,26 @@ fn process_section(
         .map(|name| unit.path("writable directories", &paths.dir(name)))
         .collect::<Result<Vec<_>, _>>()?;
     let prefix = interpreter_prefix(context.python);
+    let prefix_in_home = HOME_TREES.iter().any(|home| prefix.starts_with(home));
     unit.directive("ProtectSystem", "strict");
     unit.directive("ReadWritePaths", &writable.join(" "));
+    // An interpreter in a home directory (pyenv, a user's build) is shown to the service in
+    // an otherwise empty home tree; ProtectHome=yes would hide it.
+    unit.directive("ProtectHome", if prefix_in_home { "tmpfs" } else { "yes" });
     match metadata.isolation {
         Isolation::None => {
-            if HOME_TREES.iter().any(|home| prefix.starts_with(home)) {
-                // The interpreter lives in a home directory (pyenv, a user's build): show
-                // the service an empty home tree with only the interpreter in it.
+            if prefix_in_home {
                 let prefix = unit.path("interpreter", &prefix)?;
-                unit.directive("ProtectHome", "tmpfs");
                 unit.directive("BindReadOnlyPaths", &prefix);
-            } else {
-                unit.directive("ProtectHome", "yes");
             }
         }
         Isolation::Chroot => {
             let root = unit.path("chroot", &paths.dir(".pyapp").join("chroot"))?;
-            unit.directive("ProtectHome", "yes");
             unit.directive("RootDirectory", &root);
             unit.directive("MountAPIVFS", "yes");
             let mut read_only: Vec<String> =
                 CHROOT_HOST_PATHS.iter().map(|p| (*p).to_owned()).collect();
-            if !prefix.starts_with("/usr/") && prefix != Path::new("/usr") {
+            if !prefix.starts_with("/usr") {
                 read_only.push(unit.path("interpreter", &prefix)?);
             }
             for name in ["releases", "current", "config"] {

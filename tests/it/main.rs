@@ -8,3 +8,4 @@ mod config;
 mod harness;
 mod install;
 mod reference_installer;
+mod units;

@@ -1,0 +1,334 @@
+//! The generated systemd units against a real systemd (FORMAT.md 8): the example app's
+//! units pass `systemd-analyze verify` with nothing on stderr, run (the web service answers,
+//! the task succeeds, the timer loads), score at most 3.0 with `systemd-analyze security`,
+//! also in `isolation: chroot`; hostile strings reach the process literally; every
+//! `OnCalendar=` passes `systemd-analyze calendar`.
+//!
+//! systemd runs in `systemd-sandbox` (shared/tools), a throwaway container: these tests
+//! need root, `systemd-analyze` and that tool, and say why they skip without them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use pyapp_bundle::calendar::Schedule;
+use pyapp_bundle::command::Command as AppCommand;
+use pyapp_bundle::interpreter::Interpreter;
+use pyapp_bundle::metadata::{Isolation, Metadata, Task};
+use pyapp_bundle::names::UnitName;
+use pyapp_bundle::reader::{Bundle, Limits};
+use pyapp_install::app_env::AppEnvironment;
+use pyapp_install::app_tree::AppsDir;
+use pyapp_install::units::{self, UnitContext, UnitFile};
+
+use crate::harness;
+
+/// The highest `systemd-analyze security` exposure the example's web service may have.
+const MAX_EXPOSURE: f64 = 3.0;
+
+/// The port the example's web service gets in the sandbox (its network is private).
+const PORT: u16 = 8000;
+
+/// Why the systemd tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    let uid = Command::new("id").arg("-u").output().ok()?;
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        return Some("not root".to_owned());
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("systemd-analyze is not installed".to_owned());
+    }
+    if sandbox_tool().is_none() {
+        return Some("shared/tools/systemd-sandbox is not beside the checkout".to_owned());
+    }
+    None
+}
+
+/// `shared/tools/systemd-sandbox`, beside the checkout (or `$SYSTEMD_SANDBOX`).
+fn sandbox_tool() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("SYSTEMD_SANDBOX").map(PathBuf::from),
+        Some(harness::workspace().join("../shared/tools/systemd-sandbox")),
+    ];
+    candidates.into_iter().flatten().find(|path| path.is_file())
+}
+
+/// The example's metadata.yaml as pyapp-build wrote it into the bundle.
+fn bundle_metadata(bundle: &Path) -> Metadata {
+    let mut bundle = Bundle::open(bundle, &Limits::default()).unwrap();
+    let bytes = bundle.read_small("metadata.yaml", 1 << 20).unwrap();
+    Metadata::parse(&String::from_utf8(bytes).unwrap(), "metadata.yaml").unwrap()
+}
+
+/// The units pyapp-install generates for `metadata` installed at `/applications`.
+fn generate(
+    metadata: &Metadata,
+    python: &Path,
+    environment: Option<AppEnvironment>,
+) -> Vec<UnitFile> {
+    let apps = AppsDir::new(Path::new("/"), Path::new("/applications"));
+    let tree = apps.app(metadata.name.as_str()).unwrap();
+    let config = tree.runtime_dir().join("config/config.yaml");
+    let environment = environment.unwrap_or_else(|| {
+        AppEnvironment::new(
+            &tree,
+            &metadata.version.to_string(),
+            &tree.runtime_dir().join("current/venv"),
+            &config,
+        )
+    });
+    let ports = BTreeMap::from([("web".to_owned(), PORT)]);
+    let context = UnitContext {
+        tree: &tree,
+        user: "hello",
+        group: "hello",
+        config_file: &config,
+        environment: &environment,
+        ports: &ports,
+        python,
+    };
+    units::generate(metadata, &context).unwrap()
+}
+
+fn write_units(dir: &Path, units: &[UnitFile]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for unit in units {
+        std::fs::write(dir.join(&unit.name), &unit.text).unwrap();
+    }
+}
+
+/// A task whose command and description carry every unit-file injection attempt; its
+/// program dumps the arguments and `PYAPP_VERSION` it received into data/inject.json.
+fn hostile_task() -> Task {
+    let dump = "import json, os, sys; open(os.environ['PYAPP_DATA_PATH'] + '/inject.json', 'w')\
+                .write(json.dumps(dict(argv=sys.argv[1:], version=os.environ['PYAPP_VERSION'])))";
+    let args = [
+        "python3",
+        "-c",
+        dump,
+        "$HOME",
+        "${{PATH}}",
+        "%n",
+        "%%",
+        ";",
+        "a ; b",
+        "back\\",
+        "q\"uote",
+        "it's",
+        "\\;",
+        "{data}",
+        "{{literal}}",
+    ];
+    Task {
+        name: UnitName::new("inject").unwrap(),
+        description: Some("100% %n $HOME ; \"q\" \\o/ ExecStartPre=/bin/false".to_owned()),
+        schedule: Schedule::new("hourly").unwrap(),
+        command: AppCommand::from_args(args.map(String::from).to_vec()).unwrap(),
+    }
+}
+
+/// What the hostile task's process must have received.
+const HOSTILE_ARGV: &str = r#"["$HOME", "${PATH}", "%n", "%%", ";", "a ; b", "back\\", "q\"uote", "it's", "\\;", "/applications/hello/data", "{literal}"]"#;
+const HOSTILE_VERSION: &str = "1.0.0 \"x\" %n $HOME back\\";
+
+/// Runs in the sandbox: install the bundle, then for each variant of the units (plain,
+/// chroot) verify, start, probe and score them; then the hostile task.
+const SCRIPT: &str = r#"set -u
+OUT=$1; INSTALL=$2; PY=$3; BUNDLE=$4
+A=/applications/hello
+id hello >/dev/null 2>&1 || useradd --system --no-create-home --home-dir $A/data --shell /usr/sbin/nologin hello
+"$INSTALL" --python "$PY" "$BUNDLE" > $OUT/install.log 2>&1 || { echo "install failed" >> $OUT/install.log; exit 3; }
+chown hello:hello $A/data $A/data/sessions $A/tmp $A/run $A/log
+[ -e $A/config/config.yaml ] || printf 'greeting: Howdy\n' > $A/config/config.yaml
+chgrp hello $A/config $A/config/config.yaml && chmod 0750 $A/config && chmod 0640 $A/config/config.yaml
+mkdir -p $A/.pyapp/chroot
+fetch() {
+  python3 - "$1" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()); break
+    except Exception as error:
+        last = error; time.sleep(0.1)
+else:
+    print("unreachable:", last)
+PY
+}
+variant() {
+  V=$1
+  cp $OUT/units/$V/* /etc/systemd/system/
+  systemctl daemon-reload
+  (cd /etc/systemd/system && systemd-analyze verify $(ls $OUT/units/$V)) > $OUT/$V.verify.out 2> $OUT/$V.verify.err
+  echo $? > $OUT/$V.verify.rc
+  systemctl start hello-web.service
+  fetch http://127.0.0.1:PORT/health > $OUT/$V.health
+  fetch http://127.0.0.1:PORT/ > $OUT/$V.index
+  # /etc/shadow as the service sees it: there on the host, absent in the chroot.
+  test -e /proc/$(systemctl show -p MainPID --value hello-web.service)/root/etc/shadow && echo shadow-visible > $OUT/$V.root || echo shadow-absent > $OUT/$V.root
+  systemd-analyze security --no-pager hello-web.service > $OUT/$V.security 2>&1
+  systemctl start hello-cleanup.service; echo $? > $OUT/$V.cleanup.rc
+  systemctl enable --now hello-cleanup.timer > /dev/null 2>&1
+  systemctl is-active hello-cleanup.timer > $OUT/$V.timer
+  systemctl disable --now hello-cleanup.timer > /dev/null 2>&1
+  systemctl stop hello-web.service
+  journalctl --no-pager -u hello-web.service -u hello-cleanup.service > $OUT/$V.journal
+}
+variant plain
+variant chroot
+cp $OUT/units/inject/hello-inject.service /etc/systemd/system/
+systemctl daemon-reload
+(cd /etc/systemd/system && systemd-analyze verify hello-inject.service) > $OUT/inject.verify.out 2> $OUT/inject.verify.err
+systemctl start hello-inject.service; echo $? > $OUT/inject.rc
+cp $A/data/inject.json $OUT/inject.json
+systemctl show -p Description --value hello-inject.service > $OUT/inject.description
+journalctl --no-pager -u hello-inject.service > $OUT/inject.journal
+"#;
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+}
+
+/// The score in `→ Overall exposure level for UNIT: 1.1 OK 🙂`.
+fn exposure(security: &str) -> f64 {
+    let line = security
+        .lines()
+        .find(|line| line.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
+    let after = line.rsplit_once(": ").unwrap().1;
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn generated_units_verify_run_and_score_under_a_real_systemd() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("skipping the systemd unit tests: {reason}");
+        return;
+    }
+    // Not under /tmp: the sandbox mounts its own /tmp.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let project = harness::fixture_copy("hello");
+    let bundle = harness::build_bundle(project.path(), work.path());
+    let metadata = bundle_metadata(&bundle);
+    let python = Interpreter::find(None, &metadata.requires_python).unwrap();
+    let base = &python.base_executable;
+
+    let plain = generate(&metadata, base, None);
+    write_units(&work.path().join("units/plain"), &plain);
+    let mut chrooted = metadata.clone();
+    chrooted.isolation = Isolation::Chroot;
+    write_units(
+        &work.path().join("units/chroot"),
+        &generate(&chrooted, base, None),
+    );
+    let mut hostile = metadata.clone();
+    hostile.tasks = vec![hostile_task()];
+    let apps = AppsDir::new(Path::new("/"), Path::new("/applications"));
+    let tree = apps.app("hello").unwrap();
+    let mut environment = AppEnvironment::new(
+        &tree,
+        "1.0.0",
+        Path::new("/applications/hello/current/venv"),
+        Path::new("/applications/hello/config/config.yaml"),
+    );
+    environment.set("PYAPP_VERSION", HOSTILE_VERSION);
+    let inject: Vec<UnitFile> = generate(&hostile, base, Some(environment))
+        .into_iter()
+        .filter(|unit| unit.name == "hello-inject.service")
+        .collect();
+    write_units(&work.path().join("units/inject"), &inject);
+
+    // Every OnCalendar= as systemd reads it (specifiers resolved) is a valid calendar.
+    for timer in plain.iter().filter(|unit| unit.name.ends_with(".timer")) {
+        let value = timer
+            .text
+            .lines()
+            .find_map(|line| line.strip_prefix("OnCalendar="))
+            .unwrap()
+            .replace("%%", "%");
+        let output = Command::new("systemd-analyze")
+            .args(["calendar", &value])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success() && output.stderr.is_empty(),
+            "{}: systemd-analyze calendar {value:?}: {}",
+            timer.name,
+            harness::stderr(&output)
+        );
+    }
+
+    let script = work.path().join("script.sh");
+    std::fs::write(&script, SCRIPT.replace("PORT", &PORT.to_string())).unwrap();
+    let run = Command::new(sandbox_tool().unwrap())
+        .arg("--")
+        .arg("bash")
+        .arg(&script)
+        .arg(work.path())
+        .arg(harness::bin("pyapp-install"))
+        .arg(base)
+        .arg(&bundle)
+        .env("SANDBOX_BIND", work.path())
+        .output()
+        .unwrap();
+    let out = work.path();
+    assert!(
+        run.status.success(),
+        "sandbox run failed ({}): {}\n{}",
+        run.status,
+        harness::stderr(&run),
+        std::fs::read_to_string(out.join("install.log")).unwrap_or_default()
+    );
+
+    // The chroot sees the same data/ (a bind): its visit is the second.
+    for (variant, visit) in [("plain", 1), ("chroot", 2)] {
+        let journal = read(out, &format!("{variant}.journal"));
+        assert_eq!(
+            read(out, &format!("{variant}.verify.err")),
+            "",
+            "{variant}: systemd-analyze verify wrote to stderr"
+        );
+        assert_eq!(read(out, &format!("{variant}.verify.rc")).trim(), "0");
+        assert!(
+            read(out, &format!("{variant}.health")).contains("\"status\":\"ok\""),
+            "{variant}: /health did not answer:\n{journal}"
+        );
+        // The page reads the config file and writes its counter into data/.
+        let index = read(out, &format!("{variant}.index"));
+        assert!(index.contains(", world!"), "{variant}: {index}\n{journal}");
+        assert!(
+            index.contains(&format!("visit {visit}<")),
+            "{variant}: {index}\n{journal}"
+        );
+        assert_eq!(
+            read(out, &format!("{variant}.cleanup.rc")).trim(),
+            "0",
+            "{journal}"
+        );
+        assert_eq!(read(out, &format!("{variant}.timer")).trim(), "active");
+        let score = exposure(&read(out, &format!("{variant}.security")));
+        eprintln!("systemd-analyze security hello-web.service ({variant}): {score}");
+        assert!(
+            score <= MAX_EXPOSURE,
+            "{variant}: exposure {score} > {MAX_EXPOSURE}"
+        );
+    }
+    assert_eq!(read(out, "plain.root").trim(), "shadow-visible");
+    assert_eq!(read(out, "chroot.root").trim(), "shadow-absent");
+
+    let journal = read(out, "inject.journal");
+    assert_eq!(read(out, "inject.verify.err"), "");
+    assert_eq!(read(out, "inject.rc").trim(), "0", "{journal}");
+    let received: serde_json::Value = serde_json::from_str(&read(out, "inject.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(HOSTILE_ARGV).unwrap();
+    assert_eq!(received["argv"], expected);
+    assert_eq!(received["version"], HOSTILE_VERSION);
+    assert_eq!(
+        read(out, "inject.description").trim_end_matches('\n'),
+        "100% %n $HOME ; \"q\" \\o/ ExecStartPre=/bin/false"
+    );
+}
