@@ -332,3 +332,152 @@ fn generated_units_verify_run_and_score_under_a_real_systemd() {
         "100% %n $HOME ; \"q\" \\o/ ExecStartPre=/bin/false"
     );
 }
+
+/// Set inside the sandbox when this test binary runs itself there.
+const IN_SANDBOX: &str = "PYAPP_UNITS_TEST_IN_SANDBOX";
+
+/// metadata.yaml of a small app whose services just sleep.
+fn demo_metadata(services: &[&str]) -> Metadata {
+    let mut text = String::from(
+        "format: 1\nname: demo\nversion: 1.0.0\nrequires-python: \">=3.9\"\nmodule: demo\n\
+         source-commit: null\nbuilt-by: test\napp-wheel: demo-1.0.0-py3-none-any.whl\n\
+         dependencies:\n  - {name: demo, version: 1.0.0, wheel: demo-1.0.0-py3-none-any.whl, \
+         sha256: 0000000000000000000000000000000000000000000000000000000000000000, mode: local}\n\
+         tasks:\n  - {name: tick, schedule: hourly, command: /usr/bin/true}\nservices:\n",
+    );
+    for name in services {
+        text.push_str(&format!(
+            "  - {{name: {name}, command: [/usr/bin/sleep, infinity]}}\n"
+        ));
+    }
+    Metadata::parse(&text, "metadata.yaml").unwrap()
+}
+
+fn demo_units(services: &[&str]) -> Vec<UnitFile> {
+    let apps = AppsDir::new(Path::new("/"), Path::new("/applications"));
+    let tree = apps.app("demo").unwrap();
+    let config = tree.runtime_dir().join("config/config.yaml");
+    let venv = tree.runtime_dir().join("current/venv");
+    let environment = AppEnvironment::new(&tree, "1.0.0", &venv, &config);
+    let ports = BTreeMap::new();
+    let context = UnitContext {
+        tree: &tree,
+        user: "demo",
+        group: "demo",
+        config_file: &config,
+        environment: &environment,
+        ports: &ports,
+        python: Path::new("/usr/bin/python3"),
+    };
+    units::generate(&demo_metadata(services), &context).unwrap()
+}
+
+fn enabled(units: &[UnitFile]) -> Vec<String> {
+    units
+        .iter()
+        .filter(|unit| unit.is_enabled())
+        .map(|unit| unit.name.clone())
+        .collect()
+}
+
+/// `Systemd` against a running systemd: this test runs itself inside the sandbox and
+/// installs, upgrades (a service dropped) and removes a small app's units there.
+#[test]
+fn systemd_registers_upgrades_and_removes_units() {
+    if std::env::var_os(IN_SANDBOX).is_none() {
+        if let Some(reason) = skip_reason() {
+            eprintln!("skipping the systemd registration test: {reason}");
+            return;
+        }
+        let run = Command::new(sandbox_tool().unwrap())
+            .arg("--")
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "units::systemd_registers_upgrades_and_removes_units",
+                "--nocapture",
+            ])
+            .env(IN_SANDBOX, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout);
+        assert!(
+            run.status.success() && stdout.contains("1 passed"),
+            "in the sandbox:\n{stdout}\n{}",
+            harness::stderr(&run)
+        );
+        return;
+    }
+
+    use pyapp_install::systemd::Systemd;
+    let useradd = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "demo",
+        ])
+        .status()
+        .unwrap();
+    assert!(useradd.success());
+    for dir in ["data", "tmp", "run", "log", "config"] {
+        std::fs::create_dir_all(Path::new("/applications/demo").join(dir)).unwrap();
+    }
+    let systemd = Systemd::detect(Path::new("/"));
+    assert!(systemd.is_running());
+    assert_eq!(systemd.manual_steps(&demo_units(&["a"])), None);
+
+    // Install: write, reload, enable --now.
+    let v1 = demo_units(&["a", "b"]);
+    let changes = systemd.write_units("demo", &v1).unwrap();
+    assert_eq!(changes.written.len(), 4);
+    systemd.daemon_reload().unwrap();
+    systemd.enable_now(&enabled(&v1)).unwrap();
+    for unit in ["demo-a.service", "demo-b.service", "demo-tick.timer"] {
+        assert!(systemd.is_active(unit).unwrap(), "{unit} is not active");
+    }
+
+    // Upgrade without b: stop the installed units, write, reload, enable --now.
+    let installed = systemd.installed_units("demo").unwrap();
+    assert_eq!(
+        installed,
+        [
+            "demo-a.service",
+            "demo-b.service",
+            "demo-tick.service",
+            "demo-tick.timer"
+        ]
+    );
+    systemd.stop(&installed).unwrap();
+    assert!(!systemd.is_active("demo-a.service").unwrap());
+    let v2 = demo_units(&["a"]);
+    let changes = systemd.write_units("demo", &v2).unwrap();
+    assert_eq!(changes.removed, ["demo-b.service"]);
+    systemd.daemon_reload().unwrap();
+    systemd.enable_now(&enabled(&v2)).unwrap();
+    assert!(systemd.is_active("demo-a.service").unwrap());
+    assert!(!systemd.is_active("demo-b.service").unwrap());
+    assert!(!Path::new("/etc/systemd/system/multi-user.target.wants/demo-b.service").exists());
+    systemd.try_restart(&["demo-a.service".to_owned()]).unwrap();
+
+    // systemctl's own words reach the user.
+    let error = systemd
+        .stop(&["demo-nothing.service".to_owned()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("`systemctl stop demo-nothing.service` failed (exit status: 5): ")
+            && error.contains("demo-nothing.service not loaded"),
+        "{error}"
+    );
+
+    // Remove: disable --now, delete, reload.
+    let installed = systemd.installed_units("demo").unwrap();
+    systemd.disable_now(&enabled(&v2)).unwrap();
+    systemd.stop(&installed).unwrap();
+    assert_eq!(systemd.remove_units("demo").unwrap(), installed);
+    systemd.daemon_reload().unwrap();
+    assert!(!systemd.is_active("demo-a.service").unwrap());
+    assert!(systemd.installed_units("demo").unwrap().is_empty());
+}
