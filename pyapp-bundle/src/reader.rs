@@ -988,6 +988,18 @@ impl RawArchive<'_> {
             if u64::from(comment_len) == after {
                 return Err(self.invalid(Problem::Comment));
             }
+            // A truncated file often has an end record signature somewhere in its last
+            // entries' data: only a record whose central directory ends right before it
+            // (or before ZIP64 end records) is a real one followed by data.
+            let directory_end = u64::from(offset32) + u64::from(size32);
+            let record_start = tail_start + found as u64;
+            let real = offset32 == U32_SENTINEL
+                || size32 == U32_SENTINEL
+                || directory_end == record_start
+                || directory_end + ZIP64_END_LEN + ZIP64_LOCATOR_LEN == record_start;
+            if !real {
+                return Err(self.invalid(Problem::NotZip("no end of central directory record")));
+            }
             return Err(self.invalid(Problem::DataAfterEnd { bytes: after }));
         }
         if comment_len != 0 {

@@ -457,6 +457,18 @@ fn refuses_broken_containers() {
         fixture.refusal(b"PK"),
         "is not a zip archive (shorter than an end record)"
     );
+    // Cut right after a wheel, whose own end record is then the last one in the file: a
+    // truncated bundle, not one with data after its end record.
+    let wheel = good.clone();
+    let mut entries: Vec<(&str, &[u8], SimpleFileOptions)> = good_entries();
+    entries[1].1 = &wheel;
+    let bytes = listed_zip(&entries);
+    let (local, _) = header_offsets(&bytes, WHEEL);
+    let cut = local + 30 + WHEEL.len() + wheel.len() + 5;
+    assert_eq!(
+        fixture.refusal(&bytes[..cut]),
+        "is not a zip archive (no end of central directory record)"
+    );
 
     // A zip64 locator that points somewhere else.
     let end = good.len() - 22;
