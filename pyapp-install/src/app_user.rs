@@ -350,19 +350,21 @@ bad:x:x:
         let user = ensure_app_user(root.path(), &tree(root.path(), "hello"), None, &quiet())
             .unwrap()
             .unwrap();
-        assert_eq!((user.name.as_str(), user.uid, user.gid), ("hello", 998, 997));
+        assert_eq!(
+            (user.name.as_str(), user.uid, user.gid),
+            ("hello", 998, 997)
+        );
     }
 
     #[test]
     fn a_foreign_user_of_the_apps_name_is_refused_with_a_hint() {
-        let root = scratch_root(
-            "hello:x:1000:1000:Hello Person:/home/hello:/bin/bash\n",
-            "",
-        );
-        let err = ensure_app_user(root.path(), &tree(root.path(), "hello"), None, &quiet())
-            .unwrap_err();
+        let root = scratch_root("hello:x:1000:1000:Hello Person:/home/hello:/bin/bash\n", "");
+        let err =
+            ensure_app_user(root.path(), &tree(root.path(), "hello"), None, &quiet()).unwrap_err();
         let refusal = find_refusal(&err).expect("a refusal");
-        assert!(refusal.to_string().contains("was not created by pyapp-install"));
+        assert!(refusal
+            .to_string()
+            .contains("was not created by pyapp-install"));
         assert_eq!(
             refusal.hint(),
             Some("to run the app as that user, install with --user hello")
@@ -372,8 +374,8 @@ bad:x:x:
     #[test]
     fn a_leftover_group_of_the_apps_name_is_refused() {
         let root = scratch_root("root:x:0:0:root:/root:/bin/bash\n", GROUP);
-        let err = ensure_app_user(root.path(), &tree(root.path(), "hello"), None, &quiet())
-            .unwrap_err();
+        let err =
+            ensure_app_user(root.path(), &tree(root.path(), "hello"), None, &quiet()).unwrap_err();
         assert!(err.to_string().contains("a group hello already exists"));
     }
 
@@ -388,7 +390,9 @@ bad:x:x:
         let missing = ensure_app_user(root.path(), &app, Some("nobody2"), &quiet()).unwrap_err();
         assert!(missing.to_string().contains("--user nobody2: no such user"));
         let as_root = ensure_app_user(root.path(), &app, Some("root"), &quiet()).unwrap_err();
-        assert!(as_root.to_string().contains("refusing to run hello as root"));
+        assert!(as_root
+            .to_string()
+            .contains("refusing to run hello as root"));
     }
 
     #[test]
@@ -412,7 +416,11 @@ bad:x:x:
             return;
         }
         let root = scratch_root("root:x:0:0:root:/root:/bin/bash\n", "root:x:0:\n");
-        std::fs::write(root.path().join("etc/shadow"), "root:*:19000:0:99999:7:::\n").unwrap();
+        std::fs::write(
+            root.path().join("etc/shadow"),
+            "root:*:19000:0:99999:7:::\n",
+        )
+        .unwrap();
         std::fs::write(root.path().join("etc/gshadow"), "root:*::\n").unwrap();
         let app = tree(root.path(), "hello");
         let user = ensure_app_user(root.path(), &app, None, &quiet())
@@ -420,7 +428,11 @@ bad:x:x:
             .unwrap();
         assert_eq!(user.name, "hello");
         assert_eq!(user.home, PathBuf::from("/applications/hello/data"));
-        assert!(user.uid > 0 && user.uid < 1000, "a system uid: {}", user.uid);
+        assert!(
+            user.uid > 0 && user.uid < 1000,
+            "a system uid: {}",
+            user.uid
+        );
         let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
         assert!(
             passwd.contains(&format!(

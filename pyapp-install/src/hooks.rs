@@ -201,7 +201,10 @@ pub fn run_hook(
     let elapsed = started.elapsed().as_secs_f64();
     let verdict = match ended {
         Ended::TimedOut => format!("timed out after {} s", ctx.timeout.as_secs()),
-        Ended::Exited(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        Ended::Exited(status) => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(0), _) => String::new(),
             (Some(code), _) => format!("failed (exit status {code})"),
             (None, Some(signal)) => format!("failed (killed by signal {signal})"),
@@ -310,8 +313,12 @@ fn open_hook_log(tree: &AppTree, user: &AppUser) -> Result<File> {
         return Err(refuse("a file with other hard links"));
     }
     if stat.st_uid != user.uid || stat.st_gid != user.gid {
-        fchown(&fd, Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(user.gid)))
-            .with_context(|| format!("failed to change the owner of `{}`", path.display()))?;
+        fchown(
+            &fd,
+            Some(Uid::from_raw(user.uid)),
+            Some(Gid::from_raw(user.gid)),
+        )
+        .with_context(|| format!("failed to change the owner of `{}`", path.display()))?;
     }
     if stat.st_mode & 0o7777 != HOOK_LOG_MODE {
         fchmod(&fd, mode)
@@ -370,6 +377,10 @@ fn wait_or_kill(child: &mut Child, timeout: Duration) -> Result<Ended> {
         wait_until(pid, Instant::now() + KILL_GRACE)?;
     }
     signal_group(pid, Signal::SIGKILL)?;
+    if timed_out {
+        // The leader itself, should it not lead its group.
+        child.kill().context("failed to kill the hook")?;
+    }
     let status = child.wait().context("failed to reap the hook")?;
     Ok(if timed_out {
         Ended::TimedOut
@@ -448,8 +459,13 @@ mod tests {
             5,
         );
         let command = Command::from_line("hello-migrate").unwrap();
-        let outcome =
-            run_hook(HookName::PostInstall, &command, &ctx, &Output::new(true, false)).unwrap();
+        let outcome = run_hook(
+            HookName::PostInstall,
+            &command,
+            &ctx,
+            &Output::new(true, false),
+        )
+        .unwrap();
         assert_eq!(outcome, HookOutcome::Skipped);
         assert!(!tree.lasting_dir("log").join(HOOK_LOG).exists());
     }
@@ -504,7 +520,9 @@ mod tests {
         );
         let err = resolve_program(HookName::PreUpdate, "gone", release.path()).unwrap_err();
         assert!(find_refusal(&err).is_some());
-        assert!(err.to_string().starts_with("hook pre-update: `gone` is not a program"));
+        assert!(err
+            .to_string()
+            .starts_with("hook pre-update: `gone` is not a program"));
     }
 
     #[test]
@@ -514,12 +532,14 @@ mod tests {
         std::fs::write(outside.path(), "outside\n").unwrap();
         let before = std::fs::metadata(outside.path()).unwrap();
         let tree = tree(root.path());
-        std::os::unix::fs::symlink(outside.path(), tree.lasting_dir("log").join(HOOK_LOG))
-            .unwrap();
+        std::os::unix::fs::symlink(outside.path(), tree.lasting_dir("log").join(HOOK_LOG)).unwrap();
         let err = open_hook_log(&tree, &user()).unwrap_err();
         assert!(err.to_string().contains("is a symbolic link"), "{err}");
         let after = std::fs::metadata(outside.path()).unwrap();
-        assert_eq!(std::fs::read_to_string(outside.path()).unwrap(), "outside\n");
+        assert_eq!(
+            std::fs::read_to_string(outside.path()).unwrap(),
+            "outside\n"
+        );
         assert_eq!(
             (after.uid(), after.gid(), after.mode()),
             (before.uid(), before.gid(), before.mode())

@@ -221,7 +221,8 @@ mod tests {
 
         let err = own_lasting_dirs(&tree, &user(), &writable(&["sessions"])).unwrap_err();
         assert!(
-            err.to_string().contains("is a symbolic link or not a directory"),
+            err.to_string()
+                .contains("is a symbolic link or not a directory"),
             "{err}"
         );
         let secret_meta = std::fs::metadata(&secret).unwrap();

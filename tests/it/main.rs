@@ -6,6 +6,7 @@
 mod build;
 mod config;
 mod harness;
+mod hooks;
 mod install;
 mod reference_installer;
 mod units;
