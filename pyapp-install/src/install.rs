@@ -11,6 +11,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use pyapp_bundle::config_spec::ConfigSpec;
 use pyapp_bundle::metadata::Metadata;
 use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind, Limits};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
@@ -128,6 +129,7 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
         return report(output, action, &tree, &version, &release, true);
     }
 
+    let missing = outermost_missing(&tree)?;
     create_app_dirs(apps, &tree)?;
     let when_held = if args.wait {
         WhenHeld::Wait
@@ -135,11 +137,13 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
         WhenHeld::FailFast
     };
     let _lock = AppLock::acquire(&tree.lock_path(), tree.name(), when_held)?;
+    let new_app_dir = NewAppDir(missing);
     // Whoever held the lock before us may have changed the app: read it again.
     let previous = Receipt::load(&tree.receipt_path())?;
     if let Some(receipt) = &previous {
         if is_current(&tree, receipt, &record.bundle_sha256)? {
             check_same_python(args.python.as_deref(), &tree, receipt)?;
+            new_app_dir.keep();
             return report(output, Action::Unchanged, &tree, &version, &release, false);
         }
     }
@@ -187,6 +191,7 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     for name in pruned {
         output.note(format!("removed old release {name}"));
     }
+    new_app_dir.keep();
     report(output, action, &tree, &version, &release, false)
 }
 
@@ -312,6 +317,12 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
     let text =
         String::from_utf8(bytes).map_err(|_| refuse(&format!("{METADATA_NAME} is not UTF-8")))?;
     let metadata = Metadata::parse(&text, METADATA_NAME).map_err(|err| refuse(&err))?;
+    let bytes = bundle
+        .read_small(CONFIGURATION_NAME, MAX_YAML_BYTES as u64)
+        .map_err(bundle_error)?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| refuse(&format!("{CONFIGURATION_NAME} is not UTF-8")))?;
+    ConfigSpec::parse(&text, CONFIGURATION_NAME).map_err(|err| refuse(&err))?;
     let deps: Vec<(String, String)> = bundle
         .entries()
         .iter()
@@ -327,6 +338,37 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
         .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
         .map_err(|err| refuse(&err))?;
     Ok((bundle, metadata))
+}
+
+/// The outermost of `APPS/APP/` and its parents that does not exist yet, if any.
+fn outermost_missing(tree: &AppTree) -> Result<Option<PathBuf>> {
+    let mut missing = None;
+    for dir in tree.dir().ancestors().filter(|dir| !dir.as_os_str().is_empty()) {
+        if safe_fs::exists(dir)? {
+            break;
+        }
+        missing = Some(dir.to_owned());
+    }
+    Ok(missing)
+}
+
+/// The directory a first install created (see [`outermost_missing`]), removed again when
+/// the install fails (dropped without [`NewAppDir::keep`], after the lock was taken):
+/// a refused first install leaves the root as it found it.
+struct NewAppDir(Option<PathBuf>);
+
+impl NewAppDir {
+    fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for NewAppDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = safe_fs::remove_dir_all_if_exists(&dir);
+        }
+    }
 }
 
 /// `APPS/`, `APPS/APP/` and `APPS/APP/.pyapp/`, created when missing.

@@ -1,7 +1,8 @@
 //! One lock per app (`APPS/APP/.pyapp/lock`) so two commands never change the same app at
 //! once. It is an advisory file lock (flock): the kernel frees it when its holder exits,
 //! even by SIGKILL, so a lock left by a dead process is simply free again. The holder
-//! writes its pid into the file so that the one who waits can say who is in the way.
+//! writes its pid into the file so that the one who waits can say who is in the way, and
+//! empties it again when it lets go.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -24,7 +25,7 @@ pub enum WhenHeld {
 /// The held lock of one app; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct AppLock {
-    _file: File,
+    file: File,
 }
 
 impl AppLock {
@@ -56,7 +57,15 @@ impl AppLock {
             .and_then(|()| file.seek(SeekFrom::Start(0)))
             .and_then(|_| writeln!(file, "{}", std::process::id()))
             .with_context(|| format!("failed to write the lock file `{}`", path.display()))?;
-        Ok(AppLock { _file: file })
+        Ok(AppLock { file })
+    }
+}
+
+impl Drop for AppLock {
+    /// Empties the file before the lock goes (a pid names a holder only while it holds
+    /// it), so a command that changed nothing, a refused install, leaves it as it was.
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
     }
 }
 
