@@ -343,7 +343,11 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
 /// The outermost of `APPS/APP/` and its parents that does not exist yet, if any.
 fn outermost_missing(tree: &AppTree) -> Result<Option<PathBuf>> {
     let mut missing = None;
-    for dir in tree.dir().ancestors().filter(|dir| !dir.as_os_str().is_empty()) {
+    for dir in tree
+        .dir()
+        .ancestors()
+        .filter(|dir| !dir.as_os_str().is_empty())
+    {
         if safe_fs::exists(dir)? {
             break;
         }

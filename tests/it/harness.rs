@@ -1,6 +1,7 @@
 //! Shared test plumbing: where the built binaries and the downloaded wheels are, copies of
 //! fixture projects to modify, and building a fixture's bundle with the real pyapp-build.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -92,4 +93,38 @@ pub fn build_bundle(project: &Path, out_dir: &Path) -> PathBuf {
 /// stderr of a finished command, as text.
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Every entry under `dir` with its kind, mode, size and sha256 (or link target): two
+/// equal listings mean nothing was written, removed or changed.
+pub fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
+    use sha2::{Digest, Sha256};
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        let entry = entry.expect("walk tree");
+        let meta = entry.path().symlink_metadata().expect("stat");
+        let what = if meta.file_type().is_symlink() {
+            format!(
+                "link -> {}",
+                std::fs::read_link(entry.path())
+                    .expect("readlink")
+                    .display()
+            )
+        } else if meta.is_dir() {
+            format!("dir {:o}", meta.mode())
+        } else {
+            let bytes = std::fs::read(entry.path()).expect("read file");
+            let digest: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            format!("file {:o} {} {digest}", meta.mode(), bytes.len())
+        };
+        entries.insert(
+            entry.path().strip_prefix(dir).expect("inside").to_owned(),
+            what,
+        );
+    }
+    entries
 }

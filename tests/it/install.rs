@@ -2,17 +2,15 @@
 //! console script, install again (a no-op), upgrade, roll back, remove; bad bundles and a
 //! held lock are refused with exit status 1 and leave the tree exactly as it was.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::harness::{bin, build_bundle, edit, fixture_copy, stderr};
+use crate::harness::{bin, build_bundle, edit, fixture_copy, listing, stderr};
 
 /// A scratch filesystem root and the bundles built for it.
 struct Scratch {
@@ -118,37 +116,6 @@ fn path_str(path: &Path) -> &str {
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-/// Every entry under `dir` with its kind, mode, size and sha256 (or link target): two
-/// equal listings mean nothing was written, removed or changed.
-fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
-    use std::os::unix::fs::MetadataExt;
-    let mut entries = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
-        let entry = entry.expect("walk tree");
-        let meta = entry.path().symlink_metadata().expect("stat");
-        let what = if meta.file_type().is_symlink() {
-            format!(
-                "link -> {}",
-                fs::read_link(entry.path()).expect("readlink").display()
-            )
-        } else if meta.is_dir() {
-            format!("dir {:o}", meta.mode())
-        } else {
-            let bytes = fs::read(entry.path()).expect("read file");
-            let digest: String = Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            format!("file {:o} {} {digest}", meta.mode(), bytes.len())
-        };
-        entries.insert(
-            entry.path().strip_prefix(dir).expect("inside").to_owned(),
-            what,
-        );
-    }
-    entries
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod build;
 mod config;
 mod harness;
 mod hooks;
+mod hostile;
 mod install;
 mod reference_installer;
 mod units;

@@ -1,0 +1,143 @@
+//! Wheels that the bundle vouches for (manifest and metadata.yaml carry their new sha256)
+//! but whose content the wheel installer must refuse: entries outside the venv, RECORD
+//! mismatches, files that would replace the interpreter or another wheel's files.
+
+use super::bundle::{record_row, wheel_files, wheel_of, Draft};
+use super::{refused, Case};
+
+const DIST_INFO: &str = "hello-1.0.0.dist-info";
+
+/// The base bundle with the app's own wheel rebuilt from its files after `change`.
+fn with_app_wheel(change: impl FnOnce(&mut Vec<(String, Vec<u8>)>)) -> Vec<u8> {
+    let mut draft = Draft::base();
+    let name = draft.wheel_name("hello-");
+    let mut files = wheel_files(draft.data(&name));
+    change(&mut files);
+    draft.replace_wheel(&name, wheel_of(&files));
+    draft.to_bytes()
+}
+
+/// Adds `path` with `data` to a wheel's files and its RECORD (with the right hash, so
+/// the path is what is wrong).
+fn add_recorded(files: &mut Vec<(String, Vec<u8>)>, path: &str, data: &[u8]) {
+    let record = format!("{DIST_INFO}/RECORD");
+    let at = files
+        .iter()
+        .position(|(name, _)| *name == record)
+        .expect("a RECORD");
+    let mut text = String::from_utf8(files[at].1.clone()).expect("utf-8 RECORD");
+    text.insert_str(0, &format!("{}\n", record_row(path, data)));
+    files[at].1 = text.into_bytes();
+    files.insert(0, (path.to_owned(), data.to_vec()));
+}
+
+/// The content of a wheel file.
+fn file<'a>(files: &'a mut [(String, Vec<u8>)], path: &str) -> &'a mut Vec<u8> {
+    &mut files
+        .iter_mut()
+        .find(|(name, _)| name == path)
+        .unwrap_or_else(|| panic!("{path} is not in the wheel"))
+        .1
+}
+
+pub fn cases() -> Vec<Case> {
+    let wheel = "hello-1.0.0-py3-none-any.whl";
+    let cron = b"* * * * * root id\n";
+    vec![
+        refused(
+            "wheel-entry-dotdot",
+            with_app_wheel(|files| add_recorded(files, "../../../../../../etc/cron.d/pyapp", cron)),
+            format!("{wheel}: entry `../../../../../../etc/cron.d/pyapp`"),
+        ),
+        refused(
+            "wheel-entry-absolute",
+            with_app_wheel(|files| add_recorded(files, "/etc/cron.d/pyapp", cron)),
+            format!("{wheel}: entry `/etc/cron.d/pyapp`"),
+        ),
+        refused(
+            "wheel-data-scripts-escape",
+            with_app_wheel(|files| {
+                add_recorded(files, "hello-1.0.0.data/scripts/../../../../../etc/x", cron)
+            }),
+            format!("{wheel}: entry `hello-1.0.0.data/scripts/../../../../../etc/x`"),
+        ),
+        refused(
+            "wheel-record-hash-mismatch",
+            with_app_wheel(|files| {
+                let data = file(files, "hello/cli.py");
+                let at = data.iter().position(|b| *b == b'h').expect("an h");
+                data[at] = b'H';
+            }),
+            format!("{wheel}: RECORD: hash mismatch for hello/cli.py"),
+        ),
+        refused(
+            "wheel-record-size-mismatch",
+            with_app_wheel(|files| file(files, "hello/cli.py").extend_from_slice(b"\n")),
+            format!("{wheel}: RECORD: size mismatch for hello/cli.py"),
+        ),
+        refused(
+            "wheel-file-not-in-record",
+            with_app_wheel(|files| {
+                files.insert(0, ("hello/evil.py".to_owned(), b"import os\n".to_vec()))
+            }),
+            format!("{wheel}: RECORD: hello/evil.py is not listed"),
+        ),
+        refused(
+            "wheel-replaces-the-interpreter",
+            with_app_wheel(|files| {
+                add_recorded(files, "hello-1.0.0.data/scripts/python", b"#!/bin/sh\nid\n")
+            }),
+            format!("{wheel}: "),
+        ),
+        refused(
+            "wheel-writes-another-wheels-file",
+            with_app_wheel(|files| add_recorded(files, "flask/__init__.py", b"import os\n")),
+            "flask/__init__.py` would be written by both",
+        ),
+        refused(
+            "wheel-foreign-data-directory",
+            with_app_wheel(|files| add_recorded(files, "evil-1.0.data/scripts/x", cron)),
+            format!("{wheel}: unexpected top-level directory `evil-1.0.data`"),
+        ),
+        refused(
+            "wheel-unknown-data-key",
+            with_app_wheel(|files| add_recorded(files, "hello-1.0.0.data/root/x", cron)),
+            format!("{wheel}: unknown `.data` directory `root`"),
+        ),
+        refused(
+            "wheel-console-script-escapes-bin",
+            with_app_wheel(|files| {
+                let entry_points = file(files, &format!("{DIST_INFO}/entry_points.txt"));
+                let text = String::from_utf8(entry_points.clone()).expect("utf-8");
+                *entry_points = text
+                    .replacen("hello =", "../../../../usr/bin/hello =", 1)
+                    .into_bytes();
+                let new = entry_points.clone();
+                let record = file(files, &format!("{DIST_INFO}/RECORD"));
+                let text = String::from_utf8(record.clone()).expect("utf-8");
+                let row = text
+                    .lines()
+                    .find(|line| line.starts_with(&format!("{DIST_INFO}/entry_points.txt,")))
+                    .expect("an entry_points row")
+                    .to_owned();
+                *record = text
+                    .replace(
+                        &row,
+                        &record_row(&format!("{DIST_INFO}/entry_points.txt"), &new),
+                    )
+                    .into_bytes();
+            }),
+            format!("{wheel}: "),
+        ),
+        refused(
+            "wheel-not-a-zip",
+            {
+                let mut draft = Draft::base();
+                let name = draft.wheel_name("hello-");
+                draft.replace_wheel(&name, b"#!/bin/sh\nid\n".to_vec());
+                draft.to_bytes()
+            },
+            format!("{wheel}: not a valid zip archive"),
+        ),
+    ]
+}
