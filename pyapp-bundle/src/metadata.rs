@@ -1241,6 +1241,11 @@ isolation: none
             "metadata.yaml:5: requires-python: Failed to parse version: no such comparison \
              operator \"<<\", must be one of ~= == != <= >= < > ===:"
         );
+        // A line break in the value would cut the parser's message short.
+        assert_eq!(
+            refusal(&edited("version: 1.2.0\n", "version: \"1.2.0\\nUser=root\"\n")),
+            "metadata.yaml:3: version: \"1.2.0\\nUser=root\" contains a control character"
+        );
     }
 
     #[test]

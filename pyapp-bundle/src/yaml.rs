@@ -255,6 +255,13 @@ fn describe(error: &DeserializeError, text: &str, file: &str) -> SchemaError {
                 serde_saphyr::DefaultMessageFormatter.format_message(error)
             )
         }
+        // A dependency's message quotes the value as it is: one holding a line break would
+        // be cut there (see `one_line`), so say what is wrong with it instead.
+        DeserializeError::Message { .. }
+            if scalar.as_ref().is_some_and(|s| s.chars().any(char::is_control)) =>
+        {
+            format!("{}contains a control character", quoted(scalar))
+        }
         DeserializeError::Message { msg, .. } => msg.clone(),
         other => serde_saphyr::DefaultMessageFormatter
             .format_message(other)
