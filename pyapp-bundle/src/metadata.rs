@@ -1243,7 +1243,10 @@ isolation: none
         );
         // A line break in the value would cut the parser's message short.
         assert_eq!(
-            refusal(&edited("version: 1.2.0\n", "version: \"1.2.0\\nUser=root\"\n")),
+            refusal(&edited(
+                "version: 1.2.0\n",
+                "version: \"1.2.0\\nUser=root\"\n"
+            )),
             "metadata.yaml:3: version: \"1.2.0\\nUser=root\" contains a control character"
         );
     }

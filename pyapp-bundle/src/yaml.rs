@@ -258,7 +258,9 @@ fn describe(error: &DeserializeError, text: &str, file: &str) -> SchemaError {
         // A dependency's message quotes the value as it is: one holding a line break would
         // be cut there (see `one_line`), so say what is wrong with it instead.
         DeserializeError::Message { .. }
-            if scalar.as_ref().is_some_and(|s| s.chars().any(char::is_control)) =>
+            if scalar
+                .as_ref()
+                .is_some_and(|s| s.chars().any(char::is_control)) =>
         {
             format!("{}contains a control character", quoted(scalar))
         }
