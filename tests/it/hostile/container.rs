@@ -494,7 +494,7 @@ fn structure() -> Vec<Case> {
                 *byte ^= 0x55;
             }
         }),
-        format!("entry {CLI:?}"),
+        entry(CLI, "has corrupt compressed data"),
     ));
 
     // Bytes outside the structure.

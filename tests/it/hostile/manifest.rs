@@ -86,7 +86,7 @@ pub fn cases() -> Vec<Case> {
         refused(
             "manifest-format-0",
             with_manifest(manifest.replacen("\"format\":1", "\"format\":0", 1)),
-            "manifest.json",
+            "manifest.json: bundle format 0 is not supported (expected 1)",
         ),
         refused(
             "manifest-not-canonical",
@@ -100,12 +100,12 @@ pub fn cases() -> Vec<Case> {
                 "{\"format\":1,\"trusted\":true,",
                 1,
             )),
-            "trusted",
+            "manifest.json: unknown field `trusted`",
         ),
         refused(
             "manifest-not-json",
             with_manifest("format = 1\n".to_owned()),
-            "manifest.json",
+            "manifest.json: expected ident at line 1 column 2",
         ),
         refused(
             "manifest-lists-a-path-twice",
@@ -129,19 +129,20 @@ pub fn cases() -> Vec<Case> {
                 upper.replace_range(at..at + 64, &manifest[at..at + 64].to_uppercase());
                 upper
             }),
-            "manifest.json",
+            "is not 64 lowercase hex digits",
         ),
     ];
 
     // 17 MiB of JSON whitespace: refused on its declared size, before it is inflated.
     let mut padded = manifest.clone().into_bytes();
     padded.splice(1..1, std::iter::repeat_n(b' ', 17 << 20));
+    let size = padded.len();
     let mut draft = Draft::base();
     draft.manifest = ManifestChoice::Bytes(padded);
     cases.push(refused(
         "manifest-too-large",
         draft.to_bytes(),
-        "manifest.json",
+        format!("manifest.json is {size} bytes, more than the limit of 16777216"),
     ));
     cases
 }

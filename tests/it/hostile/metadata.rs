@@ -98,7 +98,7 @@ fn unit_injection() -> Vec<Case> {
                 SERVICE_DESCRIPTION,
                 r#"description: "Hello\nExecStartPre=/bin/sh -c id""#,
             ),
-            "services[0].description",
+            "services[0].description: must be one line without control characters",
         ),
         refused(
             "task-description-carriage-return",
@@ -106,7 +106,7 @@ fn unit_injection() -> Vec<Case> {
                 "description: Remove expired sessions",
                 r#"description: "Remove\rUser=root""#,
             ),
-            "tasks[0].description",
+            "tasks[0].description: must be one line without control characters",
         ),
         refused(
             "summary-newline",
@@ -114,7 +114,7 @@ fn unit_injection() -> Vec<Case> {
                 "summary: A small greeting web service, the example app of pyapp",
                 r#"summary: "Hello\n[Service]\nUser=root""#,
             ),
-            "summary",
+            "summary: must be one line without control characters",
         ),
         refused(
             "service-command-newline",
@@ -127,7 +127,7 @@ fn unit_injection() -> Vec<Case> {
         refused(
             "task-command-newline",
             metadata(TASK_COMMAND, "  - \"hello-cleanup\\nUser=root\"\n"),
-            "tasks[0].command[0]: argument 1 (\"hello-cleanup\\nUser=root\") contains a control character",
+            "tasks[0].command[0]: \"hello-cleanup\\nUser=root\" contains a control character",
         ),
         refused(
             "hook-command-newline",
@@ -135,7 +135,7 @@ fn unit_injection() -> Vec<Case> {
                 "  post-install:\n  - hello-migrate\n",
                 "  post-install:\n  - \"hello-migrate\\nUser=root\"\n",
             ),
-            "hooks.post-install",
+            "hooks.post-install[0]: \"hello-migrate\\nUser=root\" contains a control character",
         ),
         refused(
             "command-relative-program",
@@ -160,7 +160,7 @@ fn unit_injection() -> Vec<Case> {
         refused(
             "version-newline",
             metadata("version: \"1.0.0\"", r#"version: "1.0.0\nUser=root""#),
-            "version",
+            "version: \"1.0.0\\nUser=root\" contains a control character",
         ),
         refused(
             "entry-point-injection",
@@ -168,12 +168,12 @@ fn unit_injection() -> Vec<Case> {
                 "entry-point: hello.web:app",
                 "entry-point: \"hello.web:app; import os\"",
             ),
-            "entry-point",
+            "entry-point: \"hello.web:app; import os\" is not \"module:attr\" or \"module:factory()\"",
         ),
         refused(
             "health-check-http-newline",
             metadata("http: /health", r#"http: "/health\nUser=root""#),
-            "update.health-check.http",
+            "update.health-check.http: \"/health\\nUser=root\" is not a URL path",
         ),
         refused(
             "schedule-invalid",
@@ -186,7 +186,7 @@ fn unit_injection() -> Vec<Case> {
                 "schedule: \"*-*-* 03:00:00\"",
                 r#"schedule: "daily\nExecStart=/bin/sh""#,
             ),
-            "tasks[0].schedule",
+            "tasks[0].schedule: \"daily\\nExecStart=/bin/sh\" contains a control character",
         ),
         refused(
             "debian-package-injection",
@@ -236,6 +236,7 @@ fn unit_injection() -> Vec<Case> {
 
 fn paths() -> Vec<Case> {
     let static_path = "    path: src/hello/static";
+    let inside_src = "is not a relative path inside src/ (no \"..\", no leading \"/\")";
     let writable = "  writable-dirs:\n  - sessions\n";
     let writable_dirs = |dirs: &str| format!("  writable-dirs: [{dirs}]\n");
     let dir_rule = "is not a valid directory name (expected [a-z0-9][a-z0-9._-]{0,63}";
@@ -243,27 +244,27 @@ fn paths() -> Vec<Case> {
         refused(
             "static-path-dotdot",
             metadata(static_path, "    path: ../../etc"),
-            "resources.static[0].path",
+            format!("resources.static[0].path: \"../../etc\" {inside_src}"),
         ),
         refused(
             "static-path-absolute",
             metadata(static_path, "    path: /etc"),
-            "resources.static[0].path",
+            format!("resources.static[0].path: \"/etc\" {inside_src}"),
         ),
         refused(
             "static-path-into-a-sibling-app",
             metadata(static_path, "    path: src/../../../hello-evil"),
-            "resources.static[0].path",
+            format!("resources.static[0].path: \"src/../../../hello-evil\" {inside_src}"),
         ),
         refused(
             "static-path-only-a-prefix-of-a-directory",
             metadata(static_path, "    path: src/hello/sta"),
-            "src/hello/sta",
+            "resources.static[0].path: src/hello/sta is not a directory of the app's source",
         ),
         refused(
             "static-url-dotdot",
             metadata("  - url: /static", "  - url: /static/../../etc"),
-            "resources.static[0].url",
+            "resources.static[0].url: \"/static/../../etc\" is not a URL path",
         ),
         refused(
             "writable-dir-dotdot",
@@ -323,7 +324,7 @@ fn dependencies() -> Vec<Case> {
         refused(
             "dependency-name-differs-from-its-wheel",
             metadata("- name: blinker\n", "- name: flask-login\n"),
-            "dependencies[1]",
+            format!("dependencies[1].wheel: {file} is blinker 1.9.0, not flask-login 1.9.0"),
         ),
         refused(
             "app-wheel-not-a-dependency",
@@ -331,7 +332,7 @@ fn dependencies() -> Vec<Case> {
                 "app-wheel: hello-1.0.0-py3-none-any.whl",
                 "app-wheel: evil-1.0.0-py3-none-any.whl",
             ),
-            "app-wheel",
+            "app-wheel: evil-1.0.0-py3-none-any.whl is not among the dependencies",
         ),
     ]
 }

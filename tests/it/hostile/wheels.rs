@@ -47,19 +47,19 @@ pub fn cases() -> Vec<Case> {
         refused(
             "wheel-entry-dotdot",
             with_app_wheel(|files| add_recorded(files, "../../../../../../etc/cron.d/pyapp", cron)),
-            format!("{wheel}: entry `../../../../../../etc/cron.d/pyapp`"),
+            format!("{wheel}: entry `../../../../../../etc/cron.d/pyapp`: empty, `.` or `..` path component"),
         ),
         refused(
             "wheel-entry-absolute",
             with_app_wheel(|files| add_recorded(files, "/etc/cron.d/pyapp", cron)),
-            format!("{wheel}: entry `/etc/cron.d/pyapp`"),
+            format!("{wheel}: entry `/etc/cron.d/pyapp`: absolute path"),
         ),
         refused(
             "wheel-data-scripts-escape",
             with_app_wheel(|files| {
                 add_recorded(files, "hello-1.0.0.data/scripts/../../../../../etc/x", cron)
             }),
-            format!("{wheel}: entry `hello-1.0.0.data/scripts/../../../../../etc/x`"),
+            format!("{wheel}: entry `hello-1.0.0.data/scripts/../../../../../etc/x`: empty, `.` or `..` path component"),
         ),
         refused(
             "wheel-record-hash-mismatch",
@@ -87,7 +87,7 @@ pub fn cases() -> Vec<Case> {
             with_app_wheel(|files| {
                 add_recorded(files, "hello-1.0.0.data/scripts/python", b"#!/bin/sh\nid\n")
             }),
-            format!("{wheel}: "),
+            format!("{wheel} (hello-1.0.0.data/scripts/python) would overwrite the venv's interpreter"),
         ),
         refused(
             "wheel-writes-another-wheels-file",
@@ -127,7 +127,7 @@ pub fn cases() -> Vec<Case> {
                     )
                     .into_bytes();
             }),
-            format!("{wheel}: "),
+            format!("{wheel}: entry_points.txt line 2: `../../../../usr/bin/hello` is not a valid script name"),
         ),
         refused(
             "wheel-not-a-zip",

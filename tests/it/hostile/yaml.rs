@@ -14,28 +14,64 @@ fn alias_bomb() -> String {
     text
 }
 
+/// A list whose first item is anchored and then aliased `count` times.
+fn aliased_list(count: usize) -> String {
+    format!("[&item debug{}]", ", *item".repeat(count))
+}
+
 pub fn cases() -> Vec<Case> {
     let mut cases = Vec::new();
-    for (file, prefix) in [
-        ("metadata.yaml", "metadata"),
-        ("configuration.yaml", "configuration"),
+    // Per file: a field holding a list of strings (and its path) and one holding a string, where the
+    // tricks go so that the schema reads them rather than refusing an unknown field.
+    for (file, prefix, list_path, list_field, string_field) in [
+        (
+            "metadata.yaml",
+            "metadata",
+            "system.packages",
+            "  packages: []",
+            "summary: A small greeting web service, the example app of pyapp",
+        ),
+        (
+            "configuration.yaml",
+            "configuration",
+            "fields[3].choices",
+            "    choices: [debug, info, warning, error]",
+            "file-format: yaml",
+        ),
     ] {
+        let (list_key, _) = list_field.split_once(": ").expect("key: value");
+        let (string_key, _) = string_field.split_once(": ").expect("key: value");
         let append = |extra: String| {
             derived(move |draft| {
                 let entry = draft.entry(file);
                 entry.data.extend_from_slice(extra.as_bytes());
             })
         };
+        let replace = |from: &str, to: String| {
+            derived(|draft| {
+                draft.edit(file, from, &to);
+            })
+        };
         let name = |case: &str| format!("{prefix}-{case}");
         cases.push(refused(
             name("yaml-alias-bomb"),
+            replace(list_field, format!("{list_key}: {}", aliased_list(150))),
+            format!(
+                "{file}:{}: document is too large or too deeply nested once aliases are expanded",
+                line_of(file, list_field)
+            ),
+        ));
+        // The classic bomb is refused before any alias is expanded: its anchors are not
+        // fields of the schema.
+        cases.push(refused(
+            name("yaml-billion-laughs"),
             append(alias_bomb()),
-            format!("{file}:"),
+            "lol0: unknown field",
         ));
         cases.push(refused(
             name("yaml-too-large"),
             append(format!("# {}\n", "x".repeat(1 << 20))),
-            file,
+            format!("entry \"{file}\" is "),
         ));
         cases.push(refused(
             name("yaml-duplicate-key"),
@@ -45,7 +81,7 @@ pub fn cases() -> Vec<Case> {
         cases.push(refused(
             name("yaml-unknown-field"),
             append("run-as: root\n".to_owned()),
-            "run-as: unknown field",
+            "run-as: unknown field (known fields: format, ",
         ));
         cases.push(refused(
             name("yaml-two-documents"),
@@ -54,24 +90,30 @@ pub fn cases() -> Vec<Case> {
         ));
         cases.push(refused(
             name("yaml-custom-tag"),
-            append("extra: !!python/object/apply:os.system [id]\n".to_owned()),
-            file,
+            replace(
+                string_field,
+                format!("{string_key}: !!python/object/apply:os.system [id]"),
+            ),
+            format!("{string_key}: unsupported tag `!!python/object/apply:os.system`"),
         ));
+        // Refused at its second level, where the schema wants a string, long before the
+        // parser's depth limit.
         cases.push(refused(
             name("yaml-deep-nesting"),
-            append(format!("deep: {}{}\n", "[".repeat(200), "]".repeat(200))),
-            file,
+            replace(
+                list_field,
+                format!("{list_key}: {}{}", "[".repeat(40), "]".repeat(40)),
+            ),
+            format!("{list_path}[0]: expected string scalar"),
         ));
         cases.push(refused(
             name("yaml-not-utf8"),
             derived(|draft| draft.entry(file).data.extend_from_slice(b"# \xff\xfe\n")),
-            file,
+            format!("{file} is not UTF-8"),
         ));
         cases.push(refused(
             name("yaml-format-2"),
-            derived(|draft| {
-                draft.edit(file, "format: 1", "format: 2");
-            }),
+            replace("format: 1", "format: 2".to_owned()),
             format!("{file}: format 2 is newer than this tool supports (1)"),
         ));
     }
@@ -94,7 +136,7 @@ pub fn cases() -> Vec<Case> {
         derived(|draft| {
             draft.metadata("  listen: port\n", "  <<: {listen: port}\n");
         }),
-        "metadata.yaml",
+        "services[0].<<: YAML merge keys are not allowed",
     ));
     cases.push(refused(
         "configuration-yes-is-not-true",
@@ -104,4 +146,12 @@ pub fn cases() -> Vec<Case> {
         "fields[0].required: \"yes\" is not a boolean",
     ));
     cases
+}
+
+/// The 1-based line of the base bundle's `file` that holds `text`.
+fn line_of(file: &str, text: &str) -> usize {
+    let content =
+        String::from_utf8(super::bundle::Draft::base().data(file).to_vec()).expect("utf-8");
+    let at = content.find(text).expect("text in file");
+    content[..at].lines().count() + 1
 }
