@@ -8,7 +8,7 @@ fn alias_bomb() -> String {
     let mut text = String::from("lol0: &lol0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
     for level in 1..9 {
         let previous = format!("*lol{}", level - 1);
-        let row = vec![previous.as_str(); 10].join(", ");
+        let row = [previous.as_str(); 10].join(", ");
         text.push_str(&format!("lol{level}: &lol{level} [{row}]\n"));
     }
     text
