@@ -179,7 +179,7 @@ pub fn run_hook(
         drop_privileges_on_spawn(&mut process, Some((user.uid, user.gid)));
         process
             .spawn()
-            .with_context(|| format!("failed to start hook {hook} (`{}`)", program.display()))?
+            .map_err(|err| spawn_error(hook, &program, user, err))?
         // `process`, holding the pipe's writing end, is dropped here: the reader sees the
         // end of the output when the hook and its children are done.
     };
@@ -257,6 +257,27 @@ fn render(hook: HookName, command: &Command, ctx: &HookContext) -> Result<Vec<St
             .with_hint("fix the hook's command in metadata.yaml and rebuild the bundle")
             .into()
     })
+}
+
+/// A hook that cannot be started. The app user lacking access to the program or to its
+/// interpreter (a venv built on a Python under `/root`) is the user's to fix (exit 1).
+fn spawn_error(hook: HookName, program: &Path, user: &AppUser, err: io::Error) -> anyhow::Error {
+    if err.kind() == io::ErrorKind::PermissionDenied {
+        return Refusal::new(format!(
+            "hook {hook}: the app user {} cannot run `{}`: {err}",
+            user.name,
+            program.display()
+        ))
+        .with_hint(
+            "the program and the venv's interpreter must be readable by the app user; \
+             a Python under a private home (pyenv in /root) is not: install with --python /usr/bin/python3.X",
+        )
+        .into();
+    }
+    anyhow::Error::new(err).context(format!(
+        "failed to start hook {hook} (`{}`)",
+        program.display()
+    ))
 }
 
 /// An absolute program as it is; a bare name from the release venv's `bin/`, which

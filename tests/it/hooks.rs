@@ -256,6 +256,16 @@ fn a_failing_hook_is_a_refusal_naming_it() {
 }
 
 #[test]
+fn a_program_the_app_user_cannot_run_is_a_refusal() {
+    let Some(run) = sandbox() else { return };
+    assert_eq!(
+        run.fact("denied"),
+        "hook post-install: the app user hello cannot run `/root/pyapp-hooks-denied`: Permission denied (os error 13)"
+    );
+    assert_eq!(run.fact("denied is a refusal"), "true");
+}
+
+#[test]
 fn a_hanging_hook_is_killed_at_its_timeout_even_if_it_ignores_sigterm() {
     let Some(run) = sandbox() else { return };
     assert_eq!(run.fact("hang"), "hook post-update timed out after 1 s");
@@ -446,6 +456,17 @@ fn inside_sandbox() {
     );
     facts.insert("leftover", format!("{leftover:?}"));
     facts.insert("leftover alive", is_alive(&data.join("bg-pid")).to_string());
+
+    // A program the app user cannot reach (root's home is 0700).
+    let denied = "/root/pyapp-hooks-denied";
+    fs::write(denied, "#!/bin/sh\n").unwrap();
+    fs::set_permissions(denied, fs::Permissions::from_mode(0o755)).unwrap();
+    let denied = hook(HookName::PostInstall, &[denied], &ctx).unwrap_err();
+    facts.insert("denied", denied.to_string());
+    facts.insert(
+        "denied is a refusal",
+        find_refusal(&denied).is_some().to_string(),
+    );
 
     let log_path = tree.lasting_dir("log").join("hooks.log");
     facts.insert("hooks.log", fs::read_to_string(&log_path).unwrap());
