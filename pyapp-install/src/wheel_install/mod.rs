@@ -284,7 +284,8 @@ fn check_entry_name(raw: &[u8]) -> Result<&str, WheelProblem> {
         None
     };
     match reason {
-        Some(reason) => Err(entry_problem(name, reason)),
+        // Escaped, so that a line break in the name cannot break the message's line.
+        Some(reason) => Err(entry_problem(&name.escape_debug().to_string(), reason)),
         None => Ok(name),
     }
 }

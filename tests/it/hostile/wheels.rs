@@ -50,6 +50,11 @@ pub fn cases() -> Vec<Case> {
             format!("{wheel}: entry `../../../../../../etc/cron.d/pyapp`: empty, `.` or `..` path component"),
         ),
         refused(
+            "wheel-entry-line-break",
+            with_app_wheel(|files| add_recorded(files, "hello/evil\nUser=root.py", cron)),
+            format!("{wheel}: entry `hello/evil\\nUser=root.py`: control character in name"),
+        ),
+        refused(
             "wheel-entry-absolute",
             with_app_wheel(|files| add_recorded(files, "/etc/cron.d/pyapp", cron)),
             format!("{wheel}: entry `/etc/cron.d/pyapp`: absolute path"),

@@ -68,10 +68,12 @@ pub fn cases() -> Vec<Case> {
             append(alias_bomb()),
             "lol0: unknown field",
         ));
+        let padding = format!("# {}\n", "x".repeat(1 << 20));
+        let size = super::bundle::Draft::base().data(file).len() + padding.len();
         cases.push(refused(
             name("yaml-too-large"),
-            append(format!("# {}\n", "x".repeat(1 << 20))),
-            format!("entry \"{file}\" is "),
+            append(padding),
+            format!("entry \"{file}\" is {size} bytes, more than the 1048576 allowed here"),
         ));
         cases.push(refused(
             name("yaml-duplicate-key"),
