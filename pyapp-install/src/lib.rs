@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod config_file;
+pub mod health;
 pub mod hooks;
 pub mod install;
 pub use pyapp_bundle::interpreter;
