@@ -44,6 +44,8 @@ pub enum RecordError {
     FieldCount { line: usize, found: usize },
     #[error("line {line}: empty path")]
     EmptyPath { line: usize },
+    #[error("line {line}: control character in a field")]
+    ControlCharacter { line: usize },
     #[error("line {line}: unsupported hash algorithm `{algorithm}` for {path}")]
     Algorithm {
         line: usize,
@@ -225,6 +227,14 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordRow>, RecordError> {
         if path.is_empty() {
             return Err(RecordError::EmptyPath { line });
         }
+        // No entry name has one (see `check_entry_name`), and the messages below show the
+        // fields as they are.
+        if [&path, &hash, &size]
+            .iter()
+            .any(|field| field.chars().any(char::is_control))
+        {
+            return Err(RecordError::ControlCharacter { line });
+        }
         let hash = if hash.is_empty() {
             None
         } else {
@@ -344,6 +354,10 @@ mod tests {
             ("\"x.py,,\n", "unterminated quoted field"),
             (",,\n", "empty path"),
             ("x.py,,\nx.py,,\n", "listed twice"),
+            (
+                "ok,,\n\"x\ny.py\",sha256=abc,0\n",
+                "line 2: control character in a field",
+            ),
         ];
         for (text, message) in cases {
             let err = parse_record(text).unwrap_err().to_string();

@@ -81,6 +81,16 @@ pub fn cases() -> Vec<Case> {
             format!("{wheel}: RECORD: size mismatch for hello/cli.py"),
         ),
         refused(
+            "wheel-record-row-with-a-line-break",
+            with_app_wheel(|files| {
+                let record = file(files, &format!("{DIST_INFO}/RECORD"));
+                let mut text = b"\"hello/evil\nUser=root.py\",sha256=AAAA,4\n".to_vec();
+                text.extend_from_slice(record);
+                *record = text;
+            }),
+            format!("{wheel}: RECORD: line 1: control character in a field"),
+        ),
+        refused(
             "wheel-file-not-in-record",
             with_app_wheel(|files| {
                 files.insert(0, ("hello/evil.py".to_owned(), b"import os\n".to_vec()))
