@@ -1,0 +1,1 @@
+jupyterlab_widgets-3.0.11-py3-none-any.whl
