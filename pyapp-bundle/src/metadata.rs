@@ -927,6 +927,11 @@ fn check_one_line(path: &str, text: &str) -> Result<(), Issue> {
             path,
             "must be one line without control characters",
         ))
+    } else if text.ends_with('\\') {
+        Err(Issue::new(
+            path,
+            "must not end with `\\` (unit files read it as a line continuation)",
+        ))
     } else if text.chars().count() > MAX_ONE_LINE {
         Err(Issue::new(
             path,

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::app_tree::AppTree;
 use crate::output::Output;
+use crate::receipt::Receipt;
 use crate::refusal::Refusal;
 use crate::safe_fs;
 
@@ -68,6 +69,27 @@ pub fn is_host_root(root: &Path) -> bool {
     let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
     root.components()
         .all(|c| matches!(c, Component::RootDir | Component::CurDir))
+}
+
+/// The user `name` of `root`'s `etc/passwd` (the user an app's receipt names), if it is
+/// there; `None` also when `root` has no `etc/passwd`.
+pub fn lookup_user(root: &Path, name: &str) -> Result<Option<AppUser>> {
+    let passwd_path = root.join("etc/passwd");
+    if !safe_fs::exists(&passwd_path)? {
+        return Ok(None);
+    }
+    Ok(read_passwd(&passwd_path)?
+        .iter()
+        .find(|entry| entry.name == name)
+        .map(PasswdEntry::to_user))
+}
+
+/// The user an app's receipt names, looked up under `root`.
+pub fn user_of(root: &Path, receipt: &Receipt) -> Result<Option<AppUser>> {
+    match &receipt.user {
+        Some(name) => lookup_user(root, name),
+        None => Ok(None),
+    }
 }
 
 /// Makes sure the user of the app in `tree` exists under `root` and returns it.

@@ -105,10 +105,14 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
+    /// `--root` as an absolute path (it is written into nothing: run-time paths leave it out).
+    pub fn root(&self) -> PathBuf {
+        std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone())
+    }
+
     /// The apps directory, placed under --root.
     pub fn apps(&self) -> AppsDir {
-        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
-        AppsDir::new(&root, &self.apps_dir)
+        AppsDir::new(&self.root(), &self.apps_dir)
     }
 }
 
@@ -126,6 +130,16 @@ pub enum Command {
         /// When another pyapp-install holds the app's lock, wait for it instead of failing.
         #[arg(long)]
         wait: bool,
+    },
+
+    /// Run one service of an app in the foreground exactly as its systemd unit would
+    /// (same user, environment, directory): for containers and machines without systemd.
+    Run {
+        /// The app's name.
+        app: String,
+
+        /// The service's name in the app's metadata.yaml.
+        service: String,
     },
 
     /// Remove an app's releases, `current` and receipt; data/ and config/ stay unless --purge.
@@ -170,6 +184,7 @@ impl Command {
             Command::List => "list",
             Command::Rollback { .. } => "rollback",
             Command::Remove { .. } => "remove",
+            Command::Run { .. } => "run",
             Command::Config { .. } => "config",
         }
     }

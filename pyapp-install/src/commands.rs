@@ -7,7 +7,7 @@ use crate::lock::WhenHeld;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::systemd::Systemd;
-use crate::{config, install, list, remove, rollback};
+use crate::{config, install, list, remove, rollback, run};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -31,12 +31,23 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     match cli.command {
         Some(Command::List) => list::list(&apps, &output),
-        Some(Command::Rollback { app, wait }) => {
-            rollback::rollback(&apps, &app, when_held(wait), &output)
-        }
-        Some(Command::Remove { app, purge, wait }) => {
-            remove::remove(&apps, &app, purge, when_held(wait), &output)
-        }
+        Some(Command::Rollback { app, wait }) => rollback::rollback(
+            &cli.common.root(),
+            &apps,
+            &app,
+            cli.install.port_range,
+            when_held(wait),
+            &output,
+        ),
+        Some(Command::Remove { app, purge, wait }) => remove::remove(
+            &cli.common.root(),
+            &apps,
+            &app,
+            purge,
+            cli.install.port_range,
+            when_held(wait),
+            &output,
+        ),
         Some(Command::Config {
             app,
             set,
@@ -47,10 +58,18 @@ pub fn run(cli: Cli) -> Result<()> {
             &app,
             &set,
             config.as_deref(),
-            &Systemd::detect(&cli.common.root),
+            &Systemd::detect(&cli.common.root()),
             when_held(wait),
             &output,
         ),
-        None => install::install(&apps, &cli.install, &output),
+        Some(Command::Run { app, service }) => run::run(
+            &cli.common.root(),
+            &apps,
+            &app,
+            &service,
+            cli.install.port_range,
+            &output,
+        ),
+        None => install::install(&cli.common.root(), &apps, &cli.install, &output),
     }
 }

@@ -49,13 +49,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// A line of output longer than this is cut into pieces of this size.
 const MAX_LINE: usize = 16 * 1024;
 
-/// One of the four hooks.
+/// One of the four hooks, or the health check's command, which runs the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookName {
     PostInstall,
     PreUpdate,
     PostUpdate,
     PreDelete,
+    HealthCheck,
 }
 
 impl HookName {
@@ -66,16 +67,19 @@ impl HookName {
             HookName::PreUpdate => "pre-update",
             HookName::PostUpdate => "post-update",
             HookName::PreDelete => "pre-delete",
+            HookName::HealthCheck => "health-check",
         }
     }
 
-    /// This hook's command in `hooks`, if the app has one.
+    /// This hook's command in `hooks`, if the app has one (the health check's command is
+    /// not a hook's: it is in `update.health-check`).
     pub fn command(self, hooks: &Hooks) -> Option<&Command> {
         match self {
             HookName::PostInstall => hooks.post_install.as_ref(),
             HookName::PreUpdate => hooks.pre_update.as_ref(),
             HookName::PostUpdate => hooks.post_update.as_ref(),
             HookName::PreDelete => hooks.pre_delete.as_ref(),
+            HookName::HealthCheck => None,
         }
     }
 }

@@ -18,15 +18,21 @@ use pyapp_bundle::yaml::MAX_YAML_BYTES;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::activation::{Activation, ReleaseInfo};
 use crate::app_tree::{AppTree, AppsDir, LASTING_DIRS};
+use crate::app_user;
 use crate::cli::InstallArgs;
+use crate::config_file::{ConfigFile, GivenValues};
+use crate::hooks::HookName;
 use crate::interpreter::Interpreter;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
+use crate::ownership;
 use crate::receipt::{now_rfc3339, Receipt, ReleaseRecord};
 use crate::refusal::Refusal;
 use crate::release::{self, Staging};
 use crate::safe_fs;
+use crate::systemd::Systemd;
 use crate::venv::Venv;
 use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
 
@@ -82,7 +88,7 @@ impl Action {
 }
 
 /// The install action: `pyapp-install BUNDLE`.
-pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()> {
+pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()> {
     let bundle_path = args
         .bundle
         .as_deref()
@@ -103,7 +109,7 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
         );
     }
 
-    let (mut bundle, metadata) = open_bundle(bundle_path)?;
+    let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
     let interpreter = Interpreter::find(args.python.as_deref(), &metadata.requires_python)
         .map_err(|err| {
             Refusal::new(err.to_string())
@@ -157,12 +163,15 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     for (dir, _) in &lasting {
         safe_fs::check_dir_or_missing(dir)?;
     }
+    // The configuration is decided before anything is built: a value the new spec refuses
+    // refuses the upgrade while the old release keeps running.
+    let given = GivenValues::parse(&spec, &args.set, args.config.as_deref())?;
+    let config_file = ConfigFile::new(&tree, &spec);
+    let existing = config_file.read(&spec)?;
+    let config = config_file.plan(&spec, existing.as_ref(), &given)?;
 
-    if safe_fs::is_real_dir(&tree.release_dir(&release))? {
-        output.note(format!(
-            "release {release} is already on disk; switching to it"
-        ));
-    } else {
+    let built_now = !safe_fs::is_real_dir(&tree.release_dir(&release))?;
+    if built_now {
         let staging = Staging::create(&tree, &release)?;
         let runtime_dir = tree.runtime_release_dir(&release);
         let options = InstallOptions {
@@ -179,13 +188,110 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
             output,
         )?;
         staging.finish()?;
+    } else {
+        output.note(format!(
+            "release {release} is already on disk; switching to it"
+        ));
     }
+    let discard_new = || -> Result<()> {
+        if built_now {
+            safe_fs::remove_dir_all_if_exists(&tree.release_dir(&release))?;
+        }
+        Ok(())
+    };
+    // An upgrade keeps the user the app was installed with (`--user` is remembered).
+    let remembered = previous
+        .as_ref()
+        .and_then(|receipt| receipt.user.as_deref())
+        .filter(|name| *name != tree.name());
+    let explicit = args.user.as_deref().or(remembered);
+    let user = match app_user::ensure_app_user(root, &tree, explicit, output) {
+        Ok(user) => user,
+        Err(err) => {
+            discard_new()?;
+            return Err(err);
+        }
+    };
+    let writable_dirs = metadata.resources.writable_dirs.clone();
+
+    let activation = Activation {
+        apps,
+        tree: &tree,
+        systemd: Systemd::detect(root),
+        user: user.as_ref(),
+        port_range: args.port_range,
+        output,
+    };
+    let new = ReleaseInfo {
+        release: release.clone(),
+        metadata,
+        spec,
+        python: interpreter.base_executable.clone(),
+    };
+    let old = match &previous {
+        Some(receipt) => match release::current_release(&tree)? {
+            Some(current) if current != release => {
+                let python = receipt
+                    .releases
+                    .iter()
+                    .find(|record| record.release == current)
+                    .map_or(receipt.python.as_str(), |record| record.python.as_str());
+                Some(ReleaseInfo::load(&tree, &current, python)?)
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    let units = match activation.units_for(&new) {
+        Ok(units) => units,
+        Err(err) => {
+            discard_new()?;
+            return Err(err);
+        }
+    };
     for (dir, mode) in &lasting {
         safe_fs::ensure_dir(dir, *mode)?;
     }
-
+    if let Some(user) = &user {
+        ownership::own_lasting_dirs(&tree, user, &writable_dirs)?;
+    }
+    for note in config.notes() {
+        output.note(note);
+    }
+    config.write(user.as_ref().map(|user| (user.uid, user.gid)))?;
+    if old.is_some() {
+        if let Err(err) = activation.hook(HookName::PreUpdate, &new) {
+            discard_new()?;
+            return Err(err.context(format!(
+                "{} {version} not installed, {} keeps running",
+                tree.name(),
+                describe(old.as_ref())
+            )));
+        }
+    }
+    activation.stop()?;
     release::switch_current(&tree, &release)?;
-    let receipt = Receipt::with_current(tree.name(), previous.as_ref(), record);
+    let after = if old.is_some() {
+        HookName::PostUpdate
+    } else {
+        HookName::PostInstall
+    };
+    let activated = activation
+        .hook(after, &new)
+        .and_then(|()| activation.start(&units))
+        .and_then(|()| activation.check_health(&new));
+    if let Err(err) = activated {
+        activation.revert_to(old.as_ref())?;
+        discard_new()?;
+        return Err(err.context(format!(
+            "{} {version} was rolled back, {} runs",
+            tree.name(),
+            describe(old.as_ref())
+        )));
+    }
+
+    let mut receipt = Receipt::with_current(tree.name(), previous.as_ref(), record);
+    receipt.user = user.as_ref().map(|user| user.name.clone());
     let (receipt, pruned) = release::prune(&tree, &receipt, keep)?;
     receipt.save(&tree.receipt_path())?;
     for name in pruned {
@@ -193,6 +299,17 @@ pub fn install(apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()
     }
     new_app_dir.keep();
     report(output, action, &tree, &version, &release, false)
+}
+
+/// The release that runs after a refused or rolled-back upgrade, for messages.
+fn describe(release: Option<&ReleaseInfo>) -> String {
+    match release {
+        Some(info) => format!(
+            "version {} (release {})",
+            info.metadata.version, info.release
+        ),
+        None => "no release".to_string(),
+    }
 }
 
 /// `--dry-run`: what the install would create, build and remove, on stderr.
@@ -300,8 +417,9 @@ fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Receipt)
     .into())
 }
 
-/// Opens and verifies the bundle (every entry's size and sha256) and its metadata.
-fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
+/// Opens and verifies the bundle (every entry's size and sha256), its metadata and its
+/// configuration spec.
+fn open_bundle(path: &Path) -> Result<(Bundle, Metadata, ConfigSpec)> {
     let refuse = |err: &dyn std::fmt::Display| {
         Refusal::new(format!("refusing the bundle: {err}"))
             .with_hint("rebuild it with pyapp-build, or copy it again if it was damaged")
@@ -322,7 +440,7 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
         .map_err(bundle_error)?;
     let text = String::from_utf8(bytes)
         .map_err(|_| refuse(&format!("{CONFIGURATION_NAME} is not UTF-8")))?;
-    ConfigSpec::parse(&text, CONFIGURATION_NAME).map_err(|err| refuse(&err))?;
+    let spec = ConfigSpec::parse(&text, CONFIGURATION_NAME).map_err(|err| refuse(&err))?;
     let deps: Vec<(String, String)> = bundle
         .entries()
         .iter()
@@ -337,7 +455,7 @@ fn open_bundle(path: &Path) -> Result<(Bundle, Metadata)> {
     metadata
         .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
         .map_err(|err| refuse(&err))?;
-    Ok((bundle, metadata))
+    Ok((bundle, metadata, spec))
 }
 
 /// The outermost of `APPS/APP/` and its parents that does not exist yet, if any.

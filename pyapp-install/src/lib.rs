@@ -2,6 +2,7 @@
 //! extract it, build the venv natively from the bundled wheels, switch `current` atomically.
 //! One module per step; `commands::run` is what the binary calls.
 
+pub mod activation;
 pub mod app_env;
 pub mod app_tree;
 pub mod app_user;
@@ -16,14 +17,15 @@ pub use pyapp_bundle::interpreter;
 pub mod list;
 pub mod lock;
 pub mod output;
-pub mod ports;
 pub mod ownership;
+pub mod ports;
 pub mod privilege;
 pub mod receipt;
 pub mod refusal;
 pub mod release;
 pub mod remove;
 pub mod rollback;
+pub mod run;
 pub mod safe_fs;
 pub mod systemd;
 pub mod units;

@@ -4,11 +4,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use nix::sys::stat::{umask, Mode};
 use pyapp_install::cli::Cli;
 use pyapp_install::commands;
 use pyapp_install::refusal::find_refusal;
 
 fn main() -> ExitCode {
+    // Releases must be readable by the app's user whatever umask root's shell has: every
+    // file and directory pyapp-install makes gets its mode from this, or sets it itself.
+    umask(Mode::from_bits_truncate(0o022));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

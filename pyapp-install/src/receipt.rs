@@ -26,6 +26,9 @@ pub struct Receipt {
     pub installed_at: String,
     pub python: String,
     pub python_version: String,
+    /// The system user the app runs as (absent when none was made: a `--root` scratch tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub releases: Vec<ReleaseRecord>,
 }
 
@@ -75,12 +78,18 @@ impl Receipt {
             .filter(|r| r.release != record.release)
             .collect();
         releases.push(record.clone());
-        Receipt::from_parts(name, record, releases)
+        let user = previous.and_then(|p| p.user.clone());
+        Receipt::from_parts(name, user, record, releases)
     }
 
     /// This receipt with `release` (one of its releases) as the current one.
     pub fn switched_to(&self, release: &ReleaseRecord) -> Self {
-        Receipt::from_parts(&self.name, release.clone(), self.releases.clone())
+        Receipt::from_parts(
+            &self.name,
+            self.user.clone(),
+            release.clone(),
+            self.releases.clone(),
+        )
     }
 
     /// This receipt keeping only the releases `keep` accepts.
@@ -104,7 +113,12 @@ impl Receipt {
         position.checked_sub(1).map(|i| &self.releases[i])
     }
 
-    fn from_parts(name: &str, current: ReleaseRecord, releases: Vec<ReleaseRecord>) -> Self {
+    fn from_parts(
+        name: &str,
+        user: Option<String>,
+        current: ReleaseRecord,
+        releases: Vec<ReleaseRecord>,
+    ) -> Self {
         Receipt {
             receipt_format: RECEIPT_FORMAT,
             name: name.to_owned(),
@@ -114,6 +128,7 @@ impl Receipt {
             installed_at: current.installed_at,
             python: current.python,
             python_version: current.python_version,
+            user,
             releases,
         }
     }

@@ -1,15 +1,24 @@
-//! `pyapp-install remove APP [--purge]`: take an app's releases, `current`, tmp/, run/ and
-//! receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
+//! `pyapp-install remove APP [--purge]`: run the app's pre-delete hook, stop and remove its
+//! units, and take its releases, `current`, tmp/, run/ and receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
 //! which deletes the app's whole directory.
+
+use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::activation::{Activation, ReleaseInfo};
 use crate::app_tree::AppsDir;
+use crate::app_user;
+use crate::hooks::HookName;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
+use crate::ports::PortRange;
+use crate::receipt::Receipt;
 use crate::refusal::Refusal;
+use crate::release;
 use crate::safe_fs;
+use crate::systemd::Systemd;
 
 /// What `remove --json` prints.
 #[derive(Debug, Serialize)]
@@ -22,9 +31,11 @@ struct Removed<'a> {
 
 /// The `remove` action.
 pub fn remove(
+    root: &Path,
     apps: &AppsDir,
     app: &str,
     purge: bool,
+    port_range: PortRange,
     when_held: WhenHeld,
     output: &Output,
 ) -> Result<()> {
@@ -49,6 +60,35 @@ pub fn remove(
     }
     safe_fs::ensure_dir(&tree.state_dir(), 0o755)?;
     let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+
+    // The app's pre-delete hook, then its units: stopped, removed, systemd reloaded.
+    let systemd = Systemd::detect(root);
+    if let (Some(receipt), Some(current)) = (
+        Receipt::load(&tree.receipt_path())?,
+        release::current_release(&tree)?,
+    ) {
+        let user = app_user::user_of(root, &receipt)?;
+        let python = receipt
+            .releases
+            .iter()
+            .find(|record| record.release == current)
+            .map_or(receipt.python.as_str(), |record| record.python.as_str());
+        let info = ReleaseInfo::load(&tree, &current, python)?;
+        let activation = Activation {
+            apps,
+            tree: &tree,
+            systemd: systemd.clone(),
+            user: user.as_ref(),
+            port_range,
+            output,
+        };
+        activation.hook(HookName::PreDelete, &info)?;
+    }
+    let units = systemd.installed_units(app)?;
+    systemd.stop(&units)?;
+    if !systemd.remove_units(app)?.is_empty() {
+        systemd.daemon_reload()?;
+    }
 
     let kept = if purge {
         safe_fs::remove_dir_all_if_exists(tree.dir())?;

@@ -1,16 +1,23 @@
 //! `pyapp-install rollback APP`: point `current` back at the release installed before the
-//! current one. The newer release stays on disk (installing its bundle again returns to it).
+//! current one, with that release's units (stopped, switched, rewritten, started). The
+//! newer release stays on disk (installing its bundle again returns to it).
+
+use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::activation::{Activation, ReleaseInfo};
 use crate::app_tree::AppsDir;
+use crate::app_user;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
+use crate::ports::PortRange;
 use crate::receipt::Receipt;
 use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
+use crate::systemd::Systemd;
 
 /// What `rollback --json` prints.
 #[derive(Debug, Serialize)]
@@ -24,7 +31,14 @@ struct RolledBack<'a> {
 }
 
 /// The `rollback` action.
-pub fn rollback(apps: &AppsDir, app: &str, when_held: WhenHeld, output: &Output) -> Result<()> {
+pub fn rollback(
+    root: &Path,
+    apps: &AppsDir,
+    app: &str,
+    port_range: PortRange,
+    when_held: WhenHeld,
+    output: &Output,
+) -> Result<()> {
     let tree = apps.app(app)?;
     let not_installed = || {
         Refusal::new(format!(
@@ -66,7 +80,17 @@ pub fn rollback(apps: &AppsDir, app: &str, when_held: WhenHeld, output: &Output)
         .with_hint("install the bundle of the version you want instead")
         .into());
     }
-    release::switch_current(&tree, &previous.release)?;
+    let target = ReleaseInfo::load(&tree, &previous.release, &previous.python)?;
+    let user = app_user::user_of(root, &receipt)?;
+    let activation = Activation {
+        apps,
+        tree: &tree,
+        systemd: Systemd::detect(root),
+        user: user.as_ref(),
+        port_range,
+        output,
+    };
+    activation.revert_to(Some(&target))?;
     let rolled = receipt.switched_to(previous);
     rolled.save(&tree.receipt_path())?;
 

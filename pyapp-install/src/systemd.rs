@@ -342,7 +342,9 @@ mod tests {
         )
         .unwrap();
 
-        let changes = systemd.write_units("hello", std::slice::from_ref(&web)).unwrap();
+        let changes = systemd
+            .write_units("hello", std::slice::from_ref(&web))
+            .unwrap();
         assert_eq!(changes.unchanged, ["hello-web.service"]);
         assert_eq!(changes.removed, ["hello-old.service"]);
         assert!(!wants.join("hello-old.service").exists());
@@ -383,7 +385,9 @@ mod tests {
         fs::create_dir_all(systemd.unit_dir()).unwrap();
         fs::write(systemd.unit_dir().join("hello-web.service"), "[Service]\n").unwrap();
         let web = unit("hello", "hello-web.service", "");
-        let refused = systemd.write_units("hello", std::slice::from_ref(&web)).unwrap_err();
+        let refused = systemd
+            .write_units("hello", std::slice::from_ref(&web))
+            .unwrap_err();
         assert!(refused
             .to_string()
             .contains("was not written by pyapp-install for hello"));

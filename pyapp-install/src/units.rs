@@ -225,22 +225,31 @@ impl Writer {
     }
 }
 
-fn service_unit(
+/// A service's process as its unit starts it: the arguments (program resolved to the
+/// venv's `bin/` when bare) and the whole environment. `pyapp-install run` starts exactly
+/// this.
+#[derive(Debug, Clone)]
+pub struct ServiceProcess {
+    pub argv: Vec<String>,
+    pub environment: AppEnvironment,
+}
+
+/// The process of `service` (one of `metadata`'s services).
+pub fn service_process(
     metadata: &Metadata,
     service: &Service,
     context: &UnitContext,
-) -> Result<UnitFile, UnitError> {
-    let app = metadata.name.as_str();
-    let stem = unit_stem(app, service.name.as_str());
-    let mut unit = Writer::new(app, format!("{stem}.service"));
+) -> Result<ServiceProcess, UnitError> {
+    let unit_name = format!(
+        "{}.service",
+        unit_stem(metadata.name.as_str(), service.name.as_str())
+    );
     let paths = Paths::new(context);
-    let run = paths.dir("run");
-
     let mut environment = context.environment.clone();
     let mut values = common_values(&paths, context);
     match service.listen {
         Listen::Socket => {
-            let socket = run.join(format!("{}.sock", service.name));
+            let socket = paths.dir("run").join(format!("{}.sock", service.name));
             values.insert(Placeholder::Listen, format!("unix:{}", socket.display()));
             environment.set("PYAPP_SOCKET", socket.display().to_string());
         }
@@ -250,7 +259,7 @@ fn service_unit(
                     .ports
                     .get(service.name.as_str())
                     .ok_or_else(|| UnitError::NoPort {
-                        unit: unit.unit.clone(),
+                        unit: unit_name.clone(),
                     })?;
             values.insert(Placeholder::Listen, format!("127.0.0.1:{port}"));
             values.insert(Placeholder::Port, port.to_string());
@@ -266,6 +275,21 @@ fn service_unit(
         values.insert(Placeholder::Threads, threads.to_string());
         environment.set("PYAPP_THREADS", threads.to_string());
     }
+    let argv = command_argv(&unit_name, &service.command, &values, &paths)?;
+    Ok(ServiceProcess { argv, environment })
+}
+
+fn service_unit(
+    metadata: &Metadata,
+    service: &Service,
+    context: &UnitContext,
+) -> Result<UnitFile, UnitError> {
+    let app = metadata.name.as_str();
+    let stem = unit_stem(app, service.name.as_str());
+    let mut unit = Writer::new(app, format!("{stem}.service"));
+    let paths = Paths::new(context);
+    let run = paths.dir("run");
+    let process = service_process(metadata, service, context)?;
 
     let description = describe(app, service.name.as_str(), service.description.as_deref());
     unit_section(&mut unit, &description)?;
@@ -277,7 +301,7 @@ fn service_unit(
     } else {
         unit.directive("Type", "simple");
     }
-    let exec_start = exec_line(&unit, &service.command, &values, &paths)?;
+    let exec_start = exec_line(&unit, &process.argv)?;
     unit.directive("ExecStart", &exec_start);
     unit.directive(
         "Restart",
@@ -288,7 +312,14 @@ fn service_unit(
         },
     );
     unit.directive("RestartSec", "2s");
-    process_section(&mut unit, &stem, metadata, context, &paths, &environment)?;
+    process_section(
+        &mut unit,
+        &stem,
+        metadata,
+        context,
+        &paths,
+        &process.environment,
+    )?;
     unit.line("");
     unit.line("[Install]");
     unit.directive("WantedBy", "multi-user.target");
@@ -310,7 +341,8 @@ fn task_service_unit(
     unit_section(&mut unit, &description)?;
     unit.line("[Service]");
     unit.directive("Type", "oneshot");
-    let exec_start = exec_line(&unit, &task.command, &values, &paths)?;
+    let argv = command_argv(&unit.unit, &task.command, &values, &paths)?;
+    let exec_start = exec_line(&unit, &argv)?;
     unit.directive("ExecStart", &exec_start);
     process_section(
         &mut unit,
@@ -384,31 +416,36 @@ fn common_values(paths: &Paths, context: &UnitContext) -> PlaceholderValues {
     ])
 }
 
-/// `ExecStart=`'s value: the rendered command, its program resolved (a bare name is the
-/// venv's `bin/NAME`), every word quoted.
-fn exec_line(
-    unit: &Writer,
+/// The rendered command of `unit`, its program resolved (a bare name is the venv's
+/// `bin/NAME`).
+fn command_argv(
+    unit: &str,
     command: &Command,
     values: &PlaceholderValues,
     paths: &Paths,
-) -> Result<String, UnitError> {
-    let words = command
+) -> Result<Vec<String>, UnitError> {
+    let mut argv = command
         .render(values)
         .map_err(|source| UnitError::Command {
-            unit: unit.unit.clone(),
+            unit: unit.to_owned(),
             source,
         })?;
-    let mut words = words.into_iter();
-    let program = words.next().unwrap_or_default();
-    let program = if program.starts_with('/') {
-        program
-    } else {
-        paths.venv.join("bin").join(program).display().to_string()
-    };
-    let mut line = unit.escaped("command", escape::exec_program(&program))?;
+    if let Some(program) = argv.first_mut() {
+        if !program.starts_with('/') {
+            *program = paths.venv.join("bin").join(&*program).display().to_string();
+        }
+    }
+    Ok(argv)
+}
+
+/// `ExecStart=`'s value: every word of `argv` quoted for unit-file syntax.
+fn exec_line(unit: &Writer, argv: &[String]) -> Result<String, UnitError> {
+    let mut words = argv.iter();
+    let program = words.next().map(String::as_str).unwrap_or_default();
+    let mut line = unit.escaped("command", escape::exec_program(program))?;
     for word in words {
         line.push(' ');
-        line.push_str(&unit.escaped("command", escape::exec_word(&word))?);
+        line.push_str(&unit.escaped("command", escape::exec_word(word))?);
     }
     Ok(line)
 }

@@ -25,7 +25,13 @@ fn hello_bundle() -> &'static Path {
     bundle
 }
 
-/// `fixtures/hello` installed under a scratch root.
+/// What `config --set` says after a change when the units are written but systemd does not
+/// run them (a `--root` tree).
+const RESTART: &str =
+    "systemd is not running on this root: restart hello-web.service for the change to apply\n";
+
+/// `fixtures/hello` installed under a scratch root, as it is after an upgrade from a
+/// release that had no configuration file: installed, then its config file taken away.
 struct Installed {
     root: TempDir,
 }
@@ -37,6 +43,9 @@ impl Installed {
         };
         let output = installed.run(&[hello_bundle().to_str().expect("utf-8 path")]);
         assert!(output.status.success(), "install: {}", stderr(&output));
+        let written = fs::read_to_string(installed.config_file()).expect("install wrote it");
+        assert!(written.contains("greeting: Hello\n"), "{written}");
+        fs::remove_file(installed.config_file()).expect("remove the config file");
         installed
     }
 
@@ -118,7 +127,7 @@ fn set_creates_the_file_the_app_reads_and_show_masks_the_secret() {
         format!(
             "config: new file {0} from configuration.yaml\nconfig: greeting = \"No\" (was not \
              set)\nconfig: workers = 4 (was not set)\nconfig: secret_key = ******** \
-             (generated)\nsaved {0}\n",
+             (generated)\n{RESTART}saved {0}\n",
             file.display()
         )
     );
@@ -286,7 +295,7 @@ fn keys_no_longer_in_the_spec_are_kept_and_reported() {
             "config: new key site_url = \"http://localhost\" (its default)\nconfig: workers = 5 \
              (was not set)\nconfig: new key log_level = \"info\" (its default)\nconfig: \
              old_setting is no longer in the app's configuration.yaml: kept in the file, \
-             unused\nsaved {}\n",
+             unused\n{RESTART}saved {}\n",
             file.display()
         )
     );

@@ -143,8 +143,13 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     }
 
     // The console script and the package work, reading the config file pyapp points at.
+    // pyapp-install wrote the config from the spec's defaults (a generated secret
+    // included); the user changes a value the way the README says.
     let config = scratch.app().join("config/config.yaml");
-    fs::write(&config, "greeting: Howdy\n").expect("write config");
+    let written = fs::read_to_string(&config).expect("install wrote config/config.yaml");
+    assert!(written.contains("greeting: Hello"), "{written}");
+    let set = scratch.install(&["config", "hello", "--set", "greeting=Howdy"]);
+    assert!(set.status.success(), "{}", stderr(&set));
     let greeted = scratch.run_venv("hello", &["pyapp"], &config);
     assert!(
         greeted.status.success(),

@@ -140,11 +140,10 @@ const HOSTILE_VERSION: &str = "1.0.0 \"x\" %n $HOME back\\";
 const SCRIPT: &str = r#"set -u
 OUT=$1; INSTALL=$2; PY=$3; BUNDLE=$4
 A=/applications/hello
-id hello >/dev/null 2>&1 || useradd --system --no-create-home --home-dir $A/data --shell /usr/sbin/nologin hello
 "$INSTALL" --python "$PY" "$BUNDLE" > $OUT/install.log 2>&1 || { echo "install failed" >> $OUT/install.log; exit 3; }
-chown hello:hello $A/data $A/data/sessions $A/tmp $A/run $A/log
-[ -e $A/config/config.yaml ] || printf 'greeting: Howdy\n' > $A/config/config.yaml
-chgrp hello $A/config $A/config/config.yaml && chmod 0750 $A/config && chmod 0640 $A/config/config.yaml
+# pyapp-install made the user, the config and the owners, and started its own units: stop
+# them, and run each variant of the units generated here instead.
+systemctl stop hello-web.service hello-cleanup.timer
 mkdir -p $A/.pyapp/chroot
 fetch() {
   python3 - "$1" <<'PY'
@@ -214,7 +213,13 @@ fn generated_units_verify_run_and_score_under_a_real_systemd() {
     let project = harness::fixture_copy("hello");
     let bundle = harness::build_bundle(project.path(), work.path());
     let metadata = bundle_metadata(&bundle);
-    let python = Interpreter::find(None, &metadata.requires_python).unwrap();
+    // Debian's interpreter: the app user must reach it to run the post-install hook
+    // (pyenv's, under root's 0700 home, is reachable only through the units' binds).
+    let python = Interpreter::find(
+        Some(Path::new("/usr/bin/python3")),
+        &metadata.requires_python,
+    )
+    .unwrap();
     let base = &python.base_executable;
 
     let plain = generate(&metadata, base, None);

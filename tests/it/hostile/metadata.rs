@@ -194,6 +194,11 @@ fn unit_injection() -> Vec<Case> {
             "system.packages[0]: \"libpq5; rm -rf /\" is not a valid Debian package name",
         ),
         refused(
+            "service-description-trailing-backslash",
+            metadata(SERVICE_DESCRIPTION, "description: \"Hello \\\\\""),
+            "services[0].description: must not end with `\\` (unit files read it as a line continuation)",
+        ),
+        refused(
             "system-module-path",
             metadata("  python-modules: []", "  python-modules: [\"../../etc\"]"),
             "system.python-modules[0]: \"../../etc\" is not a valid Python module name",
@@ -207,7 +212,6 @@ fn unit_injection() -> Vec<Case> {
             "Hello %n on %H 100%",
         ),
         ("service-description-dollar-variable", "Hello $HOME ${PATH}"),
-        ("service-description-trailing-backslash", "Hello \\\\"),
         ("service-description-semicolon", "Hello ; /bin/sh -c id"),
     ] {
         cases.push(escaped(

@@ -1,0 +1,88 @@
+//! `pyapp-install run APP SERVICE`: run one service of the current release in the
+//! foreground exactly as its unit would (same user, environment, working directory and
+//! command), for containers and machines without systemd. pyapp-install replaces itself
+//! with the service's process, so signals reach the service directly.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+
+use anyhow::Result;
+
+use crate::activation::{Activation, ReleaseInfo};
+use crate::app_tree::AppsDir;
+use crate::app_user;
+use crate::output::Output;
+use crate::ports::PortRange;
+use crate::privilege::drop_privileges_on_spawn;
+use crate::receipt::Receipt;
+use crate::refusal::Refusal;
+use crate::release;
+use crate::systemd::Systemd;
+
+/// The `run` action; returns only if the service could not be started.
+pub fn run(
+    root: &Path,
+    apps: &AppsDir,
+    app: &str,
+    service: &str,
+    port_range: PortRange,
+    output: &Output,
+) -> Result<()> {
+    let tree = apps.app(app)?;
+    if tree.dir() != tree.runtime_dir() {
+        return Err(Refusal::new(format!(
+            "run starts {app} from {}, which exists only when installing into / (not under --root)",
+            tree.runtime_dir().display()
+        ))
+        .into());
+    }
+    let not_installed = || {
+        Refusal::new(format!(
+            "{app} is not installed in {}",
+            apps.path().display()
+        ))
+        .with_hint("`pyapp-install list` shows the installed apps")
+    };
+    let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
+    let current = release::current_release(&tree)?.ok_or_else(not_installed)?;
+    let python = receipt
+        .releases
+        .iter()
+        .find(|record| record.release == current)
+        .map_or(receipt.python.as_str(), |record| record.python.as_str());
+    let info = ReleaseInfo::load(&tree, &current, python)?;
+    let user = app_user::user_of(root, &receipt)?.ok_or_else(|| {
+        Refusal::new(format!(
+            "{app} has no app user to run as (services never run as root)"
+        ))
+        .with_hint("install the app into / so that its user is created")
+    })?;
+    let activation = Activation {
+        apps,
+        tree: &tree,
+        systemd: Systemd::detect(root),
+        user: Some(&user),
+        port_range,
+        output,
+    };
+    let process = activation.service_process(&info, service)?;
+    let Some((program, args)) = process.argv.split_first() else {
+        return Err(Refusal::new(format!("{app} {service}: empty command")).into());
+    };
+    output.note(format!(
+        "running {app} {service} as {}: {}",
+        user.name,
+        process.argv.join(" ")
+    ));
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(process.environment.vars())
+        .current_dir(tree.lasting_dir("data"))
+        .stdin(Stdio::null());
+    drop_privileges_on_spawn(&mut command, Some((user.uid, user.gid)));
+    let err = command.exec();
+    Err(anyhow::Error::new(err).context(format!("failed to start `{program}`")))
+}
