@@ -128,3 +128,31 @@ pub fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
     }
     entries
 }
+
+/// `shared/tools/systemd-sandbox` beside the checkout (or `$SYSTEMD_SANDBOX`), when tests
+/// that need a real systemd can run here; otherwise why not (they print it and pass).
+pub fn systemd_sandbox() -> Result<PathBuf, String> {
+    let is_root = std::fs::metadata("/proc/self").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    if !is_root {
+        return Err("not root".to_owned());
+    }
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("systemd-analyze is not installed".to_owned());
+    }
+    let candidates = [
+        std::env::var_os("SYSTEMD_SANDBOX").map(PathBuf::from),
+        Some(workspace().join("../shared/tools/systemd-sandbox")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|path| path.is_file())
+        .ok_or_else(|| "shared/tools/systemd-sandbox is not beside the checkout".to_owned())
+}

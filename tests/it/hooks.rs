@@ -54,17 +54,13 @@ fn sandbox() -> Option<&'static Run> {
 }
 
 fn run_sandbox() -> Outcome {
-    let tool = workspace().join("../shared/tools/systemd-sandbox");
-    let is_root = fs::metadata("/proc/self")
-        .map(|m| m.uid() == 0)
-        .unwrap_or(false);
-    if !is_root || !tool.exists() {
-        eprintln!(
-            "skipped: the hooks tests need root and {} (users are created in a throwaway container)",
-            tool.display()
-        );
-        return Outcome::Skipped;
-    }
+    let tool = match crate::harness::systemd_sandbox() {
+        Ok(tool) => tool,
+        Err(reason) => {
+            eprintln!("skipped: the hooks tests create users in systemd-sandbox: {reason}");
+            return Outcome::Skipped;
+        }
+    };
     let results = tempfile::Builder::new()
         .prefix("hooks-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))

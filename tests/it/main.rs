@@ -9,5 +9,6 @@ mod harness;
 mod hooks;
 mod hostile;
 mod install;
+mod lifecycle;
 mod reference_installer;
 mod units;

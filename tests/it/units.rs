@@ -8,7 +8,7 @@
 //! need root, `systemd-analyze` and that tool, and say why they skip without them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use pyapp_bundle::calendar::Schedule;
@@ -28,34 +28,6 @@ const MAX_EXPOSURE: f64 = 3.0;
 
 /// The port the example's web service gets in the sandbox (its network is private).
 const PORT: u16 = 8000;
-
-/// Why the systemd tests cannot run here, if they cannot.
-fn skip_reason() -> Option<String> {
-    let uid = Command::new("id").arg("-u").output().ok()?;
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root".to_owned());
-    }
-    if Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Some("systemd-analyze is not installed".to_owned());
-    }
-    if sandbox_tool().is_none() {
-        return Some("shared/tools/systemd-sandbox is not beside the checkout".to_owned());
-    }
-    None
-}
-
-/// `shared/tools/systemd-sandbox`, beside the checkout (or `$SYSTEMD_SANDBOX`).
-fn sandbox_tool() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("SYSTEMD_SANDBOX").map(PathBuf::from),
-        Some(harness::workspace().join("../shared/tools/systemd-sandbox")),
-    ];
-    candidates.into_iter().flatten().find(|path| path.is_file())
-}
 
 /// The example's metadata.yaml as pyapp-build wrote it into the bundle.
 fn bundle_metadata(bundle: &Path) -> Metadata {
@@ -204,10 +176,13 @@ fn exposure(security: &str) -> f64 {
 
 #[test]
 fn generated_units_verify_run_and_score_under_a_real_systemd() {
-    if let Some(reason) = skip_reason() {
-        eprintln!("skipping the systemd unit tests: {reason}");
-        return;
-    }
+    let sandbox = match harness::systemd_sandbox() {
+        Ok(tool) => tool,
+        Err(reason) => {
+            eprintln!("skipping the systemd unit tests: {reason}");
+            return;
+        }
+    };
     // Not under /tmp: the sandbox mounts its own /tmp.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let project = harness::fixture_copy("hello");
@@ -269,7 +244,7 @@ fn generated_units_verify_run_and_score_under_a_real_systemd() {
 
     let script = work.path().join("script.sh");
     std::fs::write(&script, SCRIPT.replace("PORT", &PORT.to_string())).unwrap();
-    let run = Command::new(sandbox_tool().unwrap())
+    let run = Command::new(sandbox)
         .arg("--")
         .arg("bash")
         .arg(&script)
@@ -390,11 +365,14 @@ fn enabled(units: &[UnitFile]) -> Vec<String> {
 #[test]
 fn systemd_registers_upgrades_and_removes_units() {
     if std::env::var_os(IN_SANDBOX).is_none() {
-        if let Some(reason) = skip_reason() {
-            eprintln!("skipping the systemd registration test: {reason}");
-            return;
-        }
-        let run = Command::new(sandbox_tool().unwrap())
+        let sandbox = match harness::systemd_sandbox() {
+            Ok(tool) => tool,
+            Err(reason) => {
+                eprintln!("skipping the systemd registration test: {reason}");
+                return;
+            }
+        };
+        let run = Command::new(sandbox)
             .arg("--")
             .arg(std::env::current_exe().unwrap())
             .args([

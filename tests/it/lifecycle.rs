@@ -1,0 +1,216 @@
+//! The example app's whole life on a real server, under a real systemd
+//! (`systemd-sandbox`): install (user, config, units, hook, health check), its service
+//! answering HTTP with its config and its timer scheduled, an upgrade, a rollback (the old
+//! version answers again), an upgrade whose health check fails (rolled back by itself),
+//! `run`, and remove. Everything goes through the real pyapp-install binary.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::harness::{self, build_bundle, edit, fixture_copy};
+
+/// Runs in the sandbox; every fact the test checks goes into a file of $OUT.
+const SCRIPT: &str = r#"set -u
+OUT=$1; INSTALL=$2; V1=$3; V2=$4; BROKEN=$5
+A=/applications/hello
+PY=/usr/bin/python3
+step() { NAME=$1; shift; "$@" > $OUT/$NAME.log 2>&1; echo $? > $OUT/$NAME.rc; }
+fetch() {
+  python3 - "$1" <<'PY'
+import sys, time, urllib.request, urllib.error
+for _ in range(100):
+    try:
+        print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode()); break
+    except urllib.error.HTTPError as error:
+        print("HTTP", error.code); break
+    except Exception as error:
+        last = error; time.sleep(0.1)
+else:
+    print("unreachable:", last)
+PY
+}
+port() { python3 -c "import json; print(json.load(open('$A/.pyapp/ports.json'))['ports']['web'])"; }
+
+step install "$INSTALL" --python $PY --set greeting=Howdy "$V1"
+systemctl is-active hello-web.service > $OUT/web.active
+systemctl is-enabled hello-cleanup.timer > $OUT/timer.enabled
+systemctl is-active hello-cleanup.timer > $OUT/timer.active
+fetch http://127.0.0.1:$(port)/ > $OUT/v1.index
+fetch http://127.0.0.1:$(port)/health > $OUT/v1.health
+stat -c '%U %a' $A/data/schema-version > $OUT/hook.owner
+cat $A/data/schema-version > $OUT/hook.version
+stat -c '%U %G %a' $A/config/config.yaml > $OUT/config.owner
+stat -c '%U %a' $A/data > $OUT/data.owner
+stat -c '%U %a' $A/current/src/pyproject.toml > $OUT/release.owner
+setpriv --reuid=hello --regid=hello --init-groups touch $A/current/src/planted > /dev/null 2>&1; echo $? > $OUT/release.write.rc
+getent passwd hello | cut -d: -f6,7 > $OUT/user
+step upgrade "$INSTALL" --python $PY "$V2"
+fetch http://127.0.0.1:$(port)/health > $OUT/v2.health
+cat $A/data/schema-version > $OUT/v2.hook.version
+step rollback "$INSTALL" rollback hello
+fetch http://127.0.0.1:$(port)/health > $OUT/rolled.health
+step broken "$INSTALL" --python $PY "$BROKEN"
+fetch http://127.0.0.1:$(port)/health > $OUT/after-broken.health
+readlink $A/current > $OUT/after-broken.current
+systemctl stop hello-web.service
+timeout 20 "$INSTALL" run hello web > $OUT/run.log 2>&1 &
+fetch http://127.0.0.1:$(port)/health > $OUT/run.health
+kill %1 2>/dev/null; wait
+step remove "$INSTALL" remove hello
+ls /etc/systemd/system | grep -c '^hello-' > $OUT/units.after
+systemctl is-active hello-web.service > $OUT/web.after
+ls $A > $OUT/kept.after
+"#;
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+        .trim_end()
+        .to_string()
+}
+
+/// A copy of the example at `version`; `broken` gives it a health check that fails.
+fn bundle(out: &Path, version: &str, broken: bool) -> std::path::PathBuf {
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pyproject.toml",
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+    );
+    if broken {
+        edit(
+            project.path(),
+            "metadata.yaml",
+            "http: /health",
+            "http: /missing",
+        );
+    }
+    let dir = out.join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    build_bundle(project.path(), &dir)
+}
+
+#[test]
+fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
+    let sandbox = match harness::systemd_sandbox() {
+        Ok(tool) => tool,
+        Err(reason) => {
+            eprintln!("skipping the lifecycle test: {reason}");
+            return;
+        }
+    };
+    // Not under /tmp: the sandbox mounts its own /tmp.
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let v1 = bundle(work.path(), "1.0.0", false);
+    let v2 = bundle(work.path(), "1.1.0", false);
+    let broken = bundle(work.path(), "1.2.0", true);
+    let out = work.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let script = work.path().join("script.sh");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let run = Command::new(sandbox)
+        .arg("--")
+        .arg("bash")
+        .arg(&script)
+        .arg(&out)
+        .arg(harness::bin("pyapp-install"))
+        .args([&v1, &v2, &broken])
+        .env("SANDBOX_BIND", work.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "sandbox: {}", harness::stderr(&run));
+
+    let log = |step: &str| read(&out, &format!("{step}.log"));
+    assert_eq!(read(&out, "install.rc"), "0", "{}", log("install"));
+    assert_eq!(read(&out, "web.active"), "active", "{}", log("install"));
+    assert_eq!(read(&out, "timer.enabled"), "enabled");
+    assert_eq!(read(&out, "timer.active"), "active");
+    assert!(
+        read(&out, "v1.index").contains("<h1>Howdy, world!</h1>"),
+        "{}",
+        read(&out, "v1.index")
+    );
+    assert!(
+        read(&out, "v1.health").contains("\"version\":\"1.0.0\""),
+        "{}",
+        read(&out, "v1.health")
+    );
+    assert!(
+        log("install").contains(
+            "hook post-install: hello-migrate: data at /applications/hello/data migrated to 1.0.0"
+        ),
+        "{}",
+        log("install")
+    );
+    assert!(
+        log("install").contains("health check: GET /health on 127.0.0.1:"),
+        "{}",
+        log("install")
+    );
+
+    // The hook ran as the app user; the user, config and release have their owners.
+    assert_eq!(read(&out, "hook.owner"), "hello 644");
+    assert_eq!(read(&out, "hook.version"), "1.0.0");
+    assert_eq!(
+        read(&out, "user"),
+        "/applications/hello/data:/usr/sbin/nologin"
+    );
+    assert_eq!(
+        read(&out, "config.owner"),
+        "hello hello 600",
+        "the config holds a secret"
+    );
+    assert_eq!(read(&out, "data.owner"), "hello 750");
+    assert_eq!(read(&out, "release.owner"), "root 644");
+    assert_ne!(
+        read(&out, "release.write.rc"),
+        "0",
+        "the app user wrote into its release"
+    );
+
+    assert_eq!(read(&out, "upgrade.rc"), "0", "{}", log("upgrade"));
+    assert!(
+        read(&out, "v2.health").contains("\"version\":\"1.1.0\""),
+        "{}",
+        read(&out, "v2.health")
+    );
+    assert_eq!(read(&out, "v2.hook.version"), "1.1.0", "post-update ran");
+
+    assert_eq!(read(&out, "rollback.rc"), "0", "{}", log("rollback"));
+    assert!(
+        read(&out, "rolled.health").contains("\"version\":\"1.0.0\""),
+        "{}",
+        read(&out, "rolled.health")
+    );
+
+    // A release whose health check fails is rolled back by itself, and says so.
+    assert_eq!(read(&out, "broken.rc"), "1", "{}", log("broken"));
+    let broken_error = log("broken");
+    assert!(
+        broken_error.contains("error: hello 1.2.0 was rolled back, version 1.0.0 (release 1.0.0-")
+            && broken_error.contains("health check failed: GET /missing on 127.0.0.1:")
+            && broken_error.contains("answered 404"),
+        "{broken_error}"
+    );
+    assert!(read(&out, "after-broken.health").contains("\"version\":\"1.0.0\""));
+    assert!(read(&out, "after-broken.current").starts_with("releases/1.0.0-"));
+
+    // `run` starts the service in the foreground as its unit would.
+    assert!(
+        read(&out, "run.health").contains("\"version\":\"1.0.0\""),
+        "{}",
+        read(&out, "run.log")
+    );
+    assert!(read(&out, "run.log").starts_with("running hello web as hello: /applications/hello/current/venv/bin/gunicorn --bind 127.0.0.1:"), "{}", read(&out, "run.log"));
+
+    assert_eq!(read(&out, "remove.rc"), "0", "{}", log("remove"));
+    assert_eq!(read(&out, "units.after"), "0", "units left behind");
+    assert_ne!(read(&out, "web.after"), "active");
+    assert_eq!(
+        read(&out, "kept.after")
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["config", "data", "log"]
+    );
+}
