@@ -521,3 +521,37 @@ fn a_killed_install_leaves_the_old_release_running_and_the_next_run_completes() 
     );
     assert_eq!(names.len(), 2, "{names:?}");
 }
+
+#[test]
+fn an_upgrade_whose_configuration_does_not_validate_is_refused_before_anything_changes() {
+    let scratch = Scratch::new();
+    let v1 = scratch.bundle("1.0.0", |_| {});
+    let installed = scratch.install(&[path_str(&v1)]);
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let v2 = scratch.bundle("1.1.0", |_| {});
+    let before = listing(scratch.root());
+
+    let refused = scratch.install(&[path_str(&v2), "--set", "workers=100"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        stderr(&refused),
+        "error: config: workers: 100 is above max 16\nhint: give a valid value with --set workers=VALUE\n"
+    );
+    assert_eq!(listing(scratch.root()), before, "nothing may change");
+
+    // A spec the kept values break refuses the upgrade the same way.
+    let v3 = scratch.bundle("1.2.0", |project| {
+        edit(
+            project,
+            "configuration.yaml",
+            "default: Hello",
+            "default: hi",
+        );
+        let regex = r"regex: '^[A-Za-z][A-Za-z ,!]{0,39}$'";
+        edit(project, "configuration.yaml", regex, "regex: '^[a-z]+$'");
+    });
+    let refused = scratch.install(&[path_str(&v3)]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(stderr(&refused), "error: config: greeting: KEPT\n");
+    assert_eq!(listing(scratch.root()), before, "nothing may change");
+}

@@ -11,7 +11,7 @@ use crate::harness::{self, build_bundle, edit, fixture_copy};
 
 /// Runs in the sandbox; every fact the test checks goes into a file of $OUT.
 const SCRIPT: &str = r#"set -u
-OUT=$1; INSTALL=$2; V1=$3; V2=$4; BROKEN=$5
+OUT=$1; INSTALL=$2; V1=$3; V2=$4; BROKEN=$5; BADHOOK=$6
 A=/applications/hello
 PY=/usr/bin/python3
 step() { NAME=$1; shift; "$@" > $OUT/$NAME.log 2>&1; echo $? > $OUT/$NAME.rc; }
@@ -52,6 +52,11 @@ fetch http://127.0.0.1:$(port)/health > $OUT/rolled.health
 step broken "$INSTALL" --python $PY "$BROKEN"
 fetch http://127.0.0.1:$(port)/health > $OUT/after-broken.health
 readlink $A/current > $OUT/after-broken.current
+cat /etc/systemd/system/hello-* | sha256sum > $OUT/units.before-badhook
+step badhook "$INSTALL" --python $PY "$BADHOOK"
+fetch http://127.0.0.1:$(port)/health > $OUT/after-badhook.health
+cat /etc/systemd/system/hello-* | sha256sum > $OUT/units.after-badhook
+ls $A/releases > $OUT/releases.after-badhook
 systemctl stop hello-web.service
 timeout 20 "$INSTALL" run hello web > $OUT/run.log 2>&1 &
 fetch http://127.0.0.1:$(port)/health > $OUT/run.health
@@ -69,22 +74,40 @@ fn read(dir: &Path, name: &str) -> String {
         .to_string()
 }
 
-/// A copy of the example at `version`; `broken` gives it a health check that fails.
-fn bundle(out: &Path, version: &str, broken: bool) -> std::path::PathBuf {
+/// How a test bundle differs from the example, besides its version.
+#[derive(Clone, Copy, PartialEq)]
+enum Flaw {
+    None,
+    /// Its health check asks for a page the app does not have.
+    HealthCheck,
+    /// Its post-update hook exits with status 3.
+    PostUpdate,
+}
+
+/// A copy of the example at `version`, with `flaw`.
+fn bundle(out: &Path, version: &str, flaw: Flaw) -> std::path::PathBuf {
     let project = fixture_copy("hello");
+    let pyproject_version = format!("version = \"{version}\"");
     edit(
         project.path(),
         "pyproject.toml",
         "version = \"1.0.0\"",
-        &format!("version = \"{version}\""),
+        &pyproject_version,
     );
-    if broken {
-        edit(
+    match flaw {
+        Flaw::None => {}
+        Flaw::HealthCheck => edit(
             project.path(),
             "metadata.yaml",
             "http: /health",
             "http: /missing",
-        );
+        ),
+        Flaw::PostUpdate => edit(
+            project.path(),
+            "metadata.yaml",
+            "post-update: hello-migrate",
+            "post-update: [python, -c, \"raise SystemExit(3)\"]",
+        ),
     }
     let dir = out.join(version);
     std::fs::create_dir_all(&dir).unwrap();
@@ -102,9 +125,10 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
     };
     // Not under /tmp: the sandbox mounts its own /tmp.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let v1 = bundle(work.path(), "1.0.0", false);
-    let v2 = bundle(work.path(), "1.1.0", false);
-    let broken = bundle(work.path(), "1.2.0", true);
+    let v1 = bundle(work.path(), "1.0.0", Flaw::None);
+    let v2 = bundle(work.path(), "1.1.0", Flaw::None);
+    let broken = bundle(work.path(), "1.2.0", Flaw::HealthCheck);
+    let bad_hook = bundle(work.path(), "1.3.0", Flaw::PostUpdate);
     let out = work.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let script = work.path().join("script.sh");
@@ -115,7 +139,7 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
         .arg(&script)
         .arg(&out)
         .arg(harness::bin("pyapp-install"))
-        .args([&v1, &v2, &broken])
+        .args([&v1, &v2, &broken, &bad_hook])
         .env("SANDBOX_BIND", work.path())
         .output()
         .unwrap();
@@ -195,6 +219,25 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
     );
     assert!(read(&out, "after-broken.health").contains("\"version\":\"1.0.0\""));
     assert!(read(&out, "after-broken.current").starts_with("releases/1.0.0-"));
+
+    // So is one whose post-update hook fails, with the old release's units back.
+    assert_eq!(read(&out, "badhook.rc"), "1", "{}", log("badhook"));
+    assert!(
+        log("badhook")
+            .contains("error: hello 1.3.0 was rolled back, version 1.0.0 (release 1.0.0-")
+            && log("badhook").contains("hook post-update failed (exit status 3)"),
+        "{}",
+        log("badhook")
+    );
+    assert!(read(&out, "after-badhook.health").contains("\"version\":\"1.0.0\""));
+    assert_eq!(
+        read(&out, "units.after-badhook"),
+        read(&out, "units.before-badhook")
+    );
+    assert!(
+        !read(&out, "releases.after-badhook").contains("1.3.0"),
+        "the failed release is removed"
+    );
 
     // `run` starts the service in the foreground as its unit would.
     assert!(
