@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod metadata;
 pub mod names;
 pub mod reader;
+pub mod signature;
 pub mod tags;
 pub mod target;
 pub mod wheel_name;

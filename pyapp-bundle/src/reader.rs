@@ -5,7 +5,8 @@
 //! byte by byte (end records, central directory, every local header, no gap, overlap or
 //! trailing data), every bundle rule (names, layout, modes, methods), the manifest, and the
 //! size and sha256 of every entry, inflating no more than the manifest declares. Extraction
-//! then streams each entry again, re-hashing it, into files it creates itself.
+//! then streams each entry again, re-hashing it, into files it creates itself. A signature
+//! entry is parsed at open and checked against trusted keys by [`Bundle::verify_signature`].
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -22,6 +23,7 @@ use crate::manifest::{
     check_entry_name, folded_name, Manifest, ManifestError, NameError, MANIFEST_NAME,
     MAX_MANIFEST_SIZE, MAX_NAME_LEN, SIGNATURE_NAME,
 };
+use crate::signature::{BundleSignature, KeyId, KeyIds, SignatureFormatError, TrustedKey};
 
 /// Largest `manifest.json.minisig` accepted, in bytes.
 pub const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
@@ -60,7 +62,7 @@ pub struct Bundle {
     manifest: Manifest,
     manifest_bytes: Vec<u8>,
     entries: Vec<BundleEntry>,
-    signature: Option<SignatureEntry>,
+    signature: Option<BundleSignature>,
 }
 
 /// Where `manifest.json.minisig` is: its zip index and its size.
@@ -167,6 +169,12 @@ pub enum Problem {
     TotalTooLarge { max: u64 },
     #[error("entry {name:?} {problem}")]
     Entry { name: String, problem: EntryProblem },
+    #[error("not signed, and this server requires signed bundles (trusted keys: {trusted})")]
+    Unsigned { trusted: KeyIds },
+    #[error(
+        "signature does not verify with any trusted key (signed with key {signed}; trusted keys: {trusted})"
+    )]
+    Untrusted { signed: KeyId, trusted: KeyIds },
 }
 
 /// A rule one entry breaks; the message completes `entry "NAME" ...`.
@@ -184,6 +192,10 @@ pub enum EntryProblem {
     Collision { other: String },
     #[error("is out of order (after {previous:?}; entries follow manifest.json in byte order)")]
     OutOfOrder { previous: String },
+    #[error("must be the second entry, right after manifest.json")]
+    SignatureNotSecond,
+    #[error("{0}")]
+    Signature(SignatureFormatError),
     #[error("has no Unix mode")]
     NotUnix,
     #[error("is a directory")]
@@ -288,6 +300,10 @@ impl Bundle {
         let manifest =
             Manifest::parse(&manifest_bytes).map_err(|e| invalid(path, Problem::Manifest(e)))?;
         let (entries, signature) = check_entries(path, &manifest, raw_entries, limits)?;
+        let signature = match signature {
+            Some(located) => Some(read_signature(&mut archive, path, located)?),
+            None => None,
+        };
         let mut bundle = Bundle {
             path: path.to_owned(),
             archive,
@@ -406,22 +422,34 @@ impl Bundle {
         Ok(target)
     }
 
-    /// The bytes of `manifest.json.minisig`, if the bundle has one (at most
-    /// [`MAX_SIGNATURE_SIZE`] bytes; its content is for the signature check to judge).
-    pub fn signature(&mut self) -> Result<Option<Vec<u8>>, BundleError> {
-        let Some(SignatureEntry { index, size }) = self.signature else {
-            return Ok(None);
+    /// The parsed `manifest.json.minisig`, if the bundle has one. Its form was checked at
+    /// open; whether a trusted key made it is [`Bundle::verify_signature`]'s question.
+    pub fn signature(&self) -> Option<&BundleSignature> {
+        self.signature.as_ref()
+    }
+
+    /// The key among `keys` that signed this bundle's manifest. An unsigned bundle, or one
+    /// whose signature no key in `keys` verifies (another key, a changed manifest or trusted
+    /// comment, a forged signature), is refused as a bad bundle naming the key ids. With no
+    /// keys at all nothing verifies: callers that trust no key do not call this.
+    pub fn verify_signature<'k>(
+        &self,
+        keys: &'k [TrustedKey],
+    ) -> Result<&'k TrustedKey, BundleError> {
+        let trusted = || KeyIds(keys.iter().map(TrustedKey::id).collect());
+        let Some(signature) = &self.signature else {
+            return Err(invalid(
+                &self.path,
+                Problem::Unsigned { trusted: trusted() },
+            ));
         };
-        let located = (index, SIGNATURE_NAME, size);
-        let mut bytes = Vec::new();
-        inflate(
-            &mut self.archive,
-            &self.path,
-            located,
-            &mut bytes,
-            &infallible_sink,
-        )?;
-        Ok(Some(bytes))
+        signature.verify(&self.manifest_bytes, keys).ok_or_else(|| {
+            let problem = Problem::Untrusted {
+                signed: signature.key_id(),
+                trusted: trusted(),
+            };
+            invalid(&self.path, problem)
+        })
     }
 
     fn find(&self, name: &str) -> Result<BundleEntry, BundleError> {
@@ -499,8 +527,22 @@ fn read_manifest(
     Ok(bytes)
 }
 
+/// Reads and parses `manifest.json.minisig` (already capped at [`MAX_SIGNATURE_SIZE`]).
+fn read_signature(
+    archive: &mut ZipArchive<BufReader<File>>,
+    bundle: &Path,
+    SignatureEntry { index, size }: SignatureEntry,
+) -> Result<BundleSignature, BundleError> {
+    let mut bytes = Vec::new();
+    let located = (index, SIGNATURE_NAME, size);
+    inflate(archive, bundle, located, &mut bytes, &infallible_sink)?;
+    BundleSignature::parse(&bytes)
+        .map_err(|e| entry_invalid(bundle, SIGNATURE_NAME, EntryProblem::Signature(e)))
+}
+
 /// The bundle rules for every entry after the manifest (all of them first), then the match
-/// with the manifest and the limits. Returns the listed entries and the signature entry.
+/// with the manifest and the limits. Returns the listed entries and the signature entry,
+/// which may only be the second entry and is not part of the byte order.
 fn check_entries(
     bundle: &Path,
     manifest: &Manifest,
@@ -511,12 +553,17 @@ fn check_entries(
     let mut signature = None;
     let mut folded: HashMap<String, String> = HashMap::new();
     let mut previous: Option<String> = None;
-    for entry in raw.into_iter().skip(1) {
+    for (position, entry) in raw.into_iter().enumerate().skip(1) {
         let name = entry_name(&entry).map_err(|(name, p)| entry_invalid(bundle, &name, p))?;
         let fail = |problem| entry_invalid(bundle, &name, problem);
         check_entry_name(&name).map_err(|p| fail(EntryProblem::Name(p)))?;
-        if let Some(previous) = previous {
+        let is_signature = name == SIGNATURE_NAME;
+        if is_signature && position != 1 {
+            return Err(fail(EntryProblem::SignatureNotSecond));
+        }
+        if let Some(previous) = previous.as_ref().filter(|_| !is_signature) {
             if name.as_bytes() < previous.as_bytes() {
+                let previous = previous.clone();
                 return Err(fail(EntryProblem::OutOfOrder { previous }));
             }
         }
@@ -524,8 +571,7 @@ fn check_entries(
             return Err(fail(EntryProblem::Collision { other }));
         }
         let executable = check_entry_rules(&entry, &name).map_err(fail)?;
-        previous = Some(name.clone());
-        if name == SIGNATURE_NAME {
+        if is_signature {
             if entry.size > MAX_SIGNATURE_SIZE {
                 return Err(fail(EntryProblem::TooLarge {
                     size: entry.size,
@@ -537,6 +583,7 @@ fn check_entries(
                 size: entry.size,
             });
         } else {
+            previous = Some(name.clone());
             checked.push((name, entry, executable));
         }
     }

@@ -2,7 +2,8 @@
 //!
 //! The same entries give a byte-identical bundle: `manifest.json` first, then entries in byte
 //! order of their names, fixed timestamps and modes, wheels stored and everything else
-//! deflated at level 6. The bundle appears at its final path only once it is complete.
+//! deflated at level 6. The bundle appears at its final path only once it is complete. A
+//! signed bundle has `manifest.json.minisig` as its second entry ([`BundleWriter::finish_signed`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -18,6 +19,8 @@ use crate::manifest::{
     check_entry_name, folded_name, Manifest, ManifestEntry, ManifestError, NameError,
     MANIFEST_NAME, SIGNATURE_NAME,
 };
+use crate::reader::MAX_SIGNATURE_SIZE;
+use crate::signature::{BundleSignature, SignatureFormatError};
 
 /// Entries at least this large get ZIP64 sizes in both headers. Fixed (rather than "when the
 /// compressed size overflows", which is only known after compressing) so the headers depend
@@ -94,6 +97,10 @@ pub enum WriteError {
     },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error("the signature {0}")]
+    BadSignature(SignatureFormatError),
+    #[error("the signature is {size} bytes, more than the limit of {MAX_SIGNATURE_SIZE}")]
+    SignatureTooLarge { size: usize },
 }
 
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> WriteError + 'a {
@@ -159,6 +166,28 @@ impl BundleWriter {
         out_path: &Path,
         source_date_epoch: Option<u64>,
     ) -> Result<WrittenBundle, WriteError> {
+        self.write(out_path, source_date_epoch, None::<fn(&[u8]) -> Vec<u8>>)
+    }
+
+    /// Like [`BundleWriter::finish`], and `sign` turns the manifest's exact bytes into
+    /// `manifest.json.minisig`, written as the second entry (deflated, mode 0644, not listed
+    /// in the manifest). What it returns must be a signature in the form readers accept
+    /// (spec/FORMAT.md 1.2); a deterministic `sign` keeps the bundle reproducible.
+    pub fn finish_signed(
+        self,
+        out_path: &Path,
+        source_date_epoch: Option<u64>,
+        sign: impl FnOnce(&[u8]) -> Vec<u8>,
+    ) -> Result<WrittenBundle, WriteError> {
+        self.write(out_path, source_date_epoch, Some(sign))
+    }
+
+    fn write(
+        self,
+        out_path: &Path,
+        source_date_epoch: Option<u64>,
+        sign: Option<impl FnOnce(&[u8]) -> Vec<u8>>,
+    ) -> Result<WrittenBundle, WriteError> {
         let mut files = Vec::with_capacity(self.entries.len());
         for (name, entry) in &self.entries {
             let (size, sha256) = hash_source(&entry.source)?;
@@ -169,6 +198,15 @@ impl BundleWriter {
             });
         }
         let manifest = Manifest::new(files)?;
+        let manifest_bytes = manifest.to_bytes();
+        let signature = sign.map(|sign| sign(&manifest_bytes));
+        if let Some(signature) = &signature {
+            if signature.len() as u64 > MAX_SIGNATURE_SIZE {
+                let size = signature.len();
+                return Err(WriteError::SignatureTooLarge { size });
+            }
+            BundleSignature::parse(signature).map_err(WriteError::BadSignature)?;
+        }
         let mtime = zip_timestamp(source_date_epoch);
 
         let dir = match out_path.parent() {
@@ -186,11 +224,16 @@ impl BundleWriter {
         };
         let mut zip = ZipWriter::new(BufWriter::new(file));
 
-        let manifest_bytes = manifest.to_bytes();
         zip.start_file(MANIFEST_NAME, entry_options(MANIFEST_NAME, 0, false, mtime))
             .map_err(zip_error)?;
         zip.write_all(&manifest_bytes)
             .map_err(io_error("write", &temp.path))?;
+        if let Some(signature) = &signature {
+            let options = entry_options(SIGNATURE_NAME, 0, false, mtime);
+            zip.start_file(SIGNATURE_NAME, options).map_err(zip_error)?;
+            zip.write_all(signature)
+                .map_err(io_error("write", &temp.path))?;
+        }
 
         for (listed, (name, entry)) in manifest.files().iter().zip(&self.entries) {
             let options = entry_options(name, listed.size, entry.executable, mtime);
@@ -496,6 +539,67 @@ mod tests {
             .expect("read");
         assert_eq!(manifest, written.manifest.to_bytes());
         assert_eq!(written.manifest.files().len(), 4);
+    }
+
+    #[test]
+    fn a_signed_bundle_has_its_signature_second() {
+        use crate::reader::{Bundle, Limits};
+        use crate::signature::{encode_signature, KeyId};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("signed.pyapp");
+        let mut signed_manifest = Vec::new();
+        let signature = encode_signature("c", KeyId([1; 8]), &[2; 64], "t", &[3; 64]);
+        let written = sample(dir.path())
+            .finish_signed(&out, None, |manifest| {
+                signed_manifest = manifest.to_vec();
+                signature.clone()
+            })
+            .expect("finish");
+        assert_eq!(signed_manifest, written.manifest.to_bytes());
+        let mut archive = ZipArchive::new(File::open(&out).expect("open")).expect("zip");
+        let names: Vec<String> = (0..archive.len())
+            .map(|i| {
+                archive
+                    .by_index(i)
+                    .expect("entry")
+                    .name()
+                    .expect("name")
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(&names[..3], [MANIFEST_NAME, SIGNATURE_NAME, WHEEL]);
+        assert_eq!(
+            written.manifest.files().len(),
+            4,
+            "the signature is not listed"
+        );
+        let bundle = Bundle::open(&out, &Limits::default()).expect("the reader accepts it");
+        let parsed = bundle.signature().expect("signature");
+        assert_eq!(parsed.key_id(), KeyId([1; 8]));
+        assert_eq!(parsed.trusted_comment(), "t");
+
+        let again = dir.path().join("again.pyapp");
+        sample(dir.path())
+            .finish_signed(&again, None, |_| signature.clone())
+            .expect("finish");
+        assert_eq!(
+            fs::read(&out).expect("read"),
+            fs::read(&again).expect("read")
+        );
+    }
+
+    #[test]
+    fn refuses_a_signature_readers_would_refuse() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("x.pyapp");
+        let error = sample(dir.path())
+            .finish_signed(&out, None, |_| b"not a signature\n".to_vec())
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "the signature is not a minisign signature: it must be 4 lines, each ending in a line feed (found 1)"
+        );
+        assert!(!out.exists());
     }
 
     #[test]

@@ -182,7 +182,7 @@ fn writer_output_round_trips() {
     let mut wheel = Vec::new();
     assert_eq!(bundle.copy_entry_to(WHEEL, &mut wheel).expect("copy"), 18);
     assert_eq!(wheel, b"not really a wheel");
-    assert!(bundle.signature().expect("signature").is_none());
+    assert!(bundle.signature().is_none());
 
     let dest = fixture.dir.path().join("staging");
     fs::create_dir(&dest).expect("staging");
@@ -691,27 +691,55 @@ fn io_errors_are_ours() {
     assert!(error.to_string().starts_with("failed to open `"));
 }
 
+/// A signature made by the real minisign 0.11 (over another manifest: only its form matters
+/// here; verification is tested in `pyapp_bundle::signature`).
+const SIGNATURE: &[u8] = b"untrusted comment: signature from minisign secret key
+RURqubsipGDFvq/KcuSF7DqGt/f2SvhzDEkOI//jUwUFQ+xS0VX8QO6EvNJdsrCWN1uyMbp1EUz098EdTkKwdhnRBdyTHeySMQs=
+trusted comment: pyapp test
+1H7F48rP0U6u9YoZnDIhhWjr+HN6pChB+18HRXSuNvQg4FF8v0c2BH3noY/yWw3v4OSdII02OR6DVMbbPlZADA==
+";
+
+/// The good entries with `signature` inserted at `position` (0: right after the manifest).
+fn signed_zip(position: usize, signature: &[u8]) -> Vec<u8> {
+    let mut entries = good_entries();
+    let files: Vec<(&str, &[u8])> = entries.iter().map(|(n, d, _)| (*n, *d)).collect();
+    let manifest = manifest_of(&files);
+    entries.insert(position, ("manifest.json.minisig", signature, deflated()));
+    zip_of(&manifest, &entries)
+}
+
 #[test]
 fn exposes_the_signature_entry() {
     let fixture = Fixture::new();
     let mut entries = good_entries();
     let files: Vec<(&str, &[u8])> = entries.iter().map(|(n, d, _)| (*n, *d)).collect();
     let manifest = manifest_of(&files);
-    // The signature is not listed in the manifest and sorts between the wheel and metadata.
-    entries.insert(
-        2,
-        (
-            "manifest.json.minisig",
-            b"untrusted comment: x\n",
-            deflated(),
-        ),
-    );
+    // The signature is not listed in the manifest and comes right after it.
+    entries.insert(0, ("manifest.json.minisig", SIGNATURE, deflated()));
     let path = fixture.write(&zip_of(&manifest, &entries));
-    let mut bundle = Bundle::open(&path, &Limits::default()).expect("open");
-    assert_eq!(
-        bundle.signature().expect("read").as_deref(),
-        Some(&b"untrusted comment: x\n"[..])
-    );
+    let bundle = Bundle::open(&path, &Limits::default()).expect("open");
+    let signature = bundle.signature().expect("signature");
+    assert_eq!(signature.key_id().to_string(), "BEC560A422BBB96A");
+    assert_eq!(signature.trusted_comment(), "pyapp test");
     assert_eq!(bundle.manifest_bytes(), manifest.as_slice());
     assert!(bundle.entry("manifest.json.minisig").is_none());
+}
+
+#[test]
+fn refuses_a_misplaced_or_malformed_signature() {
+    let fixture = Fixture::new();
+    assert_eq!(
+        fixture.refusal(&signed_zip(2, SIGNATURE)),
+        "entry \"manifest.json.minisig\" must be the second entry, right after manifest.json"
+    );
+    assert_eq!(
+        fixture.refusal(&signed_zip(0, b"untrusted comment: x\n")),
+        "entry \"manifest.json.minisig\" is not a minisign signature: it must be 4 lines, each ending in a line feed (found 1)"
+    );
+    let too_large = vec![b'a'; 64 * 1024 + 1];
+    assert_eq!(
+        fixture.refusal(&signed_zip(0, &too_large)),
+        "entry \"manifest.json.minisig\" is 65537 bytes, more than the limit of 65536"
+    );
+    // A manifest listing it is refused by the manifest's own rules (`manifest.rs`).
 }
