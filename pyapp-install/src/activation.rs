@@ -15,6 +15,7 @@ use crate::app_env::AppEnvironment;
 use crate::app_tree::{AppTree, AppsDir};
 use crate::app_user::AppUser;
 use crate::config_file::ConfigFile;
+use crate::fault;
 use crate::health::{self, Endpoint};
 use crate::hooks::{self, HookContext, HookName};
 use crate::output::Output;
@@ -268,10 +269,12 @@ impl Activation<'_> {
     /// first install, `None`: no release runs and the app's units are removed).
     pub fn revert_to(&self, previous: Option<&ReleaseInfo>) -> Result<()> {
         self.stop()?;
+        fault::point("revert-after-stop");
         match previous {
             Some(info) => {
                 let units = self.units_for(info)?;
                 release::switch_current(self.tree, &info.release)?;
+                fault::point("revert-after-switch");
                 self.start(&units)
             }
             None => {

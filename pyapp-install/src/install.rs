@@ -23,6 +23,7 @@ use crate::app_tree::{AppTree, AppsDir, LASTING_DIRS};
 use crate::app_user;
 use crate::cli::InstallArgs;
 use crate::config_file::{ConfigFile, GivenValues};
+use crate::fault;
 use crate::hooks::HookName;
 use crate::interpreter::Interpreter;
 use crate::lock::{AppLock, WhenHeld};
@@ -187,7 +188,9 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             &options,
             output,
         )?;
+        fault::point("staged");
         staging.finish()?;
+        fault::point("after-staging");
     } else {
         output.note(format!(
             "release {release} is already on disk; switching to it"
@@ -195,7 +198,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
     let discard_new = || -> Result<()> {
         if built_now {
-            safe_fs::remove_dir_all_if_exists(&tree.release_dir(&release))?;
+            release::remove_release(&tree, &release)?;
         }
         Ok(())
     };
@@ -259,6 +262,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         output.note(note);
     }
     config.write(user.as_ref().map(|user| (user.uid, user.gid)))?;
+    fault::point("after-config");
     if old.is_some() {
         if let Err(err) = activation.hook(HookName::PreUpdate, &new) {
             discard_new()?;
@@ -270,7 +274,9 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         }
     }
     activation.stop()?;
+    fault::point("after-stop");
     release::switch_current(&tree, &release)?;
+    fault::point("after-switch");
     let after = if old.is_some() {
         HookName::PostUpdate
     } else {
@@ -293,7 +299,9 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let mut receipt = Receipt::with_current(tree.name(), previous.as_ref(), record);
     receipt.user = user.as_ref().map(|user| user.name.clone());
     let (receipt, pruned) = release::prune(&tree, &receipt, keep)?;
+    fault::point("before-receipt");
     receipt.save(&tree.receipt_path())?;
+    fault::point("after-receipt");
     for name in pruned {
         output.note(format!("removed old release {name}"));
     }
@@ -545,6 +553,7 @@ fn stage_release(
         bar.inc(1);
     }
     bar.finish_and_clear();
+    fault::point("extracted");
 
     let system_modules: Vec<String> = metadata
         .system

@@ -10,6 +10,8 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod config_file;
+pub mod disk_full;
+pub mod fault;
 pub mod health;
 pub mod hooks;
 pub mod install;

@@ -7,6 +7,7 @@ use clap::Parser;
 use nix::sys::stat::{umask, Mode};
 use pyapp_install::cli::Cli;
 use pyapp_install::commands;
+use pyapp_install::disk_full;
 use pyapp_install::refusal::find_refusal;
 
 fn main() -> ExitCode {
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            let err = disk_full::explain(err);
             eprintln!("error: {err:#}");
             match find_refusal(&err) {
                 Some(refusal) => {

@@ -1,7 +1,7 @@
 //! Releases: `APPS/APP/releases/<version>-<12 hex of the bundle's sha256>/`, each built
-//! under a `.staging-` name first and renamed into place only when complete, so a release
-//! directory without that prefix is always whole. Also the atomic `current` switch and the
-//! pruning of old releases.
+//! under a `.staging-` name first and renamed into place only when complete, and renamed
+//! to a `.removing-` name before it is deleted, so a release directory without a leading
+//! dot is always whole. Also the atomic `current` switch and the pruning of old releases.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,11 +9,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use crate::app_tree::AppTree;
+use crate::fault;
 use crate::receipt::Receipt;
 use crate::safe_fs;
 
 /// Names under `releases/` with this prefix are unfinished releases.
 const STAGING_PREFIX: &str = ".staging-";
+/// Names under `releases/` with this prefix are releases being deleted.
+const REMOVING_PREFIX: &str = ".removing-";
 
 /// The release name of a bundle: its version and the first 12 hex digits of its sha256.
 pub fn release_name(version: &str, bundle_sha256: &str) -> String {
@@ -86,21 +89,58 @@ impl Drop for Staging {
     }
 }
 
-/// Removes the unfinished releases a killed earlier run left behind (staging directories
-/// and the links to them). Call it holding the app's lock, so that no running install's
-/// staging directory is taken away.
+/// Removes what a killed earlier run left behind: unfinished releases (staging
+/// directories and the links to them), half-deleted ones, and a new `current` link that
+/// was never renamed into place. Call it holding the app's lock, so that no running
+/// install's staging directory is taken away.
 pub fn remove_stale_staging(tree: &AppTree) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in safe_fs::list_dir(&tree.releases_dir())? {
         let path = tree.release_dir(&name);
-        if name.starts_with(STAGING_PREFIX) {
+        if name.starts_with(STAGING_PREFIX) || name.starts_with(REMOVING_PREFIX) {
             safe_fs::remove_dir_all_if_exists(&path)?;
             removed.push(name);
         } else if safe_fs::read_link_optional(&path)?.is_some() {
             safe_fs::remove_file_if_exists(&path)?;
         }
     }
+    let current = tree.current_link();
+    let new_current = format!(
+        "{}.tmp-",
+        current.file_name().unwrap_or_default().to_string_lossy()
+    );
+    for name in safe_fs::list_dir(tree.dir())? {
+        if name.starts_with(&new_current) {
+            safe_fs::remove_file_if_exists(&tree.dir().join(name))?;
+        }
+    }
     Ok(removed)
+}
+
+/// Deletes the release `name`: renamed to a `.removing-` name first (durably), so a crash
+/// in the middle never leaves a partial tree under a release's name for a later install
+/// to switch to.
+pub fn remove_release(tree: &AppTree, name: &str) -> Result<()> {
+    let path = tree.release_dir(name);
+    if !safe_fs::exists(&path)? {
+        return Ok(());
+    }
+    let doomed = tree.release_dir(&format!("{REMOVING_PREFIX}{name}"));
+    safe_fs::remove_dir_all_if_exists(&doomed)?;
+    safe_fs::rename(&path, &doomed)?;
+    safe_fs::sync_dir(&tree.releases_dir())?;
+    safe_fs::remove_dir_all_if_exists(&doomed)
+}
+
+/// Deletes every release and `releases/` itself (for `remove`), one release at a time
+/// with [`remove_release`]. `current` must be gone already.
+pub fn remove_all(tree: &AppTree) -> Result<()> {
+    remove_stale_staging(tree)?;
+    for name in releases_on_disk(tree)? {
+        remove_release(tree, &name)?;
+        fault::point("mid-remove");
+    }
+    safe_fs::remove_dir_all_if_exists(&tree.releases_dir())
 }
 
 /// The complete releases on disk, by name.
@@ -139,7 +179,8 @@ pub fn switch_current(tree: &AppTree, release: &str) -> Result<()> {
 pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt, Vec<String>)> {
     let doomed = releases_to_prune(tree, receipt, keep)?;
     for name in &doomed {
-        safe_fs::remove_dir_all_if_exists(&tree.release_dir(name))?;
+        remove_release(tree, name)?;
+        fault::point("mid-prune");
     }
     let kept = receipt.retaining(|r| !doomed.contains(&r.release));
     Ok((kept, doomed))

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::activation::{Activation, ReleaseInfo};
 use crate::app_tree::AppsDir;
 use crate::app_user;
+use crate::fault;
 use crate::hooks::HookName;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
@@ -90,17 +91,23 @@ pub fn remove(
         systemd.daemon_reload()?;
     }
 
+    fault::point("remove-after-units");
+
+    // `current` first: from then on nothing runs from a half-removed release. Then the
+    // releases, each renamed away before it is deleted (none is ever left half there for
+    // an install to reuse), even for --purge. The receipt last: a crash in between leaves
+    // an app that `remove` still knows.
+    safe_fs::remove_file_if_exists(&tree.current_link())?;
+    safe_fs::sync_dir(tree.dir())?;
+    fault::point("remove-after-current");
+    release::remove_all(&tree)?;
     let kept = if purge {
         safe_fs::remove_dir_all_if_exists(tree.dir())?;
         Vec::new()
     } else {
-        // `current` first: from then on nothing runs from a half-removed release. The
-        // receipt last: a crash in between leaves an app that `remove` still knows.
-        safe_fs::remove_file_if_exists(&tree.current_link())?;
-        safe_fs::sync_dir(tree.dir())?;
-        safe_fs::remove_dir_all_if_exists(&tree.releases_dir())?;
         safe_fs::remove_dir_all_if_exists(&tree.lasting_dir("tmp"))?;
         safe_fs::remove_dir_all_if_exists(&tree.lasting_dir("run"))?;
+        fault::point("remove-before-receipt");
         safe_fs::remove_file_if_exists(&tree.receipt_path())?;
         safe_fs::sync_dir(&tree.state_dir())?;
         vec!["config", "data", "log"]

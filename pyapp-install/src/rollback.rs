@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::activation::{Activation, ReleaseInfo};
 use crate::app_tree::AppsDir;
 use crate::app_user;
+use crate::fault;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
 use crate::ports::PortRange;
@@ -52,9 +53,18 @@ pub fn rollback(
     }
     let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
     let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
+    release::remove_stale_staging(&tree)?;
     // Start from what `current` really points at (a crash may have come between the
     // switch and the receipt).
     let current = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());
+    // A rollback killed after its switch left `current` at the receipt's previous release:
+    // that rollback is finished (its units written, its receipt saved), not repeated.
+    let interrupted = receipt.previous().is_some_and(|r| r.release == current);
+    let current = if interrupted {
+        receipt.release.clone()
+    } else {
+        current
+    };
     let current_record = receipt
         .releases
         .iter()
@@ -92,6 +102,7 @@ pub fn rollback(
     };
     activation.revert_to(Some(&target))?;
     let rolled = receipt.switched_to(previous);
+    fault::point("rollback-before-receipt");
     rolled.save(&tree.receipt_path())?;
 
     if output.json() {
