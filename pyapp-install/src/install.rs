@@ -232,7 +232,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         python: interpreter.base_executable.clone(),
     };
     let old = match &previous {
-        Some(receipt) => match release::current_release(&tree)? {
+        Some(receipt) => match release::running_before(&tree, receipt, &release)? {
             Some(current) if current != release => {
                 let python = receipt
                     .releases

@@ -168,6 +168,23 @@ pub fn current_release(tree: &AppTree) -> Result<Option<String>> {
     Ok(name)
 }
 
+/// The release an install of `release` replaces: the one `current` points at or, when
+/// `current` already points at `release` (an earlier run was killed between the switch
+/// and the receipt), the receipt's current release if it is still on disk; so that run's
+/// hooks and a rollback after a failed health check still see the upgrade it was.
+pub fn running_before(tree: &AppTree, receipt: &Receipt, release: &str) -> Result<Option<String>> {
+    match current_release(tree)? {
+        Some(current) if current != release => Ok(Some(current)),
+        Some(_)
+            if receipt.release != release
+                && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))? =>
+        {
+            Ok(Some(receipt.release.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Points `current` at `releases/RELEASE` atomically (a relative link, so the tree can be
 /// staged under `--root` and moved).
 pub fn switch_current(tree: &AppTree, release: &str) -> Result<()> {
