@@ -1,8 +1,9 @@
-//! Command-line arguments of `pyapp-build`.
+//! Command-line arguments of `pyapp-build`: building a bundle is the default action;
+//! `keygen` (a signing key pair) is a subcommand.
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 /// Pack a Python application, all of its pinned dependencies as wheels, its metadata.yaml
 /// and configuration.yaml into one reproducible `.pyapp` bundle.
@@ -11,9 +12,18 @@ use clap::Parser;
 /// `--hash=sha256:` honoured), metadata.yaml and configuration.yaml (see spec/FORMAT.md).
 /// Wheels are taken from the --wheels directories first and fetched with
 /// `pip download` for the rest (unless --no-index). The bundle's path is printed on stdout.
+/// With --sign KEY the manifest is signed (minisign format; `pyapp-build keygen` makes KEY).
 #[derive(Debug, Parser)]
-#[command(name = "pyapp-build", version, after_help = EXAMPLES)]
+#[command(
+    name = "pyapp-build",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The project directory.
     #[arg(default_value = ".")]
     pub project_dir: PathBuf,
@@ -52,6 +62,11 @@ pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "python3")]
     pub python: PathBuf,
 
+    /// Sign the bundle with this minisign secret key (from `pyapp-build keygen`; an
+    /// encrypted key's password is read from PYAPP_SIGNING_PASSWORD, else asked for).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+
     /// Print a JSON report on stdout instead of the bundle's path.
     #[arg(long)]
     pub json: bool,
@@ -61,10 +76,38 @@ pub struct Args {
     pub quiet: bool,
 }
 
+/// The actions besides building.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make a signing key pair: DIR/pyapp.key (secret, mode 0600) and DIR/pyapp.pub (give
+    /// it to the servers: APPS/.pyapp-trusted-keys/ or `pyapp-install --trusted-key`). The
+    /// secret key is encrypted with PYAPP_SIGNING_PASSWORD, or a password asked for, unless
+    /// --no-password. The public key's path is printed on stdout.
+    Keygen(KeygenArgs),
+}
+
+/// `pyapp-build keygen`.
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Where to write pyapp.key and pyapp.pub.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub out_dir: PathBuf,
+
+    /// Replace an existing pyapp.key or pyapp.pub.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Leave the secret key unencrypted (for CI machines that keep it in a secret store).
+    #[arg(long)]
+    pub no_password: bool,
+}
+
 const EXAMPLES: &str = "\
 Examples:
   pyapp-build fixtures/hello -o dist --wheels wheelhouse/
   pyapp-build . --python-version 3.11 --platform manylinux_2_28_x86_64 --json
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) pyapp-build .
+  pyapp-build keygen -o ~/.pyapp                     make ~/.pyapp/pyapp.{key,pub}
+  pyapp-build . --sign ~/.pyapp/pyapp.key            a signed bundle
 
 Exit status: 0 built, 1 the project is invalid (message names the file and field), 2 unexpected failure.";

@@ -5,15 +5,18 @@
 //! The steps, in order: read the project ([`project`], [`pins`]), validate the metadata
 //! template and configuration spec, choose a wheel per pin ([`wheels`], [`index`]), build the
 //! app's wheel ([`app_wheel`]), check the dependency closure ([`closure`]), collect the source
-//! tree ([`sources`]) and write the bundle with `pyapp_bundle::writer`.
+//! tree ([`sources`]) and write the bundle with `pyapp_bundle::writer`, signing its manifest
+//! with `--sign` ([`signing`]; [`keygen`] makes the key pair).
 
 pub mod app_wheel;
 pub mod cli;
 pub mod closure;
 pub mod index;
+pub mod keygen;
 pub mod pins;
 mod progress;
 pub mod project;
+pub mod signing;
 pub mod sources;
 pub mod wheel_contents;
 pub mod wheels;
@@ -51,6 +54,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                         err,
                         pyapp_bundle::writer::WriteError::Io { .. }
                             | pyapp_bundle::writer::WriteError::Zip { .. }
+                            | pyapp_bundle::writer::WriteError::BadSignature(_)
+                            | pyapp_bundle::writer::WriteError::SignatureTooLarge { .. }
                     )
                 })
     });
@@ -75,6 +80,8 @@ pub struct Report {
     pub dependencies: Vec<ReportedWheel>,
     pub source_files: usize,
     pub unused_pins: Vec<String>,
+    /// The id of the key that signed the manifest, with `--sign`.
+    pub signed_with: Option<String>,
 }
 
 /// One wheel of the bundle in the report.
@@ -98,6 +105,12 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         ))
         .into());
     }
+    // Before the long part: a wrong password or a bad key fails at once.
+    let signing_key = args
+        .sign
+        .as_deref()
+        .map(signing::SigningKey::load)
+        .transpose()?;
 
     progress.step("reading the project");
     let project = project::Project::load(dir)?;
@@ -228,10 +241,15 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             source.executable,
         )?;
     }
-    let bundle_path = args
-        .out_dir
-        .join(format!("{}-{}.pyapp", metadata.name, metadata.version));
-    let written = writer.finish(&bundle_path, source_date_epoch()?)?;
+    let file_name = format!("{}-{}.pyapp", metadata.name, metadata.version);
+    let bundle_path = args.out_dir.join(&file_name);
+    let epoch = source_date_epoch()?;
+    let written = match &signing_key {
+        Some(key) => writer.finish_signed(&bundle_path, epoch, |manifest| {
+            key.sign(manifest, &file_name)
+        })?,
+        None => writer.finish(&bundle_path, epoch)?,
+    };
     progress.finish();
 
     Ok(Report {
@@ -255,6 +273,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             .collect(),
         source_files: sources.len(),
         unused_pins: closure.unused,
+        signed_with: signing_key.map(|key| key.id().to_string()),
     })
 }
 
