@@ -77,6 +77,12 @@ pub struct InstallArgs {
     #[arg(long = "config", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Trust this minisign public key (repeatable; `pyapp-build keygen` writes pyapp.pub):
+    /// with a trusted key, here or in APPS/.pyapp-trusted-keys/*.pub, a bundle must be
+    /// signed by one of them or it is refused before anything is written.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+
     /// The ports `listen: port` services get theirs from: each service is given one once,
     /// kept across upgrades and rollbacks, unique among the apps.
     #[arg(long, value_name = "FIRST-LAST", default_value_t = PortRange::DEFAULT)]
@@ -197,6 +203,7 @@ Examples:
   pyapp-install --python /usr/bin/python3.12 hello-1.0.0.pyapp
   pyapp-install --root /tmp/image hello-1.0.0.pyapp  stage into an image (like DESTDIR)
   pyapp-install --json hello-1.0.0.pyapp             {\"action\":\"unchanged\",...} for Ansible
+  pyapp-install --trusted-key pyapp.pub hello-1.0.0.pyapp   only a bundle signed with that key
   pyapp-install list --json
   pyapp-install rollback hello                       back to the previous release
   pyapp-install remove hello                         keeps /applications/hello/{data,config}

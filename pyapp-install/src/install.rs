@@ -34,6 +34,7 @@ use crate::refusal::Refusal;
 use crate::release::{self, Staging};
 use crate::safe_fs;
 use crate::systemd::Systemd;
+use crate::trust::TrustPolicy;
 use crate::venv::Venv;
 use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
 
@@ -111,6 +112,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
 
     let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
+    TrustPolicy::load(apps, &args.trusted_keys)?.check(&bundle, output)?;
     let interpreter = Interpreter::find(args.python.as_deref(), &metadata.requires_python)
         .map_err(|err| {
             Refusal::new(err.to_string())

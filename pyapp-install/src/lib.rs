@@ -30,6 +30,7 @@ pub mod rollback;
 pub mod run;
 pub mod safe_fs;
 pub mod systemd;
+pub mod trust;
 pub mod units;
 pub mod venv;
 pub mod wheel_install;
