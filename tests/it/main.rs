@@ -11,4 +11,5 @@ mod hostile;
 mod install;
 mod lifecycle;
 mod reference_installer;
+mod signatures;
 mod units;
