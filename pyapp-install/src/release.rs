@@ -121,6 +121,11 @@ pub fn remove_stale_staging(tree: &AppTree) -> Result<Vec<String>> {
 /// in the middle never leaves a partial tree under a release's name for a later install
 /// to switch to.
 pub fn remove_release(tree: &AppTree, name: &str) -> Result<()> {
+    delete_release(tree, name, None)
+}
+
+/// [`remove_release`], with the fault point `point` (if any) half-way through the deletion.
+fn delete_release(tree: &AppTree, name: &str, point: Option<&str>) -> Result<()> {
     let path = tree.release_dir(name);
     if !safe_fs::exists(&path)? {
         return Ok(());
@@ -129,6 +134,10 @@ pub fn remove_release(tree: &AppTree, name: &str) -> Result<()> {
     safe_fs::remove_dir_all_if_exists(&doomed)?;
     safe_fs::rename(&path, &doomed)?;
     safe_fs::sync_dir(&tree.releases_dir())?;
+    if let Some(point) = point {
+        safe_fs::remove_dir_all_if_exists(&doomed.join("venv"))?;
+        fault::point(point);
+    }
     safe_fs::remove_dir_all_if_exists(&doomed)
 }
 
@@ -137,8 +146,7 @@ pub fn remove_release(tree: &AppTree, name: &str) -> Result<()> {
 pub fn remove_all(tree: &AppTree) -> Result<()> {
     remove_stale_staging(tree)?;
     for name in releases_on_disk(tree)? {
-        remove_release(tree, &name)?;
-        fault::point("mid-remove");
+        delete_release(tree, &name, Some("mid-remove"))?;
     }
     safe_fs::remove_dir_all_if_exists(&tree.releases_dir())
 }
@@ -196,8 +204,7 @@ pub fn switch_current(tree: &AppTree, release: &str) -> Result<()> {
 pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt, Vec<String>)> {
     let doomed = releases_to_prune(tree, receipt, keep)?;
     for name in &doomed {
-        remove_release(tree, name)?;
-        fault::point("mid-prune");
+        delete_release(tree, name, Some("mid-prune"))?;
     }
     let kept = receipt.retaining(|r| !doomed.contains(&r.release));
     Ok((kept, doomed))

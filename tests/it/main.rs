@@ -5,6 +5,7 @@
 
 mod build;
 mod config;
+mod faults;
 mod harness;
 mod hooks;
 mod hostile;
