@@ -728,3 +728,184 @@ fn fifty_random_kills_lose_nothing_and_the_next_run_recovers() {
         started.elapsed()
     );
 }
+
+/// Whether the tests run as root.
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0)
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `size` on `dir`; why not, when it cannot.
+    fn mount(dir: &Path, size: &str) -> Result<SmallDisk, String> {
+        if !is_root() {
+            return Err("not root".to_owned());
+        }
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("size={size},mode=0755"))
+            .arg("tmpfs")
+            .arg(dir)
+            .output()
+            .map_err(|err| format!("mount: {err}"))?;
+        match output.status.success() {
+            true => Ok(SmallDisk(dir.to_owned())),
+            false => Err(format!("mount -t tmpfs failed: {}", stderr(&output))),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn an_upgrade_that_fills_the_disk_is_refused_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("root");
+    fs::create_dir(&root).expect("mkdir root");
+    let _disk = match SmallDisk::mount(&root, "24m") {
+        Ok(disk) => disk,
+        Err(reason) => {
+            eprintln!("skipped: the disk-full test mounts a 24 MiB tmpfs: {reason}");
+            return;
+        }
+    };
+    let v1 = Version::new(dir.path(), "1.0.0", &bundle_bytes()[0]);
+    let installed = run(&root, &["--quiet".into(), v1.bundle.clone().into()]);
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    fs::write(root.join(APP).join("data/visits.txt"), "41").expect("write data");
+
+    // 1.1.0 carries 16 MiB of random bytes in src/ (and so in its app wheel too): the
+    // release does not fit in what is left.
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pyproject.toml",
+        "version = \"1.0.0\"",
+        "version = \"1.1.0\"",
+    );
+    let mut rng = SplitMix(16);
+    let padding: Vec<u8> = (0..16 << 20).map(|_| rng.below(256) as u8).collect();
+    fs::write(project.path().join("src/hello/padding.bin"), padding).expect("write padding");
+    let padded = build_bundle(project.path(), dir.path());
+
+    let before = listing(&root);
+    let refused = run(&root, &["--quiet".into(), padded.into()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let message = stderr(&refused);
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "{message}");
+    let releases = root.join(APP).join("releases");
+    assert!(
+        lines[0].starts_with(&format!(
+            "error: disk full: no space left on device while writing `{}/",
+            releases.display()
+        )),
+        "{message}"
+    );
+    assert!(
+        lines[1].starts_with("hint: free some space on that filesystem"),
+        "{message}"
+    );
+    // The staged release is gone, `current` and everything else as it was.
+    assert_eq!(listing(&root), before);
+    assert_eq!(
+        current_release(&root.join(APP)),
+        Ok(Some(v1.release.clone()))
+    );
+    check_complete(&releases.join(&v1.release), &v1).expect("1.0.0 complete");
+}
+
+#[test]
+fn two_installs_at_once_one_installs_the_other_fails_fast_or_waits() {
+    let dir = scratch_dir();
+    let versions: Vec<Version> = VERSIONS[..2]
+        .iter()
+        .zip(bundle_bytes())
+        .map(|(version, bytes)| Version::new(dir.path(), version, bytes))
+        .collect();
+    let check_current = |root: &Path, expected: &Version| {
+        let app = root.join(APP);
+        assert_eq!(current_release(&app), Ok(Some(expected.release.clone())));
+        check_complete(&app.join("releases").join(&expected.release), expected).expect("complete");
+    };
+    // Two installs of the same bundle started together, without --wait.
+    let root = dir.path().join("fail-fast");
+    let both = |root: &Path, wait: bool, version: &Version| -> Vec<Output> {
+        let mut args: Vec<OsString> = vec!["--json".into()];
+        if wait {
+            args.push("--wait".into());
+        }
+        args.push(version.bundle.clone().into());
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                pyapp_install(root, &args)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("start pyapp-install")
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| child.wait_with_output().expect("wait"))
+            .collect()
+    };
+    let action = |output: &Output| -> String {
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("--json report");
+        report["action"].as_str().expect("action").to_owned()
+    };
+    let outcomes = both(&root, false, &versions[0]);
+    let installed: Vec<&Output> = outcomes
+        .iter()
+        .filter(|output| output.status.success() && action(output) == "installed")
+        .collect();
+    assert_eq!(installed.len(), 1, "{outcomes:?}");
+    for output in &outcomes {
+        let locked = output.status.code() == Some(1)
+            && stderr(output).contains("error: hello is locked by process ")
+            && stderr(output).contains("hint: wait for it to finish, or run again with --wait");
+        let came_after = output.status.success();
+        assert!(locked || came_after, "{}", stderr(output));
+        if locked {
+            eprintln!("the second install failed fast on the lock");
+        }
+    }
+    check_current(&root, &versions[0]);
+
+    // With --wait, two upgrades at once both succeed, the second finding it done.
+    let outcomes = both(&root, true, &versions[1]);
+    for output in &outcomes {
+        assert!(output.status.success(), "{}", stderr(output));
+    }
+    let mut actions: Vec<String> = outcomes.iter().map(action).collect();
+    actions.sort();
+    assert_eq!(actions, ["unchanged", "upgraded"]);
+    check_current(&root, &versions[1]);
+
+    // The lock of a process killed while holding it holds its pid, and blocks no one.
+    let root = dir.path().join("killed");
+    let killed = pyapp_install(
+        &root,
+        &["--quiet".into(), versions[0].bundle.clone().into()],
+    )
+    .env("PYAPP_INSTALL_KILL_AT", "after-switch")
+    .output()
+    .expect("run pyapp-install");
+    assert_eq!(killed.status.signal(), Some(9), "{}", stderr(&killed));
+    let lock = root.join(APP).join(".pyapp/lock");
+    let holder = fs::read_to_string(&lock).expect("read the lock file");
+    assert!(holder.trim().parse::<u32>().is_ok(), "{holder:?}");
+    let next = run(&root, &["--json".into(), versions[0].bundle.clone().into()]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert_eq!(action(&next), "installed");
+    check_current(&root, &versions[0]);
+    assert_eq!(fs::read_to_string(&lock).expect("read the lock file"), "");
+}
