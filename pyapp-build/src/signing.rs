@@ -43,9 +43,18 @@ impl SigningKey {
     /// from [`PASSWORD_VARIABLE`], else one asked for on the terminal.
     pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
         let mut text = String::new();
-        std::fs::File::open(path)
-            .and_then(|file| file.take(MAX_KEY_FILE).read_to_string(&mut text))
-            .with_context(|| format!("failed to read `{}`", path.display()))?;
+        let read = std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_KEY_FILE).read_to_string(&mut text));
+        if let Err(err) = read {
+            if err.kind() == std::io::ErrorKind::NotFound {
+                return Err(Refusal::new(format!(
+                    "{}: no such secret key; `pyapp-build keygen` makes one",
+                    path.display()
+                ))
+                .into());
+            }
+            return Err(err).with_context(|| format!("failed to read `{}`", path.display()));
+        }
         let not_a_key = |problem: &str| {
             Refusal::new(format!(
                 "{}: not a minisign secret key ({problem}); `pyapp-build keygen` makes one",

@@ -117,6 +117,11 @@ fn read_key(path: &Path) -> Result<TrustedKey> {
         KeyError::Invalid { .. } => Refusal::new(err.to_string())
             .with_hint("give the .pub file `pyapp-build keygen` or `minisign -G` wrote")
             .into(),
+        KeyError::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            Refusal::new(err.to_string())
+                .with_hint("give the path of a public key file (pyapp.pub)")
+                .into()
+        }
         KeyError::Io { .. } => anyhow::Error::new(err),
     })
 }
