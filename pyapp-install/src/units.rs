@@ -702,11 +702,19 @@ tasks:
         assert!(units[2]
             .text
             .contains("\nDescription=100%% %%n $HOME ; ExecStartPre=/bin/sh \"q\"\n"));
+        // A trailing `\` is refused twice: by the metadata, and by the unit writer should
+        // such a value ever reach it.
         let text = HELLO_METADATA.replace("description: Hello web server", "description: 'web \\'");
+        let refused = Metadata::parse(&text, "metadata.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("services[0].description: must not end with `\\`"),
+            "{refused}"
+        );
         assert_eq!(
-            generate_text(&text).unwrap_err().to_string(),
-            "hello-web.service: description: \"web \\\\\" ends with \"\\\", which systemd reads \
-             as a line continuation"
+            escape::text("web \\").unwrap_err().to_string(),
+            "\"web \\\\\" ends with \"\\\", which systemd reads as a line continuation"
         );
     }
 

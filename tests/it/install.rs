@@ -552,6 +552,14 @@ fn an_upgrade_whose_configuration_does_not_validate_is_refused_before_anything_c
     });
     let refused = scratch.install(&[path_str(&v3)]);
     assert_eq!(refused.status.code(), Some(1));
-    assert_eq!(stderr(&refused), "error: config: greeting: KEPT\n");
+    let config = scratch.app().join("config/config.yaml");
+    assert_eq!(
+        stderr(&refused),
+        format!(
+            "error: config: greeting: \"Hello\" does not match regex ^[a-z]+$\nhint: the value \
+             comes from `{}`: give a valid one with --set greeting=VALUE\n",
+            config.display()
+        )
+    );
     assert_eq!(listing(scratch.root()), before, "nothing may change");
 }
