@@ -39,10 +39,11 @@ else
   mapfile -t targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' Cargo.toml | tail -n +2)
 fi
 
+# Not --locked: fuzz/Cargo.lock follows the main workspace's dependencies as they change.
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 start=$SECONDS
-if ! cargo build --locked --manifest-path Cargo.toml --profile smoke --target "$triple" \
+if ! cargo build --manifest-path Cargo.toml --profile smoke --target "$triple" \
     --target-dir "$target_dir" "${targets[@]/#/--bin=}" >"$logs/build.log" 2>&1; then
   grep -v '^ *Compiling' "$logs/build.log" >&2
   echo "fuzz: build failed" >&2
