@@ -20,6 +20,7 @@ use crate::health::{self, Endpoint};
 use crate::hooks::{self, HookContext, HookName};
 use crate::output::Output;
 use crate::ports::{self, PortRange};
+use crate::receipt::Receipt;
 use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
@@ -67,6 +68,11 @@ impl ReleaseInfo {
             spec,
             python: PathBuf::from(python),
         })
+    }
+
+    /// The release `release` of `tree`, built with the interpreter `receipt` records.
+    pub fn of_receipt(tree: &AppTree, receipt: &Receipt, release: &str) -> Result<ReleaseInfo> {
+        ReleaseInfo::load(tree, release, receipt.python_of(release))
     }
 
     fn version(&self) -> String {

@@ -11,20 +11,17 @@ use pyapp_bundle::config_spec::{ConfigSpec, ConfigValue};
 use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
+use crate::activation::ReleaseInfo;
 use crate::app_tree::{AppTree, AppsDir};
 use crate::config_file::{ConfigFile, GivenValues, MASK};
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
+use crate::receipt::Receipt;
 use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
 use crate::systemd::Systemd;
 use crate::units::unit_stem;
-
-/// The configuration spec each release keeps beside its `src/` and `venv/`.
-const SPEC_NAME: &str = "configuration.yaml";
-/// The metadata each release keeps beside its `src/` and `venv/`.
-const METADATA_NAME: &str = "metadata.yaml";
 
 /// What `config APP --set` did, as `--json` reports it.
 #[derive(Debug, Clone, Serialize)]
@@ -78,15 +75,15 @@ pub fn config(
 ) -> Result<()> {
     let tree = installed(apps, app)?;
     if set.is_empty() && values_file.is_none() {
-        let spec = current_spec(&tree)?;
-        return show(&tree, &spec, output);
+        let current = current_release(&tree)?;
+        return show(&tree, &current.spec, output);
     }
     let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
     // Read under the lock: an install that held it may have switched the release.
-    let spec = current_spec(&tree)?;
-    let mut change = set_values(&tree, &spec, set, values_file, None, output)?;
+    let current = current_release(&tree)?;
+    let mut change = set_values(&tree, &current.spec, set, values_file, None, output)?;
     if change.written() {
-        change.restarted = restart_services(&tree, systemd, output)?;
+        change.restarted = restart_services(&tree, &current.metadata, systemd, output)?;
     }
     if output.json() {
         output.print_json(&change)?;
@@ -136,10 +133,12 @@ pub fn set_values(
 /// `systemctl try-restart` of the current release's services that are installed (a task
 /// is not restarted: its next run reads the new file). Returns the units named; nothing
 /// when systemd is not running on the target root.
-fn restart_services(tree: &AppTree, systemd: &Systemd, output: &Output) -> Result<Vec<String>> {
-    let (path, text) = current_release_file(tree, METADATA_NAME)?;
-    let metadata = Metadata::parse(&text, &path.display().to_string())
-        .map_err(|err| Refusal::new(err.to_string()))?;
+fn restart_services(
+    tree: &AppTree,
+    metadata: &Metadata,
+    systemd: &Systemd,
+    output: &Output,
+) -> Result<Vec<String>> {
     let installed = systemd.installed_units(tree.name())?;
     let units: Vec<String> = metadata
         .services
@@ -165,31 +164,16 @@ fn restart_services(tree: &AppTree, systemd: &Systemd, output: &Output) -> Resul
     Ok(units)
 }
 
-/// The configuration spec of the app's current release (`releases/X/configuration.yaml`).
-pub fn current_spec(tree: &AppTree) -> Result<ConfigSpec> {
-    let (path, text) = current_release_file(tree, SPEC_NAME)?;
-    ConfigSpec::parse(&text, &path.display().to_string())
-        .map_err(|err| Refusal::new(err.to_string()).into())
-}
-
-/// The path and text of `name` (`metadata.yaml`, `configuration.yaml`) in the app's current
-/// release.
-fn current_release_file(tree: &AppTree, name: &str) -> Result<(PathBuf, String)> {
+/// The app's current release: its metadata and configuration spec as its bundle had them.
+fn current_release(tree: &AppTree) -> Result<ReleaseInfo> {
     let app = tree.name();
-    let release = release::current_release(tree)?.ok_or_else(|| {
+    let no_release = || {
         Refusal::new(format!("{app} has no current release"))
             .with_hint("install the app's bundle again")
-    })?;
-    let path = tree.release_dir(&release).join(name);
-    let bytes = safe_fs::read_optional(&path)?.ok_or_else(|| {
-        Refusal::new(format!(
-            "{app}'s release {release} has no {name} (installed by an older pyapp-install)"
-        ))
-        .with_hint("install the app's bundle again")
-    })?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Refusal::new(format!("`{}` is not UTF-8", path.display())))?;
-    Ok((path, text))
+    };
+    let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(no_release)?;
+    let release = release::current_release(tree)?.ok_or_else(no_release)?;
+    ReleaseInfo::of_receipt(tree, &receipt, &release)
 }
 
 /// The app's tree, refused unless pyapp-install installed it there.

@@ -236,12 +236,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let old = match &previous {
         Some(receipt) => match release::running_before(&tree, receipt, &release)? {
             Some(current) if current != release => {
-                let python = receipt
-                    .releases
-                    .iter()
-                    .find(|record| record.release == current)
-                    .map_or(receipt.python.as_str(), |record| record.python.as_str());
-                Some(ReleaseInfo::load(&tree, &current, python)?)
+                Some(ReleaseInfo::of_receipt(&tree, receipt, &current)?)
             }
             _ => None,
         },

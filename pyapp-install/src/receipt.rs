@@ -99,6 +99,15 @@ impl Receipt {
         receipt
     }
 
+    /// The interpreter `release` was built with (the current one's for a release the
+    /// receipt no longer lists).
+    pub fn python_of(&self, release: &str) -> &str {
+        self.releases
+            .iter()
+            .find(|record| record.release == release)
+            .map_or(self.python.as_str(), |record| record.python.as_str())
+    }
+
     /// The record of the current release.
     pub fn current(&self) -> Option<&ReleaseRecord> {
         self.releases.iter().find(|r| r.release == self.release)

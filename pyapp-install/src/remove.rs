@@ -69,12 +69,7 @@ pub fn remove(
         release::current_release(&tree)?,
     ) {
         let user = app_user::user_of(root, &receipt)?;
-        let python = receipt
-            .releases
-            .iter()
-            .find(|record| record.release == current)
-            .map_or(receipt.python.as_str(), |record| record.python.as_str());
-        let info = ReleaseInfo::load(&tree, &current, python)?;
+        let info = ReleaseInfo::of_receipt(&tree, &receipt, &current)?;
         let activation = Activation {
             apps,
             tree: &tree,

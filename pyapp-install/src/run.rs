@@ -46,12 +46,7 @@ pub fn run(
     };
     let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
     let current = release::current_release(&tree)?.ok_or_else(not_installed)?;
-    let python = receipt
-        .releases
-        .iter()
-        .find(|record| record.release == current)
-        .map_or(receipt.python.as_str(), |record| record.python.as_str());
-    let info = ReleaseInfo::load(&tree, &current, python)?;
+    let info = ReleaseInfo::of_receipt(&tree, &receipt, &current)?;
     let user = app_user::user_of(root, &receipt)?.ok_or_else(|| {
         Refusal::new(format!(
             "{app} has no app user to run as (services never run as root)"
