@@ -88,11 +88,17 @@ fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
-/// The config's `secret_key: …` value.
+/// The config's `secret_key: …` value, without the quotes the writer puts around a value
+/// YAML would otherwise read as another type (a random secret may start with `-`).
 fn secret_key(text: &str) -> String {
-    text.lines()
+    let written = text
+        .lines()
         .find_map(|line| line.strip_prefix("secret_key: "))
-        .expect("secret_key line")
+        .expect("secret_key line");
+    written
+        .strip_prefix('"')
+        .and_then(|value| value.strip_suffix('"'))
+        .unwrap_or(written)
         .to_owned()
 }
 
