@@ -227,6 +227,7 @@ fn build_with_pip(
         .arg(scratch.path())
         .arg(&project.dir);
     index.add_to(&mut command);
+    log::debug!("{command:?}");
     let status = command
         .status()
         .map_err(|err| anyhow::anyhow!("cannot run {} -m pip: {err}", python.display()))?;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use pyapp_cli::{Generate, Verbosity};
 
 /// Pack a Python application, all of its pinned dependencies as wheels, its metadata.yaml
 /// and configuration.yaml into one reproducible `.pyapp` bundle.
@@ -71,9 +72,8 @@ pub struct Args {
     #[arg(long)]
     pub json: bool,
 
-    /// No progress or messages on stderr (errors still go there).
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
 }
 
 /// The actions besides building.
@@ -84,6 +84,9 @@ pub enum Command {
     /// secret key is encrypted with PYAPP_SIGNING_PASSWORD, or a password asked for, unless
     /// --no-password. The public key's path is printed on stdout.
     Keygen(KeygenArgs),
+
+    #[command(flatten)]
+    Generate(Generate),
 }
 
 /// `pyapp-build keygen`.
@@ -109,5 +112,9 @@ Examples:
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) pyapp-build .
   pyapp-build keygen -o ~/.pyapp                     make ~/.pyapp/pyapp.{key,pub}
   pyapp-build . --sign ~/.pyapp/pyapp.key            a signed bundle
+  pyapp-build completions bash > /etc/bash_completion.d/pyapp-build
+  pyapp-build man --out-dir /usr/local/share/man/man1
+
+NO_COLOR=1 turns colour off; -v names each step with its duration, -vv also each pip command.
 
 Exit status: 0 built, 1 the project is invalid (message names the file and field), 2 unexpected failure.";

@@ -73,6 +73,9 @@ pub fn check(
             "the pinned dependencies are incomplete: {}",
             problems.join("; ")
         ))
+        .with_hint(
+            "pin the whole closure: uv pip compile pyproject.toml -o pinned-requirements.txt",
+        )
         .into());
     }
     let unused = wheels

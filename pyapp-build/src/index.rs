@@ -67,14 +67,16 @@ pub fn download(
     if quiet {
         command.arg("--quiet");
     }
+    log::debug!("{command:?}");
     let status = command.status().map_err(|err| {
         anyhow::anyhow!("cannot run `{} -m pip download`: {err}", python.display())
     })?;
     if !status.success() {
         return Err(Refusal::new(format!(
-            "pip download could not fetch {} ({status}): pass the wheels with --wheels DIR, or check the index settings",
+            "pip download could not fetch {} ({status})",
             requirements.join(" ")
         ))
+        .with_hint("pass the wheels with --wheels DIR, or check --index-url/--extra-index-url")
         .into());
     }
     Ok(())

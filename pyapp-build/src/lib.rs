@@ -30,16 +30,7 @@ use pyapp_bundle::writer::{BundleWriter, EntrySource};
 
 use crate::cli::Args;
 
-/// An error that is the project's fault, not ours: reported with exit status 1.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(String);
-
-impl Refusal {
-    pub fn new(message: impl Into<String>) -> Refusal {
-        Refusal(message.into())
-    }
-}
+pub use pyapp_cli::Refusal;
 
 /// 1 when the chain of `err` holds a refusal of the input, 2 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -96,7 +87,7 @@ pub struct ReportedWheel {
 
 /// Build the bundle the arguments describe.
 pub fn run(args: &Args) -> anyhow::Result<Report> {
-    let progress = progress::Steps::new(args.quiet, 5);
+    let progress = progress::Steps::new(args.verbosity.level(), 5);
     let dir = &args.project_dir;
     if !dir.join("pyproject.toml").is_file() {
         return Err(Refusal::new(format!(
@@ -127,9 +118,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         Vec::new()
     } else {
         return Err(Refusal::new(format!(
-            "{}: missing; pyproject.toml has dependencies, so they must be pinned (e.g. `uv pip compile pyproject.toml -o pinned-requirements.txt`)",
+            "{}: missing; pyproject.toml has dependencies, so they must be pinned",
             pins_path.display()
         ))
+        .with_hint("uv pip compile pyproject.toml -o pinned-requirements.txt")
         .into());
     };
 
@@ -302,6 +294,7 @@ fn collect_wheels(
             "no wheel in the --wheels directories for {} (and --no-index forbids downloading)",
             missing_list()
         ))
+        .with_hint("add the wheels to a --wheels directory (pip download --only-binary=:all: -d DIR ...), or drop --no-index")
         .into());
     }
     let downloads = scratch.join("downloads");
@@ -317,7 +310,7 @@ fn collect_wheels(
         &downloads,
         &index_options(args),
         &pip_target(args),
-        args.quiet,
+        args.verbosity.quiet,
     )?;
     let fetched = wheels::select(
         &local.missing,
@@ -424,6 +417,7 @@ fn check_programs(
             return Err(Refusal::new(format!(
                 "metadata.yaml: {field}: program `{program}` is not installed by any wheel of the bundle (nor python, nor an absolute path)"
             ))
+            .with_hint("pin the distribution whose console script it is, or fix the command's spelling")
             .into());
         }
     }
@@ -432,13 +426,14 @@ fn check_programs(
 
 /// The git commit the project is at, when it is a git checkout.
 fn source_commit(dir: &Path) -> Option<String> {
-    let output = std::process::Command::new("git")
+    let mut command = std::process::Command::new("git");
+    command
         .arg("-C")
         .arg(dir)
         .args(["rev-parse", "--verify", "HEAD"])
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
+        .stderr(std::process::Stdio::null());
+    log::debug!("{command:?}");
+    let output = command.output().ok()?;
     let commit = String::from_utf8(output.stdout).ok()?.trim().to_string();
     (output.status.success() && commit.len() == 40).then_some(commit)
 }

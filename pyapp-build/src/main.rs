@@ -1,59 +1,76 @@
-//! `pyapp-build`: parse the arguments, build (or make a key pair), print the result, map
-//! failures to exit codes.
+//! `pyapp-build`: parse the arguments, build (or make a key pair, or generate completions
+//! and man pages), print the result, map failures to exit codes.
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use pyapp_build::cli::Command;
+use clap::CommandFactory;
+use pyapp_build::cli::{Args, Command};
+use pyapp_cli::{find_refusal, Messages};
 
 fn main() -> ExitCode {
-    let args = pyapp_build::cli::Args::parse();
-    if let Some(Command::Keygen(keygen)) = &args.command {
-        return match pyapp_build::keygen::keygen(keygen) {
+    let args: Args = match pyapp_cli::parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let messages = Messages::new(args.verbosity.level());
+    pyapp_cli::init_log(messages.level());
+    match &args.command {
+        Some(Command::Keygen(keygen)) => match pyapp_build::keygen::keygen(keygen) {
             Ok(files) => {
                 let protection = if files.encrypted {
                     "encrypted"
                 } else {
                     "not encrypted"
                 };
-                eprintln!(
+                messages.note(&format!(
                     "key {}: secret key {} ({protection}; keep it private), public key {}",
                     files.id,
                     files.secret.display(),
                     files.public.display()
-                );
-                eprintln!("hint: copy the public key to each server's APPS/.pyapp-trusted-keys/");
+                ));
+                messages.hint("copy the public key to each server's APPS/.pyapp-trusted-keys/");
                 println!("{}", files.public.display());
                 ExitCode::SUCCESS
             }
-            Err(err) => fail(&err),
-        };
-    }
-    match pyapp_build::run(&args) {
-        Ok(report) => {
-            if args.json {
-                match serde_json::to_string_pretty(&report) {
-                    Ok(json) => println!("{json}"),
-                    Err(err) => {
-                        eprintln!("error: cannot write the JSON report: {err}");
-                        return ExitCode::from(2);
-                    }
+            Err(err) => fail(&messages, &err),
+        },
+        Some(Command::Generate(generate)) => match generate.run(Args::command()) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
                 }
-            } else {
-                println!("{}", report.bundle.display());
+                ExitCode::SUCCESS
             }
-            ExitCode::SUCCESS
-        }
-        Err(err) => fail(&err),
+            Err(err) => fail(&messages, &err),
+        },
+        None => match pyapp_build::run(&args) {
+            Ok(report) => {
+                if args.json {
+                    match serde_json::to_string_pretty(&report) {
+                        Ok(json) => println!("{json}"),
+                        Err(err) => {
+                            messages.error(&format!("cannot write the JSON report: {err}"), None);
+                            return ExitCode::from(2);
+                        }
+                    }
+                } else {
+                    println!("{}", report.bundle.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&messages, &err),
+        },
     }
 }
 
 /// Reports `err` on stderr and returns its exit status.
-fn fail(err: &anyhow::Error) -> ExitCode {
+fn fail(messages: &Messages, err: &anyhow::Error) -> ExitCode {
     let code = pyapp_build::exit_code(err);
-    eprintln!("error: {err:#}");
-    if code == 2 {
-        eprintln!("hint: this is a bug or an environment problem, not a problem with the project");
-    }
+    let hint = if code == 2 {
+        Some("this is a bug or an environment problem, not a problem with the project")
+    } else {
+        find_refusal(err).and_then(|refusal| refusal.hint())
+    };
+    messages.error(&format!("{err:#}"), hint);
     ExitCode::from(code)
 }

@@ -212,6 +212,7 @@ fn run_useradd(root: &Path, host: bool, name: &str, home: &Path) -> Result<()> {
         command.arg("--prefix").arg(root);
     }
     command.arg(name);
+    log::debug!("{command:?}");
     let result = command
         .output()
         .with_context(|| format!("failed to run `{}`", program.display()))?;
@@ -321,7 +322,7 @@ bad:x:x:
     }
 
     fn quiet() -> Output {
-        Output::new(true, false)
+        Output::quiet()
     }
 
     #[test]

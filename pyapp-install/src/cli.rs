@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use pyapp_cli::{Generate, Verbosity};
+
 use crate::app_tree::{AppsDir, DEFAULT_APPS_DIR};
 use crate::ports::PortRange;
 
@@ -105,9 +107,8 @@ pub struct CommonArgs {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// No messages or progress on stderr (errors still go there).
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
 }
 
 impl CommonArgs {
@@ -181,6 +182,9 @@ pub enum Command {
         #[arg(long)]
         wait: bool,
     },
+
+    #[command(flatten)]
+    Generate(Generate),
 }
 
 impl Command {
@@ -192,6 +196,8 @@ impl Command {
             Command::Remove { .. } => "remove",
             Command::Run { .. } => "run",
             Command::Config { .. } => "config",
+            Command::Generate(Generate::Completions { .. }) => "completions",
+            Command::Generate(Generate::Man { .. }) => "man",
         }
     }
 }
@@ -210,9 +216,12 @@ Examples:
   pyapp-install remove --purge hello                 deletes everything of hello
   pyapp-install config hello                         show the config (secrets masked)
   pyapp-install config hello --set workers=4         change it (checked, saved atomically)
+  pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
 data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+
+NO_COLOR=1 turns colour off; -v names each step, -vv also each external command.
 
 Exit status: 0 done (or nothing to do), 1 refused: bad bundle or arguments, failed check,
 app locked by another run (the message says why), 2 unexpected failure.";

@@ -1,6 +1,7 @@
 //! Runs the action the command line asks for; `main` maps its result to an exit status.
 
 use anyhow::Result;
+use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::lock::WhenHeld;
@@ -20,7 +21,7 @@ pub fn run(cli: Cli) -> Result<()> {
         .with_hint("`pyapp-install --help` shows the usage")
         .into());
     }
-    let output = Output::new(cli.common.quiet, cli.common.json);
+    let output = Output::new(cli.common.verbosity.level(), cli.common.json);
     let apps = cli.common.apps();
     let when_held = |wait: bool| {
         if wait {
@@ -70,6 +71,12 @@ pub fn run(cli: Cli) -> Result<()> {
             cli.install.port_range,
             &output,
         ),
+        Some(Command::Generate(generate)) => {
+            for page in generate.run(Cli::command())? {
+                println!("{}", page.display());
+            }
+            Ok(())
+        }
         None => install::install(&cli.common.root(), &apps, &cli.install, &output),
     }
 }

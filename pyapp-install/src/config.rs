@@ -205,7 +205,7 @@ fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
         .unwrap_or_default();
     if existing.is_some() {
         if let Err(err) = file.plan(spec, existing.as_ref(), &GivenValues::default()) {
-            output.note(format!("warning: {err}"));
+            output.warning(err.to_string());
         }
     } else {
         output.note(format!(

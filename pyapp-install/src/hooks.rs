@@ -162,6 +162,7 @@ pub fn run_hook(
     let data = ctx.tree.lasting_dir("data");
     let mut log = open_hook_log(ctx.tree, user)?;
     let log_path = ctx.tree.lasting_dir("log").join(HOOK_LOG);
+    log::debug!("hook {hook} as {}: {}", user.name, argv.join(" "));
     writeln!(log, "=== {} hook {hook}: {}", now_rfc3339(), argv.join(" "))
         .with_context(|| format!("failed to write `{}`", log_path.display()))?;
 
@@ -484,13 +485,7 @@ mod tests {
             5,
         );
         let command = Command::from_line("hello-migrate").unwrap();
-        let outcome = run_hook(
-            HookName::PostInstall,
-            &command,
-            &ctx,
-            &Output::new(true, false),
-        )
-        .unwrap();
+        let outcome = run_hook(HookName::PostInstall, &command, &ctx, &Output::quiet()).unwrap();
         assert_eq!(outcome, HookOutcome::Skipped);
         assert!(!tree.lasting_dir("log").join(HOOK_LOG).exists());
     }
@@ -600,7 +595,7 @@ mod tests {
         let log = File::create(&path).unwrap();
         let mut text = b"first\nsecond\n".to_vec();
         text.extend(std::iter::repeat_n(b'x', MAX_LINE + 3));
-        copy_lines(&text[..], log, "hook x: ", &Output::new(true, false));
+        copy_lines(&text[..], log, "hook x: ", &Output::quiet());
         let logged = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = logged.lines().collect();
         assert_eq!(lines[..2], ["first", "second"]);

@@ -572,7 +572,7 @@ fn stage_release(
     let installed = wheel_install::install_wheels(&venv, &wheels, options, &|| bar.inc(1));
     bar.finish_and_clear();
     for warning in installed.map_err(wheel_error)?.warnings {
-        output.note(format!("warning: {warning}"));
+        output.warning(warning);
     }
     safe_fs::remove_dir_all_if_exists(&staging.dir().join("deps"))
 }

@@ -3,42 +3,31 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use nix::sys::stat::{umask, Mode};
+use pyapp_cli::Messages;
 use pyapp_install::cli::Cli;
 use pyapp_install::commands;
 use pyapp_install::disk_full;
-use pyapp_install::refusal::find_refusal;
+use pyapp_install::refusal::{find_refusal, Refusal};
 
 fn main() -> ExitCode {
     // Releases must be readable by the app's user whatever umask root's shell has: every
     // file and directory pyapp-install makes gets its mode from this, or sets it itself.
     umask(Mode::from_bits_truncate(0o022));
-    let cli = match Cli::try_parse() {
+    let cli: Cli = match pyapp_cli::parse_args() {
         Ok(cli) => cli,
-        Err(err) => {
-            // --help and --version print to stdout and succeed; bad arguments are the
-            // user's fault (1, not clap's usual 2, which means "unexpected" here).
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
+    let level = cli.common.verbosity.level();
+    pyapp_cli::init_log(level);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let err = disk_full::explain(err);
-            eprintln!("error: {err:#}");
-            match find_refusal(&err) {
-                Some(refusal) => {
-                    if let Some(hint) = refusal.hint() {
-                        eprintln!("hint: {hint}");
-                    }
-                    ExitCode::from(1)
-                }
+            let refusal = find_refusal(&err);
+            Messages::new(level).error(&format!("{err:#}"), refusal.and_then(Refusal::hint));
+            match refusal {
+                Some(_) => ExitCode::from(1),
                 None => ExitCode::from(2),
             }
         }

@@ -1,23 +1,33 @@
 //! What the user sees: human messages and progress bars on stderr (quiet with `--quiet`,
-//! bars only on a terminal), data (`--json`) on stdout.
+//! bars only on a terminal, colour only where `NO_COLOR` allows), data (`--json`) on stdout.
+//! Steps (`-v`) and external commands (`-vv`) are `log` records, see pyapp-cli.
 
 use std::io::IsTerminal;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use pyapp_cli::{Level, Messages};
 use serde::Serialize;
 
 /// Where messages, progress and data go for one command.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
-    quiet: bool,
+    messages: Messages,
     json: bool,
 }
 
 impl Output {
-    /// `quiet` silences stderr except errors; `json` makes stdout carry a JSON document.
-    pub fn new(quiet: bool, json: bool) -> Self {
-        Output { quiet, json }
+    /// Messages at `level`; `json` makes stdout carry a JSON document.
+    pub fn new(level: Level, json: bool) -> Self {
+        Output {
+            messages: Messages::new(level),
+            json,
+        }
+    }
+
+    /// Nothing but errors on stderr (for work done on behalf of another command).
+    pub fn quiet() -> Self {
+        Output::new(Level::Quiet, false)
     }
 
     /// Whether the command's result goes to stdout as JSON.
@@ -27,14 +37,17 @@ impl Output {
 
     /// A one-line message for the user on stderr.
     pub fn note(&self, message: impl AsRef<str>) {
-        if !self.quiet {
-            eprintln!("{}", message.as_ref());
-        }
+        self.messages.note(message.as_ref());
+    }
+
+    /// `warning: MESSAGE` on stderr.
+    pub fn warning(&self, message: impl AsRef<str>) {
+        self.messages.warning(message.as_ref());
     }
 
     /// A progress bar of `len` steps on stderr, hidden unless stderr is a terminal.
     pub fn bar(&self, len: u64, what: &'static str) -> ProgressBar {
-        if self.quiet || !std::io::stderr().is_terminal() {
+        if self.messages.level() < Level::Normal || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());

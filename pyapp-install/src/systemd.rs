@@ -168,6 +168,7 @@ impl Systemd {
         if !self.running {
             return Ok(false);
         }
+        log::debug!("systemctl is-active --quiet {unit}");
         let status = Command::new("systemctl")
             .args(["is-active", "--quiet", unit])
             .status()
@@ -204,6 +205,7 @@ impl Systemd {
     }
 
     fn run_systemctl(&self, args: &[&str]) -> Result<()> {
+        log::debug!("systemctl --no-ask-password {}", args.join(" "));
         let output = Command::new("systemctl")
             .arg("--no-ask-password")
             .args(args)

@@ -275,7 +275,7 @@ fn refuses_a_command_no_wheel_provides() {
     );
     assert_eq!(
         (code, message.as_str()),
-        (1, "error: metadata.yaml: tasks[0].command: program `hello-cleanpu` is not installed by any wheel of the bundle (nor python, nor an absolute path)")
+        (1, "error: metadata.yaml: tasks[0].command: program `hello-cleanpu` is not installed by any wheel of the bundle (nor python, nor an absolute path)\nhint: pin the distribution whose console script it is, or fix the command's spelling")
     );
 }
 
@@ -294,7 +294,7 @@ fn refuses_a_pin_without_a_wheel() {
     );
     assert_eq!(
         (code, message.as_str()),
-        (1, "error: no wheel in the --wheels directories for six==1.16.0 (line 12) (and --no-index forbids downloading)")
+        (1, "error: no wheel in the --wheels directories for six==1.16.0 (line 12) (and --no-index forbids downloading)\nhint: add the wheels to a --wheels directory (pip download --only-binary=:all: -d DIR ...), or drop --no-index")
     );
 }
 
@@ -306,7 +306,7 @@ fn refuses_an_incomplete_closure() {
     );
     assert_eq!(
         (code, message.as_str()),
-        (1, "error: the pinned dependencies are incomplete: flask-3.0.3-py3-none-any.whl requires `click>=8.1.3`, which is not pinned")
+        (1, "error: the pinned dependencies are incomplete: flask-3.0.3-py3-none-any.whl requires `click>=8.1.3`, which is not pinned\nhint: pin the whole closure: uv pip compile pyproject.toml -o pinned-requirements.txt")
     );
 }
 
@@ -318,7 +318,7 @@ fn refuses_a_pin_the_closure_contradicts() {
     );
     assert_eq!(
         (code, message.as_str()),
-        (1, "error: the pinned dependencies are incomplete: hello-1.0.0-py3-none-any.whl requires `flask>=3.1`, but flask==3.0.3 is pinned")
+        (1, "error: the pinned dependencies are incomplete: hello-1.0.0-py3-none-any.whl requires `flask>=3.1`, but flask==3.0.3 is pinned\nhint: pin the whole closure: uv pip compile pyproject.toml -o pinned-requirements.txt")
     );
 }
 

@@ -323,7 +323,7 @@ fn inside_sandbox() {
         .expect("install");
     assert!(status.success(), "pyapp-install failed");
 
-    let output = Output::new(false, false);
+    let output = Output::new(pyapp_cli::Level::Normal, false);
     let tree = AppsDir::new(Path::new("/"), Path::new("/applications"))
         .app("hello")
         .unwrap();

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod build;
+mod cli;
 mod config;
 mod faults;
 mod harness;
