@@ -85,6 +85,17 @@ impl Messages {
         }
     }
 
+    /// A failed command: the `error:`/`hint:` lines and, with `--json`, the same as one
+    /// JSON line on stdout, `{"error": MESSAGE, "hint": HINT or null, "status": STATUS}`,
+    /// so that a machine reading stdout never gets nothing.
+    pub fn failure(&self, message: &str, hint: Option<&str>, status: u8, json: bool) {
+        self.error(message, hint);
+        if json {
+            let value = serde_json::json!({ "error": message, "hint": hint, "status": status });
+            println!("{value}");
+        }
+    }
+
     /// `error: MESSAGE` and, when there is a next step, `hint: HINT`; always shown.
     pub fn error(&self, message: &str, hint: Option<&str>) {
         line(Some(("error:", ERROR)), message);

@@ -19,17 +19,21 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let level = cli.common.verbosity.level();
+    let json = cli.common.json;
     pyapp_cli::init_log(level);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let err = disk_full::explain(err);
             let refusal = find_refusal(&err);
-            Messages::new(level).error(&format!("{err:#}"), refusal.and_then(Refusal::hint));
-            match refusal {
-                Some(_) => ExitCode::from(1),
-                None => ExitCode::from(2),
-            }
+            let status = if refusal.is_some() { 1 } else { 2 };
+            Messages::new(level).failure(
+                &format!("{err:#}"),
+                refusal.and_then(Refusal::hint),
+                status,
+                json,
+            );
+            ExitCode::from(status)
         }
     }
 }

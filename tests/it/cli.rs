@@ -178,3 +178,44 @@ fn quiet_and_verbose_levels_of_pyapp_build() {
     let conflict = run("pyapp-build", &["-q", "-v"], &[]);
     assert_eq!(conflict.status.code(), Some(1), "{}", stderr(&conflict));
 }
+
+#[test]
+fn a_failure_with_json_is_json_on_stdout_too() {
+    let output = run(
+        "pyapp-install",
+        &[
+            "remove",
+            "no-such-app",
+            "--root",
+            "/nonexistent-root",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["status"], 1);
+    assert!(value["error"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-app is not installed"));
+    assert!(value["hint"]
+        .as_str()
+        .unwrap()
+        .contains("pyapp-install list"));
+    assert!(stderr(&output).starts_with("error: "));
+
+    let project = tempfile::tempdir().unwrap();
+    let output = run(
+        "pyapp-build",
+        &[project.path().to_str().unwrap(), "--json"],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(value["status"], 1);
+    assert!(value["error"]
+        .as_str()
+        .unwrap()
+        .contains("no pyproject.toml"));
+}
