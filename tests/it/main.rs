@@ -6,6 +6,7 @@
 mod build;
 mod cli;
 mod config;
+mod deb;
 mod faults;
 mod harness;
 mod hooks;
