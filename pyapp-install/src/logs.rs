@@ -81,12 +81,22 @@ impl LogLine {
         )
     }
 
-    /// `TIME SOURCE: MESSAGE`, one such line for each line of a multi-line message.
+    /// `TIME SOURCE: MESSAGE`, one such line for each line of a multi-line message. The
+    /// app wrote the message: control characters other than tab are shown escaped
+    /// (`\u{1b}`), never sent to the terminal.
     fn human(&self) -> String {
         let time = rfc3339_utc(self.micros / 1_000_000);
         let mut text = String::new();
         for line in self.message.split('\n') {
-            text.push_str(&format!("{time} {}: {line}\n", self.source));
+            text.push_str(&format!("{time} {}: ", self.source));
+            for c in line.chars() {
+                if c.is_control() && c != '\t' {
+                    text.extend(c.escape_default());
+                } else {
+                    text.push(c);
+                }
+            }
+            text.push('\n');
         }
         text
     }
@@ -397,7 +407,8 @@ impl HookLog {
 }
 
 /// Opens the hook log to read it; `None` when it does not exist. The app user owns `log/`:
-/// a link or anything but a regular file there (a FIFO would block) is refused.
+/// a link, anything but a regular file (a FIFO would block) or a file with other hard
+/// links there is refused, as the hooks refuse to write to them.
 fn open_log(path: &Path) -> Result<Option<File>> {
     let refuse = |what: &str| -> anyhow::Error {
         Refusal::new(format!("`{}` is {what}; not reading it", path.display()))
@@ -423,6 +434,9 @@ fn open_log(path: &Path) -> Result<Option<File>> {
         .with_context(|| format!("failed to inspect `{}`", path.display()))?;
     if !meta.file_type().is_file() {
         return Err(refuse("not a regular file"));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse("a file with other hard links"));
     }
     Ok(Some(file))
 }
@@ -745,6 +759,11 @@ mod tests {
             entry.human(),
             "2026-11-21T17:49:11Z journal: ok\n2026-11-21T17:49:11Z journal: \u{fffd}\n"
         );
+        let escape = br#"{"__REALTIME_TIMESTAMP":"1795283351000000","MESSAGE":"\u001b[2Jgone\tx"}"#;
+        assert_eq!(
+            journal_entry(escape, &units).unwrap().0.human(),
+            "2026-11-21T17:49:11Z journal: \\u{1b}[2Jgone\tx\n"
+        );
         assert!(journal_entry(b"-- No entries --", &units).is_err());
         assert!(journal_entry(br#"{"MESSAGE":"no time"}"#, &units).is_err());
     }
@@ -785,10 +804,19 @@ mod tests {
         );
         std::fs::remove_file(&path).unwrap();
         nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        let err = HookLog::new(path).read_new().unwrap_err();
+        let err = HookLog::new(path.clone()).read_new().unwrap_err();
         assert!(
             err.to_string()
                 .ends_with("is not a regular file; not reading it"),
+            "{err}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(dir.path().join("other"), "x\n").unwrap();
+        std::fs::hard_link(dir.path().join("other"), &path).unwrap();
+        let err = HookLog::new(path).read_new().unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("is a file with other hard links; not reading it"),
             "{err}"
         );
     }
