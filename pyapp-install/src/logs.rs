@@ -154,11 +154,12 @@ pub fn logs(
     units.dedup();
     let started = now_micros();
     let mut backlog_args = vec!["--quiet".to_owned()];
-    if let Some(lines) = lines {
-        backlog_args.push(format!("--lines={lines}"));
-    }
-    if let Some(since) = since {
-        backlog_args.push(format!("--since=@{}", since / 1_000_000));
+    match (since, lines) {
+        // With both, some journalctl versions show the first N entries since: ask for
+        // every entry since, and keep the last N here.
+        (Some(since), _) => backlog_args.push(format!("--since=@{}", since / 1_000_000)),
+        (None, Some(lines)) => backlog_args.push(format!("--lines={lines}")),
+        (None, None) => {}
     }
     let mut journal = Journal::spawn(&units, &backlog_args)?;
     let merged = merge(hook_lines, &mut journal)

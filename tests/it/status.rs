@@ -40,6 +40,7 @@ step logs "$INSTALL" logs hello
 step logs-json "$INSTALL" --json logs hello
 step logs-full "$INSTALL" logs hello
 step logs-tail "$INSTALL" logs -n 3 hello
+step logs-since "$INSTALL" logs --since 1h -n 3 hello
 
 "$INSTALL" logs -f hello > $OUT/follow.out 2> $OUT/follow.err &
 FOLLOW=$!
@@ -324,6 +325,11 @@ fn status_and_logs_of_the_running_example_under_systemd() {
     let last_three: Vec<&str> = full.lines().rev().take(3).collect();
     let tail = step("logs-tail");
     assert_eq!(tail.lines().rev().collect::<Vec<_>>(), last_three);
+    assert_eq!(
+        step("logs-since"),
+        tail,
+        "--since with -n: the last lines since"
+    );
 
     // logs -f: the backlog, then the upgrade's hook and the restarted service as they come;
     // killed, it leaves no journalctl behind.
