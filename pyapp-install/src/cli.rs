@@ -1,5 +1,5 @@
 //! Command-line arguments of `pyapp-install`: installing a bundle is the default action;
-//! `list`, `rollback` and `remove` are subcommands.
+//! `list`, `rollback`, `remove`, `status`, `logs`… are subcommands.
 
 use std::path::PathBuf;
 
@@ -183,6 +183,39 @@ pub enum Command {
         wait: bool,
     },
 
+    /// Show how an app is doing: version, releases, the systemd state of its services and
+    /// timers, the last result of each hook, its disk and wheel store usage.
+    ///
+    /// Read-only. Without a running systemd (under --root, in a container) the unit states
+    /// are shown as unknown. --json prints one object (spec/FORMAT.md 9.1).
+    Status {
+        /// The app's name.
+        app: String,
+    },
+
+    /// Show the journal of all an app's units and its hook log (APPS/APP/log/hooks.log) as
+    /// one stream ordered by time.
+    ///
+    /// Each line is `TIME SOURCE: MESSAGE`, SOURCE the unit (`hello-web.service[PID]`),
+    /// `systemd[1]` speaking of it, or `hook NAME`. Without a running systemd only the
+    /// hook log is shown. --json prints one object per line (spec/FORMAT.md 9.2).
+    Logs {
+        /// The app's name.
+        app: String,
+
+        /// Keep printing new lines as they come (stop with Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+
+        /// Only the last N lines [default: all; 10 with --follow].
+        #[arg(short = 'n', long, value_name = "N")]
+        lines: Option<usize>,
+
+        /// Only lines from WHEN on: a UTC time (2026-11-21T15:00:00Z) or a duration ago
+        /// (30s, 10m, 2h, 3d).
+        #[arg(long, value_name = "WHEN", value_parser = crate::logs::parse_since)]
+        since: Option<u64>,
+    },
     #[command(flatten)]
     Generate(Generate),
 }
@@ -196,6 +229,8 @@ impl Command {
             Command::Remove { .. } => "remove",
             Command::Run { .. } => "run",
             Command::Config { .. } => "config",
+            Command::Status { .. } => "status",
+            Command::Logs { .. } => "logs",
             Command::Generate(Generate::Completions { .. }) => "completions",
             Command::Generate(Generate::Man { .. }) => "man",
         }
@@ -216,6 +251,8 @@ Examples:
   pyapp-install remove --purge hello                 deletes everything of hello
   pyapp-install config hello                         show the config (secrets masked)
   pyapp-install config hello --set workers=4         change it (checked, saved atomically)
+  pyapp-install status hello                         versions, units, hooks, disk usage
+  pyapp-install logs -f hello                        its units' journal and hook log, followed
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,

@@ -5,10 +5,11 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
 use crate::lock::WhenHeld;
+use crate::logs::LogsRequest;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::systemd::Systemd;
-use crate::{config, install, list, remove, rollback, run};
+use crate::{config, install, list, logs, remove, rollback, run, status};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -69,6 +70,23 @@ pub fn run(cli: Cli) -> Result<()> {
             &app,
             &service,
             cli.install.port_range,
+            &output,
+        ),
+        Some(Command::Status { app }) => status::status(&cli.common.root(), &apps, &app, &output),
+        Some(Command::Logs {
+            app,
+            follow,
+            lines,
+            since,
+        }) => logs::logs(
+            &cli.common.root(),
+            &apps,
+            &app,
+            LogsRequest {
+                follow,
+                lines,
+                since,
+            },
             &output,
         ),
         Some(Command::Generate(generate)) => {

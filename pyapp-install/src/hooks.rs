@@ -1,7 +1,8 @@
 //! The hooks of metadata.yaml (post-install, pre-update, post-update, pre-delete), run as
 //! FORMAT.md 6.3 says: the release venv's program, the app's environment and nothing
 //! else, in `data/`, as the app user in a session of its own, with a timeout. Their
-//! output goes to stderr, line by line, and to `log/hooks.log`.
+//! output goes to stderr, line by line, and to `log/hooks.log`; how each one ended, to
+//! `.pyapp/hooks.json` ([`crate::hook_results`]).
 
 use std::fmt;
 use std::fs::File;
@@ -24,10 +25,11 @@ use pyapp_bundle::metadata::Hooks;
 use crate::app_env::AppEnvironment;
 use crate::app_tree::AppTree;
 use crate::app_user::AppUser;
+use crate::hook_results::{self, HookEnd, HookResult};
 use crate::output::Output;
 use crate::ownership::{open_dir, open_dir_at};
 use crate::privilege::drop_privileges_on_spawn;
-use crate::receipt::now_rfc3339;
+use crate::receipt::now_rfc3339_millis;
 use crate::refusal::Refusal;
 
 /// The hooks' log, in `log/`.
@@ -98,8 +100,10 @@ pub struct HookContext<'a> {
     pub user: Option<&'a AppUser>,
     /// The hook's whole environment (FORMAT.md 7), `VIRTUAL_ENV` naming this release's venv.
     pub env: AppEnvironment,
-    /// The release whose venv and source the hook uses, as a run-time path:
-    /// `APPS/APP/releases/RELEASE` (for pre-update, the new release).
+    /// The release whose venv and source the hook uses (for pre-update, the new release),
+    /// its version, and its directory as a run-time path: `APPS/APP/releases/RELEASE`.
+    pub release: String,
+    pub version: String,
     pub release_dir: PathBuf,
     /// `hooks.timeout` of the metadata.
     pub timeout: Duration,
@@ -122,6 +126,8 @@ impl<'a> HookContext<'a> {
             tree,
             user,
             env,
+            release: release.to_owned(),
+            version: version.to_owned(),
             release_dir,
             timeout: Duration::from_secs(u64::from(timeout_seconds)),
         }
@@ -163,7 +169,8 @@ pub fn run_hook(
     let mut log = open_hook_log(ctx.tree, user)?;
     let log_path = ctx.tree.lasting_dir("log").join(HOOK_LOG);
     log::debug!("hook {hook} as {}: {}", user.name, argv.join(" "));
-    writeln!(log, "=== {} hook {hook}: {}", now_rfc3339(), argv.join(" "))
+    let started_at = now_rfc3339_millis();
+    writeln!(log, "=== {started_at} hook {hook}: {}", argv.join(" "))
         .with_context(|| format!("failed to write `{}`", log_path.display()))?;
 
     let (reader, writer) = io::pipe().context("failed to create a pipe for the hook's output")?;
@@ -204,18 +211,41 @@ pub fn run_hook(
         .with_context(|| format!("failed to wait for hook {hook}"))?;
     let _ = done_rx.recv_timeout(OUTPUT_DRAIN);
     let elapsed = started.elapsed().as_secs_f64();
-    let verdict = match ended {
-        Ended::TimedOut => format!("timed out after {} s", ctx.timeout.as_secs()),
-        Ended::Exited(status) => match (
-            status.code(),
-            std::os::unix::process::ExitStatusExt::signal(&status),
-        ) {
-            (Some(0), _) => String::new(),
-            (Some(code), _) => format!("failed (exit status {code})"),
-            (None, Some(signal)) => format!("failed (killed by signal {signal})"),
-            (None, None) => format!("failed ({status})"),
-        },
+    let (end, exit_status, signal) = match ended {
+        Ended::TimedOut => (HookEnd::TimedOut, None, None),
+        Ended::Exited(status) => {
+            let code = status.code();
+            let signal = std::os::unix::process::ExitStatusExt::signal(&status);
+            let end = if code == Some(0) {
+                HookEnd::Succeeded
+            } else {
+                HookEnd::Failed
+            };
+            (end, code, signal)
+        }
     };
+    let verdict = match (end, exit_status, signal) {
+        (HookEnd::TimedOut, ..) => format!("timed out after {} s", ctx.timeout.as_secs()),
+        (HookEnd::Succeeded, ..) => String::new(),
+        (_, Some(code), _) => format!("failed (exit status {code})"),
+        (_, None, Some(signal)) => format!("failed (killed by signal {signal})"),
+        (_, None, None) => "failed".to_owned(),
+    };
+    let result = HookResult {
+        release: ctx.release.clone(),
+        version: ctx.version.clone(),
+        started_at,
+        duration_seconds: (elapsed * 1000.0).round() / 1000.0,
+        result: end,
+        exit_status,
+        signal,
+    };
+    if let Err(err) = hook_results::record(ctx.tree, hook.as_str(), result) {
+        // The hook's outcome does not depend on its record; the log has it too.
+        output.note(format!(
+            "warning: the result of hook {hook} was not recorded: {err:#}"
+        ));
+    }
     let summary = if verdict.is_empty() {
         "exit status 0".to_owned()
     } else {
@@ -224,7 +254,7 @@ pub fn run_hook(
     writeln!(
         log,
         "=== {} hook {hook}: {summary} after {elapsed:.1} s",
-        now_rfc3339()
+        now_rfc3339_millis()
     )
     .with_context(|| format!("failed to write `{}`", log_path.display()))?;
     if verdict.is_empty() {

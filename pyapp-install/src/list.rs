@@ -4,7 +4,7 @@
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::app_tree::AppsDir;
+use crate::app_tree::{AppTree, AppsDir};
 use crate::output::Output;
 use crate::receipt::Receipt;
 use crate::release;
@@ -23,14 +23,35 @@ struct ListedApp {
     releases: Vec<ListedRelease>,
 }
 
-/// One kept release in `list --json`.
+/// One kept release in `list --json` and `status --json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct ListedRelease {
-    release: String,
-    version: String,
-    installed_at: String,
-    current: bool,
+pub struct ListedRelease {
+    pub release: String,
+    pub version: String,
+    pub installed_at: String,
+    pub current: bool,
+}
+
+/// The releases `receipt` lists that are on disk, oldest first; the one `current` (the
+/// release the link points at) is marked.
+pub fn kept_releases(
+    tree: &AppTree,
+    receipt: &Receipt,
+    current: Option<&str>,
+) -> Result<Vec<ListedRelease>> {
+    let on_disk = release::releases_on_disk(tree)?;
+    Ok(receipt
+        .releases
+        .iter()
+        .filter(|r| on_disk.contains(&r.release))
+        .map(|r| ListedRelease {
+            release: r.release.clone(),
+            version: r.version.clone(),
+            installed_at: r.installed_at.clone(),
+            current: current == Some(r.release.as_str()),
+        })
+        .collect())
 }
 
 /// The `list` action.
@@ -42,18 +63,7 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
         };
         // `current` is the truth; the receipt is written just after it is switched.
         let current = release::current_release(&tree)?;
-        let on_disk = release::releases_on_disk(&tree)?;
-        let releases = receipt
-            .releases
-            .iter()
-            .filter(|r| on_disk.contains(&r.release))
-            .map(|r| ListedRelease {
-                release: r.release.clone(),
-                version: r.version.clone(),
-                installed_at: r.installed_at.clone(),
-                current: current.as_deref() == Some(r.release.as_str()),
-            })
-            .collect();
+        let releases = kept_releases(&tree, &receipt, current.as_deref())?;
         listed.push(ListedApp {
             name: receipt.name,
             version: receipt.version,
@@ -73,20 +83,24 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
         return Ok(());
     }
     for app in &listed {
-        let releases: Vec<String> = app
-            .releases
-            .iter()
-            .map(|r| {
-                let marker = if r.current { "*" } else { "" };
-                format!("{}{marker}", r.release)
-            })
-            .collect();
         println!(
             "{:<32} {:<16} {}",
             app.name,
             app.version,
-            releases.join(" ")
+            releases_text(&app.releases)
         );
     }
     Ok(())
+}
+
+/// The releases on one line, the current one marked: `1.0.0-ba9876543210 1.1.0-0123456789ab*`.
+pub fn releases_text(releases: &[ListedRelease]) -> String {
+    let names: Vec<String> = releases
+        .iter()
+        .map(|r| {
+            let marker = if r.current { "*" } else { "" };
+            format!("{}{marker}", r.release)
+        })
+        .collect();
+    names.join(" ")
 }

@@ -145,16 +145,32 @@ impl Receipt {
 
 /// The time now as an RFC 3339 UTC timestamp, e.g. `2026-11-21T15:15:30Z`.
 pub fn now_rfc3339() -> String {
-    let seconds = SystemTime::now()
+    rfc3339_utc(now_micros() / 1_000_000)
+}
+
+/// The time now as RFC 3339 UTC with milliseconds, e.g. `2026-11-21T15:15:30.123Z`: the
+/// hook log's timestamps, precise enough to order its lines among the journal's.
+pub fn now_rfc3339_millis() -> String {
+    let micros = now_micros();
+    let seconds = rfc3339_utc(micros / 1_000_000);
+    format!(
+        "{}.{:03}Z",
+        seconds.trim_end_matches('Z'),
+        micros % 1_000_000 / 1_000
+    )
+}
+
+/// The time now in microseconds since the Unix epoch (the journal's unit).
+pub fn now_micros() -> u64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc3339_utc(seconds)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Formats seconds since the Unix epoch as RFC 3339 UTC (proleptic Gregorian calendar,
 /// the "days from civil" algorithm of Howard Hinnant, in reverse).
-fn rfc3339_utc(seconds: u64) -> String {
+pub fn rfc3339_utc(seconds: u64) -> String {
     let days = seconds / 86_400;
     let secs_of_day = seconds % 86_400;
     let z = days + 719_468;
@@ -179,6 +195,50 @@ fn rfc3339_utc(seconds: u64) -> String {
     )
 }
 
+/// Microseconds since the Unix epoch of an RFC 3339 UTC timestamp as pyapp writes them,
+/// `YYYY-MM-DDTHH:MM:SS[.FRACTION]Z` (1970 or later); `None` for anything else.
+pub fn parse_rfc3339_utc(text: &str) -> Option<u64> {
+    let (seconds_text, rest) = text.split_at_checked(19)?;
+    let fraction = rest.strip_suffix('Z')?;
+    let micros = match fraction.strip_prefix('.') {
+        None if fraction.is_empty() => 0,
+        Some(digits) if (1..=9).contains(&digits.len()) && is_digits(digits) => {
+            let padded = format!("{digits:0<6}");
+            padded[..6].parse::<u64>().ok()?
+        }
+        _ => return None,
+    };
+    let bytes = seconds_text.as_bytes();
+    let separators = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(at, byte)| bytes[at] != byte) {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = &seconds_text[range];
+        is_digits(digits).then(|| digits.parse().ok()).flatten()
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    if year < 1970 || !(1..=12).contains(&month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant), for years from 1970 on.
+    let shifted_year = if month <= 2 { year - 1 } else { year };
+    let era = shifted_year / 400;
+    let year_of_era = shifted_year - era * 400;
+    let shifted_month = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * shifted_month + 2) / 5 + day.checked_sub(1)?;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = (era * 146_097 + day_of_era).checked_sub(719_468)?;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    // A day the month does not have (2026-02-30) comes back as another date.
+    (rfc3339_utc(seconds) == format!("{seconds_text}Z")).then_some(seconds * 1_000_000 + micros)
+}
+
+fn is_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +248,42 @@ mod tests {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339_utc(1_795_274_130), "2026-11-21T15:15:30Z");
+    }
+
+    #[test]
+    fn parses_what_it_formats_and_nothing_else() {
+        for seconds in [0, 951_782_400, 1_795_274_130, 4_102_444_799] {
+            assert_eq!(
+                parse_rfc3339_utc(&rfc3339_utc(seconds)),
+                Some(seconds * 1_000_000)
+            );
+        }
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-21T15:15:30.123Z"),
+            Some(1_795_274_130_123_000)
+        );
+        assert_eq!(
+            parse_rfc3339_utc("2026-11-21T15:15:30.1234567Z"),
+            Some(1_795_274_130_123_456)
+        );
+        assert!(
+            now_rfc3339_millis().len() == 24 && parse_rfc3339_utc(&now_rfc3339_millis()).is_some()
+        );
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-11-21T15:15:30",
+            "2026-11-21 15:15:30Z",
+            "2026-02-30T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-21T24:00:00Z",
+            "2026-11-21T15:15:30.Z",
+            "2026-11-21T15:15:30+01:00",
+            "+026-11-21T15:15:30Z",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
     }
 
     fn record(release: &str) -> ReleaseRecord {

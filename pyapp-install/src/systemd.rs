@@ -4,6 +4,7 @@
 //! system (`--root /` and `/run/systemd/system` exists). Otherwise the `systemctl` steps are
 //! skipped and [`Systemd::manual_steps`] says what to run once the tree is booted.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -176,6 +177,36 @@ impl Systemd {
         Ok(status.success())
     }
 
+    /// `systemctl show` of `units`: the `properties` (which must include `Id`) of each, by
+    /// unit name, with timestamps in UTC (`Sat 2026-11-21 17:49:16 UTC`); `None` when
+    /// systemd is not running. A unit systemd does not know has `LoadState=not-found`.
+    pub fn show(&self, units: &[String], properties: &[&str]) -> Result<Option<UnitProperties>> {
+        if !self.running {
+            return Ok(None);
+        }
+        if units.is_empty() {
+            return Ok(Some(BTreeMap::new()));
+        }
+        let mut args = vec!["show".to_owned(), "-p".to_owned(), properties.join(",")];
+        args.extend(units.iter().cloned());
+        let output = Command::new("systemctl")
+            .arg("--no-pager")
+            .args(&args)
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C")
+            .output()
+            .with_context(|| format!("failed to run `systemctl {}`", args.join(" ")))?;
+        if !output.status.success() {
+            return Err(SystemctlError {
+                command: args.join(" "),
+                status: output.status.to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            }
+            .into());
+        }
+        Ok(Some(parse_show(&String::from_utf8_lossy(&output.stdout))))
+    }
+
     /// When systemd is not running: what to run once it is, e.g. `units written to
     /// /img/etc/systemd/system; enable them with: systemctl daemon-reload && systemctl
     /// enable --now hello-web.service hello-cleanup.timer`.
@@ -270,6 +301,26 @@ impl Systemd {
     }
 }
 
+/// The properties of units as `systemctl show` prints them, by unit name (`Id`).
+pub type UnitProperties = BTreeMap<String, BTreeMap<String, String>>;
+
+/// Parses `systemctl show` of several units: a block of `KEY=VALUE` lines per unit, blocks
+/// separated by an empty line; each block is filed under its `Id`.
+fn parse_show(text: &str) -> UnitProperties {
+    let mut units = BTreeMap::new();
+    for block in text.split("\n\n") {
+        let properties: BTreeMap<String, String> = block
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(key, value)| (key.to_owned(), value.to_owned()))
+            .collect();
+        if let Some(id) = properties.get("Id") {
+            units.insert(id.clone(), properties);
+        }
+    }
+    units
+}
+
 /// `APP-SOMETHING.service` or `APP-SOMETHING.timer`.
 fn is_app_unit_name(app: &str, name: &str) -> bool {
     name.strip_prefix(app)
@@ -302,6 +353,32 @@ mod tests {
     }
 
     #[test]
+    fn show_output_is_filed_by_unit() {
+        let text = "NextElapseUSecRealtime=Sun 2026-11-22 03:00:00 UTC\nLastTriggerUSec=\n\
+                    Id=hello-cleanup.timer\nActiveState=active\nSubState=waiting\n\n\
+                    Id=hello-web.service\nActiveState=active\nSubState=running\n\
+                    ExecStart={ path=/a/b ; argv[]=/a/b --x=1 }\n\n\
+                    LoadState=not-found\nId=gone.service\nActiveState=inactive\n";
+        let units = parse_show(text);
+        assert_eq!(
+            units.keys().collect::<Vec<_>>(),
+            ["gone.service", "hello-cleanup.timer", "hello-web.service"]
+        );
+        let timer = &units["hello-cleanup.timer"];
+        assert_eq!(
+            timer["NextElapseUSecRealtime"],
+            "Sun 2026-11-22 03:00:00 UTC"
+        );
+        assert_eq!(timer["LastTriggerUSec"], "");
+        assert_eq!(timer["SubState"], "waiting");
+        assert_eq!(
+            units["hello-web.service"]["ExecStart"],
+            "{ path=/a/b ; argv[]=/a/b --x=1 }"
+        );
+        assert_eq!(units["gone.service"]["LoadState"], "not-found");
+    }
+
+    #[test]
     fn a_root_other_than_slash_is_never_running() {
         let (_root, systemd) = setup();
         assert!(!systemd.is_running());
@@ -310,6 +387,10 @@ mod tests {
         systemd.daemon_reload().unwrap();
         systemd.enable_now(&["x.service".to_owned()]).unwrap();
         assert!(!systemd.is_active("x.service").unwrap());
+        assert!(systemd
+            .show(&["x.service".to_owned()], &["Id"])
+            .unwrap()
+            .is_none());
     }
 
     #[test]

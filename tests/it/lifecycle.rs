@@ -76,7 +76,7 @@ fn read(dir: &Path, name: &str) -> String {
 
 /// How a test bundle differs from the example, besides its version.
 #[derive(Clone, Copy, PartialEq)]
-enum Flaw {
+pub(crate) enum Flaw {
     None,
     /// Its health check asks for a page the app does not have.
     HealthCheck,
@@ -85,7 +85,7 @@ enum Flaw {
 }
 
 /// A copy of the example at `version`, with `flaw`.
-fn bundle(out: &Path, version: &str, flaw: Flaw) -> std::path::PathBuf {
+pub(crate) fn bundle(out: &Path, version: &str, flaw: Flaw) -> std::path::PathBuf {
     let project = fixture_copy("hello");
     let pyproject_version = format!("version = \"{version}\"");
     edit(

@@ -15,4 +15,5 @@ mod install;
 mod lifecycle;
 mod reference_installer;
 mod signatures;
+mod status;
 mod units;
