@@ -7,7 +7,7 @@ use crate::lock::WhenHeld;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::systemd::Systemd;
-use crate::{config, install, list, remove, rollback, run};
+use crate::{config, install, list, remove, rollback, run, watch};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -70,6 +70,12 @@ pub fn run(cli: Cli) -> Result<()> {
             cli.install.port_range,
             &output,
         ),
-        None => install::install(&cli.common.root(), &apps, &cli.install, &output),
+        Some(Command::Watch(args)) => watch::watch(
+            &cli.common,
+            &args,
+            cli.install.port_range,
+            &output,
+        ),
+        None => install::install(&cli.common.root(), &apps, &cli.install, &output).map(drop),
     }
 }
