@@ -21,6 +21,8 @@ struct ListedApp {
     installed_at: String,
     python: String,
     releases: Vec<ListedRelease>,
+    /// The release built but not switched to (`--stage-only`, `watch` under `manual`).
+    staged: Option<String>,
 }
 
 /// One kept release in `list --json`.
@@ -63,6 +65,10 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
             installed_at: receipt.installed_at,
             python: receipt.python,
             releases,
+            staged: receipt
+                .staged
+                .map(|r| r.release)
+                .filter(|release| on_disk.contains(release)),
         });
     }
     if output.json() {
@@ -81,8 +87,12 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
                 format!("{}{marker}", r.release)
             })
             .collect();
+        let staged = match &app.staged {
+            Some(release) => format!(" (staged: {release})"),
+            None => String::new(),
+        };
         println!(
-            "{:<32} {:<16} {}",
+            "{:<32} {:<16} {}{staged}",
             app.name,
             app.version,
             releases.join(" ")

@@ -82,6 +82,8 @@ impl Inbox {
     /// Opens and locks the inbox at `path`: a directory not writable by every user (then
     /// anyone could install apps as root). Waits while another `watch` holds the lock.
     pub fn open(path: &Path, output: &Output) -> Result<Inbox> {
+        let path = &std::path::absolute(path)
+            .with_context(|| format!("failed to make `{}` absolute", path.display()))?;
         check_inbox_dir(path)?;
         let dir = File::open(path)
             .with_context(|| format!("failed to open the inbox `{}`", path.display()))?;
