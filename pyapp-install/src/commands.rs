@@ -70,12 +70,9 @@ pub fn run(cli: Cli) -> Result<()> {
             cli.install.port_range,
             &output,
         ),
-        Some(Command::Watch(args)) => watch::watch(
-            &cli.common,
-            &args,
-            cli.install.port_range,
-            &output,
-        ),
+        Some(Command::Watch(args)) => {
+            watch::watch(&cli.common, &args, cli.install.port_range, &output)
+        }
         None => install::install(&cli.common.root(), &apps, &cli.install, &output).map(drop),
     }
 }

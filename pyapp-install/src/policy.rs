@@ -240,7 +240,10 @@ mod tests {
         let installed = current("1.2.0", Policy::Manual);
         assert_eq!(watch(&installed, "1.2.1"), Ok(Step::Stage));
         assert_eq!(watch(&installed, "3.0.0"), Ok(Step::Stage));
-        assert!(watch(&installed, "1.1.0").is_err(), "a downgrade is not staged");
+        assert!(
+            watch(&installed, "1.1.0").is_err(),
+            "a downgrade is not staged"
+        );
     }
 
     #[test]
@@ -249,7 +252,10 @@ mod tests {
             let installed = current("2.1.0", policy);
             let refused = watch(&installed, "2.0.9").unwrap_err();
             assert_eq!(refused, "refusing to downgrade hello from 2.1.0 to 2.0.9");
-            assert!(watch(&installed, "2.1.0rc1").is_err(), "a pre-release is lower");
+            assert!(
+                watch(&installed, "2.1.0rc1").is_err(),
+                "a pre-release is lower"
+            );
             let allowed = Rules {
                 allow_downgrade: true,
                 ..WATCH

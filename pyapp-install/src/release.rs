@@ -212,7 +212,9 @@ pub fn save_staged(
         .staged
         .as_ref()
         .map(|staged| staged.release.clone())
-        .filter(|name| *name != record.release && receipt.releases.iter().all(|r| r.release != *name));
+        .filter(|name| {
+            *name != record.release && receipt.releases.iter().all(|r| r.release != *name)
+        });
     receipt.with_staged(record).save(&tree.receipt_path())?;
     if let Some(name) = &replaced {
         remove_release(tree, name)?;

@@ -111,7 +111,10 @@ fn process(
     output: &Output,
 ) -> Result<Option<Failure>> {
     let name = bundle.display_name();
-    output.note(format!("{name}: installing from {}", inbox.path().display()));
+    output.note(format!(
+        "{name}: installing from {}",
+        inbox.path().display()
+    ));
     let installed = if bundle.is_file {
         let install_args = InstallArgs {
             bundle: Some(bundle.path.clone()),
@@ -127,8 +130,13 @@ fn process(
         };
         // The install's own messages go to stderr as usual; its JSON is this record's.
         let install_output = Output::new(common.quiet, false);
-        install::install(&common.root(), &common.apps(), &install_args, &install_output)
-            .map_err(disk_full::explain)
+        install::install(
+            &common.root(),
+            &common.apps(),
+            &install_args,
+            &install_output,
+        )
+        .map_err(disk_full::explain)
     } else {
         Err(Refusal::new(format!(
             "`{}` is not a regular file (a link or a directory): only bundle files are installed",
@@ -230,7 +238,10 @@ mod tests {
     #[test]
     fn hint_commands_quote_what_the_shell_would_split() {
         assert_eq!(shell_word("/srv/in/done/a.pyapp"), "/srv/in/done/a.pyapp");
-        assert_eq!(shell_word("/srv/my inbox/a.pyapp"), "'/srv/my inbox/a.pyapp'");
+        assert_eq!(
+            shell_word("/srv/my inbox/a.pyapp"),
+            "'/srv/my inbox/a.pyapp'"
+        );
         assert_eq!(shell_word("/srv/it's"), "'/srv/it'\\''s'");
         assert_eq!(shell_word(""), "''");
     }

@@ -84,6 +84,13 @@ impl Lab {
         fs::rename(&part, self.inbox().join(name)).unwrap();
     }
 
+    /// A file that is not a bundle.
+    fn junk(&self) -> PathBuf {
+        let junk = self.out.path().join("junk");
+        fs::write(&junk, "not a bundle\n").unwrap();
+        junk
+    }
+
     fn drop(&self, bundle: &Path) {
         self.drop_as(bundle, bundle.file_name().unwrap().to_str().unwrap());
     }
@@ -159,7 +166,12 @@ fn summary(record: &Value) -> (String, String, String, String) {
     )
 }
 
-fn expect(bundle: &str, result: &str, action: &str, version: &str) -> (String, String, String, String) {
+fn expect(
+    bundle: &str,
+    result: &str,
+    action: &str,
+    version: &str,
+) -> (String, String, String, String) {
     (
         bundle.to_owned(),
         result.to_owned(),
@@ -179,13 +191,7 @@ fn watch_installs_upgrades_and_refuses_by_the_installed_policy() {
 
     // A broken bundle fails with its one-line error; the good one after it is installed.
     // Dotfiles and *.part files (uploads in progress) are left alone.
-    fs::write(lab.inbox().join("junk.pyapp"), "not a bundle\n").unwrap();
-    File::options()
-        .write(true)
-        .open(lab.inbox().join("junk.pyapp"))
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(2000))
-        .unwrap();
+    lab.drop_as(&lab.junk(), "junk.pyapp");
     lab.drop(&v1);
     fs::write(lab.inbox().join(".upload.pyapp"), "partial").unwrap();
     fs::write(lab.inbox().join("next.pyapp.part"), "partial").unwrap();
@@ -215,7 +221,10 @@ fn watch_installs_upgrades_and_refuses_by_the_installed_policy() {
         junk["moved-to"].as_str().unwrap(),
         lab.inbox().join("failed/junk.pyapp").to_str().unwrap()
     );
-    assert!(err.contains("error: junk.pyapp: refusing the bundle: "), "{err}");
+    assert!(
+        err.contains("error: junk.pyapp: refusing the bundle: "),
+        "{err}"
+    );
     assert!(
         err.trim_end().ends_with(&format!(
             "error: 1 of 2 bundles dropped into {} failed; they are in {}/failed with their reasons",
@@ -259,7 +268,12 @@ fn watch_installs_upgrades_and_refuses_by_the_installed_policy() {
         records.iter().map(summary).collect::<Vec<_>>(),
         [
             expect("hello-2.0.0.pyapp", "failed", "refused", "null"),
-            expect("hello-2.0.0-always-latest.pyapp", "failed", "refused", "null"),
+            expect(
+                "hello-2.0.0-always-latest.pyapp",
+                "failed",
+                "refused",
+                "null"
+            ),
         ]
     );
     for record in &records {
@@ -274,7 +288,11 @@ fn watch_installs_upgrades_and_refuses_by_the_installed_policy() {
              with --allow-major"
         );
     }
-    assert_eq!(listing(lab.root.path()), before, "a refused bundle changed the root");
+    assert_eq!(
+        listing(lab.root.path()),
+        before,
+        "a refused bundle changed the root"
+    );
     assert_eq!(lab.current(), v11_release);
 
     // Dropped again, it lands beside the first under a free name; --allow-major takes it.
@@ -283,7 +301,10 @@ fn watch_installs_upgrades_and_refuses_by_the_installed_policy() {
     assert_eq!(code, Some(1));
     assert_eq!(
         records[0]["moved-to"].as_str().unwrap(),
-        lab.inbox().join("failed/hello-2.0.0~2.pyapp").to_str().unwrap()
+        lab.inbox()
+            .join("failed/hello-2.0.0~2.pyapp")
+            .to_str()
+            .unwrap()
     );
     lab.drop(&v2);
     let (code, records, err) = lab.watch(&["--allow-major"]);
@@ -317,7 +338,10 @@ fn watch_installs_upgrades_and_refuses_by_the_installed_policy() {
     );
     assert_eq!(
         records[0]["moved-to"].as_str().unwrap(),
-        lab.inbox().join("done/hello-1.1.0~2.pyapp").to_str().unwrap()
+        lab.inbox()
+            .join("done/hello-1.1.0~2.pyapp")
+            .to_str()
+            .unwrap()
     );
     assert_eq!(lab.current(), v11_release);
 
@@ -342,7 +366,12 @@ fn manual_policy_only_stages_and_installing_the_bundle_switches() {
 
     // --stage-only needs an installed app; the first bundle is installed by watch
     // whatever its policy (nothing runs yet that the policy could keep).
-    let refused = lab.run(&["--python", "/usr/bin/python3", "--stage-only", v1.to_str().unwrap()]);
+    let refused = lab.run(&[
+        "--python",
+        "/usr/bin/python3",
+        "--stage-only",
+        v1.to_str().unwrap(),
+    ]);
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(
         stderr(&refused),
@@ -385,9 +414,18 @@ fn manual_policy_only_stages_and_installing_the_bundle_switches() {
             filed.display()
         )
     );
-    assert!(lab.app().join("releases").join(&staged).join("venv/bin/python").exists());
+    assert!(lab
+        .app()
+        .join("releases")
+        .join(&staged)
+        .join("venv/bin/python")
+        .exists());
     assert_eq!(lab.current(), v1_release);
-    assert_eq!(outside_releases(&lab), before, "staging touched more than releases/");
+    assert_eq!(
+        outside_releases(&lab),
+        before,
+        "staging touched more than releases/"
+    );
     let receipt = lab.receipt();
     assert_eq!(receipt["release"], v1_release.as_str());
     assert_eq!(receipt["staged"]["release"], staged.as_str());
@@ -466,13 +504,7 @@ fn manual_policy_only_stages_and_installing_the_bundle_switches() {
 #[test]
 fn a_second_watch_waits_for_the_first_and_never_takes_its_bundles() {
     let lab = Lab::new();
-    fs::write(lab.inbox().join("a.pyapp"), "not a bundle\n").unwrap();
-    File::options()
-        .write(true)
-        .open(lab.inbox().join("a.pyapp"))
-        .unwrap()
-        .set_modified(SystemTime::now() - Duration::from_secs(10))
-        .unwrap();
+    lab.drop_as(&lab.junk(), "a.pyapp");
     // This test holds the inbox's lock, as a running watch would.
     let held = File::open(lab.inbox()).unwrap();
     held.lock().unwrap();
@@ -509,21 +541,25 @@ fn inbox_units_are_refused_for_a_world_writable_inbox_and_written_under_root() {
     let refused = lab.run(&["watch", lab.inbox().to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(
-        stderr(&refused).contains("is writable by every user: anyone could install apps through it"),
+        stderr(&refused)
+            .contains("is writable by every user: anyone could install apps through it"),
         "{}",
         stderr(&refused)
     );
 
     // Under --root the units are written, not enabled; the inbox is made inside the root.
-    let written = lab.run(&[
-        "--json",
-        "watch",
-        "--install-units",
-        "/srv/pyapp inbox",
-        "--allow-major",
-        "--python",
-        "/usr/bin/python3",
-    ]);
+    let install_units = || {
+        lab.run(&[
+            "--json",
+            "watch",
+            "--install-units",
+            "/srv/pyapp inbox",
+            "--allow-major",
+            "--python",
+            "/usr/bin/python3",
+        ])
+    };
+    let written = install_units();
     assert!(written.status.success(), "{}", stderr(&written));
     let report: Value = serde_json::from_slice(&written.stdout).unwrap();
     assert_eq!(report["action"], "written");
@@ -551,23 +587,18 @@ fn inbox_units_are_refused_for_a_world_writable_inbox_and_written_under_root() {
         "{service}"
     );
     let path = fs::read_to_string(unit_dir.join("pyapp-inbox.path")).unwrap();
-    assert!(path.contains("\nPathExistsGlob=/srv/pyapp inbox/*.pyapp\n"), "{path}");
+    assert!(
+        path.contains("\nPathExistsGlob=/srv/pyapp inbox/*.pyapp\n"),
+        "{path}"
+    );
     assert!(lab.root.path().join("srv/pyapp inbox").is_dir());
     assert!(
-        stderr(&written).contains("systemctl daemon-reload && systemctl enable --now pyapp-inbox.path"),
+        stderr(&written)
+            .contains("systemctl daemon-reload && systemctl enable --now pyapp-inbox.path"),
         "{}",
         stderr(&written)
     );
-    let again = lab.run(&[
-        "--json",
-        "watch",
-        "--install-units",
-        "/srv/pyapp inbox",
-        "--allow-major",
-        "--python",
-        "/usr/bin/python3",
-    ]);
-    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+    let report: Value = serde_json::from_slice(&install_units().stdout).unwrap();
     assert_eq!(report["action"], "unchanged");
 }
 
@@ -638,7 +669,11 @@ fn the_path_unit_installs_dropped_bundles_under_systemd() {
     assert_eq!(read(&out, "units.rc"), "0", "{}", read(&out, "units.log"));
     let report: Value = serde_json::from_str(&read(&out, "units.json")).unwrap();
     assert_eq!(report["enabled"], true);
-    assert_eq!(read(&out, "verify.err"), "", "systemd-analyze verify complained");
+    assert_eq!(
+        read(&out, "verify.err"),
+        "",
+        "systemd-analyze verify complained"
+    );
     assert_eq!(read(&out, "path.enabled"), "enabled");
     assert_eq!(read(&out, "path.active"), "active");
 

@@ -295,7 +295,9 @@ mod tests {
             glob_dir("/srv/pyapp inbox/100%").unwrap(),
             "/srv/pyapp inbox/100%%"
         );
-        for bad in ["/in*", "/in?", "/in[1]", "/in{a,b}", "/in\\x", "in", "/a\nb"] {
+        for bad in [
+            "/in*", "/in?", "/in[1]", "/in{a,b}", "/in\\x", "in", "/a\nb",
+        ] {
             assert!(glob_dir(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(account("hello").unwrap(), "hello");

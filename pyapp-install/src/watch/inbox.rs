@@ -139,9 +139,7 @@ impl Inbox {
                 return Ok(None);
             };
             // A modification time in the future says nothing about an upload in progress.
-            let age = SystemTime::now()
-                .duration_since(modified)
-                .unwrap_or(QUIET);
+            let age = SystemTime::now().duration_since(modified).unwrap_or(QUIET);
             if age < QUIET {
                 std::thread::sleep(QUIET - age);
                 continue;
@@ -238,27 +236,27 @@ pub fn record_name(name: &OsStr) -> OsString {
 
 /// Refuses an inbox that is missing, not a directory, or writable by every user.
 pub fn check_inbox_dir(path: &Path) -> Result<()> {
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Refusal::new(format!("the inbox `{}` does not exist", path.display()))
-                .with_hint(
-                    "create it (writable only by root and the group that uploads bundles), or \
+    let meta =
+        match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Refusal::new(
+                format!("the inbox `{}` does not exist", path.display()),
+            )
+            .with_hint(
+                "create it (writable only by root and the group that uploads bundles), or \
                      let `pyapp-install watch --install-units DIR` create it",
-                )
-                .into())
-        }
-        Err(err) => {
-            return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()))
-        }
-    };
+            )
+            .into()),
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()))
+            }
+        };
     if !meta.is_dir() {
-        return Err(Refusal::new(format!(
-            "the inbox `{}` is not a directory",
-            path.display()
-        ))
-        .with_hint("give the directory bundles are dropped into")
-        .into());
+        return Err(
+            Refusal::new(format!("the inbox `{}` is not a directory", path.display()))
+                .with_hint("give the directory bundles are dropped into")
+                .into(),
+        );
     }
     if meta.permissions().mode() & 0o002 != 0 {
         return Err(Refusal::new(format!(
@@ -279,9 +277,8 @@ fn exists_at(dir: &OwnedFd, name: &OsStr, dir_path: &Path) -> Result<bool> {
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(_) => Ok(true),
         Err(Errno::ENOENT) => Ok(false),
-        Err(err) => Err(err).with_context(|| {
-            format!("failed to inspect `{}`", dir_path.join(name).display())
-        }),
+        Err(err) => Err(err)
+            .with_context(|| format!("failed to inspect `{}`", dir_path.join(name).display())),
     }
 }
 
@@ -351,7 +348,9 @@ mod tests {
             .unwrap();
         assert_eq!(first, inbox_dir.path().join("done/a.pyapp"));
         let second = inbox
-            .file_away(&drop("a.pyapp"), Outcome::Done, |_| Ok(b"{\"n\":2}\n".to_vec()))
+            .file_away(&drop("a.pyapp"), Outcome::Done, |_| {
+                Ok(b"{\"n\":2}\n".to_vec())
+            })
             .unwrap();
         assert_eq!(second, inbox_dir.path().join("done/a~2.pyapp"));
         // A record without its bundle keeps its name too.
@@ -382,7 +381,9 @@ mod tests {
         let elsewhere = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(elsewhere.path(), inbox_dir.path().join("failed")).unwrap();
         let planted = drop("b.pyapp");
-        assert!(inbox.file_away(&planted, Outcome::Failed, |_| Ok(Vec::new())).is_err());
+        assert!(inbox
+            .file_away(&planted, Outcome::Failed, |_| Ok(Vec::new()))
+            .is_err());
         assert!(planted.path.exists());
         assert!(safe_fs::list_dir(elsewhere.path()).unwrap().is_empty());
     }
@@ -392,7 +393,10 @@ mod tests {
         let inbox_dir = tempfile::tempdir().unwrap();
         fs::set_permissions(inbox_dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
         let refused = check_inbox_dir(inbox_dir.path()).unwrap_err().to_string();
-        assert!(refused.ends_with("is writable by every user: anyone could install apps through it"), "{refused}");
+        assert!(
+            refused.ends_with("is writable by every user: anyone could install apps through it"),
+            "{refused}"
+        );
         fs::set_permissions(inbox_dir.path(), fs::Permissions::from_mode(0o2770)).unwrap();
         check_inbox_dir(inbox_dir.path()).unwrap();
         let missing = check_inbox_dir(&inbox_dir.path().join("nope")).unwrap_err();

@@ -6,7 +6,6 @@
 //! Values go through [`crate::units::escape`], so a DIR with spaces reaches the program whole.
 
 use std::fs;
-use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
@@ -19,7 +18,7 @@ use crate::output::Output;
 use crate::ports::PortRange;
 use crate::refusal::Refusal;
 use crate::safe_fs;
-use crate::systemd::Systemd;
+use crate::systemd::{existing_unit_text, Systemd};
 use crate::units::escape::{self, EscapeError};
 use crate::units::UnitFile;
 
@@ -187,8 +186,9 @@ fn generate(inbox: &Path, program: &str, words: &[String]) -> Result<Vec<UnitFil
     }
     // Type=oneshot: no start timeout (an install may take long), and the path unit waits
     // for it to finish before it looks at the directory again.
-    let service_unit =
-        format!("{header}[Unit]\nDescription={description}\n\n[Service]\nType=oneshot\nExecStart={exec}\n");
+    let service_unit = format!(
+        "{header}[Unit]\nDescription={description}\n\n[Service]\nType=oneshot\nExecStart={exec}\n"
+    );
     Ok(vec![
         UnitFile {
             name: PATH_UNIT.to_owned(),
@@ -209,7 +209,7 @@ fn write_units(systemd: &Systemd, units: &[UnitFile]) -> Result<bool> {
     let mut to_write = Vec::new();
     for unit in units {
         let path = dir.join(&unit.name);
-        match existing_text(&path)? {
+        match existing_unit_text(&path)? {
             Some(text) if text == unit.text => continue,
             Some(text) if !text.lines().take(5).any(|line| line == MARKER) => {
                 return Err(Refusal::new(format!(
@@ -230,29 +230,6 @@ fn write_units(systemd: &Systemd, units: &[UnitFile]) -> Result<bool> {
         safe_fs::write_atomic(path, unit.text.as_bytes(), 0o644)?;
     }
     Ok(!to_write.is_empty())
-}
-
-/// The text of the regular file at `path`, `None` when nothing is there; refused when
-/// something else is (a link: a masked unit).
-fn existing_text(path: &Path) -> Result<Option<String>> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_file() => {}
-        Ok(_) => {
-            return Err(Refusal::new(format!(
-                "`{}` is not a regular file (a masked unit is a link to /dev/null); refusing \
-                 to replace it",
-                path.display()
-            ))
-            .with_hint("unmask or move it away, then run the command again")
-            .into())
-        }
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => {
-            return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()))
-        }
-    }
-    let bytes = safe_fs::read_optional(path)?.unwrap_or_default();
-    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 #[cfg(test)]
@@ -315,13 +292,19 @@ mod tests {
         let systemd = Systemd::detect(root.path());
         let units = generate(Path::new("/srv/in"), "/bin/pyapp-install", &[]).unwrap();
         assert!(write_units(&systemd, &units).unwrap());
-        assert!(!write_units(&systemd, &units).unwrap(), "rewritten unchanged");
+        assert!(
+            !write_units(&systemd, &units).unwrap(),
+            "rewritten unchanged"
+        );
         let other = generate(Path::new("/srv/other"), "/bin/pyapp-install", &[]).unwrap();
         assert!(write_units(&systemd, &other).unwrap());
         let service = systemd.unit_dir().join(SERVICE_UNIT);
         fs::write(&service, "[Service]\nExecStart=/bin/true\n").unwrap();
         let refused = write_units(&systemd, &units).unwrap_err().to_string();
-        assert!(refused.ends_with("was not written by pyapp-install watch; refusing to replace it"), "{refused}");
+        assert!(
+            refused.ends_with("was not written by pyapp-install watch; refusing to replace it"),
+            "{refused}"
+        );
         assert_eq!(
             fs::read_to_string(&service).unwrap(),
             "[Service]\nExecStart=/bin/true\n"
