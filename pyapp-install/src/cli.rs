@@ -36,7 +36,7 @@ pub struct Cli {
 }
 
 /// Installing a bundle (the default action).
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct InstallArgs {
     /// The .pyapp bundle to install.
     #[arg(required = true, value_name = "BUNDLE")]
@@ -89,6 +89,25 @@ pub struct InstallArgs {
     /// kept across upgrades and rollbacks, unique among the apps.
     #[arg(long, value_name = "FIRST-LAST", default_value_t = PortRange::DEFAULT)]
     pub port_range: PortRange,
+
+    /// Install a bundle whose version is lower than the app's current one (refused
+    /// without it; `pyapp-install rollback APP` is the way back to the previous release).
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    /// Build the release under APPS/APP/releases/ but do not switch to it: nothing stops
+    /// or restarts, config/ is not written. Installing the same bundle again later switches
+    /// to it without rebuilding. Only for an app that is installed.
+    #[arg(long, conflicts_with_all = ["dry_run", "set", "config", "user"])]
+    pub stage_only: bool,
+
+    /// Follow the installed release's update policy (set by `watch`, FORMAT.md 6.5).
+    #[arg(skip)]
+    pub follow_update_policy: bool,
+
+    /// With `follow_update_policy`: take a new major version under `same-major`.
+    #[arg(skip)]
+    pub allow_major: bool,
 }
 
 /// Options every action takes.
@@ -218,6 +237,57 @@ pub enum Command {
     },
     #[command(flatten)]
     Generate(Generate),
+
+    /// Install the bundles dropped into an inbox directory, each as `pyapp-install BUNDLE`
+    /// would but following the installed app's update policy, then exit.
+    ///
+    /// Every `*.pyapp` file directly in DIR (not dotfiles, not `*.part`) is taken, oldest
+    /// first, one at a time; one written less than a second ago is waited for. Each is
+    /// moved to DIR/done/ or DIR/failed/ with a JSON record beside it (`X.pyapp.json`:
+    /// what was done, or the error and its hint). Update policy of the installed release:
+    /// always-latest installs any newer version, same-major refuses a new major version
+    /// (unless --allow-major), manual only stages the release (switch to it later with
+    /// `pyapp-install DIR/done/X.pyapp`). A first install is always done; a downgrade never,
+    /// unless --allow-downgrade. Uploaders must write `.X.pyapp` or `X.pyapp.part` and
+    /// rename it when complete. Exit status 1 when a bundle failed.
+    ///
+    /// With --install-units, writes `pyapp-inbox.path` and `pyapp-inbox.service` instead
+    /// (and enables the path unit): systemd then runs this command whenever a bundle is
+    /// dropped into DIR.
+    Watch(WatchArgs),
+}
+
+/// `pyapp-install watch`'s arguments.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The inbox directory (done/ and failed/ are made inside it).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Take a new major version of an app whose update policy is same-major.
+    #[arg(long)]
+    pub allow_major: bool,
+
+    /// Take a version lower than the app's current one.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+
+    /// The Python interpreter of new releases' venvs [default: as `pyapp-install BUNDLE`].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Trust this minisign public key (repeatable): as `pyapp-install --trusted-key`.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+
+    /// Compile the installed modules to bytecode.
+    #[arg(long)]
+    pub compile_bytecode: bool,
+
+    /// Write and enable the systemd units that run this command (with the same options)
+    /// when a bundle lands in DIR, instead of processing DIR now.
+    #[arg(long)]
+    pub install_units: bool,
 }
 
 impl Command {
@@ -229,6 +299,7 @@ impl Command {
             Command::Remove { .. } => "remove",
             Command::Run { .. } => "run",
             Command::Config { .. } => "config",
+            Command::Watch(_) => "watch",
             Command::Status { .. } => "status",
             Command::Logs { .. } => "logs",
             Command::Generate(Generate::Completions { .. }) => "completions",
@@ -251,6 +322,8 @@ Examples:
   pyapp-install remove --purge hello                 deletes everything of hello
   pyapp-install config hello                         show the config (secrets masked)
   pyapp-install config hello --set workers=4         change it (checked, saved atomically)
+  pyapp-install watch /srv/pyapp-inbox               install the bundles dropped there
+  pyapp-install watch --install-units /srv/pyapp-inbox   ...whenever one is dropped (systemd)
   pyapp-install status hello                         versions, units, hooks, disk usage
   pyapp-install logs -f hello                        its units' journal and hook log, followed
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install

@@ -9,7 +9,7 @@ use crate::logs::LogsRequest;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::systemd::Systemd;
-use crate::{config, install, list, logs, remove, rollback, run, status};
+use crate::{config, install, list, logs, remove, rollback, run, status, watch};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -95,6 +95,9 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        None => install::install(&cli.common.root(), &apps, &cli.install, &output),
+        Some(Command::Watch(args)) => {
+            watch::watch(&cli.common, &args, cli.install.port_range, &output)
+        }
+        None => install::install(&cli.common.root(), &apps, &cli.install, &output).map(drop),
     }
 }

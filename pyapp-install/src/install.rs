@@ -29,6 +29,7 @@ use crate::interpreter::Interpreter;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
 use crate::ownership;
+use crate::policy::{self, Step};
 use crate::receipt::{now_rfc3339, Receipt, ReleaseRecord};
 use crate::refusal::Refusal;
 use crate::release::{self, Staging};
@@ -46,35 +47,38 @@ const CONFIGURATION_NAME: &str = "configuration.yaml";
 /// The mode of the writable directories created under data/.
 const WRITABLE_DIR_MODE: u32 = 0o750;
 
-/// What an install did, as `--json` reports it.
-#[derive(Debug, Serialize)]
-struct Report<'a> {
-    action: Action,
-    app: &'a str,
-    version: &'a str,
-    release: &'a str,
-    path: String,
-    dry_run: bool,
+/// What an install did, as `--json` reports it (and `watch` records it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub action: Action,
+    pub app: String,
+    pub version: String,
+    pub release: String,
+    pub path: String,
+    pub dry_run: bool,
 }
 
 /// The kind of change an install makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-enum Action {
+pub enum Action {
     /// The app was not installed.
     Installed,
     /// Another release of the app was current.
     Upgraded,
     /// This bundle's release was already current: nothing was written.
     Unchanged,
+    /// The release was built (or found on disk) and recorded as staged, not switched to.
+    Staged,
 }
 
 impl Action {
     /// Installing over what `previous` (the app's receipt, if any) describes.
-    fn over(previous: Option<&Receipt>) -> Action {
-        match previous {
-            Some(_) => Action::Upgraded,
-            None => Action::Installed,
+    fn over(previous: Option<&Receipt>, step: Step) -> Action {
+        match (previous, step) {
+            (_, Step::Stage) => Action::Staged,
+            (Some(_), Step::Activate) => Action::Upgraded,
+            (None, Step::Activate) => Action::Installed,
         }
     }
 
@@ -85,12 +89,14 @@ impl Action {
             (Action::Upgraded, false) => "upgraded",
             (Action::Upgraded, true) => "would upgrade",
             (Action::Unchanged, _) => "unchanged:",
+            (Action::Staged, false) => "staged",
+            (Action::Staged, true) => "would stage",
         }
     }
 }
 
 /// The install action: `pyapp-install BUNDLE`.
-pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<()> {
+pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output) -> Result<Report> {
     let bundle_path = args
         .bundle
         .as_deref()
@@ -122,7 +128,8 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let version = metadata.version.to_string();
     let release = release::release_name(&version, &bundle_sha256);
     let previous = Receipt::load(&tree.receipt_path())?;
-    let action = Action::over(previous.as_ref());
+    let step = policy::gate(&tree, previous.as_ref(), &metadata.version, args)?;
+    let action = Action::over(previous.as_ref(), step);
     let record = ReleaseRecord {
         release: release.clone(),
         version: version.clone(),
@@ -156,7 +163,8 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             return report(output, Action::Unchanged, &tree, &version, &release, false);
         }
     }
-    let action = Action::over(previous.as_ref());
+    let step = policy::gate(&tree, previous.as_ref(), &metadata.version, args)?;
+    let action = Action::over(previous.as_ref(), step);
     for stale in release::remove_stale_staging(&tree)? {
         output.note(format!(
             "removed {stale}, left by an interrupted earlier run"
@@ -194,9 +202,19 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         staging.finish()?;
         fault::point("after-staging");
     } else {
-        output.note(format!(
-            "release {release} is already on disk; switching to it"
-        ));
+        let then = match step {
+            Step::Activate => "; switching to it",
+            Step::Stage => "",
+        };
+        output.note(format!("release {release} is already on disk{then}"));
+    }
+    if let (Step::Stage, Some(receipt)) = (step, &previous) {
+        if let Some(replaced) = release::save_staged(&tree, receipt, record)? {
+            output.note(format!(
+                "removed release {replaced}, staged earlier and never switched to"
+            ));
+        }
+        return report(output, action, &tree, &version, &release, false);
     }
     let discard_new = || -> Result<()> {
         if built_now {
@@ -616,16 +634,17 @@ fn report(
     version: &str,
     release: &str,
     dry_run: bool,
-) -> Result<()> {
+) -> Result<Report> {
+    let report = Report {
+        action,
+        app: tree.name().to_owned(),
+        version: version.to_owned(),
+        release: release.to_owned(),
+        path: tree.dir().display().to_string(),
+        dry_run,
+    };
     if output.json() {
-        output.print_json(&Report {
-            action,
-            app: tree.name(),
-            version,
-            release,
-            path: tree.dir().display().to_string(),
-            dry_run,
-        })?;
+        output.print_json(&report)?;
     }
     output.note(format!(
         "{} {} {version} (release {release}) in {}",
@@ -633,5 +652,5 @@ fn report(
         tree.name(),
         tree.dir().display()
     ));
-    Ok(())
+    Ok(report)
 }

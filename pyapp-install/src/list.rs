@@ -21,6 +21,8 @@ struct ListedApp {
     installed_at: String,
     python: String,
     releases: Vec<ListedRelease>,
+    /// The release built but not switched to (`--stage-only`, `watch` under `manual`).
+    staged: Option<String>,
 }
 
 /// One kept release in `list --json` and `status --json`.
@@ -64,6 +66,7 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
         // `current` is the truth; the receipt is written just after it is switched.
         let current = release::current_release(&tree)?;
         let releases = kept_releases(&tree, &receipt, current.as_deref())?;
+        let on_disk = release::releases_on_disk(&tree)?;
         listed.push(ListedApp {
             name: receipt.name,
             version: receipt.version,
@@ -73,6 +76,10 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
             installed_at: receipt.installed_at,
             python: receipt.python,
             releases,
+            staged: receipt
+                .staged
+                .map(|r| r.release)
+                .filter(|release| on_disk.contains(release)),
         });
     }
     if output.json() {
@@ -83,8 +90,12 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
         return Ok(());
     }
     for app in &listed {
+        let staged = match &app.staged {
+            Some(release) => format!(" (staged: {release})"),
+            None => String::new(),
+        };
         println!(
-            "{:<32} {:<16} {}",
+            "{:<32} {:<16} {}{staged}",
             app.name,
             app.version,
             releases_text(&app.releases)

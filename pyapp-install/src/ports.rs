@@ -40,6 +40,12 @@ impl PortRange {
     };
 }
 
+impl Default for PortRange {
+    fn default() -> Self {
+        PortRange::DEFAULT
+    }
+}
+
 impl FromStr for PortRange {
     type Err = String;
 

@@ -30,6 +30,11 @@ pub struct Receipt {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     pub releases: Vec<ReleaseRecord>,
+    /// A release built but not switched to (`--stage-only`, `watch` under the manual
+    /// policy): kept on disk, not in `releases` (it never ran, so `rollback` never goes
+    /// there); installing its bundle switches to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<ReleaseRecord>,
 }
 
 /// One release as the receipt remembers it.
@@ -69,7 +74,8 @@ impl Receipt {
     }
 
     /// A receipt whose current release is `record`, added after the releases of
-    /// `previous` (where it is moved to the end if it was already there).
+    /// `previous` (where it is moved to the end if it was already there; no longer staged
+    /// if it was).
     pub fn with_current(name: &str, previous: Option<&Receipt>, record: ReleaseRecord) -> Self {
         let mut releases: Vec<ReleaseRecord> = previous
             .map(|p| p.releases.clone())
@@ -79,17 +85,34 @@ impl Receipt {
             .collect();
         releases.push(record.clone());
         let user = previous.and_then(|p| p.user.clone());
-        Receipt::from_parts(name, user, record, releases)
+        let staged = previous
+            .and_then(|p| p.staged.clone())
+            .filter(|staged| staged.release != record.release);
+        Receipt {
+            staged,
+            ..Receipt::from_parts(name, user, record, releases)
+        }
+    }
+
+    /// This receipt with `record` as its staged release (replacing any other).
+    pub fn with_staged(&self, record: ReleaseRecord) -> Self {
+        Receipt {
+            staged: Some(record),
+            ..self.clone()
+        }
     }
 
     /// This receipt with `release` (one of its releases) as the current one.
     pub fn switched_to(&self, release: &ReleaseRecord) -> Self {
-        Receipt::from_parts(
-            &self.name,
-            self.user.clone(),
-            release.clone(),
-            self.releases.clone(),
-        )
+        Receipt {
+            staged: self.staged.clone(),
+            ..Receipt::from_parts(
+                &self.name,
+                self.user.clone(),
+                release.clone(),
+                self.releases.clone(),
+            )
+        }
     }
 
     /// This receipt keeping only the releases `keep` accepts.
@@ -139,6 +162,7 @@ impl Receipt {
             python_version: current.python_version,
             user,
             releases,
+            staged: None,
         }
     }
 }
@@ -240,6 +264,7 @@ fn is_digits(text: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -308,5 +333,25 @@ mod tests {
         assert_eq!(three.release, "a");
         let rolled = three.switched_to(&record("b"));
         assert_eq!(rolled.previous(), None);
+    }
+
+    #[test]
+    fn a_staged_release_stays_out_of_the_order_until_it_is_installed() {
+        let one = Receipt::with_current("app", None, record("a"));
+        let staged = one.with_staged(record("b"));
+        assert_eq!(staged.release, "a");
+        assert_eq!(staged.releases, [record("a")]);
+        let json = serde_json::to_string(&staged).unwrap();
+        assert!(json.contains(r#""staged":{"release":"b""#), "{json}");
+        assert!(!serde_json::to_string(&one).unwrap().contains("staged"));
+        // Another release installed meanwhile: b stays staged, a is rollback's target.
+        let two = Receipt::with_current("app", Some(&staged), record("c"));
+        assert_eq!(two.staged, Some(record("b")));
+        assert_eq!(two.previous(), Some(&record("a")));
+        assert_eq!(two.switched_to(&record("a")).staged, Some(record("b")));
+        // Installing b's bundle makes it current and no longer staged.
+        let three = Receipt::with_current("app", Some(&two), record("b"));
+        assert_eq!(three.staged, None);
+        assert_eq!(three.previous(), Some(&record("c")));
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Result;
 
 use crate::app_tree::AppTree;
 use crate::fault;
-use crate::receipt::Receipt;
+use crate::receipt::{Receipt, ReleaseRecord};
 use crate::safe_fs;
 
 /// Names under `releases/` with this prefix are unfinished releases.
@@ -199,6 +199,29 @@ pub fn switch_current(tree: &AppTree, release: &str) -> Result<()> {
     safe_fs::replace_symlink(&Path::new("releases").join(release), &tree.current_link())
 }
 
+/// Saves `receipt` with `record` (complete on disk) as the app's staged release, then
+/// deletes the release staged before it, if any and not the same: the last bundle staged
+/// is the one that waits (the earlier one's bundle can stage or install it again).
+/// Returns the deleted release's name.
+pub fn save_staged(
+    tree: &AppTree,
+    receipt: &Receipt,
+    record: ReleaseRecord,
+) -> Result<Option<String>> {
+    let replaced = receipt
+        .staged
+        .as_ref()
+        .map(|staged| staged.release.clone())
+        .filter(|name| {
+            *name != record.release && receipt.releases.iter().all(|r| r.release != *name)
+        });
+    receipt.with_staged(record).save(&tree.receipt_path())?;
+    if let Some(name) = &replaced {
+        remove_release(tree, name)?;
+    }
+    Ok(replaced)
+}
+
 /// Removes old releases so that at most `keep` remain (see [`releases_to_prune`]);
 /// returns the receipt without them and the removed names.
 pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt, Vec<String>)> {
@@ -212,11 +235,13 @@ pub fn prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<(Receipt,
 
 /// The releases to remove so that at most `keep` remain, never the current one nor the
 /// one before it (rollback's target). Complete releases the receipt does not know (left by
-/// a crash before the receipt was written) count as the oldest.
+/// a crash before the receipt was written) count as the oldest. The staged release is
+/// neither counted nor removed.
 pub fn releases_to_prune(tree: &AppTree, receipt: &Receipt, keep: usize) -> Result<Vec<String>> {
     let known: HashSet<&str> = receipt
         .releases
         .iter()
+        .chain(&receipt.staged)
         .map(|r| r.release.as_str())
         .collect();
     let mut oldest_first: Vec<String> = releases_on_disk(tree)?

@@ -100,7 +100,7 @@ impl Systemd {
         let mut changes = UnitChanges::default();
         for unit in units {
             let path = self.unit_dir.join(&unit.name);
-            match self.existing_text(&path)? {
+            match existing_unit_text(&path)? {
                 Some(text) if text == unit.text => {
                     changes.unchanged.push(unit.name.clone());
                     continue;
@@ -253,29 +253,6 @@ impl Systemd {
         .into())
     }
 
-    /// The text of the regular file at `path`; `None` when nothing is there; refused when
-    /// something else is (a link, e.g. a masked unit, or a directory).
-    fn existing_text(&self, path: &Path) -> Result<Option<String>> {
-        match fs::symlink_metadata(path) {
-            Ok(meta) if meta.file_type().is_file() => {}
-            Ok(_) => {
-                return Err(Refusal::new(format!(
-                    "`{}` is not a regular file (a masked unit is a link to /dev/null); \
-                     refusing to replace it",
-                    path.display()
-                ))
-                .with_hint("unmask or move it away, then install again")
-                .into())
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => {
-                return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()))
-            }
-        }
-        let bytes = safe_fs::read_optional(path)?.unwrap_or_default();
-        Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-    }
-
     fn carries_marker(&self, app: &str, name: &str) -> Result<bool> {
         let path = self.unit_dir.join(name);
         match fs::symlink_metadata(&path) {
@@ -299,6 +276,29 @@ impl Systemd {
         }
         safe_fs::remove_file_if_exists(&self.unit_dir.join(name))
     }
+}
+
+/// The text of the regular file at `path`; `None` when nothing is there; refused when
+/// something else is (a link, e.g. a masked unit, or a directory).
+pub fn existing_unit_text(path: &Path) -> Result<Option<String>> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_file() => {}
+        Ok(_) => {
+            return Err(Refusal::new(format!(
+                "`{}` is not a regular file (a masked unit is a link to /dev/null); \
+                 refusing to replace it",
+                path.display()
+            ))
+            .with_hint("unmask or move it away, then run the command again")
+            .into())
+        }
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => {
+            return Err(err).with_context(|| format!("failed to inspect `{}`", path.display()))
+        }
+    }
+    let bytes = safe_fs::read_optional(path)?.unwrap_or_default();
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// The properties of units as `systemctl show` prints them, by unit name (`Id`).

@@ -4,7 +4,7 @@
 //! goes through [`escape`], so systemd reads back exactly what the metadata says, or the
 //! unit is refused.
 
-mod escape;
+pub mod escape;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

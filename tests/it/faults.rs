@@ -938,7 +938,7 @@ PY
 case_() {
   NAME=$1
   case $(readlink $A/current) in releases/1.0.0-*) B=$V2;; *) B=$V1;; esac
-  step $NAME "$INSTALL" --python $PY "$B"
+  step $NAME "$INSTALL" --python $PY --allow-downgrade "$B"
   outside > $OUT/$NAME.outside
   health > $OUT/$NAME.health
 }

@@ -17,3 +17,4 @@ mod reference_installer;
 mod signatures;
 mod status;
 mod units;
+mod watch;

@@ -21,6 +21,11 @@ pub enum EscapeError {
     RelativePath { value: String },
     #[error("{value:?} is not a valid user or group name")]
     AccountName { value: String },
+    #[error(
+        "{value:?} contains a character a glob pattern reads as a wildcard or an escape \
+         (one of \"*?[]{{}}\\\")"
+    )]
+    GlobCharacters { value: String },
 }
 
 /// Refuses control characters (newline, carriage return, tab, NUL, DEL, C1...).
@@ -123,6 +128,28 @@ pub fn path(value: &str) -> Result<String, EscapeError> {
         });
     }
     Ok(value.to_owned())
+}
+
+/// An absolute directory, written bare as the literal part of a `PathExistsGlob=` pattern
+/// (systemd.path(5)): the value is taken whole (spaces included) after specifier expansion,
+/// so `%` is doubled; glob(3) would read `*?[]{}` and `\` as pattern syntax, so they are
+/// refused, as are control characters. (Spaces are fine: the pattern continues after it.)
+pub fn glob_dir(value: &str) -> Result<String, EscapeError> {
+    check_no_control(value)?;
+    if !value.starts_with('/') {
+        return Err(EscapeError::RelativePath {
+            value: value.to_owned(),
+        });
+    }
+    if value
+        .chars()
+        .any(|c| matches!(c, '*' | '?' | '[' | ']' | '{' | '}' | '\\'))
+    {
+        return Err(EscapeError::GlobCharacters {
+            value: value.to_owned(),
+        });
+    }
+    Ok(value.replace('%', "%%"))
 }
 
 /// A user or group name for `User=`/`Group=`: the portable subset systemd accepts
@@ -263,6 +290,15 @@ mod tests {
             "relative",
         ] {
             assert!(path(bad).is_err(), "{bad} accepted");
+        }
+        assert_eq!(
+            glob_dir("/srv/pyapp inbox/100%").unwrap(),
+            "/srv/pyapp inbox/100%%"
+        );
+        for bad in [
+            "/in*", "/in?", "/in[1]", "/in{a,b}", "/in\\x", "in", "/a\nb",
+        ] {
+            assert!(glob_dir(bad).is_err(), "{bad:?} accepted");
         }
         assert_eq!(account("hello").unwrap(), "hello");
         assert_eq!(account("_pyapp-hello").unwrap(), "_pyapp-hello");
