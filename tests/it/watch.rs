@@ -117,11 +117,24 @@ impl Lab {
             .args(extra)
             .output()
             .unwrap();
-        let records = String::from_utf8(output.stdout.clone())
+        let mut records: Vec<Value> = String::from_utf8(output.stdout.clone())
             .unwrap()
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect();
+        // A failed run ends with the failure object every --json command prints.
+        if output.status.code() != Some(0) {
+            let failure = records.pop().expect("the failure object");
+            assert_eq!(
+                failure["status"],
+                output.status.code().unwrap(),
+                "{failure}"
+            );
+            assert!(
+                failure["error"].as_str().unwrap().contains("failed"),
+                "{failure}"
+            );
+        }
         (output.status.code(), records, stderr(&output))
     }
 
