@@ -2,14 +2,15 @@
 //! by .ci/run) through the example playbook `ansible/site.yml` against this machine
 //! (`ansible_connection: local`) under a real systemd (`systemd-sandbox`): the first run
 //! copies pyapp-install and installs (changed), the same run again changes nothing, check
-//! mode predicts an upgrade and a configuration change while writing nothing, a changed
-//! value is applied to an installed app, a refusal is shown, an upgrade replaces the kept
-//! bundle, and the secret from the vault reaches the app's config file but no output.
+//! mode finds nothing to change, then predicts an upgrade and a configuration change while
+//! writing nothing, a changed value is applied to the installed app, a refusal is shown, an
+//! upgrade replaces the kept bundle, and the secret from the vault reaches the app's config
+//! file but no output.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{self, build_bundle, edit, fixture_copy};
+use crate::harness::{self, build_bundle, edit, fact, fixture_copy};
 
 /// The secret the vault holds: it must reach the config file and nothing the runs print.
 const SECRET: &str = "VaultOnlySecretQx7Lm2";
@@ -57,6 +58,8 @@ snapshot > $OUT/installed.snapshot
 
 play again
 snapshot > $OUT/again.snapshot
+
+play check-same --check
 
 play check-upgrade --check -e pyapp_bundle="$V2"
 snapshot > $OUT/check-upgrade.snapshot
@@ -181,7 +184,7 @@ fn recap(log: &str) -> (u32, u32) {
 
 /// Asserts that snapshot `after` lists what `before` does; shows the lines that differ.
 fn assert_unchanged(out: &Path, before: &str, after: &str) {
-    let (before_text, after_text) = (read(out, before), read(out, after));
+    let (before_text, after_text) = (fact(out, before), fact(out, after));
     let gone: Vec<&str> = before_text
         .lines()
         .filter(|line| !after_text.lines().any(|other| other == *line))
@@ -194,13 +197,6 @@ fn assert_unchanged(out: &Path, before: &str, after: &str) {
         gone.is_empty() && new.is_empty(),
         "{after} differs from {before}:\nbefore: {gone:#?}\nafter: {new:#?}"
     );
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
-        .trim_end()
-        .to_string()
 }
 
 #[test]
@@ -223,33 +219,28 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
     std::fs::create_dir(work.path().join("bin")).unwrap();
     let password = work.path().join("vault-password");
     write_inventory(work.path(), &ansible, &v1, &tool, &password);
-    let out = work.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    let script = work.path().join("script.sh");
-    std::fs::write(&script, SCRIPT).unwrap();
-
-    let run = Command::new(sandbox)
-        .arg("--")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .arg(&ansible)
-        .arg(work.path().join("inventory/hosts.yml"))
-        .arg(harness::workspace().join("ansible/site.yml"))
-        .arg(&password)
-        .arg(&v2)
-        .arg(work.path().join("pyapp.pub"))
-        .arg(&tool)
-        .arg(harness::bin("pyapp-install"))
-        .env("SANDBOX_BIND", work.path())
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "sandbox: {}", harness::stderr(&run));
-    let log = |name: &str| read(&out, &format!("{name}.log"));
+    let inventory = work.path().join("inventory/hosts.yml");
+    let key = work.path().join("pyapp.pub");
+    let out = harness::run_in_sandbox(
+        &sandbox,
+        work.path(),
+        SCRIPT,
+        [
+            ansible.as_path(),
+            &inventory,
+            &harness::workspace().join("ansible/site.yml"),
+            &password,
+            &v2,
+            &key,
+            &tool,
+            &harness::bin("pyapp-install"),
+        ],
+    );
+    let log = |name: &str| fact(&out, &format!("{name}.log"));
 
     // First run: pyapp-install copied to the host, the app installed and running.
     let install = log("install");
-    assert_eq!(read(&out, "install.rc"), "0", "{install}");
+    assert_eq!(fact(&out, "install.rc"), "0", "{install}");
     assert_eq!(
         task_status(
             &install,
@@ -257,9 +248,9 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
         ),
         "changed"
     );
-    assert_eq!(read(&out, "tool.mode"), "755");
+    assert_eq!(fact(&out, "tool.mode"), "755");
     assert_eq!(
-        read(&out, "tool.cmp"),
+        fact(&out, "tool.cmp"),
         "0",
         "the copied pyapp-install differs"
     );
@@ -270,19 +261,19 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
     );
     assert!(install.contains("hello 1.0.0 (release 1.0.0-"), "{install}");
     assert!(install.contains("): installed"), "{install}");
-    assert_eq!(read(&out, "install.active"), "active");
-    let config = read(&out, "install.config");
+    assert_eq!(fact(&out, "install.active"), "active");
+    let config = fact(&out, "install.config");
     assert!(config.contains("\ngreeting: Howdy\n"), "{config}");
     assert!(config.contains("\nworkers: 3\n"), "{config}");
     assert!(
         config.contains(&format!("\nsecret_key: {SECRET}")),
         "{config}"
     );
-    assert!(read(&out, "install.page").contains("<h1>Howdy, world!</h1>"));
+    assert!(fact(&out, "install.page").contains("<h1>Howdy, world!</h1>"));
 
     // Second run: nothing changed, nothing written.
     let again = log("again");
-    assert_eq!(read(&out, "again.rc"), "0", "{again}");
+    assert_eq!(fact(&out, "again.rc"), "0", "{again}");
     assert_eq!(recap(&again), (0, 0), "{again}");
     assert_eq!(task_status(&again, "Run pyapp-install"), "ok");
     assert_eq!(
@@ -291,10 +282,22 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
     );
     assert_unchanged(&out, "installed.snapshot", "again.snapshot");
 
+    // Check mode on the host as it is: nothing to change, the values compared equal.
+    let same = log("check-same");
+    assert_eq!(fact(&out, "check-same.rc"), "0", "{same}");
+    assert_eq!(recap(&same), (0, 0), "{same}");
+    assert_eq!(
+        task_status(
+            &same,
+            "Compare the configuration values with hello's (check mode)"
+        ),
+        "ok"
+    );
+
     // Check mode with a newer bundle: the upgrade is predicted, nothing is written, the
     // staging directory is gone.
     let check = log("check-upgrade");
-    assert_eq!(read(&out, "check-upgrade.rc"), "0", "{check}");
+    assert_eq!(fact(&out, "check-upgrade.rc"), "0", "{check}");
     assert!(recap(&check).0 > 0, "{check}");
     assert_eq!(
         task_status(&check, "Run pyapp-install --dry-run"),
@@ -304,13 +307,13 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
         check.contains("hello 1.1.0 (release 1.1.0-") && check.contains("): would be upgraded"),
         "{check}"
     );
-    let installed = read(&out, "installed.snapshot");
+    let installed = fact(&out, "installed.snapshot");
     assert!(installed.ends_with("\n0"), "{installed}");
     assert_unchanged(&out, "installed.snapshot", "check-upgrade.snapshot");
 
     // Check mode with a changed value: predicted, nothing written.
     let check = log("check-config");
-    assert_eq!(read(&out, "check-config.rc"), "0", "{check}");
+    assert_eq!(fact(&out, "check-config.rc"), "0", "{check}");
     assert_eq!(recap(&check).0, 1, "{check}");
     assert_eq!(task_status(&check, "Run pyapp-install --dry-run"), "ok");
     assert!(
@@ -321,7 +324,7 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
 
     // The changed value applied to the installed app, which now greets with it.
     let changed = log("config");
-    assert_eq!(read(&out, "config.rc"), "0", "{changed}");
+    assert_eq!(fact(&out, "config.rc"), "0", "{changed}");
     assert_eq!(recap(&changed), (1, 0), "{changed}");
     assert_eq!(
         task_status(&changed, "Apply the configuration values to hello"),
@@ -331,18 +334,18 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
         changed.contains("): unchanged; configuration changed: greeting"),
         "{changed}"
     );
-    let config = read(&out, "config.config");
+    let config = fact(&out, "config.config");
     assert!(config.contains("\ngreeting: Hi there\n"), "{config}");
     assert!(
         config.contains(&format!("\nsecret_key: {SECRET}")),
         "{config}"
     );
-    assert!(read(&out, "config.page").contains("<h1>Hi there, world!</h1>"));
+    assert!(fact(&out, "config.page").contains("<h1>Hi there, world!</h1>"));
 
     // A refusal (an unsigned bundle where a key is trusted) shows pyapp-install's message
     // and hint, although the task carrying the secret hides its own output.
     let refused = log("refused");
-    assert_ne!(read(&out, "refused.rc"), "0", "{refused}");
+    assert_ne!(fact(&out, "refused.rc"), "0", "{refused}");
     assert_eq!(recap(&refused).1, 1, "{refused}");
     assert!(
         refused.contains("pyapp-install exited with status 1"),
@@ -356,21 +359,25 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
         refused.contains("hint: build it with `pyapp-build --sign KEY`"),
         "{refused}"
     );
-    assert!(read(&out, "refused.current").starts_with("releases/1.0.0-"));
+    assert!(fact(&out, "refused.current").starts_with("releases/1.0.0-"));
 
     // The upgrade: the new release answers, and only its bundle is kept on the host.
     let upgrade = log("upgrade");
-    assert_eq!(read(&out, "upgrade.rc"), "0", "{upgrade}");
+    assert_eq!(fact(&out, "upgrade.rc"), "0", "{upgrade}");
     assert_eq!(task_status(&upgrade, "Run pyapp-install"), "changed");
-    assert_eq!(task_status(&upgrade, "Remove the older bundles"), "changed");
-    assert!(read(&out, "upgrade.current").starts_with("releases/1.1.0-"));
-    assert_eq!(read(&out, "upgrade.bundles"), "hello-1.1.0.pyapp");
-    assert!(read(&out, "upgrade.health").contains("\"version\":\"1.1.0\""));
+    assert_eq!(
+        task_status(&upgrade, "Remove the app's other bundles"),
+        "changed"
+    );
+    assert!(fact(&out, "upgrade.current").starts_with("releases/1.1.0-"));
+    assert_eq!(fact(&out, "upgrade.bundles"), "hello-1.1.0.pyapp");
+    assert!(fact(&out, "upgrade.health").contains("\"version\":\"1.1.0\""));
 
     // The secret was in every run's variables and in no run's output (at -vvv).
     for name in [
         "install",
         "again",
+        "check-same",
         "check-upgrade",
         "check-config",
         "config",
