@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{self, build_bundle, edit, fact, fixture_copy};
+use crate::harness::{self, build_bundle_with, edit, fact, fixture_copy};
 
 /// The secret the vault holds: it must reach the config file and nothing the runs print.
 const SECRET: &str = "VaultOnlySecretQx7Lm2";
@@ -20,8 +20,8 @@ const SECRET: &str = "VaultOnlySecretQx7Lm2";
 /// file, which holds the pid of whoever takes the lock), its units, the kept bundles and
 /// where the role copies pyapp-install; then the dry run's staging directories left in /tmp.
 const SCRIPT: &str = r#"set -u
-OUT=$1; ANSIBLE_BIN=$2; INVENTORY=$3; PLAYBOOK=$4; VAULT_PASSWORD=$5; V2=$6; KEY=$7
-TOOL=$8; TOOL_SOURCE=$9
+OUT=$1; ANSIBLE_BIN=$2; INVENTORY=$3; PLAYBOOK=$4; VAULT_PASSWORD=$5; V2=$6; V2_UNSIGNED=$7
+KEY=$8; TOOL=$9; TOOL_SOURCE=${10}
 export PATH=$ANSIBLE_BIN:$PATH ANSIBLE_NOCOLOR=1 ANSIBLE_PIPELINING=1
 A=/applications/hello
 play() {
@@ -47,6 +47,7 @@ for attempt in range(100):
 PY
 }
 NEW_GREETING='{"pyapp_config": {"greeting": "Hi there"}}'
+TRUST="{\"pyapp_trusted_keys\": [\"$KEY\"]}"
 
 play install
 systemctl is-active hello-web.service > $OUT/install.active
@@ -61,7 +62,7 @@ snapshot > $OUT/again.snapshot
 
 play check-same --check
 
-play check-upgrade --check -e pyapp_bundle="$V2"
+play check-upgrade --check -e pyapp_bundle="$V2" -e "$TRUST"
 snapshot > $OUT/check-upgrade.snapshot
 
 play check-config --check -e "$NEW_GREETING"
@@ -71,10 +72,10 @@ play config -e "$NEW_GREETING"
 cp $A/config/config.yaml $OUT/config.config
 page / > $OUT/config.page
 
-play refused -e pyapp_bundle="$V2" -e "{\"pyapp_trusted_keys\": [\"$KEY\"]}"
+play refused -e pyapp_bundle="$V2_UNSIGNED" -e "$TRUST"
 readlink $A/current > $OUT/refused.current
 
-play upgrade -e pyapp_bundle="$V2" -e "$NEW_GREETING"
+play upgrade -e pyapp_bundle="$V2" -e "$TRUST" -e "$NEW_GREETING"
 readlink $A/current > $OUT/upgrade.current
 (cd /var/cache/pyapp/bundles && ls *.pyapp) > $OUT/upgrade.bundles
 page /health > $OUT/upgrade.health
@@ -94,8 +95,8 @@ fn ansible_bin() -> PathBuf {
     )
 }
 
-/// The example app at `version`, built into `out/version/`.
-fn hello_at(out: &Path, version: &str) -> PathBuf {
+/// The example app at `version`, built into `out/DIR/`, signed with `key` if given.
+fn hello_at(out: &Path, dir: &str, version: &str, key: Option<&Path>) -> PathBuf {
     let project = fixture_copy("hello");
     let pyproject_version = format!("version = \"{version}\"");
     edit(
@@ -104,9 +105,13 @@ fn hello_at(out: &Path, version: &str) -> PathBuf {
         "version = \"1.0.0\"",
         &pyproject_version,
     );
-    let dir = out.join(version);
+    let dir = out.join(dir);
     std::fs::create_dir_all(&dir).unwrap();
-    build_bundle(project.path(), &dir)
+    let sign: Vec<&str> = key
+        .iter()
+        .flat_map(|key| ["--sign", key.to_str().unwrap()])
+        .collect();
+    build_bundle_with(project.path(), &dir, &sign)
 }
 
 /// The inventory of the runs: this machine, the role's variables, and the secret in a
@@ -206,21 +211,27 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
         .unwrap_or_else(|reason| panic!("the Ansible test needs systemd-sandbox: {reason}"));
     // Not under /tmp: the sandbox mounts its own /tmp.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let v1 = hello_at(work.path(), "1.0.0");
-    let v2 = hello_at(work.path(), "1.1.0");
     let keygen = Command::new(harness::bin("pyapp-build"))
         .args(["keygen", "--no-password", "-o"])
         .arg(work.path())
         .output()
         .unwrap();
     assert!(keygen.status.success(), "{}", harness::stderr(&keygen));
+    let key = work.path().join("pyapp.pub");
+    let v1 = hello_at(work.path(), "v1", "1.0.0", None);
+    let v2 = hello_at(
+        work.path(),
+        "v2",
+        "1.1.0",
+        Some(&work.path().join("pyapp.key")),
+    );
+    let v2_unsigned = hello_at(work.path(), "v2-unsigned", "1.1.0", None);
     // The role copies pyapp-install here: the directory exists, the binary does not.
     let tool = work.path().join("bin/pyapp-install");
     std::fs::create_dir(work.path().join("bin")).unwrap();
     let password = work.path().join("vault-password");
     write_inventory(work.path(), &ansible, &v1, &tool, &password);
     let inventory = work.path().join("inventory/hosts.yml");
-    let key = work.path().join("pyapp.pub");
     let out = harness::run_in_sandbox(
         &sandbox,
         work.path(),
@@ -231,6 +242,7 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
             &harness::workspace().join("ansible/site.yml"),
             &password,
             &v2,
+            &v2_unsigned,
             &key,
             &tool,
             &harness::bin("pyapp-install"),
@@ -289,16 +301,25 @@ fn role_installs_once_predicts_in_check_mode_and_keeps_the_vault_secret_out_of_i
     assert_eq!(
         task_status(
             &same,
-            "Compare the configuration values with hello's (check mode)"
+            "Compare the configuration values with the app's (check mode)"
         ),
         "ok"
     );
 
-    // Check mode with a newer bundle: the upgrade is predicted, nothing is written, the
-    // staging directory is gone.
+    // Check mode with a newer bundle, signed, and the key to trust: the bundle and the key
+    // are staged for the dry run, which verifies the signature and predicts the upgrade;
+    // nothing is written and the staging directory is gone.
     let check = log("check-upgrade");
     assert_eq!(fact(&out, "check-upgrade.rc"), "0", "{check}");
     assert!(recap(&check).0 > 0, "{check}");
+    assert_eq!(task_status(&check, "Upload the trusted keys"), "changed");
+    assert_eq!(
+        task_status(
+            &check,
+            "Stage the bundle and the trusted keys for the dry run"
+        ),
+        "ok"
+    );
     assert_eq!(
         task_status(&check, "Run pyapp-install --dry-run"),
         "changed"

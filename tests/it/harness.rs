@@ -81,7 +81,12 @@ pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
 
 /// Build `project` and return the bundle's path; panics with pyapp-build's stderr on failure.
 pub fn build_bundle(project: &Path, out_dir: &Path) -> PathBuf {
-    let output = pyapp_build(project, out_dir, &[]);
+    build_bundle_with(project, out_dir, &[])
+}
+
+/// [`build_bundle`] with more pyapp-build arguments (`--sign KEY`…).
+pub fn build_bundle_with(project: &Path, out_dir: &Path, extra: &[&str]) -> PathBuf {
+    let output = pyapp_build(project, out_dir, extra);
     assert!(
         output.status.success(),
         "pyapp-build failed: {}",
