@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::{self, build_bundle_with, edit, fact, fixture_copy};
+use crate::harness::{self, build_bundle_with, fact};
 
 /// The secret the vault holds: it must reach the config file and nothing the runs print.
 const SECRET: &str = "VaultOnlySecretQx7Lm2";
@@ -97,14 +97,7 @@ fn ansible_bin() -> PathBuf {
 
 /// The example app at `version`, built into `out/DIR/`, signed with `key` if given.
 fn hello_at(out: &Path, dir: &str, version: &str, key: Option<&Path>) -> PathBuf {
-    let project = fixture_copy("hello");
-    let pyproject_version = format!("version = \"{version}\"");
-    edit(
-        project.path(),
-        "pyproject.toml",
-        "version = \"1.0.0\"",
-        &pyproject_version,
-    );
+    let project = harness::hello_at_version(version);
     let dir = out.join(dir);
     std::fs::create_dir_all(&dir).unwrap();
     let sign: Vec<&str> = key

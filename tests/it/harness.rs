@@ -64,6 +64,18 @@ pub fn edit(project: &Path, file: &str, from: &str, to: &str) {
     std::fs::write(&path, text.replacen(from, to, 1)).expect("write edited file");
 }
 
+/// A fresh copy of `fixtures/hello` whose pyproject.toml says `version`.
+pub fn hello_at_version(version: &str) -> tempfile::TempDir {
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pyproject.toml",
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+    );
+    project
+}
+
 /// Run pyapp-build offline on `project` with the fixture's wheels; `extra` adds arguments.
 pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
     Command::new(bin("pyapp-build"))
