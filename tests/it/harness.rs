@@ -64,6 +64,18 @@ pub fn edit(project: &Path, file: &str, from: &str, to: &str) {
     std::fs::write(&path, text.replacen(from, to, 1)).expect("write edited file");
 }
 
+/// A fresh copy of `fixtures/hello` whose pyproject.toml says `version`.
+pub fn hello_at_version(version: &str) -> tempfile::TempDir {
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pyproject.toml",
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+    );
+    project
+}
+
 /// Run pyapp-build offline on `project` with the fixture's wheels; `extra` adds arguments.
 pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
     Command::new(bin("pyapp-build"))
@@ -81,7 +93,12 @@ pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
 
 /// Build `project` and return the bundle's path; panics with pyapp-build's stderr on failure.
 pub fn build_bundle(project: &Path, out_dir: &Path) -> PathBuf {
-    let output = pyapp_build(project, out_dir, &[]);
+    build_bundle_with(project, out_dir, &[])
+}
+
+/// [`build_bundle`] with more pyapp-build arguments (`--sign KEY`…).
+pub fn build_bundle_with(project: &Path, out_dir: &Path, extra: &[&str]) -> PathBuf {
+    let output = pyapp_build(project, out_dir, extra);
     assert!(
         output.status.success(),
         "pyapp-build failed: {}",
@@ -155,4 +172,39 @@ pub fn systemd_sandbox() -> Result<PathBuf, String> {
         .flatten()
         .find(|path| path.is_file())
         .ok_or_else(|| "shared/tools/systemd-sandbox is not beside the checkout".to_owned())
+}
+
+/// Runs `script` with bash under `sandbox` as `bash SCRIPT OUT ARGS…`, OUT being a new
+/// directory `work/out` where the script leaves the facts the test checks (`work`, not under
+/// /tmp, which the sandbox mounts anew, stays writable through to here). Panics with the
+/// sandbox's stderr when the script could not run; returns OUT.
+pub fn run_in_sandbox<S: AsRef<std::ffi::OsStr>>(
+    sandbox: &Path,
+    work: &Path,
+    script: &str,
+    args: impl IntoIterator<Item = S>,
+) -> PathBuf {
+    let out = work.join("out");
+    std::fs::create_dir(&out).expect("make the sandbox's out directory");
+    let script_path = work.join("script.sh");
+    std::fs::write(&script_path, script).expect("write the sandbox's script");
+    let run = Command::new(sandbox)
+        .arg("--")
+        .arg("bash")
+        .arg(&script_path)
+        .arg(&out)
+        .args(args)
+        .env("SANDBOX_BIND", work)
+        .output()
+        .expect("run systemd-sandbox");
+    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    out
+}
+
+/// The fact a sandbox script left in `out/name`, without its trailing newline.
+pub fn fact(out: &Path, name: &str) -> String {
+    std::fs::read_to_string(out.join(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", out.join(name).display()))
+        .trim_end()
+        .to_string()
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::harness::{self, build_bundle, edit, fixture_copy};
+use crate::harness::{self, build_bundle, edit};
 
 /// Runs in the sandbox; every fact the test checks goes into a file of $OUT.
 const SCRIPT: &str = r#"set -u
@@ -86,14 +86,7 @@ pub(crate) enum Flaw {
 
 /// A copy of the example at `version`, with `flaw`.
 pub(crate) fn bundle(out: &Path, version: &str, flaw: Flaw) -> std::path::PathBuf {
-    let project = fixture_copy("hello");
-    let pyproject_version = format!("version = \"{version}\"");
-    edit(
-        project.path(),
-        "pyproject.toml",
-        "version = \"1.0.0\"",
-        &pyproject_version,
-    );
+    let project = harness::hello_at_version(version);
     match flaw {
         Flaw::None => {}
         Flaw::HealthCheck => edit(

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod ansible;
 mod build;
 mod cli;
 mod config;
