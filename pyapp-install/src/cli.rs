@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app_tree::{AppsDir, DEFAULT_APPS_DIR};
 use crate::ports::PortRange;
+use crate::web::Server;
 
 /// Install or upgrade a Python app from a .pyapp bundle, offline.
 ///
@@ -87,6 +88,15 @@ pub struct InstallArgs {
     /// kept across upgrades and rollbacks, unique among the apps.
     #[arg(long, value_name = "FIRST-LAST", default_value_t = PortRange::DEFAULT)]
     pub port_range: PortRange,
+
+    /// Serve the app through this web server: link APPS/APP/web/nginx.conf (its static
+    /// directories and the proxy to its service, under web.mount) as
+    /// /etc/nginx/pyapp.d/APP.conf, write the server block that includes those once
+    /// (/etc/nginx/conf.d/pyapp.conf, port 80), check with `nginx -t` and reload nginx. A
+    /// refused configuration is unlinked again. Later upgrades and rollbacks keep the app
+    /// linked and reload; `remove` unlinks it.
+    #[arg(long, value_name = "SERVER", value_enum)]
+    pub web: Option<Server>,
 }
 
 /// Options every action takes.
@@ -204,6 +214,7 @@ Examples:
   pyapp-install --root /tmp/image hello-1.0.0.pyapp  stage into an image (like DESTDIR)
   pyapp-install --json hello-1.0.0.pyapp             {\"action\":\"unchanged\",...} for Ansible
   pyapp-install --trusted-key pyapp.pub hello-1.0.0.pyapp   only a bundle signed with that key
+  pyapp-install --web nginx hello-1.0.0.pyapp        also serve it through nginx (section 9)
   pyapp-install list --json
   pyapp-install rollback hello                       back to the previous release
   pyapp-install remove hello                         keeps /applications/hello/{data,config}
@@ -212,7 +223,9 @@ Examples:
   pyapp-install config hello --set workers=4         change it (checked, saved atomically)
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
-data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+data/, tmp/, run/, log/, web/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+web/ holds nginx.conf, apache.conf and lighttpd.conf for an app with a listening service:
+its static directories from disk, the rest proxied, under web.mount (section 9).
 
 Exit status: 0 done (or nothing to do), 1 refused: bad bundle or arguments, failed check,
 app locked by another run (the message says why), 2 unexpected failure.";

@@ -36,6 +36,7 @@ use crate::safe_fs;
 use crate::systemd::Systemd;
 use crate::trust::TrustPolicy;
 use crate::venv::Venv;
+use crate::web::{self, WebConfig, WebReport};
 use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
 
 /// The metadata entry of a bundle.
@@ -55,6 +56,9 @@ struct Report<'a> {
     release: &'a str,
     path: String,
     dry_run: bool,
+    /// The web server snippets and links (FORMAT.md 9), when the app has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    web: Option<&'a WebReport>,
 }
 
 /// The kind of change an install makes.
@@ -98,17 +102,20 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let bundle_sha256 = hash_file(bundle_path)?;
 
     // A bundle that is already current needs no verification and no lock: it is the very
-    // file that was verified and installed (same sha256), and nothing will be written.
+    // file that was verified and installed (same sha256), and nothing will be written
+    // (unless --web asks to link it, which is done under the lock below).
     if let Some((tree, receipt)) = find_current_install(apps, &bundle_sha256)? {
-        check_same_python(args.python.as_deref(), &tree, &receipt)?;
-        return report(
-            output,
-            Action::Unchanged,
-            &tree,
-            &receipt.version,
-            &receipt.release,
-            false,
-        );
+        if args.web.is_none() {
+            check_same_python(args.python.as_deref(), &tree, &receipt)?;
+            return report(
+                output,
+                Action::Unchanged,
+                &tree,
+                (&receipt.version, &receipt.release),
+                false,
+                None,
+            );
+        }
     }
 
     let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
@@ -135,7 +142,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
 
     if args.dry_run {
         describe_plan(&tree, &metadata, previous.as_ref(), &record, keep, output)?;
-        return report(output, action, &tree, &version, &release, true);
+        return report(output, action, &tree, (&version, &release), true, None);
     }
 
     let missing = outermost_missing(&tree)?;
@@ -153,7 +160,30 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         if is_current(&tree, receipt, &record.bundle_sha256)? {
             check_same_python(args.python.as_deref(), &tree, receipt)?;
             new_app_dir.keep();
-            return report(output, Action::Unchanged, &tree, &version, &release, false);
+            // Only --web brings an unchanged install here: link the current release.
+            let web = match args.web {
+                Some(server) => {
+                    let current = ReleaseInfo::of_receipt(&tree, receipt, &receipt.release)?;
+                    let site = web::Site::of(&tree, &current.metadata)?;
+                    let systemd = Systemd::detect(root);
+                    let config = WebConfig {
+                        root,
+                        tree: &tree,
+                        systemd: &systemd,
+                        output,
+                    };
+                    Some(config.publish(site.as_ref(), Some(server))?)
+                }
+                None => None,
+            };
+            return report(
+                output,
+                Action::Unchanged,
+                &tree,
+                (&version, &release),
+                false,
+                web.as_ref(),
+            );
         }
     }
     let action = Action::over(previous.as_ref());
@@ -249,11 +279,20 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             return Err(err);
         }
     };
+    // The web server snippets are written once the release runs, but refused now.
+    let site = match web::Site::of(&tree, &new.metadata) {
+        Ok(site) => site,
+        Err(err) => {
+            discard_new()?;
+            return Err(err);
+        }
+    };
     for (dir, mode) in &lasting {
         safe_fs::ensure_dir(dir, *mode)?;
     }
     if let Some(user) = &user {
         ownership::own_lasting_dirs(&tree, user, &writable_dirs)?;
+        web::own_run_dir(root, &tree, user, &new.metadata, output)?;
     }
     for note in config.notes() {
         output.note(note);
@@ -303,7 +342,22 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         output.note(format!("removed old release {name}"));
     }
     new_app_dir.keep();
-    report(output, action, &tree, &version, &release, false)
+    let web = WebConfig {
+        root,
+        tree: &tree,
+        systemd: &activation.systemd,
+        output,
+    }
+    .publish(site.as_ref(), args.web)
+    .with_context(|| format!("{} {version} is installed and running", tree.name()))?;
+    report(
+        output,
+        action,
+        &tree,
+        (&version, &release),
+        false,
+        Some(&web).filter(|web| web.snippets.is_some()),
+    )
 }
 
 /// The release that runs after a refused or rolled-back upgrade, for messages.
@@ -613,9 +667,9 @@ fn report(
     output: &Output,
     action: Action,
     tree: &AppTree,
-    version: &str,
-    release: &str,
+    (version, release): (&str, &str),
     dry_run: bool,
+    web: Option<&WebReport>,
 ) -> Result<()> {
     if output.json() {
         output.print_json(&Report {
@@ -625,6 +679,7 @@ fn report(
             release,
             path: tree.dir().display().to_string(),
             dry_run,
+            web,
         })?;
     }
     output.note(format!(

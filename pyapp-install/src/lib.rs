@@ -33,4 +33,5 @@ pub mod systemd;
 pub mod trust;
 pub mod units;
 pub mod venv;
+pub mod web;
 pub mod wheel_install;

@@ -15,6 +15,7 @@ use pyapp_bundle::metadata::{Isolation, Listen, Metadata, Restart, Service, Task
 
 use crate::app_env::AppEnvironment;
 use crate::app_tree::AppTree;
+use crate::web;
 
 pub use escape::EscapeError;
 
@@ -275,6 +276,9 @@ pub fn service_process(
         values.insert(Placeholder::Threads, threads.to_string());
         environment.set("PYAPP_THREADS", threads.to_string());
     }
+    if let Some(mount) = web::script_name(metadata, service) {
+        environment.set("SCRIPT_NAME", mount);
+    }
     let argv = command_argv(&unit_name, &service.command, &values, &paths)?;
     Ok(ServiceProcess { argv, environment })
 }
@@ -312,10 +316,17 @@ fn service_unit(
         },
     );
     unit.directive("RestartSec", "2s");
+    // A socket the web server connects to is created group-writable (FORMAT.md 9).
+    let umask = if web::serves_socket(metadata, service) {
+        "0007"
+    } else {
+        "0027"
+    };
     process_section(
         &mut unit,
         &stem,
         metadata,
+        umask,
         context,
         &paths,
         &process.environment,
@@ -348,6 +359,7 @@ fn task_service_unit(
         &mut unit,
         &stem,
         metadata,
+        "0027",
         context,
         &paths,
         context.environment,
@@ -450,11 +462,13 @@ fn exec_line(unit: &Writer, argv: &[String]) -> Result<String, UnitError> {
     Ok(line)
 }
 
-/// Who the process runs as, where, with what environment, and its sandbox.
+/// Who the process runs as, where, with what environment (`umask`: its `UMask=`), and its
+/// sandbox.
 fn process_section(
     unit: &mut Writer,
     stem: &str,
     metadata: &Metadata,
+    umask: &str,
     context: &UnitContext,
     paths: &Paths,
     environment: &AppEnvironment,
@@ -465,7 +479,7 @@ fn process_section(
     unit.directive("Group", &group);
     let data = unit.path("data directory", &paths.dir("data"))?;
     unit.directive("WorkingDirectory", &data);
-    unit.directive("UMask", "0027");
+    unit.directive("UMask", umask);
     unit.directive("SyslogIdentifier", stem);
     for (name, value) in environment.vars() {
         let assignment = unit.escaped("environment", escape::environment(name, value))?;
