@@ -192,6 +192,16 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             "removed {stale}, left by an interrupted earlier run"
         ));
     }
+    if let Some(server) = args.web {
+        let systemd = Systemd::detect(root);
+        WebConfig {
+            root,
+            tree: &tree,
+            systemd: &systemd,
+            output,
+        }
+        .check_link_free(server)?;
+    }
     let lasting = lasting_dirs(&tree, &metadata);
     for (dir, _) in &lasting {
         safe_fs::check_dir_or_missing(dir)?;

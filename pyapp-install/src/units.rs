@@ -316,21 +316,19 @@ fn service_unit(
         },
     );
     unit.directive("RestartSec", "2s");
-    // A socket the web server connects to is created group-writable (FORMAT.md 9).
-    let umask = if web::serves_socket(metadata, service) {
-        "0007"
-    } else {
-        "0027"
-    };
     process_section(
         &mut unit,
         &stem,
         metadata,
-        umask,
         context,
         &paths,
         &process.environment,
     )?;
+    if service.listen == Listen::Socket {
+        // Servers chown the socket they bind to their own user and group (gunicorn always
+        // does), which @privileged forbids; without capabilities it can do no more.
+        unit.directive("SystemCallFilter", "@chown");
+    }
     unit.line("");
     unit.line("[Install]");
     unit.directive("WantedBy", "multi-user.target");
@@ -359,7 +357,6 @@ fn task_service_unit(
         &mut unit,
         &stem,
         metadata,
-        "0027",
         context,
         &paths,
         context.environment,
@@ -462,13 +459,11 @@ fn exec_line(unit: &Writer, argv: &[String]) -> Result<String, UnitError> {
     Ok(line)
 }
 
-/// Who the process runs as, where, with what environment (`umask`: its `UMask=`), and its
-/// sandbox.
+/// Who the process runs as, where, with what environment, and its sandbox.
 fn process_section(
     unit: &mut Writer,
     stem: &str,
     metadata: &Metadata,
-    umask: &str,
     context: &UnitContext,
     paths: &Paths,
     environment: &AppEnvironment,
@@ -479,7 +474,7 @@ fn process_section(
     unit.directive("Group", &group);
     let data = unit.path("data directory", &paths.dir("data"))?;
     unit.directive("WorkingDirectory", &data);
-    unit.directive("UMask", umask);
+    unit.directive("UMask", "0027");
     unit.directive("SyslogIdentifier", stem);
     for (name, value) in environment.vars() {
         let assignment = unit.escaped("environment", escape::environment(name, value))?;
@@ -703,6 +698,13 @@ tasks:
         assert!(web.contains("\nEnvironment=\"PYAPP_THREADS=4\"\n"));
         assert!(!web.contains("PYAPP_PORT"));
         assert!(web.contains("\nType=forking\nPIDFile=/applications/hello/run/web.pid\n"));
+        // gunicorn chowns the socket it binds: allowed after the @privileged deny list.
+        assert!(web.contains(
+            "\nSystemCallFilter=~@privileged @resources\n\
+             SystemCallErrorNumber=EPERM\n"
+        ));
+        assert!(web.ends_with("\nSystemCallFilter=@chown\n\n[Install]\nWantedBy=multi-user.target\n"));
+        assert!(!units[0].text.contains("@chown"), "only socket services");
         assert!(web.contains("\nRestart=always\n"));
     }
 

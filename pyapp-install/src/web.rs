@@ -15,7 +15,7 @@ mod apache;
 mod lighttpd;
 mod nginx;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -40,8 +40,11 @@ use crate::units::MARKER_PREFIX;
 pub const WEB_GROUP: &str = "www-data";
 
 /// The mode of `run/` then: the app user writes, the web server's group traverses (and so
-/// connects), nobody else; setgid, so the socket is created with the web server's group.
-const SOCKET_RUN_DIR_MODE: u32 = 0o2750;
+/// reaches the socket), nobody else. No setgid: the socket keeps the app's group (gunicorn
+/// chowns it to that, which a group the service's user namespace does not map would
+/// refuse), and is connectable by whoever reaches it (gunicorn binds it 0777, uvicorn
+/// makes it 0666).
+const SOCKET_RUN_DIR_MODE: u32 = 0o750;
 
 /// The longest wait for the app to accept a connection, whatever `web.timeout` says
 /// (nginx's `proxy_connect_timeout` stops at 75 s).
@@ -73,6 +76,13 @@ impl Server {
     fn snippet(self) -> &'static str {
         match self {
             Server::Nginx => "nginx.conf",
+        }
+    }
+
+    /// Its configuration directory, relative to the root: there when it is installed.
+    fn config_dir(self) -> &'static str {
+        match self {
+            Server::Nginx => "etc/nginx",
         }
     }
 
@@ -279,16 +289,7 @@ pub fn service_path(metadata: &Metadata, service: &str, path: &str) -> String {
     }
 }
 
-/// Whether `service` is proxied through its socket: its unit then uses `UMask=0007`, so
-/// the socket it creates in `run/` is writable (connectable) by [`WEB_GROUP`].
-pub fn serves_socket(metadata: &Metadata, service: &Service) -> bool {
-    service.listen == Listen::Socket
-        && metadata
-            .proxied_service()
-            .is_some_and(|proxied| proxied.name == service.name)
-}
-
-/// Gives `run/` the group [`WEB_GROUP`] and mode 2750 when the proxied service listens on
+/// Gives `run/` the group [`WEB_GROUP`] and mode 0750 when the proxied service listens on
 /// a socket, so the web server (and only it, besides the app) can connect; otherwise
 /// leaves it as ownership made it. Through descriptors that refuse links, like
 /// [`ownership::own_lasting_dirs`], which runs first.
@@ -439,6 +440,33 @@ impl WebConfig<'_> {
         Ok(report)
     }
 
+    /// Refuses `--web SERVER` before anything is installed when something that is not the
+    /// app's link is where its link would go.
+    pub fn check_link_free(&self, server: Server) -> Result<()> {
+        let config_dir = self.root.join(server.config_dir());
+        if self.is_live() && !safe_fs::is_real_dir(&config_dir)? {
+            return Err(Refusal::new(format!(
+                "--web {}: {} is not installed here (no {})",
+                server.name(),
+                server.name(),
+                config_dir.display()
+            ))
+            .with_hint(format!("install it first: apt-get install {}", server.name()))
+            .into());
+        }
+        let link = self.link_path(server);
+        if self.is_linked(server)? || !safe_fs::exists(&link)? {
+            return Ok(());
+        }
+        Err(Refusal::new(format!(
+            "`{}` exists and is not pyapp-install's link to {}'s snippet; refusing to replace it",
+            link.display(),
+            self.tree.name()
+        ))
+        .with_hint("move it away, then install again with --web")
+        .into())
+    }
+
     /// Links the app into `server` (unless it was), then, on the running system, checks the
     /// server's whole configuration and reloads it when `changed`. A refused configuration
     /// is unlinked (with an include point made now) before the error is returned.
@@ -448,22 +476,11 @@ impl WebConfig<'_> {
         let include_point = self.root.join(include_point);
         let mut made_include_point = false;
         if !was_linked {
-            if safe_fs::exists(&link)? {
-                return Err(Refusal::new(format!(
-                    "`{}` exists and is not pyapp-install's link to {}'s snippet; refusing to \
-                     replace it",
-                    link.display(),
-                    self.tree.name()
-                ))
-                .with_hint("move it away, then install again with --web")
-                .into());
-            }
-            safe_fs::ensure_dir(&self.root.join(server.link_dir()), 0o755)?;
+            self.check_link_free(server)?;
+            // Under --root the image may not have the server yet: its directories are made.
+            create_dirs(&self.root.join(server.link_dir()))?;
             if !safe_fs::exists(&include_point)? {
-                safe_fs::ensure_dir(
-                    include_point.parent().unwrap_or(self.root),
-                    0o755,
-                )?;
+                create_dirs(include_point.parent().unwrap_or(self.root))?;
                 safe_fs::write_atomic(&include_point, include_text.as_bytes(), 0o644)?;
                 made_include_point = true;
             }
@@ -555,6 +572,15 @@ impl WebConfig<'_> {
         }
         safe_fs::remove_dir_all_if_exists(&self.snippet_dir())
     }
+}
+
+/// `dir` and its missing parents, 0755.
+fn create_dirs(dir: &Path) -> Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))
 }
 
 /// `/usr/sbin/NAME` or `/sbin/NAME` when there (root's `PATH` may lack them), else `NAME`.

@@ -14,3 +14,4 @@ mod lifecycle;
 mod reference_installer;
 mod signatures;
 mod units;
+mod web;

@@ -155,15 +155,13 @@ fn paths_a_server_would_interpret_are_refused() {
 }
 
 #[test]
-fn the_proxied_service_gets_the_mount_and_a_group_writable_socket() {
+fn the_proxied_service_gets_the_mount() {
     let mounted = metadata("socket", "web:\n  mount: /blog\n", &[]);
     let service = &mounted.services[0];
     assert_eq!(script_name(&mounted, service).as_deref(), Some("/blog"));
     assert_eq!(service_path(&mounted, "web", "/health"), "/blog/health");
     assert_eq!(service_path(&mounted, "other", "/health"), "/health");
-    assert!(serves_socket(&mounted, service));
     let at_root = metadata("port", "", &[]);
     assert_eq!(script_name(&at_root, &at_root.services[0]), None);
     assert_eq!(service_path(&at_root, "web", "/health"), "/health");
-    assert!(!serves_socket(&at_root, &at_root.services[0]));
 }
