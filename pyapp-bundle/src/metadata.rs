@@ -1427,7 +1427,17 @@ web:
         for (text, bytes) in sizes {
             assert_eq!(parse_body_size(text), Some(bytes), "{text}");
         }
-        for bad in ["", "0", "2G", "1.5M", "10m", "M", "-1", "10 M", "99999999999999"] {
+        for bad in [
+            "",
+            "0",
+            "2G",
+            "1.5M",
+            "10m",
+            "M",
+            "-1",
+            "10 M",
+            "99999999999999",
+        ] {
             assert_eq!(parse_body_size(bad), None, "{bad}");
         }
     }
@@ -1495,10 +1505,12 @@ web:
             refusal(&quiet),
             "metadata.yaml:56: web.service: web does not listen (set listen: socket or port)"
         );
-        assert!(refusal(&quiet.replacen("  service: web\n  max", "  max", 1)).ends_with(
-            "web: no service listens (set listen: socket or port on the service the web \
+        assert!(
+            refusal(&quiet.replacen("  service: web\n  max", "  max", 1)).ends_with(
+                "web: no service listens (set listen: socket or port on the service the web \
              server proxies)"
-        ));
+            )
+        );
     }
 
     #[test]

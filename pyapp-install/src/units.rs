@@ -703,7 +703,9 @@ tasks:
             "\nSystemCallFilter=~@privileged @resources\n\
              SystemCallErrorNumber=EPERM\n"
         ));
-        assert!(web.ends_with("\nSystemCallFilter=@chown\n\n[Install]\nWantedBy=multi-user.target\n"));
+        assert!(
+            web.ends_with("\nSystemCallFilter=@chown\n\n[Install]\nWantedBy=multi-user.target\n")
+        );
         assert!(!units[0].text.contains("@chown"), "only socket services");
         assert!(web.contains("\nRestart=always\n"));
     }

@@ -50,8 +50,11 @@ const SOCKET_RUN_DIR_MODE: u32 = 0o750;
 /// (nginx's `proxy_connect_timeout` stops at 75 s).
 const MAX_CONNECT_TIMEOUT: u32 = 60;
 
+/// Writes one server's snippet for a site.
+type SnippetWriter = fn(&Site) -> String;
+
 /// The snippet dialects written for every web-served app, by file name.
-const SNIPPETS: [(&str, fn(&Site) -> String); 3] = [
+const SNIPPETS: [(&str, SnippetWriter); 3] = [
     ("nginx.conf", nginx::snippet),
     ("apache.conf", apache::snippet),
     ("lighttpd.conf", lighttpd::snippet),
@@ -320,8 +323,12 @@ pub fn own_run_dir(
     let stat = nix::sys::stat::fstat(&run)
         .with_context(|| format!("failed to inspect `{}`", path.display()))?;
     if stat.st_uid != user.uid || stat.st_gid != gid {
-        fchown(&run, Some(Uid::from_raw(user.uid)), Some(Gid::from_raw(gid)))
-            .with_context(|| format!("failed to change the owner of `{}`", path.display()))?;
+        fchown(
+            &run,
+            Some(Uid::from_raw(user.uid)),
+            Some(Gid::from_raw(gid)),
+        )
+        .with_context(|| format!("failed to change the owner of `{}`", path.display()))?;
     }
     fchmod(&run, Mode::from_bits_truncate(SOCKET_RUN_DIR_MODE))
         .with_context(|| format!("failed to set the mode of `{}`", path.display()))
@@ -380,8 +387,10 @@ impl WebConfig<'_> {
     /// Whether the app is linked into `server` (its link is there, pointing at the app's
     /// snippet). Something else at the link's path is not the app's.
     fn is_linked(&self, server: Server) -> Result<bool> {
-        Ok(safe_fs::read_link_optional(&self.link_path(server))?.as_deref()
-            == Some(self.link_target(server).as_path()))
+        Ok(
+            safe_fs::read_link_optional(&self.link_path(server))?.as_deref()
+                == Some(self.link_target(server).as_path()),
+        )
     }
 
     /// Whether `--root` is the running system, where servers are checked and reloaded.
@@ -451,7 +460,10 @@ impl WebConfig<'_> {
                 server.name(),
                 config_dir.display()
             ))
-            .with_hint(format!("install it first: apt-get install {}", server.name()))
+            .with_hint(format!(
+                "install it first: apt-get install {}",
+                server.name()
+            ))
             .into());
         }
         let link = self.link_path(server);
@@ -543,8 +555,11 @@ impl WebConfig<'_> {
     fn reload(&self, server: Server) -> Result<bool> {
         if self.systemd.is_active(server.unit())? {
             self.systemd.reload(&[server.unit().to_owned()])?;
-            self.output
-                .note(format!("reloaded {} for {}", server.name(), self.tree.name()));
+            self.output.note(format!(
+                "reloaded {} for {}",
+                server.name(),
+                self.tree.name()
+            ));
             return Ok(true);
         }
         self.output.note(format!(
@@ -564,8 +579,11 @@ impl WebConfig<'_> {
             }
             let link = self.link_path(server);
             safe_fs::remove_file_if_exists(&link)?;
-            self.output
-                .note(format!("unlinked {} from {}", self.tree.name(), link.display()));
+            self.output.note(format!(
+                "unlinked {} from {}",
+                self.tree.name(),
+                link.display()
+            ));
             if self.is_live() && self.check(server).is_ok() {
                 self.reload(server)?;
             }

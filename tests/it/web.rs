@@ -207,7 +207,11 @@ fn a_broken_snippet_fails_its_servers_check() {
     let (_root, dir) = installed("port", MOUNTED);
     for (server, from, to) in [
         (Server::Nginx, "proxy_pass", "proxy_pas"),
-        (Server::Nginx, "proxy_set_header Host $host;", "proxy_set_header Host;"),
+        (
+            Server::Nginx,
+            "proxy_set_header Host $host;",
+            "proxy_set_header Host;",
+        ),
         (Server::Apache, "ProxyPass \"http", "ProxyPas \"http"),
         (Server::Apache, "</Location>", ""),
         (Server::Lighttpd, "proxy.server", "proxy.servers"),
@@ -230,7 +234,9 @@ fn a_broken_snippet_fails_its_servers_check() {
     let nginx = dir.join("nginx.conf");
     let twice = Server::Nginx.check(scratch.path(), &[&nginx, &nginx]);
     assert!(
-        twice.as_ref().is_err_and(|said| said.contains("duplicate location")),
+        twice
+            .as_ref()
+            .is_err_and(|said| said.contains("duplicate location")),
         "{twice:?}"
     );
 }
@@ -252,7 +258,10 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     let nginx = &report["web"]["linked"][0];
     assert_eq!(nginx["server"], "nginx");
     assert_eq!(nginx["link"], link.display().to_string());
-    assert_eq!((&nginx["changed"], &nginx["reloaded"]), (&true.into(), &false.into()));
+    assert_eq!(
+        (&nginx["changed"], &nginx["reloaded"]),
+        (&true.into(), &false.into())
+    );
     assert!(
         stderr(&linked).contains("check and reload nginx once this root runs"),
         "{}",
@@ -280,7 +289,10 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     let bundle_other = bundle_renamed(out.path(), "other");
     let admin_file = root.path().join("etc/nginx/pyapp.d/other.conf");
     fs::write(&admin_file, "# the admin's\n").unwrap();
-    let refused = install(root.path(), &["--web", "nginx", bundle_other.to_str().unwrap()]);
+    let refused = install(
+        root.path(),
+        &["--web", "nginx", bundle_other.to_str().unwrap()],
+    );
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains("other.conf` exists and is not pyapp-install's link"),
@@ -297,7 +309,11 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     assert!(removed.status.success(), "{}", stderr(&removed));
     assert!(fs::symlink_metadata(&link).is_err(), "the link is left");
     assert!(!root.path().join("applications/hello/web").exists());
-    assert_eq!(fs::read_to_string(&include).unwrap(), include_text, "the include point stays");
+    assert_eq!(
+        fs::read_to_string(&include).unwrap(),
+        include_text,
+        "the include point stays"
+    );
 }
 
 /// hello built under another app name, `name`.
@@ -491,7 +507,9 @@ fn nginx_serves_hello_under_its_mount_under_systemd() {
     // A socket only the app and the web server's group reach.
     assert_eq!(read(&out, "socket.rc").trim(), "0", "{}", log("socket"));
     assert!(
-        answer(&read(&out, "socket.index")).2.contains("hello 1.2.0"),
+        answer(&read(&out, "socket.index"))
+            .2
+            .contains("hello 1.2.0"),
         "{}",
         read(&out, "socket.index")
     );

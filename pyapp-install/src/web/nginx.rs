@@ -7,7 +7,10 @@ use super::{Backend, Site};
 
 /// The text of `APPS/APP/web/nginx.conf`.
 pub fn snippet(site: &Site) -> String {
-    let mut text = site.header("nginx", "inside a server block: include /etc/nginx/pyapp.d/*.conf;");
+    let mut text = site.header(
+        "nginx",
+        "inside a server block: include /etc/nginx/pyapp.d/*.conf;",
+    );
     let mount = site.mount();
     if !site.prefix.is_empty() {
         // `/blog` itself: the app's pages are under `/blog/`.

@@ -28,7 +28,9 @@ fn metadata(listen: &str, web: &str, statics: &[&str]) -> Metadata {
 }
 
 fn tree(root: &Path, apps_dir: &str) -> AppTree {
-    AppsDir::new(root, Path::new(apps_dir)).app("hello").unwrap()
+    AppsDir::new(root, Path::new(apps_dir))
+        .app("hello")
+        .unwrap()
 }
 
 /// A scratch root whose `APPS/hello/.pyapp/ports.json` gives `web` port 8042.
@@ -112,10 +114,15 @@ fn a_socket_service_at_the_root() {
     let nginx = nginx::snippet(&site);
     assert!(!nginx.contains("return 301"), "{nginx}");
     assert!(
-        nginx.contains("location / {\n    proxy_pass \"http://unix:/srv/apps/hello/run/web.sock:\";\n"),
+        nginx.contains(
+            "location / {\n    proxy_pass \"http://unix:/srv/apps/hello/run/web.sock:\";\n"
+        ),
         "{nginx}"
     );
-    assert!(nginx.contains("client_max_body_size 10485760;\n"), "{nginx}");
+    assert!(
+        nginx.contains("client_max_body_size 10485760;\n"),
+        "{nginx}"
+    );
     assert!(apache::snippet(&site).contains(
         "<Location \"/\">\n    ProxyPass \"unix:/srv/apps/hello/run/web.sock|http://localhost/\" \
          connectiontimeout=60 timeout=60\n    ProxyPassReverse \"http://localhost/\"\n"
