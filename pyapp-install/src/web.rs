@@ -6,10 +6,12 @@
 //! included by a server block pyapp-install writes once (`/etc/nginx/conf.d/pyapp.conf`),
 //! checks the whole configuration with `nginx -t` and reloads nginx; a configuration nginx
 //! refuses is unlinked again, so nginx is never left with a broken include. An app stays
-//! linked (the link is the record) until `remove` unlinks it.
+//! linked (the link is the record) until `remove` unlinks it, or a release that no web
+//! server serves becomes current.
 //!
 //! Every path written into a snippet is a run-time path made only of characters no
-//! server's syntax treats specially, or the install is refused before anything runs.
+//! server's syntax treats specially, or the install is refused before the release is
+//! switched to.
 
 mod apache;
 mod lighttpd;
