@@ -412,6 +412,14 @@ fn describe_plan(
     for name in release::releases_to_prune(tree, &receipt, keep)? {
         output.note(format!("would remove old release {name}"));
     }
+    if metadata.proxied_service().is_some() {
+        output.note(format!(
+            "would write the web server snippets of {} {} to {}",
+            tree.name(),
+            metadata.version,
+            tree.dir().join("web").display()
+        ));
+    }
     Ok(())
 }
 

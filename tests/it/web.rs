@@ -250,6 +250,16 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     let link = root.path().join("etc/nginx/pyapp.d/hello.conf");
     let include = root.path().join("etc/nginx/conf.d/pyapp.conf");
 
+    let dry = install(root.path(), &["--dry-run", "--web", "nginx", bundle]);
+    assert!(
+        stderr(&dry).contains("would write the web server snippets of hello 1.0.0 to "),
+        "{}",
+        stderr(&dry)
+    );
+    assert!(
+        fs::read_dir(root.path()).unwrap().next().is_none(),
+        "--dry-run wrote"
+    );
     let linked = install(root.path(), &["--json", "--web", "nginx", bundle]);
     assert!(linked.status.success(), "{}", stderr(&linked));
     let report: serde_json::Value = serde_json::from_slice(&linked.stdout).unwrap();
