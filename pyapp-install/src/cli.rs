@@ -89,12 +89,14 @@ pub struct InstallArgs {
     #[arg(long, value_name = "FIRST-LAST", default_value_t = PortRange::DEFAULT)]
     pub port_range: PortRange,
 
-    /// Serve the app through this web server: link APPS/APP/web/nginx.conf (its static
-    /// directories and the proxy to its service, under web.mount) as
-    /// /etc/nginx/pyapp.d/APP.conf, write the server block that includes those once
-    /// (/etc/nginx/conf.d/pyapp.conf, port 80), check with `nginx -t` and reload nginx. A
-    /// refused configuration is unlinked again. Later upgrades and rollbacks keep the app
-    /// linked and reload; `remove` unlinks it.
+    /// Serve the app through this web server: link its snippet (e.g. APPS/APP/web/nginx.conf:
+    /// its static directories and the proxy to its service, under web.mount) into the
+    /// server's pyapp.d/ (/etc/nginx/pyapp.d/APP.conf), write what includes those once (nginx: a server block
+    /// on port 80 in /etc/nginx/conf.d/pyapp.conf; apache: conf-available/pyapp.conf,
+    /// enabled; lighttpd: conf-available/50-pyapp.conf, enabled), check the server's whole
+    /// configuration (`nginx -t`, `apache2ctl -t`, `lighttpd -tt`) and reload it. A refused
+    /// configuration is unlinked again. Upgrades and rollbacks keep the app linked and
+    /// reload; `remove` unlinks it.
     #[arg(long, value_name = "SERVER", value_enum)]
     pub web: Option<Server>,
 }

@@ -5,7 +5,9 @@
 //! to the app. `--web nginx` links the nginx snippet as `/etc/nginx/pyapp.d/APP.conf`,
 //! included by a server block pyapp-install writes once (`/etc/nginx/conf.d/pyapp.conf`),
 //! checks the whole configuration with `nginx -t` and reloads nginx; a configuration nginx
-//! refuses is unlinked again, so nginx is never left with a broken include. An app stays
+//! refuses is unlinked again, so nginx is never left with a broken include. `--web apache`
+//! and `--web lighttpd` do the same in Debian's layouts (each dialect module says how,
+//! [`Linking`]). An app stays
 //! linked (the link is the record) until `remove` unlinks it, or a release that no web
 //! server serves becomes current.
 //!
@@ -66,81 +68,57 @@ const SNIPPETS: [(&str, SnippetWriter); 3] = [
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Server {
-    /// nginx: `/etc/nginx/pyapp.d/APP.conf`, `nginx -t`, `systemctl reload nginx`.
+    /// /etc/nginx/pyapp.d/APP.conf, in the server block of conf.d/pyapp.conf
     Nginx,
+    /// Apache httpd 2.4 (Debian's apache2): /etc/apache2/pyapp.d/APP.conf, for every
+    /// virtual host (conf-enabled/pyapp.conf)
+    Apache,
+    /// /etc/lighttpd/pyapp.d/APP.conf (conf-enabled/50-pyapp.conf)
+    Lighttpd,
 }
 
 impl Server {
+    const ALL: [Server; 3] = [Server::Nginx, Server::Apache, Server::Lighttpd];
+
+    /// How apps are linked into it.
+    fn linking(self) -> &'static Linking {
+        match self {
+            Server::Nginx => &nginx::LINKING,
+            Server::Apache => &apache::LINKING,
+            Server::Lighttpd => &lighttpd::LINKING,
+        }
+    }
+
     fn name(self) -> &'static str {
-        match self {
-            Server::Nginx => "nginx",
-        }
+        self.linking().name
     }
+}
 
-    /// The snippet of `APPS/APP/web/` this server includes.
-    fn snippet(self) -> &'static str {
-        match self {
-            Server::Nginx => "nginx.conf",
-        }
-    }
-
-    /// Its configuration directory, relative to the root: there when it is installed.
-    fn config_dir(self) -> &'static str {
-        match self {
-            Server::Nginx => "etc/nginx",
-        }
-    }
-
-    /// Where the links to the apps' snippets go, relative to the root.
-    fn link_dir(self) -> &'static str {
-        match self {
-            Server::Nginx => "etc/nginx/pyapp.d",
-        }
-    }
-
-    /// The file that makes the server include [`Server::link_dir`], relative to the root,
-    /// and what pyapp-install writes there when it is missing.
-    fn include_point(self) -> (&'static str, &'static str) {
-        match self {
-            Server::Nginx => ("etc/nginx/conf.d/pyapp.conf", NGINX_INCLUDE_POINT),
-        }
-    }
-
-    /// The server's own check of its whole configuration.
-    fn check_command(self) -> Command {
-        match self {
-            Server::Nginx => {
-                let mut command = Command::new(find_program("nginx"));
-                command.arg("-t").arg("-q");
-                command
-            }
-        }
-    }
-
+/// How pyapp-install links apps into one web server; paths are relative to the root.
+struct Linking {
+    /// As `--web` and messages say it.
+    name: &'static str,
+    /// Its Debian package.
+    package: &'static str,
+    /// The snippet of `APPS/APP/web/` it includes.
+    snippet: &'static str,
+    /// Its configuration directory: there when it is installed.
+    config_dir: &'static str,
+    /// Where the links to the apps' snippets go.
+    link_dir: &'static str,
+    /// The file that makes the server include every file of `link_dir`, written when
+    /// missing (and the administrator's from then on)...
+    include_point: &'static str,
+    include_text: &'static str,
+    /// ...and the link that enables it, (link, target), where the server's layout has one.
+    enabled_by: Option<(&'static str, &'static str)>,
+    /// The server's check of its whole configuration: a program of /usr/sbin, arguments.
+    check: &'static [&'static str],
     /// Its systemd unit.
-    fn unit(self) -> &'static str {
-        match self {
-            Server::Nginx => "nginx.service",
-        }
-    }
-
-    const ALL: [Server; 1] = [Server::Nginx];
+    unit: &'static str,
+    /// What usually makes the check fail, for the hint.
+    usual_problem: &'static str,
 }
-
-/// `/etc/nginx/conf.d/pyapp.conf` as pyapp-install first writes it.
-const NGINX_INCLUDE_POINT: &str = "\
-# Written by pyapp-install the first time it linked an app into nginx (spec/FORMAT.md
-# section 9). It is yours now: pyapp-install never changes or removes an existing one.
-# Each app linked with `pyapp-install --web nginx` is a file of /etc/nginx/pyapp.d/ with
-# its location blocks. To serve the apps from your own server block instead (TLS, a
-# server_name), move the include line there and leave this file empty.
-server {
-    listen 80 default_server;
-    listen [::]:80 default_server;
-    server_name _;
-    include /etc/nginx/pyapp.d/*.conf;
-}
-";
 
 /// What the web server connects to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -377,13 +355,16 @@ impl WebConfig<'_> {
     /// `ROOT/etc/nginx/pyapp.d/APP.conf`.
     fn link_path(&self, server: Server) -> PathBuf {
         self.root
-            .join(server.link_dir())
+            .join(server.linking().link_dir)
             .join(format!("{}.conf", self.tree.name()))
     }
 
     /// What the link points at: the snippet's run-time path.
     fn link_target(&self, server: Server) -> PathBuf {
-        self.tree.runtime_dir().join("web").join(server.snippet())
+        self.tree
+            .runtime_dir()
+            .join("web")
+            .join(server.linking().snippet)
     }
 
     /// Whether the app is linked into `server` (its link is there, pointing at the app's
@@ -439,7 +420,7 @@ impl WebConfig<'_> {
             if !was_linked && link != Some(server) {
                 continue;
             }
-            let changed = !was_linked || changed_snippets.contains(&server.snippet());
+            let changed = !was_linked || changed_snippets.contains(&server.linking().snippet);
             let reloaded = self.link(server, was_linked, changed)?;
             report.linked.push(Linked {
                 server,
@@ -454,17 +435,17 @@ impl WebConfig<'_> {
     /// Refuses `--web SERVER` before anything is installed when something that is not the
     /// app's link is where its link would go.
     pub fn check_link_free(&self, server: Server) -> Result<()> {
-        let config_dir = self.root.join(server.config_dir());
+        let linking = server.linking();
+        let config_dir = self.root.join(linking.config_dir);
         if self.is_live() && !safe_fs::is_real_dir(&config_dir)? {
             return Err(Refusal::new(format!(
-                "--web {}: {} is not installed here (no {})",
-                server.name(),
-                server.name(),
-                config_dir.display()
+                "--web {name}: {name} is not installed here (no {})",
+                config_dir.display(),
+                name = linking.name,
             ))
             .with_hint(format!(
                 "install it first: apt-get install {}",
-                server.name()
+                linking.package
             ))
             .into());
         }
@@ -485,18 +466,26 @@ impl WebConfig<'_> {
     /// server's whole configuration and reloads it when `changed`. A refused configuration
     /// is unlinked (with an include point made now) before the error is returned.
     fn link(&self, server: Server, was_linked: bool, changed: bool) -> Result<bool> {
+        let linking = server.linking();
         let link = self.link_path(server);
-        let (include_point, include_text) = server.include_point();
-        let include_point = self.root.join(include_point);
-        let mut made_include_point = false;
+        let mut made = Vec::new();
         if !was_linked {
             self.check_link_free(server)?;
             // Under --root the image may not have the server yet: its directories are made.
-            create_dirs(&self.root.join(server.link_dir()))?;
+            create_dirs(&self.root.join(linking.link_dir))?;
+            let include_point = self.root.join(linking.include_point);
             if !safe_fs::exists(&include_point)? {
                 create_dirs(include_point.parent().unwrap_or(self.root))?;
-                safe_fs::write_atomic(&include_point, include_text.as_bytes(), 0o644)?;
-                made_include_point = true;
+                safe_fs::write_atomic(&include_point, linking.include_text.as_bytes(), 0o644)?;
+                made.push(include_point);
+                if let Some((enabled, target)) = linking.enabled_by {
+                    let enabled = self.root.join(enabled);
+                    if safe_fs::read_link_optional(&enabled)?.is_none() {
+                        create_dirs(enabled.parent().unwrap_or(self.root))?;
+                        safe_fs::replace_symlink(Path::new(target), &enabled)?;
+                        made.push(enabled);
+                    }
+                }
             }
             safe_fs::replace_symlink(&self.link_target(server), &link)?;
         }
@@ -505,28 +494,25 @@ impl WebConfig<'_> {
                 "{} links {}'s snippet; check and reload {} once this root runs",
                 link.display(),
                 self.tree.name(),
-                server.name()
+                linking.name
             ));
             return Ok(false);
         }
         if let Err(problem) = self.check(server) {
             safe_fs::remove_file_if_exists(&link)?;
-            if made_include_point {
-                safe_fs::remove_file_if_exists(&include_point)?;
+            for path in made.iter().rev() {
+                safe_fs::remove_file_if_exists(path)?;
             }
             return Err(Refusal::new(format!(
                 "{server} refused the configuration with {app}'s snippet, so {link} is removed \
                  again ({server} keeps running as it was): {problem}",
-                server = server.name(),
+                server = linking.name,
                 app = self.tree.name(),
                 link = link.display(),
             ))
             .with_hint(format!(
-                "fix what {} says (a default server already on port 80, e.g. \
-                 /etc/nginx/sites-enabled/default, or another app at the same mount), then \
-                 install again with --web {}",
-                server.name(),
-                server.name()
+                "fix what {} says ({}), then install again with --web {}",
+                linking.name, linking.usual_problem, linking.name
             ))
             .into());
         }
@@ -538,10 +524,12 @@ impl WebConfig<'_> {
 
     /// Runs the server's configuration check; its complaint when it fails.
     fn check(&self, server: Server) -> Result<(), String> {
-        let mut command = server.check_command();
-        let output = command
+        let linking = server.linking();
+        let (program, args) = linking.check.split_first().unwrap_or((&"", &[]));
+        let output = Command::new(find_program(program))
+            .args(args)
             .output()
-            .map_err(|err| format!("cannot run {}: {err}", server.name()))?;
+            .map_err(|err| format!("cannot run {program}: {err}"))?;
         if output.status.success() {
             return Ok(());
         }
@@ -555,8 +543,9 @@ impl WebConfig<'_> {
 
     /// Reloads `server` when systemd runs it; says how otherwise. Whether it reloaded.
     fn reload(&self, server: Server) -> Result<bool> {
-        if self.systemd.is_active(server.unit())? {
-            self.systemd.reload(&[server.unit().to_owned()])?;
+        let unit = server.linking().unit;
+        if self.systemd.is_active(unit)? {
+            self.systemd.reload(&[unit.to_owned()])?;
             self.output.note(format!(
                 "reloaded {} for {}",
                 server.name(),

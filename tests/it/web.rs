@@ -295,6 +295,53 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     assert_eq!(report["action"], "unchanged");
     assert_eq!(report["web"]["linked"][0]["changed"], false);
 
+    // Apache and lighttpd too, each in Debian's layout: an include point enabled by a link.
+    for server in ["apache", "lighttpd"] {
+        let linked = install(root.path(), &["--json", "--web", server, bundle]);
+        assert!(linked.status.success(), "{}", stderr(&linked));
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&linked_again(root.path(), bundle)).unwrap();
+    let servers: Vec<&str> = report["web"]["linked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|linked| linked["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, ["nginx", "apache", "lighttpd"]);
+    for (link, target) in [
+        (
+            "etc/apache2/pyapp.d/hello.conf",
+            "/applications/hello/web/apache.conf",
+        ),
+        (
+            "etc/lighttpd/pyapp.d/hello.conf",
+            "/applications/hello/web/lighttpd.conf",
+        ),
+        (
+            "etc/apache2/conf-enabled/pyapp.conf",
+            "../conf-available/pyapp.conf",
+        ),
+        (
+            "etc/lighttpd/conf-enabled/50-pyapp.conf",
+            "../conf-available/50-pyapp.conf",
+        ),
+    ] {
+        assert_eq!(
+            fs::read_link(root.path().join(link)).unwrap(),
+            Path::new(target)
+        );
+    }
+    let apache_include =
+        fs::read_to_string(root.path().join("etc/apache2/conf-available/pyapp.conf")).unwrap();
+    assert!(apache_include.ends_with("IncludeOptional /etc/apache2/pyapp.d/*.conf\n"));
+    let lighttpd_include = fs::read_to_string(
+        root.path()
+            .join("etc/lighttpd/conf-available/50-pyapp.conf"),
+    )
+    .unwrap();
+    assert!(lighttpd_include.ends_with("include \"/etc/lighttpd/pyapp.d/*.conf\"\n"));
+
     // Something else at the link's path is not replaced.
     let bundle_other = bundle_renamed(out.path(), "other");
     let admin_file = root.path().join("etc/nginx/pyapp.d/other.conf");
@@ -317,13 +364,28 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
 
     let removed = install(root.path(), &["remove", "hello"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
-    assert!(fs::symlink_metadata(&link).is_err(), "the link is left");
+    for server in ["nginx", "apache2", "lighttpd"] {
+        let link = root.path().join(format!("etc/{server}/pyapp.d/hello.conf"));
+        assert!(
+            fs::symlink_metadata(&link).is_err(),
+            "{} is left",
+            link.display()
+        );
+    }
     assert!(!root.path().join("applications/hello/web").exists());
     assert_eq!(
         fs::read_to_string(&include).unwrap(),
         include_text,
         "the include point stays"
     );
+}
+
+/// `--json` of installing `bundle` again with `--web nginx` (linked already): its report
+/// lists every server the app is linked into.
+fn linked_again(root: &Path, bundle: &str) -> Vec<u8> {
+    let output = install(root, &["--json", "--web", "nginx", bundle]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    output.stdout
 }
 
 /// hello built under another app name, `name`.
@@ -532,4 +594,89 @@ fn nginx_serves_hello_under_its_mount_under_systemd() {
         read(&out, "socket.nobody")
     );
     assert_eq!(read(&out, "socket-remove.rc").trim(), "0");
+}
+
+/// Runs in the sandbox: hello through Apache, then through lighttpd.
+const OTHER_SERVERS_SCRIPT: &str = r#"set -u
+OUT=$1; INSTALL=$2; V1=$3; GET=$4
+PY=/usr/bin/python3
+step() { NAME=$1; shift; "$@" > $OUT/$NAME.log 2>&1; echo $? > $OUT/$NAME.rc; }
+get() { python3 $GET "$@"; }
+for server in apache lighttpd; do
+  unit=$server; [ $server = apache ] && unit=apache2
+  systemctl start $unit.service
+  step $server "$INSTALL" --python $PY --web $server $V1
+  get http://127.0.0.1/hello/static/style.css > $OUT/$server.static
+  get http://127.0.0.1/hello/ > $OUT/$server.index
+  get http://127.0.0.1/hello once > $OUT/$server.bare
+  systemctl stop hello-web.service
+  get http://127.0.0.1/hello/static/style.css > $OUT/$server.static-stopped
+  step $server-remove "$INSTALL" remove hello
+  get http://127.0.0.1/hello/ once > $OUT/$server.removed
+  systemctl is-active $unit.service > $OUT/$server.active
+  systemctl stop $unit.service
+done
+"#;
+
+#[test]
+fn apache_and_lighttpd_serve_hello_under_its_mount_under_systemd() {
+    let sandbox = match harness::systemd_sandbox() {
+        Ok(tool) => tool,
+        Err(reason) => {
+            eprintln!("skipping the Apache and lighttpd test: {reason}");
+            return;
+        }
+    };
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let v1 = bundle(work.path(), "1.0.0", "port", MOUNTED);
+    let out = work.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let script = work.path().join("script.sh");
+    fs::write(&script, OTHER_SERVERS_SCRIPT).unwrap();
+    let get = work.path().join("get.py");
+    fs::write(&get, GET).unwrap();
+    let run = Command::new(sandbox)
+        .arg("--")
+        .arg("bash")
+        .arg(&script)
+        .arg(&out)
+        .arg(bin("pyapp-install"))
+        .args([&v1, &get])
+        .env("SANDBOX_BIND", work.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    let style =
+        fs::read_to_string(harness::workspace().join("fixtures/hello/src/hello/static/style.css"))
+            .unwrap();
+    for server in ["apache", "lighttpd"] {
+        let log = read(&out, &format!("{server}.log"));
+        assert_eq!(read(&out, &format!("{server}.rc")).trim(), "0", "{log}");
+        assert!(
+            log.contains(&format!("reloaded {server} for hello")),
+            "{log}"
+        );
+        let got = |name: &str| read(&out, &format!("{server}.{name}"));
+        let static_got = got("static");
+        assert_eq!(answer(&static_got), ("200", "", style.as_str()), "{server}");
+        assert_eq!(
+            got("static-stopped"),
+            static_got,
+            "{server}: served from disk"
+        );
+        let index = got("index");
+        assert!(
+            answer(&index).0 == "200"
+                && answer(&index)
+                    .2
+                    .contains("<link rel=\"stylesheet\" href=\"/hello/static/style.css\">"),
+            "{server}: {index}"
+        );
+        let bare = got("bare");
+        assert_eq!(answer(&bare).0, "301", "{server}: {bare}");
+        assert!(answer(&bare).1.ends_with("/hello/"), "{server}: {bare}");
+        assert_eq!(read(&out, &format!("{server}-remove.rc")).trim(), "0");
+        assert_eq!(answer(&got("removed")).0, "404", "{server}");
+        assert_eq!(got("active").trim(), "active", "{server}");
+    }
 }

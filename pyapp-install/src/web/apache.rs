@@ -5,7 +5,49 @@
 
 use std::fmt::Write as _;
 
-use super::{Backend, Site};
+use super::{Backend, Linking, Site};
+
+/// `--web apache`: Debian's layout, a configuration snippet enabled like `a2enconf` does,
+/// included after the modules, for the main server and so every virtual host.
+pub(super) const LINKING: Linking = Linking {
+    name: "apache",
+    package: "apache2",
+    snippet: "apache.conf",
+    config_dir: "etc/apache2",
+    link_dir: "etc/apache2/pyapp.d",
+    include_point: "etc/apache2/conf-available/pyapp.conf",
+    include_text: INCLUDE_POINT,
+    enabled_by: Some((
+        "etc/apache2/conf-enabled/pyapp.conf",
+        "../conf-available/pyapp.conf",
+    )),
+    check: &["apache2ctl", "-t"],
+    unit: "apache2.service",
+    usual_problem: "another app at the same mount, or a module that is missing",
+};
+
+/// `/etc/apache2/conf-available/pyapp.conf` as pyapp-install first writes it: the modules
+/// the snippets need, unless `a2enmod` loaded them already, and the apps' snippets.
+const INCLUDE_POINT: &str = "\
+# Written by pyapp-install the first time it linked an app into Apache (spec/FORMAT.md
+# section 9), and enabled (conf-enabled/pyapp.conf). It is yours now: pyapp-install never
+# changes or removes an existing one. Each app linked with `pyapp-install --web apache` is a
+# file of /etc/apache2/pyapp.d/; they apply to every virtual host. To serve them from one
+# <VirtualHost> only, `a2disconf pyapp` and put these lines into it.
+<IfModule !proxy_module>
+    LoadModule proxy_module /usr/lib/apache2/modules/mod_proxy.so
+</IfModule>
+<IfModule !proxy_http_module>
+    LoadModule proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so
+</IfModule>
+<IfModule !headers_module>
+    LoadModule headers_module /usr/lib/apache2/modules/mod_headers.so
+</IfModule>
+<IfModule !alias_module>
+    LoadModule alias_module /usr/lib/apache2/modules/mod_alias.so
+</IfModule>
+IncludeOptional /etc/apache2/pyapp.d/*.conf
+";
 
 /// The text of `APPS/APP/web/apache.conf`.
 pub fn snippet(site: &Site) -> String {

@@ -5,7 +5,36 @@
 
 use std::fmt::Write as _;
 
-use super::{Backend, Site};
+use super::{Backend, Linking, Site};
+
+/// `--web lighttpd`: Debian's layout, a configuration file enabled like
+/// `lighty-enable-mod` does (`conf-enabled/*.conf` is included by lighttpd.conf).
+pub(super) const LINKING: Linking = Linking {
+    name: "lighttpd",
+    package: "lighttpd",
+    snippet: "lighttpd.conf",
+    config_dir: "etc/lighttpd",
+    link_dir: "etc/lighttpd/pyapp.d",
+    include_point: "etc/lighttpd/conf-available/50-pyapp.conf",
+    include_text: INCLUDE_POINT,
+    enabled_by: Some((
+        "etc/lighttpd/conf-enabled/50-pyapp.conf",
+        "../conf-available/50-pyapp.conf",
+    )),
+    check: &["lighttpd", "-tt", "-f", "/etc/lighttpd/lighttpd.conf"],
+    unit: "lighttpd.service",
+    usual_problem: "another app at the same mount",
+};
+
+/// `/etc/lighttpd/conf-available/50-pyapp.conf` as pyapp-install first writes it.
+const INCLUDE_POINT: &str = "\
+# Written by pyapp-install the first time it linked an app into lighttpd (spec/FORMAT.md
+# section 9), and enabled (conf-enabled/50-pyapp.conf). It is yours now: pyapp-install
+# never changes or removes an existing one. Each app linked with
+# `pyapp-install --web lighttpd` is a file of /etc/lighttpd/pyapp.d/.
+server.modules += ( \"mod_alias\", \"mod_redirect\", \"mod_proxy\" )
+include \"/etc/lighttpd/pyapp.d/*.conf\"
+";
 
 /// The text of `APPS/APP/web/lighttpd.conf`.
 pub fn snippet(site: &Site) -> String {

@@ -3,7 +3,39 @@
 
 use std::fmt::Write as _;
 
-use super::{Backend, Site};
+use super::{Backend, Linking, Site};
+
+/// `--web nginx`: a server block of `conf.d/` (included in `http` by Debian's and nginx.org's
+/// nginx.conf) includes every app's locations.
+pub(super) const LINKING: Linking = Linking {
+    name: "nginx",
+    package: "nginx",
+    snippet: "nginx.conf",
+    config_dir: "etc/nginx",
+    link_dir: "etc/nginx/pyapp.d",
+    include_point: "etc/nginx/conf.d/pyapp.conf",
+    include_text: INCLUDE_POINT,
+    enabled_by: None,
+    check: &["nginx", "-t", "-q"],
+    unit: "nginx.service",
+    usual_problem: "a default server already on port 80, e.g. /etc/nginx/sites-enabled/default, \
+                    or another app at the same mount",
+};
+
+/// `/etc/nginx/conf.d/pyapp.conf` as pyapp-install first writes it.
+const INCLUDE_POINT: &str = "\
+# Written by pyapp-install the first time it linked an app into nginx (spec/FORMAT.md
+# section 9). It is yours now: pyapp-install never changes or removes an existing one.
+# Each app linked with `pyapp-install --web nginx` is a file of /etc/nginx/pyapp.d/ with
+# its location blocks. To serve the apps from your own server block instead (TLS, a
+# server_name), move the include line there and leave this file empty.
+server {
+    listen 80 default_server;
+    listen [::]:80 default_server;
+    server_name _;
+    include /etc/nginx/pyapp.d/*.conf;
+}
+";
 
 /// The text of `APPS/APP/web/nginx.conf`.
 pub fn snippet(site: &Site) -> String {
