@@ -470,6 +470,30 @@ else:
     print("unreachable:", last)
 "#;
 
+/// Runs `script` under the systemd sandbox as `bash script OUT PYAPP-INSTALL BUNDLES… GET`
+/// (`work` is writable through to the host) and returns OUT, where it left its results.
+fn run_in_sandbox(sandbox: &Path, work: &Path, script: &str, bundles: &[&Path]) -> PathBuf {
+    let out = work.join("out");
+    fs::create_dir(&out).unwrap();
+    let script_path = work.join("script.sh");
+    fs::write(&script_path, script).unwrap();
+    let get = work.join("get.py");
+    fs::write(&get, GET).unwrap();
+    let run = Command::new(sandbox)
+        .arg("--")
+        .arg("bash")
+        .arg(&script_path)
+        .arg(&out)
+        .arg(bin("pyapp-install"))
+        .args(bundles)
+        .arg(&get)
+        .env("SANDBOX_BIND", work)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    out
+}
+
 fn read(dir: &Path, name: &str) -> String {
     fs::read_to_string(dir.join(name))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
@@ -499,23 +523,7 @@ fn nginx_serves_hello_under_its_mount_under_systemd() {
     let v1 = bundle(work.path(), "1.0.0", "port", MOUNTED);
     let v2 = bundle(work.path(), "1.1.0", "port", MOUNTED);
     let socket = bundle(work.path(), "1.2.0", "socket", MOUNTED);
-    let out = work.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let script = work.path().join("script.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let get = work.path().join("get.py");
-    fs::write(&get, GET).unwrap();
-    let run = Command::new(sandbox)
-        .arg("--")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .arg(bin("pyapp-install"))
-        .args([&v1, &v2, &socket, &get])
-        .env("SANDBOX_BIND", work.path())
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    let out = run_in_sandbox(&sandbox, work.path(), SCRIPT, &[&v1, &v2, &socket]);
     let log = |step: &str| read(&out, &format!("{step}.log"));
 
     // Refused: the app runs, nginx runs as it was, nothing of pyapp's is left in nginx.
@@ -629,23 +637,7 @@ fn apache_and_lighttpd_serve_hello_under_its_mount_under_systemd() {
     };
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let v1 = bundle(work.path(), "1.0.0", "port", MOUNTED);
-    let out = work.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let script = work.path().join("script.sh");
-    fs::write(&script, OTHER_SERVERS_SCRIPT).unwrap();
-    let get = work.path().join("get.py");
-    fs::write(&get, GET).unwrap();
-    let run = Command::new(sandbox)
-        .arg("--")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .arg(bin("pyapp-install"))
-        .args([&v1, &get])
-        .env("SANDBOX_BIND", work.path())
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    let out = run_in_sandbox(&sandbox, work.path(), OTHER_SERVERS_SCRIPT, &[&v1]);
     let style =
         fs::read_to_string(harness::workspace().join("fixtures/hello/src/hello/static/style.css"))
             .unwrap();
