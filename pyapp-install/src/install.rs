@@ -164,7 +164,6 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             let web = match args.web {
                 Some(server) => {
                     let current = ReleaseInfo::of_receipt(&tree, receipt, &receipt.release)?;
-                    let site = web::Site::of(&tree, &current.metadata)?;
                     let systemd = Systemd::detect(root);
                     let config = WebConfig {
                         root,
@@ -172,6 +171,8 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
                         systemd: &systemd,
                         output,
                     };
+                    config.check_can_link(server, &current.metadata)?;
+                    let site = web::Site::of(&tree, &current.metadata)?;
                     Some(config.publish(site.as_ref(), Some(server))?)
                 }
                 None => None,
@@ -200,7 +201,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             systemd: &systemd,
             output,
         }
-        .check_link_free(server)?;
+        .check_can_link(server, &metadata)?;
     }
     let lasting = lasting_dirs(&tree, &metadata);
     for (dir, _) in &lasting {

@@ -386,18 +386,6 @@ impl WebConfig<'_> {
     /// every server it is linked into whose configuration changed.
     pub fn publish(&self, site: Option<&Site>, link: Option<Server>) -> Result<WebReport> {
         let Some(site) = site else {
-            if let Some(server) = link {
-                return Err(Refusal::new(format!(
-                    "--web {}: {} has no service for a web server to proxy",
-                    server.name(),
-                    self.tree.name()
-                ))
-                .with_hint(
-                    "give the service `listen: socket` or `listen: port` in metadata.yaml, and \
-                     name it in web.service when several listen",
-                )
-                .into());
-            }
             self.unpublish()?;
             return Ok(WebReport::default());
         };
@@ -432,9 +420,28 @@ impl WebConfig<'_> {
         Ok(report)
     }
 
-    /// Refuses `--web SERVER` before anything is installed when something that is not the
-    /// app's link is where its link would go.
-    pub fn check_link_free(&self, server: Server) -> Result<()> {
+    /// Refuses `--web SERVER` before anything is installed when the release `metadata`
+    /// describes has no service to proxy, the server is not installed, or something that is
+    /// not the app's link is where its link would go.
+    pub fn check_can_link(&self, server: Server, metadata: &Metadata) -> Result<()> {
+        if metadata.proxied_service().is_none() {
+            return Err(Refusal::new(format!(
+                "--web {}: {} has no service for a web server to proxy",
+                server.name(),
+                self.tree.name()
+            ))
+            .with_hint(
+                "give the service `listen: socket` or `listen: port` in metadata.yaml, and name \
+                 it in web.service when several listen",
+            )
+            .into());
+        }
+        self.check_link_free(server)
+    }
+
+    /// Refuses to link into `server` when it is not installed on the running system or
+    /// something that is not the app's link is where its link would go.
+    fn check_link_free(&self, server: Server) -> Result<()> {
         let linking = server.linking();
         let config_dir = self.root.join(linking.config_dir);
         if self.is_live() && !safe_fs::is_real_dir(&config_dir)? {

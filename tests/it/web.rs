@@ -362,6 +362,33 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
         "refused before anything was installed"
     );
 
+    // An app without a service to proxy cannot be linked: refused before it is installed.
+    let project = fixture_copy("hello");
+    for (from, to) in [
+        ("format: 1\n", "format: 1\nname: worker\n"),
+        ("    listen: port\n", ""),
+        ("\"{listen}\"", "127.0.0.1:8999"),
+        (
+            "  health-check:\n    service: web\n    http: /health\n    timeout: 30\n",
+            "",
+        ),
+    ] {
+        edit(project.path(), "metadata.yaml", from, to);
+    }
+    let worker_dir = out.path().join("worker");
+    fs::create_dir_all(&worker_dir).unwrap();
+    let worker = build_bundle(project.path(), &worker_dir);
+    let refused = install(root.path(), &["--web", "nginx", worker.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains(
+            "error: --web nginx: worker has no service for a web server to proxy\nhint: "
+        ),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!root.path().join("applications/worker").exists());
+
     let removed = install(root.path(), &["remove", "hello"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     for server in ["nginx", "apache2", "lighttpd"] {
