@@ -56,6 +56,8 @@ pub struct Metadata {
     pub update: Update,
     #[serde(default)]
     pub isolation: Isolation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<Web>,
 }
 
 /// The project's metadata.yaml, the template pyapp-build reads (FORMAT.md 3.2).
@@ -92,6 +94,8 @@ pub struct ProjectMetadata {
     pub update: Update,
     #[serde(default)]
     pub isolation: Isolation,
+    #[serde(default)]
+    pub web: Option<Web>,
     // Fields pyapp-build computes: read only to say so when a project sets them.
     #[serde(default, rename = "source-commit")]
     computed_source_commit: Option<IgnoredAny>,
@@ -365,7 +369,103 @@ pub enum Isolation {
     Chroot,
 }
 
+/// How a web server in front of the app serves it (FORMAT.md 11): under which URL path,
+/// proxying which service, with which limits. Static files come from `resources.static`,
+/// their URLs taken relative to `mount`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Web {
+    /// The URL path the app is served under: `/` (the default) or e.g. `/blog`.
+    #[serde(default = "Web::default_mount")]
+    pub mount: String,
+    /// The service the web server proxies; absent: the only service that listens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<UnitName>,
+    /// The largest request body the web server passes on: `N`, `NK`, `NM` or `NG` (bytes,
+    /// KiB, MiB, GiB), at most 1G.
+    #[serde(default = "Web::default_max_body_size")]
+    pub max_body_size: String,
+    /// Seconds the web server waits for the app to accept, read or answer, 1..=3600.
+    #[serde(default = "Web::default_timeout")]
+    pub timeout: u32,
+}
+
+/// The largest `web.max-body-size`: 1 GiB (Apache's `LimitRequestBody` stops at 2 GiB).
+const MAX_BODY_SIZE: u64 = 1 << 30;
+
+impl Web {
+    fn default_mount() -> String {
+        "/".to_owned()
+    }
+
+    fn default_max_body_size() -> String {
+        "10M".to_owned()
+    }
+
+    fn default_timeout() -> u32 {
+        60
+    }
+
+    /// The mount as a prefix to put before the app's own paths: `` for `/`, else `/blog`.
+    pub fn prefix(&self) -> &str {
+        self.mount.trim_end_matches('/')
+    }
+
+    /// `max-body-size` in bytes (the default's when it does not parse, which validation
+    /// refuses).
+    pub fn max_body_bytes(&self) -> u64 {
+        parse_body_size(&self.max_body_size).unwrap_or(10 << 20)
+    }
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            mount: Web::default_mount(),
+            service: None,
+            max_body_size: Web::default_max_body_size(),
+            timeout: Web::default_timeout(),
+        }
+    }
+}
+
+/// `N`, `NK`, `NM` or `NG` in bytes, when it is at most [`MAX_BODY_SIZE`] and not 0.
+fn parse_body_size(text: &str) -> Option<u64> {
+    let (digits, unit) = match text.char_indices().last()? {
+        (at, 'K') => (&text[..at], 1u64 << 10),
+        (at, 'M') => (&text[..at], 1 << 20),
+        (at, 'G') => (&text[..at], 1 << 30),
+        _ => (text, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
+        return None;
+    }
+    let bytes = digits.parse::<u64>().ok()?.checked_mul(unit)?;
+    (1..=MAX_BODY_SIZE).contains(&bytes).then_some(bytes)
+}
+
 impl Metadata {
+    /// The web settings in force: `web`, or the defaults when the metadata has none.
+    pub fn web_settings(&self) -> Web {
+        self.web.clone().unwrap_or_default()
+    }
+
+    /// The service a web server proxies (FORMAT.md 11): `web.service`, or else the only
+    /// service that listens; `None` when there is no such service (then the app is not
+    /// served by a web server) or, without a `web` section, when several listen.
+    pub fn proxied_service(&self) -> Option<&Service> {
+        let named = self.web.as_ref().and_then(|web| web.service.as_ref());
+        let mut listening = self
+            .services
+            .iter()
+            .filter(|service| service.listen != Listen::None)
+            .filter(|service| named.is_none_or(|name| &service.name == name));
+        match (listening.next(), listening.next()) {
+            (Some(service), None) => Some(service),
+            _ => None,
+        }
+    }
+
     /// Parse and validate a bundle's metadata.yaml; `file` labels errors.
     pub fn parse(text: &str, file: &str) -> Result<Metadata, SchemaError> {
         let metadata: Metadata = parse_document(text, file)?;
@@ -488,6 +588,7 @@ impl Metadata {
             tasks: &self.tasks,
             hooks: &self.hooks,
             update: &self.update,
+            web: self.web.as_ref(),
         }
     }
 }
@@ -592,6 +693,7 @@ impl ProjectMetadata {
             tasks: &self.tasks,
             hooks: &self.hooks,
             update: &self.update,
+            web: self.web.as_ref(),
         }
         .validate()
     }
@@ -689,6 +791,7 @@ impl ProjectMetadata {
             hooks: self.hooks,
             update: self.update,
             isolation: self.isolation,
+            web: self.web,
         };
         metadata.validate()?;
         Ok(metadata)
@@ -732,6 +835,7 @@ struct AppParts<'a> {
     tasks: &'a [Task],
     hooks: &'a Hooks,
     update: &'a Update,
+    web: Option<&'a Web>,
 }
 
 /// Placeholders that only a service's own settings give a value.
@@ -753,7 +857,8 @@ impl AppParts<'_> {
         self.check_resources()?;
         self.check_units()?;
         self.check_hooks()?;
-        self.check_update()
+        self.check_update()?;
+        self.check_web()
     }
 
     fn check_resources(&self) -> Result<(), Issue> {
@@ -770,8 +875,15 @@ impl AppParts<'_> {
         for (index, static_path) in self.resources.static_paths.iter().enumerate() {
             let path = format!("resources.static[{index}]");
             check_static_url(&join_path(&path, "url"), &static_path.url)?;
+            if static_path.url.trim_end_matches('/').is_empty() {
+                return Err(Issue::new(
+                    join_path(&path, "url"),
+                    "\"/\" would hide the whole app behind its static files (serve them under a \
+                     path, e.g. /static)",
+                ));
+            }
             check_relative_dir(&join_path(&path, "path"), &static_path.path)?;
-            if !urls.insert(static_path.url.as_str()) {
+            if !urls.insert(static_path.url.trim_end_matches('/')) {
                 return Err(Issue::new(
                     join_path(&path, "url"),
                     format!("{} is listed twice", static_path.url),
@@ -878,6 +990,80 @@ impl AppParts<'_> {
                 }
             }
         }
+    }
+}
+
+impl AppParts<'_> {
+    /// `web` (FORMAT.md 3.1): a URL path to mount on, a listening service to proxy (named,
+    /// or the only one), limits in range. Without a `web` section nothing is required.
+    fn check_web(&self) -> Result<(), Issue> {
+        let Some(web) = self.web else {
+            return Ok(());
+        };
+        if web.mount != "/" {
+            check_static_url("web.mount", &web.mount)?;
+            if web.mount.ends_with('/') {
+                return Err(Issue::new(
+                    "web.mount",
+                    format!(
+                        "{:?} ends with \"/\" (write {:?})",
+                        web.mount,
+                        web.mount.trim_end_matches('/')
+                    ),
+                ));
+            }
+        }
+        let listening: Vec<&Service> = self
+            .services
+            .iter()
+            .filter(|service| service.listen != Listen::None)
+            .collect();
+        match &web.service {
+            Some(name) => match self.services.iter().find(|service| &service.name == name) {
+                None => {
+                    return Err(Issue::new(
+                        "web.service",
+                        format!("{name} is not one of the services"),
+                    ))
+                }
+                Some(service) if service.listen == Listen::None => {
+                    return Err(Issue::new(
+                        "web.service",
+                        format!("{name} does not listen (set listen: socket or port)"),
+                    ))
+                }
+                Some(_) => {}
+            },
+            None if listening.is_empty() => {
+                return Err(Issue::new(
+                    "web",
+                    "no service listens (set listen: socket or port on the service the web \
+                     server proxies)",
+                ))
+            }
+            None if listening.len() > 1 => {
+                let names: Vec<&str> = listening.iter().map(|s| s.name.as_str()).collect();
+                return Err(Issue::new(
+                    "web.service",
+                    format!(
+                        "required when several services listen ({}): name the one the web \
+                         server proxies",
+                        names.join(", ")
+                    ),
+                ));
+            }
+            None => {}
+        }
+        if parse_body_size(&web.max_body_size).is_none() {
+            return Err(Issue::new(
+                "web.max-body-size",
+                format!(
+                    "{:?} is not a size from 1 to 1G (write N, NK, NM or NG, e.g. 10M)",
+                    web.max_body_size
+                ),
+            ));
+        }
+        check_bounds("web.timeout", web.timeout, 1, 3600)
     }
 }
 
@@ -1078,6 +1264,11 @@ update:
     http: /health
     timeout: 30
 isolation: none
+web:
+  mount: /hello
+  service: web
+  max-body-size: 10M
+  timeout: 60
 "#;
 
     fn parsed(text: &str) -> Metadata {
@@ -1208,6 +1399,117 @@ isolation: none
         assert_eq!(
             refusal(&edited("  keep-releases: 3", "  keep-releases: 1")),
             "metadata.yaml:53: update.keep-releases: 1 is below min 2"
+        );
+    }
+
+    #[test]
+    fn web_settings_and_the_proxied_service() {
+        let metadata = parsed(BUNDLE_METADATA);
+        let web = metadata.web_settings();
+        assert_eq!((web.prefix(), web.max_body_bytes()), ("/hello", 10 << 20));
+        assert_eq!(
+            metadata.proxied_service().map(|s| s.name.as_str()),
+            Some("web")
+        );
+        // Without a web section: mounted at "/", the only listening service proxied.
+        let plain = parsed(&edited(
+            "web:\n  mount: /hello\n  service: web\n  max-body-size: 10M\n  timeout: 60\n",
+            "",
+        ));
+        assert_eq!(plain.web, None);
+        assert_eq!(plain.web_settings().prefix(), "");
+        assert_eq!(plain.web_settings().timeout, 60);
+        assert_eq!(
+            plain.proxied_service().map(|s| s.name.as_str()),
+            Some("web")
+        );
+        let sizes = [("512", 512), ("64K", 64 << 10), ("1G", 1 << 30)];
+        for (text, bytes) in sizes {
+            assert_eq!(parse_body_size(text), Some(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "0",
+            "2G",
+            "1.5M",
+            "10m",
+            "M",
+            "-1",
+            "10 M",
+            "99999999999999",
+        ] {
+            assert_eq!(parse_body_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn web_rules() {
+        let web = |from: &str, to: &str| refusal(&edited(from, to));
+        assert_eq!(
+            web("  mount: /hello\n", "  mount: /hello/\n"),
+            "metadata.yaml:60: web.mount: \"/hello/\" ends with \"/\" (write \"/hello\")"
+        );
+        assert_eq!(
+            web("  mount: /hello\n", "  mount: /a b\n"),
+            "metadata.yaml:60: web.mount: \"/a b\" is not a URL path (starts with \"/\"; \
+             letters, digits, \"-_.~/\"; no \"..\" or \"//\")"
+        );
+        assert_eq!(
+            web("  service: web\n  max", "  service: api\n  max"),
+            "metadata.yaml:61: web.service: api is not one of the services"
+        );
+        assert_eq!(
+            web("  max-body-size: 10M", "  max-body-size: 3G"),
+            "metadata.yaml:62: web.max-body-size: \"3G\" is not a size from 1 to 1G (write N, \
+             NK, NM or NG, e.g. 10M)"
+        );
+        assert_eq!(
+            web("  timeout: 60", "  timeout: 0"),
+            "metadata.yaml:63: web.timeout: 0 is below min 1"
+        );
+        assert_eq!(
+            web("  - url: /static", "  - url: /"),
+            "metadata.yaml:29: resources.static[0].url: \"/\" would hide the whole app behind \
+             its static files (serve them under a path, e.g. /static)"
+        );
+        // A second listening service: web.service says which one is proxied, or is required.
+        let two = BUNDLE_METADATA.replacen(
+            "tasks:\n",
+            "  - name: api\n    command: [api, \"{listen}\"]\n    listen: port\ntasks:\n",
+            1,
+        );
+        assert_eq!(
+            parsed(&two).proxied_service().map(|s| s.name.as_str()),
+            Some("web")
+        );
+        let unnamed = two.replacen("  service: web\n  max", "  max", 1);
+        assert!(refusal(&unnamed).ends_with(
+            "web.service: required when several services listen (web, api): name the one \
+             the web server proxies"
+        ));
+        let no_web = two.replacen(
+            "web:\n  mount: /hello\n  service: web\n  max-body-size: 10M\n  timeout: 60\n",
+            "",
+            1,
+        );
+        assert_eq!(parsed(&no_web).proxied_service(), None);
+        let quiet = BUNDLE_METADATA
+            .replacen("    listen: socket\n", "", 1)
+            .replace("\"{listen}\"", "unix:/tmp/web.sock")
+            .replacen(
+                "  health-check:\n    service: web\n    http: /health\n    timeout: 30\n",
+                "",
+                1,
+            );
+        assert_eq!(
+            refusal(&quiet),
+            "metadata.yaml:56: web.service: web does not listen (set listen: socket or port)"
+        );
+        assert!(
+            refusal(&quiet.replacen("  service: web\n  max", "  max", 1)).ends_with(
+                "web: no service listens (set listen: socket or port on the service the web \
+             server proxies)"
+            )
         );
     }
 
@@ -1442,8 +1744,8 @@ isolation: none
             template_refusal(&format!("{TEMPLATE}bogus: 1\n"), computed()),
             "metadata.yaml:8: bogus: unknown field (known fields: format, name, version, \
              summary, requires-python, module, entry-point, interface, local-dependencies, \
-             system, resources, services, tasks, hooks, update, isolation, source-commit, \
-             built-by, app-wheel, dependencies)"
+             system, resources, services, tasks, hooks, update, isolation, web, \
+             source-commit, built-by, app-wheel, dependencies)"
         );
     }
 }

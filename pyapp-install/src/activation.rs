@@ -26,6 +26,7 @@ use crate::release;
 use crate::safe_fs;
 use crate::systemd::Systemd;
 use crate::units::{self, ServiceProcess, UnitContext, UnitFile};
+use crate::web;
 
 /// The files each release keeps from its bundle (FORMAT.md 6).
 const METADATA_NAME: &str = "metadata.yaml";
@@ -227,6 +228,8 @@ impl Activation<'_> {
             return Ok(());
         };
         let endpoint = self.endpoint(info, service.as_str())?;
+        // A service mounted below `/` answers under its mount (its SCRIPT_NAME).
+        let path = &web::service_path(&info.metadata, service.as_str(), path);
         let status = health::check_http(&endpoint, path, timeout)
             .map_err(|err| Refusal::new(format!("health check failed: {err}")))?;
         self.output.note(format!(

@@ -84,6 +84,14 @@ pub fn lookup_user(root: &Path, name: &str) -> Result<Option<AppUser>> {
         .map(PasswdEntry::to_user))
 }
 
+/// The gid of the group `name` of `root`'s `etc/group`, if it is there.
+pub fn lookup_group(root: &Path, name: &str) -> Result<Option<u32>> {
+    Ok(read_group(&root.join("etc/group"))?
+        .into_iter()
+        .find(|entry| entry.name == name)
+        .map(|entry| entry.gid))
+}
+
 /// The user an app's receipt names, looked up under `root`.
 pub fn user_of(root: &Path, receipt: &Receipt) -> Result<Option<AppUser>> {
     match &receipt.user {

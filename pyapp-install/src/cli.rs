@@ -9,6 +9,7 @@ use pyapp_cli::{Generate, Verbosity};
 
 use crate::app_tree::{AppsDir, DEFAULT_APPS_DIR};
 use crate::ports::PortRange;
+use crate::web::Server;
 
 /// Install or upgrade a Python app from a .pyapp bundle, offline.
 ///
@@ -108,6 +109,16 @@ pub struct InstallArgs {
     /// With `follow_update_policy`: take a new major version under `same-major`.
     #[arg(skip)]
     pub allow_major: bool,
+    /// Serve the app through this web server: link its snippet (e.g. APPS/APP/web/nginx.conf:
+    /// its static directories and the proxy to its service, under web.mount) into the
+    /// server's pyapp.d/ (/etc/nginx/pyapp.d/APP.conf), write what includes those once (nginx: a server block
+    /// on port 80 in /etc/nginx/conf.d/pyapp.conf; apache: conf-available/pyapp.conf,
+    /// enabled; lighttpd: conf-available/50-pyapp.conf, enabled), check the server's whole
+    /// configuration (`nginx -t`, `apache2ctl -t`, `lighttpd -tt`) and reload it. A refused
+    /// configuration is unlinked again. Upgrades and rollbacks keep the app linked and
+    /// reload; `remove` unlinks it.
+    #[arg(long, value_name = "SERVER", value_enum)]
+    pub web: Option<Server>,
 }
 
 /// Options every action takes.
@@ -316,6 +327,7 @@ Examples:
   pyapp-install --root /tmp/image hello-1.0.0.pyapp  stage into an image (like DESTDIR)
   pyapp-install --json hello-1.0.0.pyapp             {\"action\":\"unchanged\",...} for Ansible
   pyapp-install --trusted-key pyapp.pub hello-1.0.0.pyapp   only a bundle signed with that key
+  pyapp-install --web nginx hello-1.0.0.pyapp        also serve it through nginx (section 11)
   pyapp-install list --json
   pyapp-install rollback hello                       back to the previous release
   pyapp-install remove hello                         keeps /applications/hello/{data,config}
@@ -329,7 +341,9 @@ Examples:
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
-data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+data/, tmp/, run/, log/, web/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+web/ holds nginx.conf, apache.conf and lighttpd.conf for an app with a listening service:
+its static directories from disk, the rest proxied, under web.mount (section 11).
 
 NO_COLOR=1 turns colour off; -v names each step, -vv also each external command.
 

@@ -37,6 +37,7 @@ use crate::safe_fs;
 use crate::systemd::Systemd;
 use crate::trust::TrustPolicy;
 use crate::venv::Venv;
+use crate::web::{self, WebConfig, WebReport};
 use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
 
 /// The metadata entry of a bundle.
@@ -56,6 +57,9 @@ pub struct Report {
     pub release: String,
     pub path: String,
     pub dry_run: bool,
+    /// The web server snippets and links (FORMAT.md 11), when the app has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub web: Option<WebReport>,
 }
 
 /// The kind of change an install makes.
@@ -104,17 +108,20 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let bundle_sha256 = hash_file(bundle_path)?;
 
     // A bundle that is already current needs no verification and no lock: it is the very
-    // file that was verified and installed (same sha256), and nothing will be written.
+    // file that was verified and installed (same sha256), and nothing will be written
+    // (unless --web asks to link it, which is done under the lock below).
     if let Some((tree, receipt)) = find_current_install(apps, &bundle_sha256)? {
-        check_same_python(args.python.as_deref(), &tree, &receipt)?;
-        return report(
-            output,
-            Action::Unchanged,
-            &tree,
-            &receipt.version,
-            &receipt.release,
-            false,
-        );
+        if args.web.is_none() {
+            check_same_python(args.python.as_deref(), &tree, &receipt)?;
+            return report(
+                output,
+                Action::Unchanged,
+                &tree,
+                (&receipt.version, &receipt.release),
+                false,
+                None,
+            );
+        }
     }
 
     let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
@@ -142,7 +149,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
 
     if args.dry_run {
         describe_plan(&tree, &metadata, previous.as_ref(), &record, keep, output)?;
-        return report(output, action, &tree, &version, &release, true);
+        return report(output, action, &tree, (&version, &release), true, None);
     }
 
     let missing = outermost_missing(&tree)?;
@@ -160,7 +167,31 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         if is_current(&tree, receipt, &record.bundle_sha256)? {
             check_same_python(args.python.as_deref(), &tree, receipt)?;
             new_app_dir.keep();
-            return report(output, Action::Unchanged, &tree, &version, &release, false);
+            // Only --web brings an unchanged install here: link the current release.
+            let web = match args.web {
+                Some(server) => {
+                    let current = ReleaseInfo::of_receipt(&tree, receipt, &receipt.release)?;
+                    let systemd = Systemd::detect(root);
+                    let config = WebConfig {
+                        root,
+                        tree: &tree,
+                        systemd: &systemd,
+                        output,
+                    };
+                    config.check_can_link(server, &current.metadata)?;
+                    let site = web::Site::of(&tree, &current.metadata)?;
+                    Some(config.publish(site.as_ref(), Some(server))?)
+                }
+                None => None,
+            };
+            return report(
+                output,
+                Action::Unchanged,
+                &tree,
+                (&version, &release),
+                false,
+                web.as_ref(),
+            );
         }
     }
     let step = policy::gate(&tree, previous.as_ref(), &metadata.version, args)?;
@@ -169,6 +200,16 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         output.note(format!(
             "removed {stale}, left by an interrupted earlier run"
         ));
+    }
+    if let Some(server) = args.web {
+        let systemd = Systemd::detect(root);
+        WebConfig {
+            root,
+            tree: &tree,
+            systemd: &systemd,
+            output,
+        }
+        .check_can_link(server, &metadata)?;
     }
     let lasting = lasting_dirs(&tree, &metadata);
     for (dir, _) in &lasting {
@@ -214,7 +255,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
                 "removed release {replaced}, staged earlier and never switched to"
             ));
         }
-        return report(output, action, &tree, &version, &release, false);
+        return report(output, action, &tree, (&version, &release), false, None);
     }
     let discard_new = || -> Result<()> {
         if built_now {
@@ -267,11 +308,20 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             return Err(err);
         }
     };
+    // The web server snippets are written once the release runs, but refused now.
+    let site = match web::Site::of(&tree, &new.metadata) {
+        Ok(site) => site,
+        Err(err) => {
+            discard_new()?;
+            return Err(err);
+        }
+    };
     for (dir, mode) in &lasting {
         safe_fs::ensure_dir(dir, *mode)?;
     }
     if let Some(user) = &user {
         ownership::own_lasting_dirs(&tree, user, &writable_dirs)?;
+        web::own_run_dir(root, &tree, user, &new.metadata, output)?;
     }
     for note in config.notes() {
         output.note(note);
@@ -321,7 +371,22 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         output.note(format!("removed old release {name}"));
     }
     new_app_dir.keep();
-    report(output, action, &tree, &version, &release, false)
+    let web = WebConfig {
+        root,
+        tree: &tree,
+        systemd: &activation.systemd,
+        output,
+    }
+    .publish(site.as_ref(), args.web)
+    .with_context(|| format!("{} {version} is installed and running", tree.name()))?;
+    report(
+        output,
+        action,
+        &tree,
+        (&version, &release),
+        false,
+        Some(&web).filter(|web| web.snippets.is_some()),
+    )
 }
 
 /// The release that runs after a refused or rolled-back upgrade, for messages.
@@ -365,6 +430,14 @@ fn describe_plan(
     let receipt = Receipt::with_current(tree.name(), previous, record.clone());
     for name in release::releases_to_prune(tree, &receipt, keep)? {
         output.note(format!("would remove old release {name}"));
+    }
+    if metadata.proxied_service().is_some() {
+        output.note(format!(
+            "would write the web server snippets of {} {} to {}",
+            tree.name(),
+            metadata.version,
+            tree.dir().join("web").display()
+        ));
     }
     Ok(())
 }
@@ -631,9 +704,9 @@ fn report(
     output: &Output,
     action: Action,
     tree: &AppTree,
-    version: &str,
-    release: &str,
+    (version, release): (&str, &str),
     dry_run: bool,
+    web: Option<&WebReport>,
 ) -> Result<Report> {
     let report = Report {
         action,
@@ -642,6 +715,7 @@ fn report(
         release: release.to_owned(),
         path: tree.dir().display().to_string(),
         dry_run,
+        web: web.cloned(),
     };
     if output.json() {
         output.print_json(&report)?;

@@ -38,4 +38,5 @@ pub mod trust;
 pub mod units;
 pub mod venv;
 pub mod watch;
+pub mod web;
 pub mod wheel_install;

@@ -1,5 +1,6 @@
 //! `pyapp-install remove APP [--purge]`: run the app's pre-delete hook, stop and remove its
-//! units, and take its releases, `current`, tmp/, run/ and receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
+//! units, unlink it from web servers, and take its releases, `current`, web/, tmp/, run/
+//! and receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
 //! which deletes the app's whole directory.
 
 use std::path::Path;
@@ -20,6 +21,7 @@ use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
 use crate::systemd::Systemd;
+use crate::web::WebConfig;
 
 /// What `remove --json` prints.
 #[derive(Debug, Serialize)]
@@ -85,6 +87,13 @@ pub fn remove(
     if !systemd.remove_units(app)?.is_empty() {
         systemd.daemon_reload()?;
     }
+    WebConfig {
+        root,
+        tree: &tree,
+        systemd: &systemd,
+        output,
+    }
+    .unpublish()?;
 
     fault::point("remove-after-units");
 

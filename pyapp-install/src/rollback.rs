@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::activation::{Activation, ReleaseInfo};
@@ -19,6 +19,7 @@ use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
 use crate::systemd::Systemd;
+use crate::web::{self, WebConfig};
 
 /// What `rollback --json` prints.
 #[derive(Debug, Serialize)]
@@ -92,6 +93,7 @@ pub fn rollback(
     }
     let target = ReleaseInfo::load(&tree, &previous.release, &previous.python)?;
     let user = app_user::user_of(root, &receipt)?;
+    let site = web::Site::of(&tree, &target.metadata)?;
     let activation = Activation {
         apps,
         tree: &tree,
@@ -104,6 +106,14 @@ pub fn rollback(
     let rolled = receipt.switched_to(previous);
     fault::point("rollback-before-receipt");
     rolled.save(&tree.receipt_path())?;
+    WebConfig {
+        root,
+        tree: &tree,
+        systemd: &activation.systemd,
+        output,
+    }
+    .publish(site.as_ref(), None)
+    .with_context(|| format!("{app} was rolled back to {}", rolled.version))?;
 
     if output.json() {
         output.print_json(&RolledBack {

@@ -159,6 +159,11 @@ impl Systemd {
         self.systemctl(&["disable", "--now"], units)
     }
 
+    /// `systemctl reload UNITS` (a web server rereading its configuration).
+    pub fn reload(&self, units: &[String]) -> Result<()> {
+        self.systemctl(&["reload"], units)
+    }
+
     /// `systemctl try-restart UNITS`: restarts those that are running.
     pub fn try_restart(&self, units: &[String]) -> Result<()> {
         self.systemctl(&["try-restart"], units)

@@ -15,6 +15,7 @@ use pyapp_bundle::metadata::{Isolation, Listen, Metadata, Restart, Service, Task
 
 use crate::app_env::AppEnvironment;
 use crate::app_tree::AppTree;
+use crate::web;
 
 pub use escape::EscapeError;
 
@@ -275,6 +276,9 @@ pub fn service_process(
         values.insert(Placeholder::Threads, threads.to_string());
         environment.set("PYAPP_THREADS", threads.to_string());
     }
+    if let Some(mount) = web::script_name(metadata, service) {
+        environment.set("SCRIPT_NAME", mount);
+    }
     let argv = command_argv(&unit_name, &service.command, &values, &paths)?;
     Ok(ServiceProcess { argv, environment })
 }
@@ -320,6 +324,11 @@ fn service_unit(
         &paths,
         &process.environment,
     )?;
+    if service.listen == Listen::Socket {
+        // Servers chown the socket they bind to their own user and group (gunicorn always
+        // does), which @privileged forbids; without capabilities it can do no more.
+        unit.directive("SystemCallFilter", "@chown");
+    }
     unit.line("");
     unit.line("[Install]");
     unit.directive("WantedBy", "multi-user.target");
@@ -689,6 +698,15 @@ tasks:
         assert!(web.contains("\nEnvironment=\"PYAPP_THREADS=4\"\n"));
         assert!(!web.contains("PYAPP_PORT"));
         assert!(web.contains("\nType=forking\nPIDFile=/applications/hello/run/web.pid\n"));
+        // gunicorn chowns the socket it binds: allowed after the @privileged deny list.
+        assert!(web.contains(
+            "\nSystemCallFilter=~@privileged @resources\n\
+             SystemCallErrorNumber=EPERM\n"
+        ));
+        assert!(
+            web.ends_with("\nSystemCallFilter=@chown\n\n[Install]\nWantedBy=multi-user.target\n")
+        );
+        assert!(!units[0].text.contains("@chown"), "only socket services");
         assert!(web.contains("\nRestart=always\n"));
     }
 

@@ -19,3 +19,4 @@ mod signatures;
 mod status;
 mod units;
 mod watch;
+mod web;
