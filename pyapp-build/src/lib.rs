@@ -59,6 +59,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// What was built, printed with `--json`.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Report {
     pub bundle: PathBuf,
     pub sha256: String,
@@ -77,6 +78,7 @@ pub struct Report {
 
 /// One wheel of the bundle in the report.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct ReportedWheel {
     pub name: String,
     pub version: String,

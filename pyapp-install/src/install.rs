@@ -50,6 +50,7 @@ const WRITABLE_DIR_MODE: u32 = 0o750;
 
 /// What an install did, as `--json` reports it (and `watch` records it).
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct Report {
     pub action: Action,
     pub app: String,

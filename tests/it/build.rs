@@ -158,11 +158,11 @@ fn json_report_describes_the_bundle() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
     assert_eq!(report["name"], "hello");
     assert_eq!(report["version"], "1.0.0");
-    assert_eq!(report["app_wheel_built_with"], "native");
+    assert_eq!(report["app-wheel-built-with"], "native");
     assert_eq!(report["dependencies"].as_array().unwrap().len(), 11);
     let bundle = std::fs::read(report["bundle"].as_str().unwrap()).unwrap();
     assert_eq!(report["sha256"], hex::encode(Sha256::digest(&bundle)));
-    assert_eq!(report["unused_pins"].as_array().unwrap().len(), 0);
+    assert_eq!(report["unused-pins"].as_array().unwrap().len(), 0);
 }
 
 /// Build a modified copy of the fixture and return (exit code, stderr); no bundle may appear.
