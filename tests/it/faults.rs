@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
-use crate::harness::{bin, build_bundle, edit, fixture_copy, listing, stderr};
+use crate::harness::{bin, build_bundle, edit, hello_at_version, listing, stderr};
 
 /// The app's directory under a root.
 const APP: &str = "applications/hello";
@@ -40,13 +40,7 @@ fn bundle_bytes() -> &'static [Vec<u8>; 3] {
     static BYTES: OnceLock<[Vec<u8>; 3]> = OnceLock::new();
     BYTES.get_or_init(|| {
         VERSIONS.map(|version| {
-            let project = fixture_copy("hello");
-            edit(
-                project.path(),
-                "pyproject.toml",
-                "version = \"1.0.0\"",
-                &format!("version = \"{version}\""),
-            );
+            let project = hello_at_version(version);
             edit(
                 project.path(),
                 "metadata.yaml",
@@ -783,13 +777,7 @@ fn an_upgrade_that_fills_the_disk_is_refused_and_changes_nothing() {
 
     // 1.1.0 carries 16 MiB of random bytes in src/ (and so in its app wheel too): the
     // release does not fit in what is left.
-    let project = fixture_copy("hello");
-    edit(
-        project.path(),
-        "pyproject.toml",
-        "version = \"1.0.0\"",
-        "version = \"1.1.0\"",
-    );
+    let project = hello_at_version("1.1.0");
     let mut rng = SplitMix(16);
     let padding: Vec<u8> = (0..16 << 20).map(|_| rng.below(256) as u8).collect();
     fs::write(project.path().join("src/hello/padding.bin"), padding).expect("write padding");
@@ -988,57 +976,24 @@ case_ after
 "#;
 
 /// Runs `script` in systemd-sandbox with `args` after the results directory and the
-/// pyapp-install binary; its files by name, or `None` (said on stderr) when the sandbox
-/// cannot run here.
-fn in_sandbox(
-    what: &str,
-    script: &str,
-    args: &[&Path],
-    work: &Path,
-) -> Option<BTreeMap<String, String>> {
-    let tool = match crate::harness::systemd_sandbox() {
-        Ok(tool) => tool,
-        Err(reason) => {
-            eprintln!("skipped: {what} needs systemd-sandbox: {reason}");
-            return None;
-        }
-    };
-    let out = work.join("out");
-    fs::create_dir(&out).expect("mkdir out");
-    let script_path = work.join("script.sh");
-    fs::write(&script_path, script).expect("write the script");
-    let run = Command::new(tool)
-        .arg("--")
-        .arg("bash")
-        .arg(&script_path)
-        .arg(&out)
-        .arg(bin("pyapp-install"))
-        .args(args)
-        .env("SANDBOX_BIND", work)
-        .output()
-        .expect("run systemd-sandbox");
-    if run.status.code() == Some(125) {
-        eprintln!("skipped: systemd-sandbox could not start: {}", stderr(&run));
-        return None;
-    }
-    assert!(run.status.success(), "sandbox: {}", stderr(&run));
-    let mut facts = BTreeMap::new();
-    for name in names(&out).expect("list out") {
-        let text = fs::read_to_string(out.join(&name)).expect("read a fact");
-        facts.insert(name, text.trim_end().to_owned());
-    }
-    Some(facts)
+/// pyapp-install binary; its files by name.
+fn in_sandbox(script: &str, args: &[&Path], work: &Path) -> BTreeMap<String, String> {
+    let mut argv = vec![bin("pyapp-install")];
+    argv.extend(args.iter().map(|arg| arg.to_path_buf()));
+    let out = crate::harness::run_in_sandbox(&crate::harness::sandbox(), work, script, argv);
+    names(&out)
+        .expect("list out")
+        .into_iter()
+        .map(|name| {
+            let fact = crate::harness::fact(&out, &name);
+            (name, fact)
+        })
+        .collect()
 }
 
 /// A bundle of `fixtures/hello` at `version`, its metadata edited by `edits`.
 fn sandbox_bundle(work: &Path, version: &str, edits: &[(&str, &str)]) -> PathBuf {
-    let project = fixture_copy("hello");
-    edit(
-        project.path(),
-        "pyproject.toml",
-        "version = \"1.0.0\"",
-        &format!("version = \"{version}\""),
-    );
+    let project = hello_at_version(version);
     for (from, to) in edits {
         edit(project.path(), "metadata.yaml", from, to);
     }
@@ -1053,14 +1008,7 @@ fn links_the_app_user_plants_change_nothing_outside_the_tree() {
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let v1 = sandbox_bundle(work.path(), "1.0.0", &[]);
     let v2 = sandbox_bundle(work.path(), "1.1.0", &[]);
-    let Some(facts) = in_sandbox(
-        "the planted-links test",
-        PLANTED_SCRIPT,
-        &[&v1, &v2],
-        work.path(),
-    ) else {
-        return;
-    };
+    let facts = in_sandbox(PLANTED_SCRIPT, &[&v1, &v2], work.path());
     let fact = |name: &str| -> &str {
         facts
             .get(name)
@@ -1236,14 +1184,11 @@ fn hooks_that_fail_or_hang_roll_the_upgrade_back_with_the_old_units() {
             short,
         ],
     );
-    let Some(facts) = in_sandbox(
-        "the failing-hooks test",
+    let facts = in_sandbox(
         HOOKS_SCRIPT,
         &[&v1, &fails, &hangs, &stubborn, &pre_hangs],
         work.path(),
-    ) else {
-        return;
-    };
+    );
     let fact = |name: &str| -> &str {
         facts
             .get(name)

@@ -146,9 +146,17 @@ pub fn listing(dir: &Path) -> BTreeMap<PathBuf, String> {
     entries
 }
 
+/// The systemd-sandbox tool for a test that needs a real systemd; CI always has it, so its
+/// absence fails the test (with the reason) rather than skipping it.
+pub fn sandbox() -> PathBuf {
+    systemd_sandbox().unwrap_or_else(|reason| {
+        panic!("this test needs systemd-sandbox (as root, ../shared beside the checkout): {reason}")
+    })
+}
+
 /// `shared/tools/systemd-sandbox` beside the checkout (or `$SYSTEMD_SANDBOX`), when tests
-/// that need a real systemd can run here; otherwise why not (they print it and pass).
-pub fn systemd_sandbox() -> Result<PathBuf, String> {
+/// that need a real systemd can run here; otherwise why not.
+fn systemd_sandbox() -> Result<PathBuf, String> {
     let is_root = std::fs::metadata("/proc/self").is_ok_and(|m| {
         use std::os::unix::fs::MetadataExt;
         m.uid() == 0

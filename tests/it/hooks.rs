@@ -37,30 +37,22 @@ struct Run {
 }
 
 enum Outcome {
-    Skipped,
     Failed(String),
     Ran(Run),
 }
 
 static OUTCOME: OnceLock<Outcome> = OnceLock::new();
 
-/// The sandbox run's facts (one run for all the tests), or `None` when it cannot run here.
-fn sandbox() -> Option<&'static Run> {
+/// The sandbox run's facts (one run for all the tests).
+fn sandbox() -> &'static Run {
     match OUTCOME.get_or_init(run_sandbox) {
-        Outcome::Skipped => None,
         Outcome::Failed(why) => panic!("{why}"),
-        Outcome::Ran(run) => Some(run),
+        Outcome::Ran(run) => run,
     }
 }
 
 fn run_sandbox() -> Outcome {
-    let tool = match crate::harness::systemd_sandbox() {
-        Ok(tool) => tool,
-        Err(reason) => {
-            eprintln!("skipped: the hooks tests create users in systemd-sandbox: {reason}");
-            return Outcome::Skipped;
-        }
-    };
+    let tool = crate::harness::sandbox();
     let results = tempfile::Builder::new()
         .prefix("hooks-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -85,10 +77,6 @@ fn run_sandbox() -> Outcome {
         .output()
         .expect("run systemd-sandbox");
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    if output.status.code() == Some(125) {
-        eprintln!("skipped: systemd-sandbox could not start: {stderr}");
-        return Outcome::Skipped;
-    }
     if !output.status.success() {
         return Outcome::Failed(format!(
             "the sandboxed run failed ({}):\n{}\n{stderr}",
@@ -113,7 +101,7 @@ impl Run {
 
 #[test]
 fn pyapp_creates_a_system_user_without_login() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     let passwd = run.fact("passwd");
     let uid = run.fact("uid");
     assert!(
@@ -127,14 +115,14 @@ fn pyapp_creates_a_system_user_without_login() {
 
 #[test]
 fn a_hook_runs_as_the_app_user_with_only_its_group() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(run.fact("probe-uid"), run.fact("uid"));
     assert_eq!(run.fact("probe-groups"), run.fact("gid"));
 }
 
 #[test]
 fn a_hook_runs_in_data_with_the_app_environment_only() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(run.fact("probe-cwd"), "/applications/hello/data");
     let env: BTreeMap<&str, &str> = run
         .fact("probe-env")
@@ -164,7 +152,7 @@ fn a_hook_runs_in_data_with_the_app_environment_only() {
 
 #[test]
 fn a_hook_has_its_own_session_no_terminal_and_no_new_privileges() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     // /proc/PID/stat: pid (comm) state ppid pgrp session tty_nr ...
     let stat = run.fact("probe-stat");
     let fields: Vec<&str> = stat.split(' ').collect();
@@ -176,7 +164,7 @@ fn a_hook_has_its_own_session_no_terminal_and_no_new_privileges() {
 
 #[test]
 fn the_app_cannot_write_its_release_but_owns_data() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_ne!(
         run.fact("probe-touch-src"),
         "0",
@@ -197,7 +185,7 @@ fn the_app_cannot_write_its_release_but_owns_data() {
 
 #[test]
 fn the_example_apps_post_install_hook_migrates_its_data() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(run.fact("migrate"), "Ok(Succeeded)");
     assert_eq!(run.fact("schema-version"), "1.0.0\n");
     assert_eq!(run.fact("schema-version owner"), run.fact("uid"));
@@ -212,7 +200,7 @@ fn the_example_apps_post_install_hook_migrates_its_data() {
 
 #[test]
 fn hook_output_is_logged_with_a_header_in_an_app_owned_log() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     let log = run.fact("hooks.log");
     let lines: Vec<&str> = log.lines().collect();
     assert!(lines[0].starts_with("=== 20"), "{log}");
@@ -241,7 +229,7 @@ fn hook_output_is_logged_with_a_header_in_an_app_owned_log() {
 
 #[test]
 fn a_failing_hook_is_a_refusal_naming_it() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(run.fact("fail"), "hook pre-update failed (exit status 3)");
     assert_eq!(run.fact("fail is a refusal"), "true");
     assert!(
@@ -253,7 +241,7 @@ fn a_failing_hook_is_a_refusal_naming_it() {
 
 #[test]
 fn a_program_the_app_user_cannot_run_is_a_refusal() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(
         run.fact("denied"),
         "hook post-install: the app user hello cannot run `/root/pyapp-hooks-denied`: Permission denied (os error 13)"
@@ -263,7 +251,7 @@ fn a_program_the_app_user_cannot_run_is_a_refusal() {
 
 #[test]
 fn a_hanging_hook_is_killed_at_its_timeout_even_if_it_ignores_sigterm() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(run.fact("hang"), "hook post-update timed out after 1 s");
     assert_eq!(run.fact("hang is a refusal"), "true");
     let seconds: f64 = run.fact("hang seconds").parse().unwrap();
@@ -274,7 +262,7 @@ fn a_hanging_hook_is_killed_at_its_timeout_even_if_it_ignores_sigterm() {
 
 #[test]
 fn processes_a_hook_leaves_behind_are_killed() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert_eq!(run.fact("leftover"), "Ok(Succeeded)");
     assert_eq!(run.fact("leftover alive"), "false");
     let seconds: f64 = run.fact("leftover seconds").parse().unwrap();
@@ -286,7 +274,7 @@ fn processes_a_hook_leaves_behind_are_killed() {
 
 #[test]
 fn links_the_app_user_plants_are_refused_and_their_targets_untouched() {
-    let Some(run) = sandbox() else { return };
+    let run = sandbox();
     assert!(
         run.fact("planted log")
             .contains("hooks.log` is a symbolic link; refusing"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::harness::{bin, build_bundle, edit, fixture_copy, listing, stderr};
+use crate::harness::{bin, build_bundle, edit, hello_at_version, listing, stderr};
 
 /// A scratch filesystem root and the bundles built for it.
 struct Scratch {
@@ -38,15 +38,7 @@ impl Scratch {
     /// Builds `fixtures/hello` at `version` (the fixture's own is 1.0.0), with `tweak`
     /// applied to the project copy first.
     fn bundle(&self, version: &str, tweak: impl FnOnce(&Path)) -> PathBuf {
-        let project = fixture_copy("hello");
-        if version != "1.0.0" {
-            edit(
-                project.path(),
-                "pyproject.toml",
-                "version = \"1.0.0\"",
-                &format!("version = \"{version}\""),
-            );
-        }
+        let project = hello_at_version(version);
         tweak(project.path());
         let out = self.out.path().join(version);
         fs::create_dir_all(&out).expect("mkdir out");

@@ -49,13 +49,7 @@ impl Lab {
 
     /// `fixtures/hello` at `version` with `policy` as its update policy, built once.
     fn bundle(&self, version: &str, policy: &str) -> PathBuf {
-        let project = fixture_copy("hello");
-        edit(
-            project.path(),
-            "pyproject.toml",
-            "version = \"1.0.0\"",
-            &format!("version = \"{version}\""),
-        );
+        let project = crate::harness::hello_at_version(version);
         edit(
             project.path(),
             "metadata.yaml",
@@ -648,13 +642,7 @@ fn read(dir: &Path, name: &str) -> String {
 
 #[test]
 fn the_path_unit_installs_dropped_bundles_under_systemd() {
-    let sandbox = match harness::systemd_sandbox() {
-        Ok(tool) => tool,
-        Err(reason) => {
-            eprintln!("skipping the inbox units test: {reason}");
-            return;
-        }
-    };
+    let sandbox = harness::sandbox();
     // Not under /tmp: the sandbox mounts its own /tmp.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let project = fixture_copy("hello");

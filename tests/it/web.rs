@@ -18,13 +18,7 @@ const MOUNTED: &str = "web:\n  mount: /hello\n  max-body-size: 1M\n  timeout: 30
 /// hello at `version`, with `listen` (`port`, the fixture's, or `socket`) and `web` added
 /// to its metadata, built into `out`.
 fn bundle(out: &Path, version: &str, listen: &str, web: &str) -> PathBuf {
-    let project = fixture_copy("hello");
-    edit(
-        project.path(),
-        "pyproject.toml",
-        "version = \"1.0.0\"",
-        &format!("version = \"{version}\""),
-    );
+    let project = crate::harness::hello_at_version(version);
     edit(
         project.path(),
         "metadata.yaml",
@@ -538,13 +532,7 @@ fn answer(text: &str) -> (&str, &str, &str) {
 
 #[test]
 fn nginx_serves_hello_under_its_mount_under_systemd() {
-    let sandbox = match harness::systemd_sandbox() {
-        Ok(tool) => tool,
-        Err(reason) => {
-            eprintln!("skipping the nginx test: {reason}");
-            return;
-        }
-    };
+    let sandbox = harness::sandbox();
     // Not under /tmp: the sandbox mounts its own /tmp.
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let v1 = bundle(work.path(), "1.0.0", "port", MOUNTED);
@@ -655,13 +643,7 @@ done
 
 #[test]
 fn apache_and_lighttpd_serve_hello_under_its_mount_under_systemd() {
-    let sandbox = match harness::systemd_sandbox() {
-        Ok(tool) => tool,
-        Err(reason) => {
-            eprintln!("skipping the Apache and lighttpd test: {reason}");
-            return;
-        }
-    };
+    let sandbox = harness::sandbox();
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let v1 = bundle(work.path(), "1.0.0", "port", MOUNTED);
     let out = run_in_sandbox(&sandbox, work.path(), OTHER_SERVERS_SCRIPT, &[&v1]);
