@@ -283,8 +283,8 @@ class Scenario:
     label: str
     # prepare(run_dir) does the untimed setup and returns the steps to time.
     prepare: object
-    # check(run_dir, samples) raises Broken when the run did not do its job; returns a size
-    # in bytes where the scenario makes an artifact.
+    # check(run_dir, sample of the last step) raises Broken when the run did not do its job;
+    # returns a size in bytes where the scenario makes an artifact.
     check: object = None
     samples: list = field(default_factory=list)
     sizes: list = field(default_factory=list)
@@ -436,6 +436,8 @@ def check_action(stdout, expected):
 
 
 def measure(bench, scenarios, rounds, warmup):
+    """Warm-up rounds, then timed rounds, each running every scenario once in a new
+    directory: setup untimed, `sync`, the timed steps, the scenario's check."""
     runs = bench.scratch / "runs"
     for number in range(1 - warmup, rounds + 1):
         tag = f"warm-up {number + warmup}/{warmup}" if number < 1 else f"round {number}/{rounds}"
