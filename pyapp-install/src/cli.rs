@@ -1,5 +1,5 @@
 //! Command-line arguments of `pyapp-install`: installing a bundle is the default action;
-//! `list`, `rollback` and `remove` are subcommands.
+//! `list`, `rollback`, `remove` and `gc` are subcommands.
 
 use std::path::PathBuf;
 
@@ -162,6 +162,22 @@ pub enum Command {
         wait: bool,
     },
 
+    /// Delete the wheels of the shared store (APPS/.store) that no release uses any more.
+    ///
+    /// Shared wheels are unpacked once into the store and hard-linked into every release
+    /// that installs them; a wheel is in use while a release (or an install in progress)
+    /// holds a link to it. `remove` and upgrades that prune old releases collect what they
+    /// freed already; this is for doing it by hand, or seeing what it would free.
+    Gc {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+
+        /// When an install holds the store, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+    },
+
     /// Show an app's configuration (secrets masked), or change it with --set/--config:
     /// checked against the current release's configuration.yaml, saved atomically.
     Config {
@@ -192,6 +208,7 @@ impl Command {
             Command::Remove { .. } => "remove",
             Command::Run { .. } => "run",
             Command::Config { .. } => "config",
+            Command::Gc { .. } => "gc",
         }
     }
 }
@@ -210,9 +227,11 @@ Examples:
   pyapp-install remove --purge hello                 deletes everything of hello
   pyapp-install config hello                         show the config (secrets masked)
   pyapp-install config hello --set workers=4         change it (checked, saved atomically)
+  pyapp-install gc --dry-run                         what the store holds that no release uses
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
-data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+data/, tmp/, run/, log/, .pyapp/{receipt.json,lock}}; shared wheels in /applications/.store
+(spec/FORMAT.md section 6).
 
 Exit status: 0 done (or nothing to do), 1 refused: bad bundle or arguments, failed check,
 app locked by another run (the message says why), 2 unexpected failure.";

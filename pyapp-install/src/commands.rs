@@ -7,7 +7,7 @@ use crate::lock::WhenHeld;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::systemd::Systemd;
-use crate::{config, install, list, remove, rollback, run};
+use crate::{config, install, list, remove, rollback, run, store};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -70,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
             cli.install.port_range,
             &output,
         ),
+        Some(Command::Gc { dry_run, wait }) => store::gc(&apps, dry_run, wait, &output),
         None => install::install(&cli.common.root(), &apps, &cli.install, &output),
     }
 }

@@ -1,10 +1,13 @@
-//! Installing a bundle, step by step: hash it (a bundle already current is a no-op), verify
-//! it, find the interpreter, take the app's lock, prepare the lasting directories, stage
-//! the release (source tree, venv, wheels), make it durable, rename it into place, switch
-//! `current`, write the receipt, prune old releases. Nothing is written before the bundle
-//! and the interpreter have passed every check; a failure after that leaves `current`
-//! where it was and removes the staged release.
+//! Installing a bundle, step by step: recognise it (the file installed before, unchanged,
+//! or a bundle with the same sha256, already current, is a no-op), verify it, find the
+//! interpreter, take the app's lock, prepare the lasting directories, stage the release
+//! (source tree, venv, wheels read in place from the bundle, the shared ones through the
+//! store), make it durable, rename it into place, switch `current`, write the receipt,
+//! prune old releases and the store entries they alone used. Nothing is written before the
+//! bundle and the interpreter have passed every check; a failure after that leaves
+//! `current` where it was and removes the staged release.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pyapp_bundle::config_spec::ConfigSpec;
-use pyapp_bundle::metadata::Metadata;
+use pyapp_bundle::metadata::{DependencyMode, Metadata};
 use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind, Limits};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
 use serde::Serialize;
@@ -29,14 +32,17 @@ use crate::interpreter::Interpreter;
 use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
 use crate::ownership;
-use crate::receipt::{now_rfc3339, Receipt, ReleaseRecord};
+use crate::receipt::{now_rfc3339, BundleFile, Receipt, ReleaseRecord};
 use crate::refusal::Refusal;
 use crate::release::{self, Staging};
 use crate::safe_fs;
+use crate::store::{self, Store};
 use crate::systemd::Systemd;
 use crate::trust::TrustPolicy;
 use crate::venv::Venv;
-use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
+use crate::wheel_install::{
+    self, InstallOptions, Placement, WheelInput, WheelInstallError, WheelProblem,
+};
 
 /// The metadata entry of a bundle.
 const METADATA_NAME: &str = "metadata.yaml";
@@ -95,11 +101,25 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         .bundle
         .as_deref()
         .context("no bundle given (the command line parser should have refused)")?;
-    let bundle_sha256 = hash_file(bundle_path)?;
+    let mut file = open_bundle_file(bundle_path)?;
+    let identity = BundleFile::of(&file)
+        .with_context(|| format!("failed to inspect `{}`", bundle_path.display()))?;
 
     // A bundle that is already current needs no verification and no lock: it is the very
-    // file that was verified and installed (same sha256), and nothing will be written.
-    if let Some((tree, receipt)) = find_current_install(apps, &bundle_sha256)? {
+    // file that was verified and installed (the same file, unchanged since, or one with
+    // the same sha256), and nothing will be written.
+    let same_file = |receipt: &Receipt| {
+        receipt
+            .current()
+            .is_some_and(|record| record.bundle_file == Some(identity))
+    };
+    let mut current = find_current_install(apps, same_file)?;
+    let mut bundle_sha256 = String::new();
+    if current.is_none() {
+        bundle_sha256 = hash_file(&mut file, bundle_path)?;
+        current = find_current_install(apps, |receipt| receipt.bundle_sha256 == bundle_sha256)?;
+    }
+    if let Some((tree, receipt)) = current {
         check_same_python(args.python.as_deref(), &tree, &receipt)?;
         return report(
             output,
@@ -112,6 +132,9 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
 
     let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
+    // Remembered only when the file did not change while it was hashed and verified.
+    let unchanged = BundleFile::of(&file).ok() == Some(identity);
+    drop(file);
     TrustPolicy::load(apps, &args.trusted_keys)?.check(&bundle, output)?;
     let interpreter = Interpreter::find(args.python.as_deref(), &metadata.requires_python)
         .map_err(|err| {
@@ -130,11 +153,17 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         installed_at: now_rfc3339(),
         python: interpreter.base_executable.display().to_string(),
         python_version: interpreter.target.version.to_string(),
+        bundle_file: unchanged.then_some(identity),
     };
     let keep = usize::from(metadata.update.keep_releases);
+    // --no-verify-record installs every wheel locally: the store only holds verified ones.
+    let store = (!args.no_verify_record).then(|| Store::of(apps));
 
     if args.dry_run {
         describe_plan(&tree, &metadata, previous.as_ref(), &record, keep, output)?;
+        if let Some(store) = &store {
+            describe_store(store, &bundle, &metadata, output);
+        }
         return report(output, action, &tree, &version, &release, true);
     }
 
@@ -150,7 +179,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     // Whoever held the lock before us may have changed the app: read it again.
     let previous = Receipt::load(&tree.receipt_path())?;
     if let Some(receipt) = &previous {
-        if is_current(&tree, receipt, &record.bundle_sha256)? {
+        if receipt.bundle_sha256 == record.bundle_sha256 && is_current(&tree, receipt)? {
             check_same_python(args.python.as_deref(), &tree, receipt)?;
             new_app_dir.keep();
             return report(output, Action::Unchanged, &tree, &version, &release, false);
@@ -181,15 +210,22 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             verify_record: !args.no_verify_record,
             compile_bytecode: args.compile_bytecode,
         };
-        stage_release(
+        let staged = stage_release(
             &mut bundle,
             &metadata,
             &interpreter,
             &staging,
             &runtime_dir,
             &options,
+            store.as_ref(),
             output,
-        )?;
+        );
+        if let Err(err) = staged {
+            // Store entries this run published may have no other user.
+            drop(staging);
+            store::collect_after(apps, output);
+            return Err(err);
+        }
         fault::point("staged");
         staging.finish()?;
         fault::point("after-staging");
@@ -201,6 +237,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let discard_new = || -> Result<()> {
         if built_now {
             release::remove_release(&tree, &release)?;
+            store::collect_after(apps, output);
         }
         Ok(())
     };
@@ -299,8 +336,11 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     fault::point("before-receipt");
     receipt.save(&tree.receipt_path())?;
     fault::point("after-receipt");
-    for name in pruned {
+    for name in &pruned {
         output.note(format!("removed old release {name}"));
+    }
+    if !pruned.is_empty() {
+        store::collect_after(apps, output);
     }
     new_app_dir.keep();
     report(output, action, &tree, &version, &release, false)
@@ -351,16 +391,21 @@ fn describe_plan(
     Ok(())
 }
 
-/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
-/// repeated install from a new one.
-fn hash_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|err| {
+/// Opens the bundle file given on the command line.
+fn open_bundle_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|err| {
         Refusal::new(format!(
             "cannot read the bundle `{}`: {err}",
             path.display()
         ))
         .with_hint("check the path; pyapp-build writes bundles as NAME-VERSION.pyapp")
-    })?;
+        .into()
+    })
+}
+
+/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
+/// repeated install from a new one.
+fn hash_file(file: &mut File, path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 1 << 20];
     loop {
@@ -377,13 +422,16 @@ fn hash_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// The app whose current release came from the bundle with this sha256, if any. A
-/// receipt that cannot be read is skipped here: this is only the fast path, and the app
+/// The app whose current release came from the bundle `from_bundle` recognises, if any.
+/// A receipt that cannot be read is skipped here: this is only the fast path, and the app
 /// being installed has its receipt read again, strictly, under its lock.
-fn find_current_install(apps: &AppsDir, bundle_sha256: &str) -> Result<Option<(AppTree, Receipt)>> {
+fn find_current_install(
+    apps: &AppsDir,
+    from_bundle: impl Fn(&Receipt) -> bool,
+) -> Result<Option<(AppTree, Receipt)>> {
     for tree in apps.installed_apps()? {
         if let Ok(Some(receipt)) = Receipt::load(&tree.receipt_path()) {
-            if is_current(&tree, &receipt, bundle_sha256)? {
+            if from_bundle(&receipt) && is_current(&tree, &receipt)? {
                 return Ok(Some((tree, receipt)));
             }
         }
@@ -391,11 +439,12 @@ fn find_current_install(apps: &AppsDir, bundle_sha256: &str) -> Result<Option<(A
     Ok(None)
 }
 
-/// Whether `receipt` says this bundle is current and the tree agrees.
-fn is_current(tree: &AppTree, receipt: &Receipt, bundle_sha256: &str) -> Result<bool> {
-    Ok(receipt.bundle_sha256 == bundle_sha256
-        && release::current_release(tree)?.as_deref() == Some(receipt.release.as_str())
-        && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))?)
+/// Whether the tree agrees with the receipt about the current release.
+fn is_current(tree: &AppTree, receipt: &Receipt) -> Result<bool> {
+    Ok(
+        release::current_release(tree)?.as_deref() == Some(receipt.release.as_str())
+            && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))?,
+    )
 }
 
 /// A release keeps the interpreter it was built with: asking for another one for the
@@ -404,6 +453,10 @@ fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Receipt)
     let Some(path) = explicit else {
         return Ok(());
     };
+    // The path the release was installed with needs no asking the interpreter.
+    if path == Path::new(&receipt.python) {
+        return Ok(());
+    }
     let interpreter = Interpreter::query(path).map_err(|err| Refusal::new(err.to_string()))?;
     if interpreter.base_executable.display().to_string() == receipt.python {
         return Ok(());
@@ -531,8 +584,9 @@ fn lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Vec<(PathBuf, u32)> {
     dirs
 }
 
-/// Fills the staging directory: `src/` from the bundle, then `venv/` with every wheel
-/// (extracted to `deps/` first, removed once installed).
+/// Fills the staging directory: `src/` from the bundle, then `venv/` with every wheel,
+/// read in place from the bundle; the shared ones through `store`.
+#[allow(clippy::too_many_arguments)]
 fn stage_release(
     bundle: &mut Bundle,
     metadata: &Metadata,
@@ -540,6 +594,7 @@ fn stage_release(
     staging: &Staging,
     runtime_dir: &Path,
     options: &InstallOptions,
+    store: Option<&Store>,
     output: &Output,
 ) -> Result<()> {
     let mut sources: Vec<String> = entries_under(bundle, "src/");
@@ -564,17 +619,65 @@ fn stage_release(
         interpreter,
         &system_modules,
     )?;
+    let shared: HashMap<&str, DependencyMode> = metadata
+        .dependencies
+        .iter()
+        .map(|dependency| (dependency.wheel.as_str(), dependency.mode))
+        .collect();
     let mut wheels = Vec::new();
-    for name in entries_under(bundle, "deps/") {
-        wheels.push(bundle.extract_entry_to_path(&name, staging.dir())?);
+    for entry in bundle.entries() {
+        let Some(file_name) = entry.name.strip_prefix("deps/") else {
+            continue;
+        };
+        let placement = match shared.get(file_name) {
+            Some(DependencyMode::Shared) => Placement::Shared {
+                sha256: hex::encode(entry.sha256),
+            },
+            _ => Placement::Local,
+        };
+        wheels.push(WheelInput {
+            file_name: file_name.to_owned(),
+            bytes: bundle.stored_entry(&entry.name)?,
+            placement,
+        });
     }
+    let session = store.map(Store::open_for_install).transpose()?;
     let bar = output.bar(wheels.len() as u64, "installing");
-    let installed = wheel_install::install_wheels(&venv, &wheels, options, &|| bar.inc(1));
+    let installed =
+        wheel_install::install_from(&venv, wheels, session.as_ref(), options, &|| bar.inc(1));
     bar.finish_and_clear();
-    for warning in installed.map_err(wheel_error)?.warnings {
+    let installed = installed.map_err(wheel_error)?;
+    for note in installed.notes {
+        output.note(note);
+    }
+    for warning in installed.warnings {
         output.note(format!("warning: {warning}"));
     }
-    safe_fs::remove_dir_all_if_exists(&staging.dir().join("deps"))
+    Ok(())
+}
+
+/// `--dry-run`: how many shared wheels the store has and would be linked, how many it
+/// would get.
+fn describe_store(store: &Store, bundle: &Bundle, metadata: &Metadata, output: &Output) {
+    let (mut linked, mut unpacked, mut local) = (0, 0, 0);
+    for dependency in &metadata.dependencies {
+        match dependency.mode {
+            DependencyMode::Local => local += 1,
+            DependencyMode::Shared => {
+                let sha256 = bundle
+                    .entry(&format!("deps/{}", dependency.wheel))
+                    .map(|entry| hex::encode(entry.sha256));
+                match sha256.map(|sha256| store.entry_dir(&sha256).is_dir()) {
+                    Some(true) => linked += 1,
+                    _ => unpacked += 1,
+                }
+            }
+        }
+    }
+    output.note(format!(
+        "would link {linked} shared wheel(s) from the store {}, unpack {unpacked} into it first, and extract {local} local wheel(s)",
+        store.dir().display()
+    ));
 }
 
 /// A wheel that cannot be installed is the bundle's fault (exit 1), unless this machine
@@ -585,7 +688,8 @@ fn wheel_error(err: WheelInstallError) -> anyhow::Error {
             problem: WheelProblem::Open { .. } | WheelProblem::Write { .. },
             ..
         }
-        | WheelInstallError::Compile { .. } => anyhow::Error::new(err),
+        | WheelInstallError::Compile { .. }
+        | WheelInstallError::Store(_) => anyhow::Error::new(err),
         WheelInstallError::Incompatible { .. } => anyhow::Error::new(
             Refusal::new(format!("refusing the bundle: {err}")).with_hint(
                 "build the bundle for this server: pyapp-build --python-version X.Y --platform TAG",

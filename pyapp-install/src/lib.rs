@@ -29,6 +29,7 @@ pub mod remove;
 pub mod rollback;
 pub mod run;
 pub mod safe_fs;
+pub mod store;
 pub mod systemd;
 pub mod trust;
 pub mod units;
