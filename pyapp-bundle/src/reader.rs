@@ -9,9 +9,9 @@
 //! entry is parsed at open and checked against trusted keys by [`Bundle::verify_signature`].
 //!
 //! The wheels are stored (not compressed), so [`Bundle::stored_entry`] can read one in place
-//! without copying it out: while the bundle is verified, the sha256 of every 64 KiB block of
-//! a stored entry is kept, and the [`StoredEntry`] reader checks each block against it
-//! before handing out a byte. What is read later is exactly what was verified, even if the
+//! without copying it out: while the bundle is verified, the BLAKE3 digest of every 64 KiB
+//! block of a stored entry is kept, and the [`StoredEntry`] reader checks each block
+//! against it before handing out a byte. What is read later is exactly what was verified, even if the
 //! file changes in between.
 
 use std::collections::{HashMap, HashSet};
@@ -104,8 +104,8 @@ pub struct BundleEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct StoredData {
     start: u64,
-    /// The sha256 of each [`BLOCK`] of the data (the last one shorter), filled in by the
-    /// verification in [`Bundle::open`].
+    /// The BLAKE3 digest of each [`BLOCK`] of the data (the last one shorter), filled in by
+    /// the verification in [`Bundle::open`].
     blocks: Arc<[[u8; 32]]>,
 }
 
@@ -414,9 +414,10 @@ impl Bundle {
     /// Extracts an entry to `dest_dir/NAME` and returns that path. Missing parent
     /// directories are created (mode 0755); an existing one must be a real directory, not a
     /// symlink. The file is created new (`O_EXCL`: an existing file or symlink there is an
-    /// error), filled while re-hashing, given mode 0644 or 0755 from the entry's executable
-    /// bit only, and synced. On any error it is removed again. `dest_dir` must be a
-    /// directory only the caller can write to (the staging area).
+    /// error), filled while re-hashing, and given mode 0644 or 0755 from the entry's
+    /// executable bit only. On any error it is removed again. `dest_dir` must be a directory
+    /// only the caller can write to (the staging area); making the files durable is the
+    /// caller's job (one sync for all of them is much cheaper than one per file).
     pub fn extract_entry_to_path(
         &mut self,
         name: &str,
@@ -447,8 +448,7 @@ impl Bundle {
             .and_then(|()| {
                 let mode = if entry.executable { 0o755 } else { 0o644 };
                 file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(|e| io_error("set the mode of", e))?;
-                file.sync_all().map_err(|e| io_error("sync", e))
+                    .map_err(|e| io_error("set the mode of", e))
             });
         if let Err(error) = result {
             drop(file);
@@ -535,10 +535,10 @@ impl Bundle {
     }
 }
 
-/// Collects the sha256 of every [`BLOCK`] of what is written to it.
+/// Collects the BLAKE3 digest of every [`BLOCK`] of what is written to it.
 #[derive(Default)]
 struct BlockDigests {
-    hasher: Sha256,
+    hasher: blake3::Hasher,
     filled: usize,
     digests: Vec<[u8; 32]>,
 }
@@ -561,7 +561,8 @@ impl Write for BlockDigests {
             self.filled += take;
             rest = &rest[take..];
             if self.filled == BLOCK {
-                self.digests.push(self.hasher.finalize_reset().into());
+                self.digests.push(self.hasher.finalize().into());
+                self.hasher.reset();
                 self.filled = 0;
             }
         }
@@ -624,7 +625,7 @@ impl StoredEntry {
         let len = (self.len - offset).min(BLOCK as u64) as usize;
         self.cache.resize(len, 0);
         self.file.read_exact_at(&mut self.cache, self.start + offset)?;
-        let digest: [u8; 32] = Sha256::digest(&self.cache).into();
+        let digest: [u8; 32] = blake3::hash(&self.cache).into();
         let expected = usize::try_from(block).ok().and_then(|b| self.blocks.get(b));
         if expected != Some(&digest) {
             return Err(io::Error::new(

@@ -113,31 +113,44 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             .current()
             .is_some_and(|record| record.bundle_file == Some(identity))
     };
-    let mut current = find_current_install(apps, same_file)?;
-    let mut bundle_sha256 = String::new();
-    if current.is_none() {
-        bundle_sha256 = hash_file(&mut file, bundle_path)?;
-        current = find_current_install(apps, |receipt| receipt.bundle_sha256 == bundle_sha256)?;
+    if let Some((tree, receipt)) = find_current_install(apps, same_file)? {
+        return report_unchanged(args, output, &tree, &receipt);
     }
-    if let Some((tree, receipt)) = current {
-        check_same_python(args.python.as_deref(), &tree, &receipt)?;
-        return report(
-            output,
-            Action::Unchanged,
-            &tree,
-            &receipt.version,
-            &receipt.release,
-            false,
-        );
+    // Hashing the file (the hash names the release) and verifying its entries each read
+    // every byte: side by side, while the interpreter named by --python answers.
+    let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| hash_file(&mut file, bundle_path));
+        let querying = args
+            .python
+            .as_deref()
+            .map(|path| scope.spawn(move || (path, Interpreter::query(path))));
+        let opened = open_bundle(bundle_path);
+        let hashed = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let queried = querying.map(|query| {
+            query
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (hashed, opened, queried)
+    });
+    let bundle_sha256 = bundle_sha256?;
+    let same_bytes = |receipt: &Receipt| receipt.bundle_sha256 == bundle_sha256;
+    if let Some((tree, receipt)) = find_current_install(apps, same_bytes)? {
+        return report_unchanged(args, output, &tree, &receipt);
     }
-
-    let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
+    let (mut bundle, metadata, spec) = opened?;
     // Remembered only when the file did not change while it was hashed and verified.
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     TrustPolicy::load(apps, &args.trusted_keys)?.check(&bundle, output)?;
-    let interpreter = Interpreter::find(args.python.as_deref(), &metadata.requires_python)
-        .map_err(|err| {
+    let requires = &metadata.requires_python;
+    let interpreter = match queried {
+        Some((path, queried)) => queried.and_then(|found| found.require(path, requires)),
+        None => Interpreter::find(None, requires),
+    }
+    .map_err(|err| {
             Refusal::new(err.to_string())
                 .with_hint("install a matching python3.X, or name one with --python PATH")
         })?;
@@ -344,6 +357,25 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
     new_app_dir.keep();
     report(output, action, &tree, &version, &release, false)
+}
+
+/// A bundle whose release is current: nothing to do (but an interpreter other than the
+/// release's is refused).
+fn report_unchanged(
+    args: &InstallArgs,
+    output: &Output,
+    tree: &AppTree,
+    receipt: &Receipt,
+) -> Result<()> {
+    check_same_python(args.python.as_deref(), tree, receipt)?;
+    report(
+        output,
+        Action::Unchanged,
+        tree,
+        &receipt.version,
+        &receipt.release,
+        false,
+    )
 }
 
 /// The release that runs after a refused or rolled-back upgrade, for messages.
@@ -689,6 +721,7 @@ fn wheel_error(err: WheelInstallError) -> anyhow::Error {
             ..
         }
         | WheelInstallError::Compile { .. }
+        | WheelInstallError::Directory { .. }
         | WheelInstallError::Store(_) => anyhow::Error::new(err),
         WheelInstallError::Incompatible { .. } => anyhow::Error::new(
             Refusal::new(format!("refusing the bundle: {err}")).with_hint(

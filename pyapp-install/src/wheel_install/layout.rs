@@ -7,7 +7,7 @@
 //! it was unpacked. A [`WheelPlan`] maps a layout onto one venv; [`check_conflicts`] looks
 //! across all plans before anything is written.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek};
 use std::path::{Component, Path, PathBuf};
@@ -490,7 +490,7 @@ pub fn check_conflicts(
         .iter()
         .map(|n| bin.join(n))
         .collect();
-    let mut owners: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut owners: HashMap<PathBuf, String> = HashMap::new();
     for (layout, plan) in wheels {
         let file_name = layout.file_name();
         let writes = layout

@@ -140,6 +140,8 @@ pub enum WheelInstallError {
     },
     #[error("failed to compile bytecode with `{python}`: {source}")]
     Compile { python: PathBuf, source: io::Error },
+    #[error("failed to create the directory `{path}`: {source}")]
+    Directory { path: PathBuf, source: io::Error },
     /// The shared store could not be read or written.
     #[error(transparent)]
     Store(anyhow::Error),
@@ -379,17 +381,22 @@ fn unpack_into_store<R: WheelBytes>(
         } = source
         {
             let pending = store.start_entry(sha256).map_err(WheelInstallError::Store)?;
-            let files_dir = pending.files_dir();
-            create_parents(wheel.layout.files.iter().map(|f| files_dir.join(&f.entry)))
-                .map_err(|problem| WheelInstallError::Wheel {
-                    wheel: wheel.layout.file_name(),
-                    problem,
-                })?;
             unpacking.push((index, wheel, pending));
         }
     }
     if unpacking.is_empty() {
         return Ok(sources);
+    }
+    for (_, wheel, pending) in &unpacking {
+        let files_dir = pending.files_dir();
+        let dests: Vec<PathBuf> = wheel
+            .layout
+            .files
+            .iter()
+            .map(|f| files_dir.join(&f.entry))
+            .collect();
+        create_parents(&files_dir, dests.iter().map(PathBuf::as_path))
+            .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     }
     let tasks: Vec<(usize, Range<usize>)> = unpacking
         .iter()
@@ -473,7 +480,8 @@ fn unpack_chunk<R: WheelBytes>(
         })
 }
 
-/// Puts every planned file in place, in parallel chunks across all wheels; returns each
+/// Puts every planned file in place, in parallel chunks across all wheels, once their
+/// directories are made; returns each
 /// wheel's RECORD rows in its files' order.
 fn place_all<R: WheelBytes>(
     venv: &Venv,
@@ -482,14 +490,9 @@ fn place_all<R: WheelBytes>(
     copying: &AtomicBool,
     on_installed: &(dyn Fn() + Sync),
 ) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
-    for (source, plan) in sources.iter().zip(plans) {
-        create_parents(plan.files.iter().map(|f| &f.dest)).map_err(|problem| {
-            WheelInstallError::Wheel {
-                wheel: source.layout().file_name(),
-                problem,
-            }
-        })?;
-    }
+    let dests = plans.iter().flat_map(|plan| &plan.files).map(|f| f.dest.as_path());
+    create_parents(venv.root(), dests)
+        .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     let tasks: Vec<(usize, Range<usize>)> = sources
         .iter()
         .enumerate()
