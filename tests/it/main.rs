@@ -13,4 +13,5 @@ mod install;
 mod lifecycle;
 mod reference_installer;
 mod signatures;
+mod store;
 mod units;
