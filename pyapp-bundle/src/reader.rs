@@ -17,8 +17,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -624,7 +624,8 @@ impl StoredEntry {
         let offset = block * BLOCK as u64;
         let len = (self.len - offset).min(BLOCK as u64) as usize;
         self.cache.resize(len, 0);
-        self.file.read_exact_at(&mut self.cache, self.start + offset)?;
+        self.file
+            .read_exact_at(&mut self.cache, self.start + offset)?;
         let digest: [u8; 32] = blake3::hash(&self.cache).into();
         let expected = usize::try_from(block).ok().and_then(|b| self.blocks.get(b));
         if expected != Some(&digest) {

@@ -260,7 +260,9 @@ fn stored_entries_are_read_in_place_and_checked_block_by_block() {
     let mut other = reader.clone();
     other.seek(SeekFrom::Start(65_530)).expect("seek");
     let mut across = [0u8; 12];
-    other.read_exact(&mut across).expect("read across a block boundary");
+    other
+        .read_exact(&mut across)
+        .expect("read across a block boundary");
     assert_eq!(across, wheel[65_530..65_542]);
     other.seek(SeekFrom::End(-3)).expect("seek from the end");
     let mut tail = Vec::new();
@@ -281,12 +283,18 @@ fn stored_entries_are_read_in_place_and_checked_block_by_block() {
         .expect("change one byte");
     let mut changed = bundle.stored_entry(WHEEL).expect("stored");
     let mut first = vec![0u8; 65_536];
-    changed.read_exact(&mut first).expect("the first block is unchanged");
+    changed
+        .read_exact(&mut first)
+        .expect("the first block is unchanged");
     changed.seek(SeekFrom::Start(140_000)).expect("seek");
-    let error = changed.read(&mut [0u8; 16]).expect_err("the changed block is refused");
+    let error = changed
+        .read(&mut [0u8; 16])
+        .expect_err("the changed block is refused");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
     assert!(
-        error.to_string().contains("changed since the bundle was verified"),
+        error
+            .to_string()
+            .contains("changed since the bundle was verified"),
         "{error}"
     );
 

@@ -151,9 +151,9 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         None => Interpreter::find(None, requires),
     }
     .map_err(|err| {
-            Refusal::new(err.to_string())
-                .with_hint("install a matching python3.X, or name one with --python PATH")
-        })?;
+        Refusal::new(err.to_string())
+            .with_hint("install a matching python3.X, or name one with --python PATH")
+    })?;
     let tree = apps.app(metadata.name.as_str())?;
     let version = metadata.version.to_string();
     let release = release::release_name(&version, &bundle_sha256);

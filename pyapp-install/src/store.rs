@@ -384,9 +384,9 @@ impl StoreSession {
                         Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
                     ) =>
                 {
-                    let theirs = self.find(&entry.sha256)?.with_context(|| {
-                        format!("store entry `{}` vanished", dir.display())
-                    })?;
+                    let theirs = self
+                        .find(&entry.sha256)?
+                        .with_context(|| format!("store entry `{}` vanished", dir.display()))?;
                     entries.push(theirs);
                 }
                 Err(err) => {
@@ -440,7 +440,11 @@ pub fn gc(apps: &AppsDir, dry_run: bool, wait: bool, output: &Output) -> Result<
     })?;
     if output.json() {
         output.print_json(&GcReport {
-            action: if dry_run { "would-collect" } else { "collected" },
+            action: if dry_run {
+                "would-collect"
+            } else {
+                "collected"
+            },
             dry_run,
             store: store.dir().display().to_string(),
             collected: &collected,
@@ -540,8 +544,16 @@ mod tests {
         let dry = store.collect_garbage(true, false).unwrap().unwrap();
         assert_eq!(dry.removed.len(), 1);
         assert_eq!(dry.removed[0].sha256, unused);
-        assert_eq!(dry.removed_bytes, 9 + fs::metadata(store.entry_dir(&unused).join("index.json")).unwrap().len());
-        assert!(store.entry_dir(&unused).is_dir(), "a dry run deletes nothing");
+        assert_eq!(
+            dry.removed_bytes,
+            9 + fs::metadata(store.entry_dir(&unused).join("index.json"))
+                .unwrap()
+                .len()
+        );
+        assert!(
+            store.entry_dir(&unused).is_dir(),
+            "a dry run deletes nothing"
+        );
 
         let done = store.collect_garbage(false, false).unwrap().unwrap();
         assert_eq!(done.removed, dry.removed);
@@ -552,7 +564,10 @@ mod tests {
         fs::remove_file(venv.join("a.py")).unwrap();
         let last = store.collect_garbage(false, true).unwrap().unwrap();
         assert_eq!(last.removed.len(), 1);
-        assert_eq!(safe_fs::list_dir(&store.wheels_dir()).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            safe_fs::list_dir(&store.wheels_dir()).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -563,13 +578,19 @@ mod tests {
         let pending = session.start_entry(&"c".repeat(64)).unwrap();
         fs::write(pending.files_dir().join("x"), b"x").unwrap();
         drop(pending);
-        assert_eq!(safe_fs::list_dir(&store.tmp_dir()).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            safe_fs::list_dir(&store.tmp_dir()).unwrap(),
+            Vec::<String>::new()
+        );
         // What a killed run leaves under tmp/ is removed by the next exclusive holder.
         fs::create_dir(store.tmp_dir().join("d-1")).unwrap();
         drop(session);
         let collected = store.collect_garbage(false, false).unwrap().unwrap();
         assert_eq!(collected.leftovers, 1);
-        assert_eq!(safe_fs::list_dir(&store.tmp_dir()).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            safe_fs::list_dir(&store.tmp_dir()).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -599,7 +620,10 @@ mod tests {
         let entries = session.publish(vec![first, second]).unwrap();
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].dir, entries[1].dir);
-        assert_eq!(safe_fs::list_dir(&store.tmp_dir()).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            safe_fs::list_dir(&store.tmp_dir()).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

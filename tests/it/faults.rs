@@ -428,7 +428,11 @@ fn check_store(root: &Path) -> Result<(), String> {
                     && Some(bytes.len() as u64) == size
             })?;
             let mode = fs::metadata(&path).map_err(|err| err.to_string())?.mode() & 0o7777;
-            let expected = if file["executable"] == true { 0o755 } else { 0o644 };
+            let expected = if file["executable"] == true {
+                0o755
+            } else {
+                0o644
+            };
             if mode != expected {
                 return Err(format!("{} has mode {mode:o}", path.display()));
             }
@@ -883,10 +887,12 @@ fn an_upgrade_that_fills_the_disk_is_refused_and_changes_nothing() {
     let releases = root.join(APP).join("releases");
     let unpacking = root.join("applications/.store/tmp");
     assert!(
-        [&releases, &unpacking].iter().any(|dir| lines[0].starts_with(&format!(
-            "error: disk full: no space left on device while writing `{}/",
-            dir.display()
-        ))),
+        [&releases, &unpacking]
+            .iter()
+            .any(|dir| lines[0].starts_with(&format!(
+                "error: disk full: no space left on device while writing `{}/",
+                dir.display()
+            ))),
         "{message}"
     );
     assert!(

@@ -35,7 +35,12 @@ struct Built {
 fn build(name: &str, version: &str) -> Built {
     let project = fixture_copy("hello");
     let dir = project.path();
-    edit(dir, "pyproject.toml", "name = \"hello\"", &format!("name = \"{name}\""));
+    edit(
+        dir,
+        "pyproject.toml",
+        "name = \"hello\"",
+        &format!("name = \"{name}\""),
+    );
     edit(
         dir,
         "pyproject.toml",
@@ -116,7 +121,13 @@ fn store(root: &Path) -> PathBuf {
 fn entries(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(store(root).join("wheels"))
         .expect("list the store")
-        .map(|entry| entry.expect("entry").file_name().into_string().expect("UTF-8"))
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8")
+        })
         .collect();
     names.sort();
     names
@@ -191,7 +202,11 @@ fn two_apps_share_the_stores_files_and_keep_their_own_scripts_and_local_wheels()
     assert_eq!(identity(&site2.join("flask/app.py")), stored);
     assert_eq!(stored.2, 3, "the store's file and two venvs' links");
     let meta = fs::metadata(flask.join("files/flask/app.py")).expect("stat");
-    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o644, 0), "read-only, root's");
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid()),
+        (0o644, 0),
+        "read-only, root's"
+    );
 
     // The local wheel is copied into each venv and is not in the store.
     assert!(entry_of(root, "PyYAML-").is_none(), "pyyaml is local");
@@ -270,14 +285,22 @@ fn gc_deletes_only_what_no_release_uses_after_remove_and_prune_and_never_while_i
     let before = entries(root);
     let removed = pyapp_install(root, &["remove", "hello2"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
-    assert_eq!(entries(root), before, "nothing collected while the store is held");
+    assert_eq!(
+        entries(root),
+        before,
+        "nothing collected while the store is held"
+    );
     lock.unlock().expect("let go of the store");
 
     // hello2's own wheel is now unused: a dry run lists it and deletes nothing.
     let hello2 = entry_of(root, "hello2-").expect("hello2's own wheel");
     let unchanged = listing(&store(root));
     let dry = json(root, &["gc", "--dry-run"]);
-    assert_eq!(listing(&store(root)), unchanged, "a dry run deletes nothing");
+    assert_eq!(
+        listing(&store(root)),
+        unchanged,
+        "a dry run deletes nothing"
+    );
     assert_eq!(dry["action"], "would-collect");
     let listed = dry["removed"].as_array().expect("removed");
     assert_eq!(listed.len(), 1, "{dry}");

@@ -367,9 +367,7 @@ impl<R: Read + Seek> WheelArchive<R> {
                 if !signatures.contains(&entry) {
                     match record.get(&entry) {
                         None => return Err(WheelProblem::NotInRecord(entry)),
-                        Some(row) if row.hash.is_none() => {
-                            return Err(WheelProblem::NoHash(entry))
-                        }
+                        Some(row) if row.hash.is_none() => return Err(WheelProblem::NoHash(entry)),
                         Some(_) => {}
                     }
                 }

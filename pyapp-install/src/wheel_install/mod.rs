@@ -380,7 +380,9 @@ fn unpack_into_store<R: WheelBytes>(
             store_as: Some(sha256),
         } = source
         {
-            let pending = store.start_entry(sha256).map_err(WheelInstallError::Store)?;
+            let pending = store
+                .start_entry(sha256)
+                .map_err(WheelInstallError::Store)?;
             unpacking.push((index, wheel, pending));
         }
     }
@@ -490,7 +492,10 @@ fn place_all<R: WheelBytes>(
     copying: &AtomicBool,
     on_installed: &(dyn Fn() + Sync),
 ) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
-    let dests = plans.iter().flat_map(|plan| &plan.files).map(|f| f.dest.as_path());
+    let dests = plans
+        .iter()
+        .flat_map(|plan| &plan.files)
+        .map(|f| f.dest.as_path());
     create_parents(venv.root(), dests)
         .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     let tasks: Vec<(usize, Range<usize>)> = sources

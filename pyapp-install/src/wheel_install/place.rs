@@ -4,9 +4,9 @@
 //! scripts, which are rewritten for each venv. Also the files the installer generates.
 
 use std::collections::HashSet;
-use std::os::unix::ffi::OsStrExt;
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,14 +202,27 @@ pub fn extract_file<R: Read + Seek>(
             if let Some(hasher) = &mut out_hasher {
                 hasher.update(&head);
             }
-            out.write_all(&head)
-                .map_err(|source| WheelProblem::Write {
-                    path: dest.to_path_buf(),
-                    source,
-                })?;
-            copy(&mut reader, &mut out, out_hasher.as_mut(), buffer, entry, dest)?;
+            out.write_all(&head).map_err(|source| WheelProblem::Write {
+                path: dest.to_path_buf(),
+                source,
+            })?;
+            copy(
+                &mut reader,
+                &mut out,
+                out_hasher.as_mut(),
+                buffer,
+                entry,
+                dest,
+            )?;
         }
-        None => copy(&mut input, &mut out, out_hasher.as_mut(), buffer, entry, dest)?,
+        None => copy(
+            &mut input,
+            &mut out,
+            out_hasher.as_mut(),
+            buffer,
+            entry,
+            dest,
+        )?,
     }
     if input.count != declared {
         return Err(entry_problem(
@@ -286,7 +299,14 @@ pub fn place_from_store(
                     source,
                 })?;
             let entry = &indexed.path;
-            copy(&mut reader, &mut out, Some(&mut hasher), buffer, entry, dest)?;
+            copy(
+                &mut reader,
+                &mut out,
+                Some(&mut hasher),
+                buffer,
+                entry,
+                dest,
+            )?;
             return Ok(Written {
                 sha256: hasher.finalize().into(),
                 size: written_size(&out, dest)?,
