@@ -662,16 +662,20 @@ impl Read for StoredEntry {
 
 impl Seek for StoredEntry {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
-            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
-        };
-        self.position = target.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek before the entry's start")
-        })?;
+        self.position = seek_target(self.len, self.position, to)?;
         Ok(self.position)
     }
+}
+
+/// Where `to` lands in `len` bytes read at `position` (past the end is allowed, reads there
+/// find nothing; before the start is an error): for readers of byte ranges by position.
+pub fn seek_target(len: u64, position: u64, to: SeekFrom) -> io::Result<u64> {
+    match to {
+        SeekFrom::Start(offset) => Some(offset),
+        SeekFrom::End(delta) => len.checked_add_signed(delta),
+        SeekFrom::Current(delta) => position.checked_add_signed(delta),
+    }
+    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))
 }
 
 fn invalid(bundle: &Path, problem: Problem) -> BundleError {

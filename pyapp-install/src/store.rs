@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app_tree::AppsDir;
 use crate::fault;
+use crate::lock::open_lock_file;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::safe_fs;
@@ -207,16 +208,7 @@ impl Store {
     }
 
     fn open_lock(&self) -> Result<File> {
-        let path = self.lock_path();
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
-            .with_context(|| format!("failed to open the lock file `{}`", path.display()))
+        open_lock_file(&self.lock_path())
     }
 
     /// Removes everything under `tmp/`; only with the lock held exclusively.

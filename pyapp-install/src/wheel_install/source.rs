@@ -7,6 +7,8 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+use pyapp_bundle::reader::seek_target;
+
 /// An opened wheel file.
 #[derive(Debug, Clone)]
 pub struct WheelFile {
@@ -40,14 +42,7 @@ impl Read for WheelFile {
 
 impl Seek for WheelFile {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(offset) => Some(offset),
-            SeekFrom::End(delta) => self.len.checked_add_signed(delta),
-            SeekFrom::Current(delta) => self.position.checked_add_signed(delta),
-        };
-        self.position = target.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek before the file's start")
-        })?;
+        self.position = seek_target(self.len, self.position, to)?;
         Ok(self.position)
     }
 }
