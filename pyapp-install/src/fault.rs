@@ -12,8 +12,8 @@ pub const KILL_AT_VAR: &str = "PYAPP_INSTALL_KILL_AT";
 pub const POINTS: [&str; 20] = [
     "extracted",
     "store-unpacked",
-    "store-published",
     "mid-link",
+    "store-published",
     "staged",
     "after-staging",
     "after-config",

@@ -88,7 +88,6 @@ impl StoreEntry {
 pub struct PendingEntry {
     sha256: String,
     dir: PathBuf,
-    index: Option<EntryIndex>,
 }
 
 impl PendingEntry {
@@ -97,8 +96,9 @@ impl PendingEntry {
         self.dir.join("files")
     }
 
-    /// Writes `index.json`; the entry is then ready to be published.
-    pub fn finish(&mut self, index: EntryIndex) -> Result<()> {
+    /// Writes `index.json`; the entry is then complete, to be linked from where it is and
+    /// published once durable.
+    pub fn finish(&self, index: EntryIndex) -> Result<StoreEntry> {
         let path = self.dir.join("index.json");
         let json = serde_json::to_vec(&index).context("failed to encode a store index")?;
         let mut file = OpenOptions::new()
@@ -109,12 +109,15 @@ impl PendingEntry {
             .with_context(|| format!("failed to create `{}`", path.display()))?;
         io::Write::write_all(&mut file, &json)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
-        self.index = Some(index);
-        Ok(())
+        Ok(StoreEntry {
+            dir: self.dir.clone(),
+            index,
+        })
     }
 }
 
 impl Drop for PendingEntry {
+    /// Removes the entry unless it was published (then nothing is left at its old path).
     fn drop(&mut self) {
         // Best effort: a leftover under tmp/ is removed by the next exclusive holder.
         let _ = fs::remove_dir_all(&self.dir);
@@ -347,40 +350,31 @@ impl StoreSession {
         Ok(PendingEntry {
             sha256: sha256.to_owned(),
             dir,
-            index: None,
         })
     }
 
-    /// Makes the finished entries durable (one sync of the filesystem for all) and renames
-    /// them into place. An entry another install published meanwhile is used instead of
-    /// this one, which is dropped.
-    pub fn publish(&self, pending: Vec<PendingEntry>) -> Result<Vec<StoreEntry>> {
+    /// Makes what was unpacked durable: one sync of the filesystem for all the entries (it
+    /// may run while their files are being linked).
+    pub fn sync(&self) -> Result<()> {
+        safe_fs::sync_filesystem(&self.store.tmp_dir())
+    }
+
+    /// Renames finished entries, made durable by [`StoreSession::sync`], into place. When
+    /// another install published the same wheel meanwhile, its entry stays and this one is
+    /// dropped (what was linked from it keeps its files).
+    pub fn publish(&self, pending: Vec<PendingEntry>) -> Result<()> {
         if pending.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        fault::point("store-unpacked");
-        safe_fs::sync_filesystem(&self.store.tmp_dir())?;
-        let mut entries = Vec::with_capacity(pending.len());
-        for mut entry in pending {
-            let index = entry
-                .index
-                .take()
-                .with_context(|| format!("store entry {} was not finished", entry.sha256))?;
+        for entry in pending {
             let dir = self.store.entry_dir(&entry.sha256);
             match fs::rename(&entry.dir, &dir) {
-                Ok(()) => entries.push(StoreEntry { dir, index }),
-                // Another install published the same wheel first.
+                Ok(()) => {}
                 Err(err)
                     if matches!(
                         err.raw_os_error(),
                         Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
-                    ) =>
-                {
-                    let theirs = self
-                        .find(&entry.sha256)?
-                        .with_context(|| format!("store entry `{}` vanished", dir.display()))?;
-                    entries.push(theirs);
-                }
+                    ) => {}
                 Err(err) => {
                     return Err(err).with_context(|| {
                         format!(
@@ -394,7 +388,7 @@ impl StoreSession {
         }
         safe_fs::sync_dir(&self.store.wheels_dir())?;
         fault::point("store-published");
-        Ok(entries)
+        Ok(())
     }
 
     /// The store's directory.
@@ -505,17 +499,21 @@ mod tests {
     }
 
     fn publish_one(session: &StoreSession, sha256: &str, contents: &[u8]) -> StoreEntry {
-        let mut pending = session.start_entry(sha256).unwrap();
+        let pending = session.start_entry(sha256).unwrap();
         fs::write(pending.files_dir().join("a.py"), contents).unwrap();
-        pending
-            .finish(EntryIndex {
-                index_format: INDEX_FORMAT,
-                wheel: format!("w{}-1.0-py3-none-any.whl", &sha256[..4]),
-                dist_info: "w-1.0.dist-info".into(),
-                files: Vec::new(),
-            })
-            .unwrap();
-        session.publish(vec![pending]).unwrap().remove(0)
+        pending.finish(index(&sha256[..4])).unwrap();
+        session.sync().unwrap();
+        session.publish(vec![pending]).unwrap();
+        session.find(sha256).unwrap().unwrap()
+    }
+
+    fn index(name: &str) -> EntryIndex {
+        EntryIndex {
+            index_format: INDEX_FORMAT,
+            wheel: format!("w{name}-1.0-py3-none-any.whl"),
+            dist_info: "w-1.0.dist-info".into(),
+            files: Vec::new(),
+        }
     }
 
     #[test]
@@ -592,26 +590,20 @@ mod tests {
         let session = store.open_for_install().unwrap();
         let sha = "e".repeat(64);
         let first = session.start_entry(&sha).unwrap();
-        let mut second = PendingEntry {
+        let second = PendingEntry {
             sha256: sha.clone(),
             dir: store.tmp_dir().join("other"),
-            index: None,
         };
         fs::create_dir_all(second.files_dir()).unwrap();
-        let mut first = first;
-        for pending in [&mut first, &mut second] {
-            pending
-                .finish(EntryIndex {
-                    index_format: INDEX_FORMAT,
-                    wheel: "w-1.0-py3-none-any.whl".into(),
-                    dist_info: "w-1.0.dist-info".into(),
-                    files: Vec::new(),
-                })
-                .unwrap();
+        fs::write(first.files_dir().join("first"), b"").unwrap();
+        for pending in [&first, &second] {
+            pending.finish(index("w")).unwrap();
         }
-        let entries = session.publish(vec![first, second]).unwrap();
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].dir, entries[1].dir);
+        session.publish(vec![first, second]).unwrap();
+        assert!(
+            store.entry_dir(&sha).join("files/first").exists(),
+            "the first one stays"
+        );
         assert_eq!(
             safe_fs::list_dir(&store.tmp_dir()).unwrap(),
             Vec::<String>::new()

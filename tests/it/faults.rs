@@ -690,8 +690,8 @@ fn on_two_threads<T: Sync>(
 const POINTS: [(&str, &[Op]); 20] = [
     ("extracted", &[Op::Install, Op::Upgrade]),
     ("store-unpacked", &[Op::Install, Op::Upgrade]),
-    ("store-published", &[Op::Install, Op::Upgrade]),
     ("mid-link", &[Op::Install, Op::Upgrade]),
+    ("store-published", &[Op::Install, Op::Upgrade]),
     ("staged", &[Op::Install, Op::Upgrade]),
     ("after-staging", &[Op::Install, Op::Upgrade]),
     ("after-config", &[Op::Install, Op::Upgrade]),

@@ -7,6 +7,8 @@
 //! it was unpacked. A [`WheelPlan`] maps a layout onto one venv; [`check_conflicts`] looks
 //! across all plans before anything is written.
 
+use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -476,6 +478,16 @@ impl WheelPlan {
     }
 }
 
+/// What writes a path, named only when it is part of a conflict.
+enum Writer<'a> {
+    /// The file of this archive entry.
+    File(&'a str),
+    /// The launcher of this console script.
+    Launcher(&'a str),
+    /// `INSTALLER` or `RECORD`.
+    Own(&'static str),
+}
+
 /// Two writers of one path, or a wheel writing the interpreter's names, stop the install
 /// before anything is written.
 pub fn check_conflicts(
@@ -488,55 +500,77 @@ pub fn check_conflicts(
         .iter()
         .map(|n| bin.join(n))
         .collect();
-    let mut owners: HashMap<PathBuf, String> = HashMap::new();
-    for (layout, plan) in wheels {
+    let describe = |wheel: usize, writer: &Writer| {
+        let layout = wheels[wheel].0;
         let file_name = layout.file_name();
+        match writer {
+            Writer::File(entry) => format!("{file_name} ({entry})"),
+            Writer::Launcher(name) => format!("{file_name} (entry point `{name}`)"),
+            Writer::Own(file) => format!("{file_name} ({}/{file})", layout.dist_info),
+        }
+    };
+    let mut owners: HashMap<Cow<Path>, (usize, Writer)> = HashMap::new();
+    for (wheel, (layout, plan)) in wheels.iter().enumerate() {
         let writes = layout
             .files
             .iter()
             .zip(&plan.files)
             .map(|(file, planned)| {
                 (
-                    planned.dest.clone(),
-                    format!("{file_name} ({})", file.entry),
+                    Cow::Borrowed(planned.dest.as_path()),
+                    Writer::File(&file.entry),
                 )
             })
-            .chain(layout.launchers.iter().map(|l| {
-                (
-                    bin.join(&l.name),
-                    format!("{file_name} (entry point `{}`)", l.name),
-                )
-            }))
-            .chain(["INSTALLER", "RECORD"].iter().map(|f| {
-                let path = plan.lib_dir.join(&layout.dist_info).join(f);
-                (path, format!("{file_name} ({}/{f})", layout.dist_info))
+            .chain(
+                layout
+                    .launchers
+                    .iter()
+                    .map(|l| (Cow::Owned(bin.join(&l.name)), Writer::Launcher(&l.name))),
+            )
+            .chain(["INSTALLER", "RECORD"].into_iter().map(|file| {
+                let path = plan.lib_dir.join(&layout.dist_info).join(file);
+                (Cow::Owned(path), Writer::Own(file))
             }));
-        for (dest, what) in writes {
-            let dest = lexically_normal(&dest);
-            if reserved.contains(&dest) {
+        for (dest, writer) in writes {
+            let dest = lexically_normal(dest);
+            if reserved.iter().any(|path| *path == *dest) {
                 return Err(WheelInstallError::Wheel {
-                    wheel: file_name.clone(),
-                    problem: WheelProblem::Interpreter { what, path: dest },
+                    wheel: layout.file_name(),
+                    problem: WheelProblem::Interpreter {
+                        what: describe(wheel, &writer),
+                        path: dest.into_owned(),
+                    },
                 });
             }
-            if let Some(first) = owners.get(&dest) {
-                return Err(WheelInstallError::Conflict {
-                    path: dest,
-                    first: first.clone(),
-                    second: what,
-                });
+            match owners.entry(dest) {
+                Entry::Occupied(first) => {
+                    let (first_wheel, first_writer) = first.get();
+                    return Err(WheelInstallError::Conflict {
+                        first: describe(*first_wheel, first_writer),
+                        second: describe(wheel, &writer),
+                        path: first.key().to_path_buf(),
+                    });
+                }
+                Entry::Vacant(vacant) => {
+                    vacant.insert((wheel, writer));
+                }
             }
-            owners.insert(dest, what);
         }
     }
     Ok(())
 }
 
-/// `a/./b` -> `a/b` (entry names never hold `..`, so nothing else needs folding).
-fn lexically_normal(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| *c != Component::CurDir)
-        .collect()
+/// `a/./b` -> `a/b` (entry names never hold `..`, so nothing else needs folding); most
+/// paths have no `.` and are returned as they are.
+fn lexically_normal(path: Cow<Path>) -> Cow<Path> {
+    if path.components().all(|c| c != Component::CurDir) {
+        return path;
+    }
+    Cow::Owned(
+        path.components()
+            .filter(|c| *c != Component::CurDir)
+            .collect(),
+    )
 }
 
 /// The wheels whose file name tags do not fit the venv's interpreter, all listed at once.

@@ -315,12 +315,29 @@ pub fn install_from<R: WheelBytes>(
         sources.iter().map(Source::layout).zip(&plans).collect();
     check_conflicts(venv, &pairs)?;
 
-    let sources = match store {
+    let (sources, unpacked) = match store {
         Some(store) => unpack_into_store(store, sources)?,
-        None => sources,
+        None => (sources, Vec::new()),
     };
     let copying = AtomicBool::new(false);
-    let rows = place_all(venv, &sources, &plans, &copying, on_installed)?;
+    // The new store entries are made durable while their files are linked, then published.
+    let (rows, synced) = std::thread::scope(|scope| {
+        let syncing = store
+            .filter(|_| !unpacked.is_empty())
+            .map(|store| scope.spawn(|| store.sync()));
+        let rows = place_all(venv, &sources, &plans, &copying, on_installed);
+        let synced = syncing.map(|syncing| {
+            syncing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (rows, synced)
+    });
+    let rows = rows?;
+    if let (Some(store), Some(synced)) = (store, synced) {
+        synced.map_err(WheelInstallError::Store)?;
+        store.publish(unpacked).map_err(WheelInstallError::Store)?;
+    }
     let installed = sources
         .par_iter()
         .zip(&plans)
@@ -367,12 +384,13 @@ fn chunks(costs: impl Iterator<Item = u64>) -> Vec<Range<usize>> {
     ranges
 }
 
-/// Unpacks the shared wheels the store lacks into new entries (in parallel chunks of
-/// files), publishes them, and returns the sources with those wheels read from the store.
+/// Unpacks the shared wheels the store lacks into new entries under the store's `tmp/`
+/// (in parallel chunks of files); returns the sources with those wheels read from their
+/// new entries, and the entries, to be published once the venv links them.
 fn unpack_into_store<R: WheelBytes>(
     store: &StoreSession,
     sources: Vec<Source<R>>,
-) -> Result<Vec<Source<R>>, WheelInstallError> {
+) -> Result<(Vec<Source<R>>, Vec<PendingEntry>), WheelInstallError> {
     let mut unpacking: Vec<(usize, &WheelArchive<R>, PendingEntry)> = Vec::new();
     for (index, source) in sources.iter().enumerate() {
         if let Source::Archive {
@@ -387,7 +405,7 @@ fn unpack_into_store<R: WheelBytes>(
         }
     }
     if unpacking.is_empty() {
-        return Ok(sources);
+        return Ok((sources, Vec::new()));
     }
     for (_, wheel, pending) in &unpacking {
         let files_dir = pending.files_dir();
@@ -419,33 +437,32 @@ fn unpack_into_store<R: WheelBytes>(
     for (at, files) in unpacked {
         indexes[at].extend(files);
     }
-    let mut positions = Vec::with_capacity(unpacking.len());
+    let mut finished: HashMap<usize, StoreEntry> = HashMap::new();
     let mut pending = Vec::with_capacity(unpacking.len());
-    for ((index, wheel, mut entry), files) in unpacking.into_iter().zip(indexes) {
-        entry
-            .finish(EntryIndex {
-                index_format: INDEX_FORMAT,
-                wheel: wheel.layout.file_name(),
-                dist_info: wheel.layout.dist_info.clone(),
-                files,
-            })
-            .map_err(WheelInstallError::Store)?;
-        positions.push(index);
+    for ((index, wheel, entry), files) in unpacking.into_iter().zip(indexes) {
+        let index_file = EntryIndex {
+            index_format: INDEX_FORMAT,
+            wheel: wheel.layout.file_name(),
+            dist_info: wheel.layout.dist_info.clone(),
+            files,
+        };
+        let complete = entry.finish(index_file).map_err(WheelInstallError::Store)?;
+        finished.insert(index, complete);
         pending.push(entry);
     }
-    let published = store.publish(pending).map_err(WheelInstallError::Store)?;
-    let mut published: HashMap<usize, StoreEntry> = positions.into_iter().zip(published).collect();
-    Ok(sources
+    fault::point("store-unpacked");
+    let sources = sources
         .into_iter()
         .enumerate()
-        .map(|(index, source)| match (source, published.remove(&index)) {
+        .map(|(index, source)| match (source, finished.remove(&index)) {
             (Source::Archive { wheel, .. }, Some(entry)) => Source::Entry {
                 layout: wheel.layout,
                 entry,
             },
             (source, _) => source,
         })
-        .collect())
+        .collect();
+    Ok((sources, pending))
 }
 
 /// Extracts the files `range` of `wheel` into a store entry's `files_dir`, unchanged.

@@ -374,6 +374,9 @@ pub fn write_generated(
 
 /// `dest` relative to `lib_dir` with `/` separators (`../../../bin/flask`).
 pub fn record_path(lib_dir: &Path, dest: &Path) -> String {
+    if let Some(below) = dest.strip_prefix(lib_dir).ok().and_then(Path::to_str) {
+        return below.to_owned();
+    }
     let base: Vec<Component> = lib_dir.components().collect();
     let target: Vec<Component> = dest.components().collect();
     let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
