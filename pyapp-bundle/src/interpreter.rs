@@ -139,16 +139,7 @@ impl Interpreter {
         requires: &VersionSpecifiers,
     ) -> Result<Interpreter, InterpreterError> {
         if let Some(path) = explicit {
-            let interpreter = Interpreter::query(path)?;
-            return if interpreter.satisfies(requires) {
-                Ok(interpreter)
-            } else {
-                Err(InterpreterError::NotSatisfied {
-                    path: path.to_path_buf(),
-                    version: interpreter.target.version,
-                    requires: requires.clone(),
-                })
-            };
+            return Interpreter::query(path)?.require(path, requires);
         }
         let mut found = Vec::new();
         for candidate in python3_on_path() {
@@ -170,6 +161,24 @@ impl Interpreter {
                 found.join("; ")
             },
         })
+    }
+
+    /// This interpreter (queried at `path`) if its version is in `requires`; otherwise the
+    /// error [`Interpreter::find`] gives for an explicit interpreter that does not fit.
+    pub fn require(
+        self,
+        path: &Path,
+        requires: &VersionSpecifiers,
+    ) -> Result<Interpreter, InterpreterError> {
+        if self.satisfies(requires) {
+            Ok(self)
+        } else {
+            Err(InterpreterError::NotSatisfied {
+                path: path.to_path_buf(),
+                version: self.target.version,
+                requires: requires.clone(),
+            })
+        }
     }
 
     /// Whether this interpreter's version is in `requires`.

@@ -7,12 +7,20 @@
 //! size and sha256 of every entry, inflating no more than the manifest declares. Extraction
 //! then streams each entry again, re-hashing it, into files it creates itself. A signature
 //! entry is parsed at open and checked against trusted keys by [`Bundle::verify_signature`].
+//!
+//! The wheels are stored (not compressed), so [`Bundle::stored_entry`] can read one in place
+//! without copying it out: while the bundle is verified, the BLAKE3 digest of every 64 KiB
+//! block of a stored entry is kept, and the [`StoredEntry`] reader checks each block
+//! against it before handing out a byte. What is read later is exactly what was verified, even if the
+//! file changes in between.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -28,6 +36,8 @@ use crate::signature::{BundleSignature, KeyId, KeyIds, SignatureFormatError, Tru
 /// Largest `manifest.json.minisig` accepted, in bytes.
 pub const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
 const COPY_BUFFER: usize = 64 * 1024;
+/// The blocks of a stored entry whose digests [`StoredEntry`] checks, in bytes.
+const BLOCK: usize = 64 * 1024;
 /// What zip 9 reports when an entry inflates past the central directory's uncompressed
 /// size, which [`Bundle::open`] has checked equals the manifest's.
 const ZIP_OVERFLOW_MESSAGE: &str = "File is larger than its declared uncompressed size";
@@ -58,6 +68,8 @@ impl Default for Limits {
 #[derive(Debug)]
 pub struct Bundle {
     path: PathBuf,
+    /// The opened file (the one verified), for reading stored entries in place.
+    file: Arc<File>,
     archive: ZipArchive<BufReader<File>>,
     manifest: Manifest,
     manifest_bytes: Vec<u8>,
@@ -84,6 +96,17 @@ pub struct BundleEntry {
     /// Mode 0755 rather than 0644 (only ever true under `src/`).
     pub executable: bool,
     index: usize,
+    /// Where a stored entry's bytes are in the file and, once verified, their blocks' digests.
+    stored: Option<StoredData>,
+}
+
+/// The bytes of a stored entry: `size` bytes at `start` in the bundle file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredData {
+    start: u64,
+    /// The BLAKE3 digest of each [`BLOCK`] of the data (the last one shorter), filled in by
+    /// the verification in [`Bundle::open`].
+    blocks: Arc<[[u8; 32]]>,
 }
 
 /// Whose fault an error is, for the exit code: the bundle's (1) or ours (2).
@@ -269,6 +292,8 @@ pub enum EntryProblem {
     TooLargeToRead { size: u64, cap: u64 },
     #[error("does not exist in the bundle")]
     NotFound,
+    #[error("is compressed, so it cannot be read in place")]
+    NotStored,
 }
 
 fn short_hex(digest: &[u8; 32]) -> String {
@@ -279,11 +304,13 @@ impl Bundle {
     /// Opens and verifies the bundle at `path`; see the module documentation for what is
     /// checked. Nothing is extracted.
     pub fn open(path: &Path, limits: &Limits) -> Result<Bundle, BundleError> {
-        let file = File::open(path).map_err(|source| BundleError::Io {
-            action: "open",
+        let io_error = |action, source| BundleError::Io {
+            action,
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(|e| io_error("open", e))?;
+        let shared = Arc::new(file.try_clone().map_err(|e| io_error("open", e))?);
         let mut raw = RawArchive {
             path,
             reader: BufReader::new(file),
@@ -306,6 +333,7 @@ impl Bundle {
         };
         let mut bundle = Bundle {
             path: path.to_owned(),
+            file: shared,
             archive,
             manifest,
             manifest_bytes,
@@ -314,7 +342,15 @@ impl Bundle {
         };
         for index in 0..bundle.entries.len() {
             let entry = bundle.entries[index].clone();
-            bundle.stream(&entry, &mut io::sink(), &infallible_sink)?;
+            if entry.stored.is_some() {
+                let mut digests = BlockDigests::default();
+                bundle.stream(&entry, &mut digests, &infallible_sink)?;
+                if let Some(stored) = &mut bundle.entries[index].stored {
+                    stored.blocks = digests.finish().into();
+                }
+            } else {
+                bundle.stream(&entry, &mut io::sink(), &infallible_sink)?;
+            }
         }
         Ok(bundle)
     }
@@ -378,9 +414,10 @@ impl Bundle {
     /// Extracts an entry to `dest_dir/NAME` and returns that path. Missing parent
     /// directories are created (mode 0755); an existing one must be a real directory, not a
     /// symlink. The file is created new (`O_EXCL`: an existing file or symlink there is an
-    /// error), filled while re-hashing, given mode 0644 or 0755 from the entry's executable
-    /// bit only, and synced. On any error it is removed again. `dest_dir` must be a
-    /// directory only the caller can write to (the staging area).
+    /// error), filled while re-hashing, and given mode 0644 or 0755 from the entry's
+    /// executable bit only. On any error it is removed again. `dest_dir` must be a directory
+    /// only the caller can write to (the staging area); making the files durable is the
+    /// caller's job (one sync for all of them is much cheaper than one per file).
     pub fn extract_entry_to_path(
         &mut self,
         name: &str,
@@ -411,8 +448,7 @@ impl Bundle {
             .and_then(|()| {
                 let mode = if entry.executable { 0o755 } else { 0o644 };
                 file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(|e| io_error("set the mode of", e))?;
-                file.sync_all().map_err(|e| io_error("sync", e))
+                    .map_err(|e| io_error("set the mode of", e))
             });
         if let Err(error) = result {
             drop(file);
@@ -420,6 +456,27 @@ impl Bundle {
             return Err(error);
         }
         Ok(target)
+    }
+
+    /// A reader of the stored entry `name` (a wheel) in place in the bundle file, checking
+    /// every block against what was verified at open (see the module documentation). It can
+    /// be cloned cheaply, each clone with its own position, to read in parallel.
+    pub fn stored_entry(&self, name: &str) -> Result<StoredEntry, BundleError> {
+        let entry = self.find(name)?;
+        let Some(stored) = entry.stored else {
+            let problem = EntryProblem::NotStored;
+            return Err(entry_invalid(&self.path, name, problem));
+        };
+        Ok(StoredEntry {
+            file: Arc::clone(&self.file),
+            name: entry.name.into(),
+            start: stored.start,
+            len: entry.size,
+            blocks: stored.blocks,
+            position: 0,
+            cached: None,
+            cache: Vec::new(),
+        })
     }
 
     /// The parsed `manifest.json.minisig`, if the bundle has one. Its form was checked at
@@ -476,6 +533,149 @@ impl Bundle {
         }
         Ok(())
     }
+}
+
+/// Collects the BLAKE3 digest of every [`BLOCK`] of what is written to it.
+#[derive(Default)]
+struct BlockDigests {
+    hasher: blake3::Hasher,
+    filled: usize,
+    digests: Vec<[u8; 32]>,
+}
+
+impl BlockDigests {
+    fn finish(mut self) -> Vec<[u8; 32]> {
+        if self.filled > 0 {
+            self.digests.push(self.hasher.finalize().into());
+        }
+        self.digests
+    }
+}
+
+impl Write for BlockDigests {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while !rest.is_empty() {
+            let take = rest.len().min(BLOCK - self.filled);
+            self.hasher.update(&rest[..take]);
+            self.filled += take;
+            rest = &rest[take..];
+            if self.filled == BLOCK {
+                self.digests.push(self.hasher.finalize().into());
+                self.hasher.reset();
+                self.filled = 0;
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A stored entry read in place from the verified bundle file (see
+/// [`Bundle::stored_entry`]): `Read + Seek` over the entry's bytes, one block at a time,
+/// each checked against its digest from the verification. A block that no longer matches
+/// (the file was changed after it was verified) is an `InvalidData` error.
+#[derive(Debug)]
+pub struct StoredEntry {
+    file: Arc<File>,
+    name: Arc<str>,
+    start: u64,
+    len: u64,
+    blocks: Arc<[[u8; 32]]>,
+    position: u64,
+    /// The block in `cache`, checked.
+    cached: Option<u64>,
+    cache: Vec<u8>,
+}
+
+impl Clone for StoredEntry {
+    /// Another reader of the same entry at the same position (its own block buffer).
+    fn clone(&self) -> Self {
+        StoredEntry {
+            file: Arc::clone(&self.file),
+            name: Arc::clone(&self.name),
+            start: self.start,
+            len: self.len,
+            blocks: Arc::clone(&self.blocks),
+            position: self.position,
+            cached: None,
+            cache: Vec::new(),
+        }
+    }
+}
+
+impl StoredEntry {
+    /// The entry's size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the entry is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads block `block` from the file into the cache and checks it.
+    fn load(&mut self, block: u64) -> io::Result<()> {
+        self.cached = None;
+        let offset = block * BLOCK as u64;
+        let len = (self.len - offset).min(BLOCK as u64) as usize;
+        self.cache.resize(len, 0);
+        self.file
+            .read_exact_at(&mut self.cache, self.start + offset)?;
+        let digest: [u8; 32] = blake3::hash(&self.cache).into();
+        let expected = usize::try_from(block).ok().and_then(|b| self.blocks.get(b));
+        if expected != Some(&digest) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "entry {:?} changed since the bundle was verified (bytes {offset}..{})",
+                    self.name,
+                    offset + len as u64
+                ),
+            ));
+        }
+        self.cached = Some(block);
+        Ok(())
+    }
+}
+
+impl Read for StoredEntry {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.position >= self.len || buf.is_empty() {
+            return Ok(0);
+        }
+        let block = self.position / BLOCK as u64;
+        if self.cached != Some(block) {
+            self.load(block)?;
+        }
+        let at = (self.position - block * BLOCK as u64) as usize;
+        let n = buf.len().min(self.cache.len() - at);
+        buf[..n].copy_from_slice(&self.cache[at..at + n]);
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for StoredEntry {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.position = seek_target(self.len, self.position, to)?;
+        Ok(self.position)
+    }
+}
+
+/// Where `to` lands in `len` bytes read at `position` (past the end is allowed, reads there
+/// find nothing; before the start is an error): for readers of byte ranges by position.
+pub fn seek_target(len: u64, position: u64, to: SeekFrom) -> io::Result<u64> {
+    match to {
+        SeekFrom::Start(offset) => Some(offset),
+        SeekFrom::End(delta) => len.checked_add_signed(delta),
+        SeekFrom::Current(delta) => position.checked_add_signed(delta),
+    }
+    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before the start"))
 }
 
 fn invalid(bundle: &Path, problem: Problem) -> BundleError {
@@ -617,12 +817,17 @@ fn check_entries(
             let max = limits.max_total_size;
             return Err(invalid(bundle, Problem::TotalTooLarge { max }));
         }
+        let stored = (entry.method == METHOD_STORED).then(|| StoredData {
+            start: entry.data_start,
+            blocks: Arc::new([]),
+        });
         entries.push(BundleEntry {
             name,
             size: entry.size,
             sha256: listed_entry.sha256,
             executable,
             index: entry.index,
+            stored,
         });
     }
     if let Some(missing) = listed.next() {
@@ -830,6 +1035,8 @@ struct RawEntry {
     size: u64,
     header_offset: u64,
     external_attributes: u32,
+    /// Where the entry's data begins, once its local header has been read.
+    data_start: u64,
 }
 
 /// Where the central directory is, from the end records.
@@ -953,6 +1160,7 @@ impl RawArchive<'_> {
         let mut names = HashSet::with_capacity(entries.len());
         let mut expected_offset = 0u64;
         let mut previous: Option<&RawEntry> = None;
+        let mut data_starts = Vec::with_capacity(entries.len());
         for entry in &entries {
             if !names.insert(entry.name.as_slice()) {
                 return Err(self.entry_invalid(&entry.name, EntryProblem::Duplicate));
@@ -971,12 +1179,17 @@ impl RawArchive<'_> {
                 }));
             }
             expected_offset = self.check_local_header(entry, end.directory_offset)?;
+            data_starts.push(expected_offset - entry.compressed_size);
             previous = Some(entry);
         }
         if expected_offset < end.directory_offset {
             return Err(self.invalid(Problem::GapBeforeDirectory {
                 bytes: end.directory_offset - expected_offset,
             }));
+        }
+        let mut entries = entries;
+        for (entry, data_start) in entries.iter_mut().zip(data_starts) {
+            entry.data_start = data_start;
         }
         Ok(entries)
     }
@@ -1261,6 +1474,7 @@ impl RawArchive<'_> {
                 size,
                 header_offset,
                 external_attributes: external,
+                data_start: 0,
             });
         }
         if !fields.bytes.is_empty() {

@@ -232,6 +232,82 @@ fn writer_output_round_trips() {
 }
 
 #[test]
+fn stored_entries_are_read_in_place_and_checked_block_by_block() {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+
+    let fixture = Fixture::new();
+    // 200,000 bytes: three full 64 KiB blocks and a short fourth one.
+    let mut state = 0x2545_f491_u32;
+    let wheel: Vec<u8> = (0..200_000)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (state >> 24) as u8
+        })
+        .collect();
+    let mut entries = good_entries();
+    entries[1].1 = Box::leak(wheel.clone().into_boxed_slice());
+    let bytes = listed_zip(&entries);
+    let path = fixture.write(&bytes);
+    let bundle = Bundle::open(&path, &Limits::default()).expect("open");
+
+    let mut reader = bundle.stored_entry(WHEEL).expect("stored");
+    assert_eq!(reader.len(), wheel.len() as u64);
+    let mut whole = Vec::new();
+    reader.read_to_end(&mut whole).expect("read");
+    assert_eq!(whole, wheel);
+    // Clones read on their own; seeks land anywhere, also across blocks.
+    let mut other = reader.clone();
+    other.seek(SeekFrom::Start(65_530)).expect("seek");
+    let mut across = [0u8; 12];
+    other
+        .read_exact(&mut across)
+        .expect("read across a block boundary");
+    assert_eq!(across, wheel[65_530..65_542]);
+    other.seek(SeekFrom::End(-3)).expect("seek from the end");
+    let mut tail = Vec::new();
+    other.read_to_end(&mut tail).expect("read the tail");
+    assert_eq!(tail, wheel[wheel.len() - 3..]);
+
+    // Changing the file after verification: the changed block is refused, the others are
+    // still served.
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &wheel[140_000..140_064])
+        .expect("the wheel is stored as is");
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open for writing")
+        .write_all_at(&[wheel[140_000] ^ 0xff], at as u64)
+        .expect("change one byte");
+    let mut changed = bundle.stored_entry(WHEEL).expect("stored");
+    let mut first = vec![0u8; 65_536];
+    changed
+        .read_exact(&mut first)
+        .expect("the first block is unchanged");
+    changed.seek(SeekFrom::Start(140_000)).expect("seek");
+    let error = changed
+        .read(&mut [0u8; 16])
+        .expect_err("the changed block is refused");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(
+        error
+            .to_string()
+            .contains("changed since the bundle was verified"),
+        "{error}"
+    );
+
+    let deflated = bundle.stored_entry("src/a.py").expect_err("compressed");
+    assert!(
+        deflated
+            .to_string()
+            .ends_with("entry \"src/a.py\" is compressed, so it cannot be read in place"),
+        "{deflated}"
+    );
+}
+
+#[test]
 fn accepts_zip64_sizes_from_other_writers() {
     let fixture = Fixture::new();
     let mut entries = good_entries();

@@ -1,5 +1,5 @@
 //! Command-line arguments of `pyapp-install`: installing a bundle is the default action;
-//! `list`, `rollback`, `remove`, `status`, `logs`… are subcommands.
+//! `list`, `rollback`, `remove`, `gc`, `status`, `logs`… are subcommands.
 
 use std::path::PathBuf;
 
@@ -193,6 +193,22 @@ pub enum Command {
         wait: bool,
     },
 
+    /// Delete the wheels of the shared store (APPS/.store) that no release uses any more.
+    ///
+    /// Shared wheels are unpacked once into the store and hard-linked into every release
+    /// that installs them; a wheel is in use while a release (or an install in progress)
+    /// holds a link to it. `remove` and upgrades that prune old releases collect what they
+    /// freed already; this is for doing it by hand, or seeing what it would free.
+    Gc {
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+
+        /// When an install holds the store, wait for it instead of failing.
+        #[arg(long)]
+        wait: bool,
+    },
+
     /// Show an app's configuration (secrets masked), or change it with --set/--config:
     /// checked against the current release's configuration.yaml, saved atomically.
     Config {
@@ -315,6 +331,7 @@ impl Command {
             Command::Logs { .. } => "logs",
             Command::Generate(Generate::Completions { .. }) => "completions",
             Command::Generate(Generate::Man { .. }) => "man",
+            Command::Gc { .. } => "gc",
         }
     }
 }
@@ -338,10 +355,12 @@ Examples:
   pyapp-install watch --install-units /srv/pyapp-inbox   ...whenever one is dropped (systemd)
   pyapp-install status hello                         versions, units, hooks, disk usage
   pyapp-install logs -f hello                        its units' journal and hook log, followed
+  pyapp-install gc --dry-run                         what the store holds that no release uses
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,
-data/, tmp/, run/, log/, web/, .pyapp/{receipt.json,lock}} (spec/FORMAT.md section 6).
+data/, tmp/, run/, log/, web/, .pyapp/{receipt.json,lock}}; shared wheels in /applications/.store
+(spec/FORMAT.md section 6).
 web/ holds nginx.conf, apache.conf and lighttpd.conf for an app with a listening service:
 its static directories from disk, the rest proxied, under web.mount (section 11).
 

@@ -9,7 +9,7 @@ use crate::logs::LogsRequest;
 use crate::output::Output;
 use crate::refusal::Refusal;
 use crate::systemd::Systemd;
-use crate::{config, install, list, logs, remove, rollback, run, status, watch};
+use crate::{config, install, list, logs, remove, rollback, run, status, store, watch};
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -98,6 +98,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Some(Command::Watch(args)) => {
             watch::watch(&cli.common, &args, cli.install.port_range, &output)
         }
+        Some(Command::Gc { dry_run, wait }) => store::gc(&apps, dry_run, wait, &output),
         None => install::install(&cli.common.root(), &apps, &cli.install, &output).map(drop),
     }
 }

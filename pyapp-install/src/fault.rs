@@ -9,8 +9,11 @@ use nix::sys::signal::{raise, Signal};
 pub const KILL_AT_VAR: &str = "PYAPP_INSTALL_KILL_AT";
 
 /// Every point, in the order an install, a rollback and a removal reach them.
-pub const POINTS: [&str; 16] = [
+pub const POINTS: [&str; 20] = [
     "extracted",
+    "store-unpacked",
+    "mid-link",
+    "store-published",
     "staged",
     "after-staging",
     "after-config",
@@ -26,6 +29,7 @@ pub const POINTS: [&str; 16] = [
     "remove-after-current",
     "mid-remove",
     "remove-before-receipt",
+    "mid-gc",
 ];
 
 /// Dies at once, as by `kill -9`, when `PYAPP_INSTALL_KILL_AT` equals `name`: no

@@ -1,10 +1,13 @@
-//! Installing a bundle, step by step: hash it (a bundle already current is a no-op), verify
-//! it, find the interpreter, take the app's lock, prepare the lasting directories, stage
-//! the release (source tree, venv, wheels), make it durable, rename it into place, switch
-//! `current`, write the receipt, prune old releases. Nothing is written before the bundle
-//! and the interpreter have passed every check; a failure after that leaves `current`
-//! where it was and removes the staged release.
+//! Installing a bundle, step by step: recognise it (the file installed before, unchanged,
+//! or a bundle with the same sha256, already current, is a no-op), verify it, find the
+//! interpreter, take the app's lock, prepare the lasting directories, stage the release
+//! (source tree, venv, wheels read in place from the bundle, the shared ones through the
+//! store), make it durable, rename it into place, switch `current`, write the receipt,
+//! prune old releases and the store entries they alone used. Nothing is written before the
+//! bundle and the interpreter have passed every check; a failure after that leaves
+//! `current` where it was and removes the staged release.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::os::unix::fs::DirBuilderExt;
@@ -12,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pyapp_bundle::config_spec::ConfigSpec;
-use pyapp_bundle::metadata::Metadata;
+use pyapp_bundle::metadata::{DependencyMode, Metadata};
 use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind, Limits};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
 use serde::Serialize;
@@ -30,15 +33,18 @@ use crate::lock::{AppLock, WhenHeld};
 use crate::output::Output;
 use crate::ownership;
 use crate::policy::{self, Step};
-use crate::receipt::{now_rfc3339, Receipt, ReleaseRecord};
+use crate::receipt::{now_rfc3339, BundleFile, Receipt, ReleaseRecord};
 use crate::refusal::Refusal;
 use crate::release::{self, Staging};
 use crate::safe_fs;
+use crate::store::{self, Store};
 use crate::systemd::Systemd;
 use crate::trust::TrustPolicy;
 use crate::venv::Venv;
 use crate::web::{self, WebConfig, WebReport};
-use crate::wheel_install::{self, InstallOptions, WheelInstallError, WheelProblem};
+use crate::wheel_install::{
+    self, InstallOptions, Placement, WheelInput, WheelInstallError, WheelProblem,
+};
 
 /// The metadata entry of a bundle.
 const METADATA_NAME: &str = "metadata.yaml";
@@ -106,32 +112,64 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         .bundle
         .as_deref()
         .context("no bundle given (the command line parser should have refused)")?;
-    let bundle_sha256 = hash_file(bundle_path)?;
+    let mut file = open_bundle_file(bundle_path)?;
+    let identity = BundleFile::of(&file)
+        .with_context(|| format!("failed to inspect `{}`", bundle_path.display()))?;
 
     // A bundle that is already current needs no verification and no lock: it is the very
-    // file that was verified and installed (same sha256), and nothing will be written
-    // (unless --web asks to link it, which is done under the lock below).
-    if let Some((tree, receipt)) = find_current_install(apps, &bundle_sha256)? {
+    // file that was verified and installed (the same file, unchanged since, or one with
+    // the same sha256), and nothing will be written (unless --web asks to link it, which
+    // is done under the lock below).
+    let same_file = |receipt: &Receipt| {
+        receipt
+            .current()
+            .is_some_and(|record| record.bundle_file == Some(identity))
+    };
+    if let Some((tree, receipt)) = find_current_install(apps, same_file)? {
         if args.web.is_none() {
-            check_same_python(args.python.as_deref(), &tree, &receipt)?;
-            return report(
-                output,
-                Action::Unchanged,
-                &tree,
-                (&receipt.version, &receipt.release),
-                false,
-                None,
-            );
+            return report_unchanged(args, output, &tree, &receipt);
         }
     }
-
-    let (mut bundle, metadata, spec) = open_bundle(bundle_path)?;
+    // Hashing the file (the hash names the release) and verifying its entries each read
+    // every byte: side by side, while the interpreter named by --python answers.
+    let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| hash_file(&mut file, bundle_path));
+        let querying = args
+            .python
+            .as_deref()
+            .map(|path| scope.spawn(move || (path, Interpreter::query(path))));
+        let opened = open_bundle(bundle_path);
+        let hashed = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let queried = querying.map(|query| {
+            query
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (hashed, opened, queried)
+    });
+    let bundle_sha256 = bundle_sha256?;
+    let same_bytes = |receipt: &Receipt| receipt.bundle_sha256 == bundle_sha256;
+    if let Some((tree, receipt)) = find_current_install(apps, same_bytes)? {
+        if args.web.is_none() {
+            return report_unchanged(args, output, &tree, &receipt);
+        }
+    }
+    let (mut bundle, metadata, spec) = opened?;
+    // Remembered only when the file did not change while it was hashed and verified.
+    let unchanged = BundleFile::of(&file).ok() == Some(identity);
+    drop(file);
     TrustPolicy::load(apps, &args.trusted_keys)?.check(&bundle, output)?;
-    let interpreter = Interpreter::find(args.python.as_deref(), &metadata.requires_python)
-        .map_err(|err| {
-            Refusal::new(err.to_string())
-                .with_hint("install a matching python3.X, or name one with --python PATH")
-        })?;
+    let requires = &metadata.requires_python;
+    let interpreter = match queried {
+        Some((path, queried)) => queried.and_then(|found| found.require(path, requires)),
+        None => Interpreter::find(None, requires),
+    }
+    .map_err(|err| {
+        Refusal::new(err.to_string())
+            .with_hint("install a matching python3.X, or name one with --python PATH")
+    })?;
     let tree = apps.app(metadata.name.as_str())?;
     let version = metadata.version.to_string();
     let release = release::release_name(&version, &bundle_sha256);
@@ -145,11 +183,17 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         installed_at: now_rfc3339(),
         python: interpreter.base_executable.display().to_string(),
         python_version: interpreter.target.version.to_string(),
+        bundle_file: unchanged.then_some(identity),
     };
     let keep = usize::from(metadata.update.keep_releases);
+    // --no-verify-record installs every wheel locally: the store only holds verified ones.
+    let store = (!args.no_verify_record).then(|| Store::of(apps));
 
     if args.dry_run {
         describe_plan(&tree, &metadata, previous.as_ref(), &record, keep, output)?;
+        if let Some(store) = &store {
+            describe_store(store, &bundle, &metadata, output);
+        }
         return report(output, action, &tree, (&version, &release), true, None);
     }
 
@@ -165,7 +209,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     // Whoever held the lock before us may have changed the app: read it again.
     let previous = Receipt::load(&tree.receipt_path())?;
     if let Some(receipt) = &previous {
-        if is_current(&tree, receipt, &record.bundle_sha256)? {
+        if receipt.bundle_sha256 == record.bundle_sha256 && is_current(&tree, receipt)? {
             check_same_python(args.python.as_deref(), &tree, receipt)?;
             new_app_dir.keep();
             // Only --web brings an unchanged install here: link the current release.
@@ -231,15 +275,22 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             verify_record: !args.no_verify_record,
             compile_bytecode: args.compile_bytecode,
         };
-        stage_release(
+        let staged = stage_release(
             &mut bundle,
             &metadata,
             &interpreter,
             &staging,
             &runtime_dir,
             &options,
+            store.as_ref(),
             output,
-        )?;
+        );
+        if let Err(err) = staged {
+            // Store entries this run published may have no other user.
+            drop(staging);
+            store::collect_after(apps, output);
+            return Err(err);
+        }
         fault::point("staged");
         staging.finish()?;
         fault::point("after-staging");
@@ -261,6 +312,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let discard_new = || -> Result<()> {
         if built_now {
             release::remove_release(&tree, &release)?;
+            store::collect_after(apps, output);
         }
         Ok(())
     };
@@ -368,8 +420,11 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     fault::point("before-receipt");
     receipt.save(&tree.receipt_path())?;
     fault::point("after-receipt");
-    for name in pruned {
+    for name in &pruned {
         output.note(format!("removed old release {name}"));
+    }
+    if !pruned.is_empty() {
+        store::collect_after(apps, output);
     }
     new_app_dir.keep();
     let web = WebConfig {
@@ -387,6 +442,25 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         (&version, &release),
         false,
         Some(&web).filter(|web| web.snippets.is_some()),
+    )
+}
+
+/// A bundle whose release is current: nothing to do (but an interpreter other than the
+/// release's is refused).
+fn report_unchanged(
+    args: &InstallArgs,
+    output: &Output,
+    tree: &AppTree,
+    receipt: &Receipt,
+) -> Result<Report> {
+    check_same_python(args.python.as_deref(), tree, receipt)?;
+    report(
+        output,
+        Action::Unchanged,
+        tree,
+        (&receipt.version, &receipt.release),
+        false,
+        None,
     )
 }
 
@@ -443,16 +517,21 @@ fn describe_plan(
     Ok(())
 }
 
-/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
-/// repeated install from a new one.
-fn hash_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).map_err(|err| {
+/// Opens the bundle file given on the command line.
+fn open_bundle_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|err| {
         Refusal::new(format!(
             "cannot read the bundle `{}`: {err}",
             path.display()
         ))
         .with_hint("check the path; pyapp-build writes bundles as NAME-VERSION.pyapp")
-    })?;
+        .into()
+    })
+}
+
+/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
+/// repeated install from a new one.
+fn hash_file(file: &mut File, path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut buffer = vec![0; 1 << 20];
     loop {
@@ -469,13 +548,16 @@ fn hash_file(path: &Path) -> Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// The app whose current release came from the bundle with this sha256, if any. A
-/// receipt that cannot be read is skipped here: this is only the fast path, and the app
+/// The app whose current release came from the bundle `from_bundle` recognises, if any.
+/// A receipt that cannot be read is skipped here: this is only the fast path, and the app
 /// being installed has its receipt read again, strictly, under its lock.
-fn find_current_install(apps: &AppsDir, bundle_sha256: &str) -> Result<Option<(AppTree, Receipt)>> {
+fn find_current_install(
+    apps: &AppsDir,
+    from_bundle: impl Fn(&Receipt) -> bool,
+) -> Result<Option<(AppTree, Receipt)>> {
     for tree in apps.installed_apps()? {
         if let Ok(Some(receipt)) = Receipt::load(&tree.receipt_path()) {
-            if is_current(&tree, &receipt, bundle_sha256)? {
+            if from_bundle(&receipt) && is_current(&tree, &receipt)? {
                 return Ok(Some((tree, receipt)));
             }
         }
@@ -483,11 +565,12 @@ fn find_current_install(apps: &AppsDir, bundle_sha256: &str) -> Result<Option<(A
     Ok(None)
 }
 
-/// Whether `receipt` says this bundle is current and the tree agrees.
-fn is_current(tree: &AppTree, receipt: &Receipt, bundle_sha256: &str) -> Result<bool> {
-    Ok(receipt.bundle_sha256 == bundle_sha256
-        && release::current_release(tree)?.as_deref() == Some(receipt.release.as_str())
-        && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))?)
+/// Whether the tree agrees with the receipt about the current release.
+fn is_current(tree: &AppTree, receipt: &Receipt) -> Result<bool> {
+    Ok(
+        release::current_release(tree)?.as_deref() == Some(receipt.release.as_str())
+            && safe_fs::is_real_dir(&tree.release_dir(&receipt.release))?,
+    )
 }
 
 /// A release keeps the interpreter it was built with: asking for another one for the
@@ -496,6 +579,10 @@ fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Receipt)
     let Some(path) = explicit else {
         return Ok(());
     };
+    // The path the release was installed with needs no asking the interpreter.
+    if path == Path::new(&receipt.python) {
+        return Ok(());
+    }
     let interpreter = Interpreter::query(path).map_err(|err| Refusal::new(err.to_string()))?;
     if interpreter.base_executable.display().to_string() == receipt.python {
         return Ok(());
@@ -623,8 +710,9 @@ fn lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Vec<(PathBuf, u32)> {
     dirs
 }
 
-/// Fills the staging directory: `src/` from the bundle, then `venv/` with every wheel
-/// (extracted to `deps/` first, removed once installed).
+/// Fills the staging directory: `src/` from the bundle, then `venv/` with every wheel,
+/// read in place from the bundle; the shared ones through `store`.
+#[allow(clippy::too_many_arguments)]
 fn stage_release(
     bundle: &mut Bundle,
     metadata: &Metadata,
@@ -632,6 +720,7 @@ fn stage_release(
     staging: &Staging,
     runtime_dir: &Path,
     options: &InstallOptions,
+    store: Option<&Store>,
     output: &Output,
 ) -> Result<()> {
     let mut sources: Vec<String> = entries_under(bundle, "src/");
@@ -656,17 +745,65 @@ fn stage_release(
         interpreter,
         &system_modules,
     )?;
+    let shared: HashMap<&str, DependencyMode> = metadata
+        .dependencies
+        .iter()
+        .map(|dependency| (dependency.wheel.as_str(), dependency.mode))
+        .collect();
     let mut wheels = Vec::new();
-    for name in entries_under(bundle, "deps/") {
-        wheels.push(bundle.extract_entry_to_path(&name, staging.dir())?);
+    for entry in bundle.entries() {
+        let Some(file_name) = entry.name.strip_prefix("deps/") else {
+            continue;
+        };
+        let placement = match shared.get(file_name) {
+            Some(DependencyMode::Shared) => Placement::Shared {
+                sha256: hex::encode(entry.sha256),
+            },
+            _ => Placement::Local,
+        };
+        wheels.push(WheelInput {
+            file_name: file_name.to_owned(),
+            bytes: bundle.stored_entry(&entry.name)?,
+            placement,
+        });
     }
+    let session = store.map(Store::open_for_install).transpose()?;
     let bar = output.bar(wheels.len() as u64, "installing");
-    let installed = wheel_install::install_wheels(&venv, &wheels, options, &|| bar.inc(1));
+    let installed =
+        wheel_install::install_from(&venv, wheels, session.as_ref(), options, &|| bar.inc(1));
     bar.finish_and_clear();
-    for warning in installed.map_err(wheel_error)?.warnings {
+    let installed = installed.map_err(wheel_error)?;
+    for note in installed.notes {
+        output.note(note);
+    }
+    for warning in installed.warnings {
         output.warning(warning);
     }
-    safe_fs::remove_dir_all_if_exists(&staging.dir().join("deps"))
+    Ok(())
+}
+
+/// `--dry-run`: how many shared wheels the store has and would be linked, how many it
+/// would get.
+fn describe_store(store: &Store, bundle: &Bundle, metadata: &Metadata, output: &Output) {
+    let (mut linked, mut unpacked, mut local) = (0, 0, 0);
+    for dependency in &metadata.dependencies {
+        match dependency.mode {
+            DependencyMode::Local => local += 1,
+            DependencyMode::Shared => {
+                let sha256 = bundle
+                    .entry(&format!("deps/{}", dependency.wheel))
+                    .map(|entry| hex::encode(entry.sha256));
+                match sha256.map(|sha256| store.entry_dir(&sha256).is_dir()) {
+                    Some(true) => linked += 1,
+                    _ => unpacked += 1,
+                }
+            }
+        }
+    }
+    output.note(format!(
+        "would link {linked} shared wheel(s) from the store {}, unpack {unpacked} into it first, and extract {local} local wheel(s)",
+        store.dir().display()
+    ));
 }
 
 /// A wheel that cannot be installed is the bundle's fault (exit 1), unless this machine
@@ -677,7 +814,9 @@ fn wheel_error(err: WheelInstallError) -> anyhow::Error {
             problem: WheelProblem::Open { .. } | WheelProblem::Write { .. },
             ..
         }
-        | WheelInstallError::Compile { .. } => anyhow::Error::new(err),
+        | WheelInstallError::Compile { .. }
+        | WheelInstallError::Directory { .. }
+        | WheelInstallError::Store(_) => anyhow::Error::new(err),
         WheelInstallError::Incompatible { .. } => anyhow::Error::new(
             Refusal::new(format!("refusing the bundle: {err}")).with_hint(
                 "build the bundle for this server: pyapp-build --python-version X.Y --platform TAG",

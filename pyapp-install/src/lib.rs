@@ -33,6 +33,7 @@ pub mod rollback;
 pub mod run;
 pub mod safe_fs;
 pub mod status;
+pub mod store;
 pub mod systemd;
 pub mod trust;
 pub mod units;

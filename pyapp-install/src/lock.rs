@@ -31,15 +31,7 @@ pub struct AppLock {
 impl AppLock {
     /// Takes the lock at `path` for the app `app`, creating the file if needed.
     pub fn acquire(path: &Path, app: &str, when_held: WhenHeld) -> Result<AppLock> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o644)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(path)
-            .with_context(|| format!("failed to open the lock file `{}`", path.display()))?;
+        let mut file = open_lock_file(path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) if when_held == WhenHeld::Wait => {
@@ -67,6 +59,19 @@ impl Drop for AppLock {
     fn drop(&mut self) {
         let _ = self.file.set_len(0);
     }
+}
+
+/// Opens (creating it, 0644, never through a link) the file a lock is taken on.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .with_context(|| format!("failed to open the lock file `{}`", path.display()))
 }
 
 fn held_by_another(file: &mut File, path: PathBuf, app: &str) -> Refusal {

@@ -47,6 +47,39 @@ pub struct ReleaseRecord {
     pub installed_at: String,
     pub python: String,
     pub python_version: String,
+    /// The bundle file this release was installed from, as it was when it was hashed and
+    /// verified: the same file, unchanged, is recognised without hashing it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_file: Option<BundleFile>,
+}
+
+/// Who a file is (device and inode) and its state (size, modification and change times,
+/// in nanoseconds). The change time cannot be set back by anyone but the clock, so a file
+/// with the same values has not been written since they were taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BundleFile {
+    pub device: u64,
+    pub inode: u64,
+    pub size: u64,
+    pub modified_ns: i64,
+    pub changed_ns: i64,
+}
+
+impl BundleFile {
+    /// The identity of an opened file.
+    pub fn of(file: &std::fs::File) -> std::io::Result<BundleFile> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = file.metadata()?;
+        let ns = |seconds: i64, nanos: i64| seconds.saturating_mul(1_000_000_000) + nanos;
+        Ok(BundleFile {
+            device: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            modified_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            changed_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        })
+    }
 }
 
 impl Receipt {
@@ -319,6 +352,7 @@ mod tests {
             installed_at: "t".into(),
             python: "/usr/bin/python3".into(),
             python_version: "3.11.7".into(),
+            bundle_file: None,
         }
     }
 

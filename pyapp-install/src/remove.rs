@@ -1,7 +1,7 @@
 //! `pyapp-install remove APP [--purge]`: run the app's pre-delete hook, stop and remove its
 //! units, unlink it from web servers, and take its releases, `current`, web/, tmp/, run/
 //! and receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
-//! which deletes the app's whole directory.
+//! which deletes the app's whole directory. Then the store entries no other app uses go.
 
 use std::path::Path;
 
@@ -20,6 +20,7 @@ use crate::receipt::Receipt;
 use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
+use crate::store;
 use crate::systemd::Systemd;
 use crate::web::WebConfig;
 
@@ -116,6 +117,7 @@ pub fn remove(
         safe_fs::sync_dir(&tree.state_dir())?;
         vec!["config", "data", "log"]
     };
+    store::collect_after(apps, output);
 
     if output.json() {
         output.print_json(&Removed {

@@ -26,12 +26,9 @@ use crate::receipt::{parse_rfc3339_utc, Receipt};
 use crate::refusal::Refusal;
 use crate::release;
 use crate::safe_fs;
+use crate::store::Store;
 use crate::systemd::Systemd;
 use crate::units::unit_stem;
-
-/// The machine-wide wheel store, in the apps directory: `.store/wheels/SHA256/` holds the
-/// unpacked files of the wheel with that sha256, hard-linked into the venvs that use it.
-const STORE_WHEELS: &str = ".store/wheels";
 
 /// What `status` asks `systemctl show` about each unit.
 const UNIT_PROPERTIES: [&str; 8] = [
@@ -337,16 +334,16 @@ fn usage(
             }
         }
     }
-    let store = apps.path().join(STORE_WHEELS);
+    let store = Store::of(apps);
     let mut seen = HashSet::new();
     let mut store_usage = StoreUsage {
-        path: store.clone(),
+        path: store.wheels_dir(),
         bytes: 0,
         shared_wheels: shared.len(),
         entries: 0,
     };
     for sha256 in &shared {
-        let entry = store.join(sha256);
+        let entry = store.entry_dir(sha256);
         if safe_fs::is_real_dir(&entry)? {
             store_usage.entries += 1;
             store_usage.bytes += walk_files(&entry, &mut seen, |_, _| {})?;

@@ -5,13 +5,15 @@
 //! (every file of every RECORD of its venv and of its `src/`, with its hash and size),
 //! every other release on disk is complete too, `config/` and `data/` are byte-identical,
 //! and the next run (without `--wait`: the dead holder's lock is free) leaves no
-//! leftovers. Those run under `--root` scratch trees. Under systemd-sandbox, with a real
+//! leftovers. Every entry of the shared store is whole at any moment, and after the next
+//! run and a `gc` the store holds no leftovers and only entries a release uses. Those run under `--root` scratch trees. Under systemd-sandbox, with a real
 //! app user: links planted in the tree before an upgrade, and hooks that fail or hang.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::{Cursor, Read};
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
@@ -343,7 +345,7 @@ impl Lab {
                 return Err("config/ or data/ changed".to_owned());
             }
         }
-        Ok(())
+        check_store(root)
     }
 
     /// Checks the state after a recovery run: [`Lab::check_whole`] with `current` at
@@ -382,8 +384,84 @@ impl Lab {
             lock.try_lock()
                 .map_err(|err| format!("the lock is still held: {err}"))?;
         }
-        Ok(())
+        // What is left in the store is garbage for gc, which leaves only used entries.
+        let gc = run(root, &["gc".into()]);
+        if !gc.status.success() {
+            return Err(format!("gc failed: {}", stderr(&gc)));
+        }
+        check_store_collected(root)?;
+        self.check_whole(root, &[expected], kept)
+            .map_err(|err| format!("after gc: {err}"))
     }
+}
+
+/// The shared store of a root.
+fn store_dir(root: &Path) -> PathBuf {
+    root.join("applications/.store")
+}
+
+/// Checks that every entry of the store is whole: each file its index lists is there,
+/// a regular file with the listed sha256, size and mode.
+fn check_store(root: &Path) -> Result<(), String> {
+    let wheels = store_dir(root).join("wheels");
+    for sha in names(&wheels).unwrap_or_default() {
+        let dir = wheels.join(&sha);
+        let index_path = dir.join("index.json");
+        let index: serde_json::Value = fs::read(&index_path)
+            .map_err(|err| err.to_string())
+            .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|err| err.to_string()))
+            .map_err(|err| format!("{}: {err}", index_path.display()))?;
+        let files = index["files"]
+            .as_array()
+            .ok_or_else(|| format!("{}: no files", index_path.display()))?;
+        for file in files {
+            let path = dir.join("files").join(file["path"].as_str().unwrap_or("?"));
+            let (sha256, size) = (file["sha256"].as_str(), file["size"].as_u64());
+            check_file(&path, |bytes| {
+                Some(hex::encode(Sha256::digest(bytes)).as_str()) == sha256
+                    && Some(bytes.len() as u64) == size
+            })?;
+            let mode = fs::metadata(&path).map_err(|err| err.to_string())?.mode() & 0o7777;
+            let expected = if file["executable"] == true {
+                0o755
+            } else {
+                0o644
+            };
+            if mode != expected {
+                return Err(format!("{} has mode {mode:o}", path.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// After `gc`: nothing under the store's `tmp/`, and every entry has a file that is also
+/// a file of a release on disk (the same inode).
+fn check_store_collected(root: &Path) -> Result<(), String> {
+    let store = store_dir(root);
+    let leftovers = names(&store.join("tmp")).unwrap_or_default();
+    if !leftovers.is_empty() {
+        return Err(format!("leftovers in the store after gc: {leftovers:?}"));
+    }
+    let releases = root.join(APP).join("releases");
+    let in_releases: std::collections::HashSet<u64> = walkdir::WalkDir::new(&releases)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().is_file())
+        .filter_map(|entry| entry.metadata().ok().map(|meta| meta.ino()))
+        .collect();
+    for sha in names(&store.join("wheels")).unwrap_or_default() {
+        let files = store.join("wheels").join(&sha).join("files");
+        let used = walkdir::WalkDir::new(&files)
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter_map(|entry| entry.metadata().ok())
+            .any(|meta| meta.is_file() && in_releases.contains(&meta.ino()));
+        if !used {
+            return Err(format!("store entry {sha} is used by no release after gc"));
+        }
+    }
+    Ok(())
 }
 
 /// The release `APP/current` points at, `None` when there is no `current`.
@@ -603,8 +681,11 @@ fn on_two_threads<T: Sync>(
 
 /// Which commands reach each fault point (`Op::Install` is a first install, which has no
 /// old release to prune or revert to).
-const POINTS: [(&str, &[Op]); 16] = [
+const POINTS: [(&str, &[Op]); 20] = [
     ("extracted", &[Op::Install, Op::Upgrade]),
+    ("store-unpacked", &[Op::Install, Op::Upgrade]),
+    ("mid-link", &[Op::Install, Op::Upgrade]),
+    ("store-published", &[Op::Install, Op::Upgrade]),
     ("staged", &[Op::Install, Op::Upgrade]),
     ("after-staging", &[Op::Install, Op::Upgrade]),
     ("after-config", &[Op::Install, Op::Upgrade]),
@@ -620,6 +701,7 @@ const POINTS: [(&str, &[Op]); 16] = [
     ("remove-after-current", &[Op::Remove]),
     ("mid-remove", &[Op::Remove]),
     ("remove-before-receipt", &[Op::Remove]),
+    ("mid-gc", &[Op::Upgrade, Op::Remove]),
 ];
 
 #[test]
@@ -789,12 +871,16 @@ fn an_upgrade_that_fills_the_disk_is_refused_and_changes_nothing() {
     let message = stderr(&refused);
     let lines: Vec<&str> = message.lines().collect();
     assert_eq!(lines.len(), 2, "{message}");
+    // Where the space ran out: the staged release, or the store entry being unpacked.
     let releases = root.join(APP).join("releases");
+    let unpacking = root.join("applications/.store/tmp");
     assert!(
-        lines[0].starts_with(&format!(
-            "error: disk full: no space left on device while writing `{}/",
-            releases.display()
-        )),
+        [&releases, &unpacking]
+            .iter()
+            .any(|dir| lines[0].starts_with(&format!(
+                "error: disk full: no space left on device while writing `{}/",
+                dir.display()
+            ))),
         "{message}"
     );
     assert!(

@@ -17,6 +17,7 @@ mod lifecycle;
 mod reference_installer;
 mod signatures;
 mod status;
+mod store;
 mod units;
 mod watch;
 mod web;

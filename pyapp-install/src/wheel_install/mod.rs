@@ -1,30 +1,41 @@
 //! Installing wheels into a [`Venv`] natively: no pip, no `python -m installer`.
 //!
-//! Each wheel is first *planned* (zip and names validated, `.dist-info` found, `WHEEL`,
-//! `RECORD` and `entry_points.txt` read, every entry mapped to its destination) without
-//! writing anything; conflicts between wheels are found across all plans; then every wheel
-//! is extracted entry by entry, hashed while it streams, checked against its RECORD, and
-//! given launchers, `INSTALLER` and a RECORD of what was actually written.
+//! Each wheel is first read (`layout`): from its archive, validated (zip and names,
+//! `.dist-info`, `WHEEL`, `RECORD`, entry points), or, for a `shared` wheel the store
+//! already has, from its store entry without opening the archive. Every file is mapped to
+//! its place in the venv and conflicts between wheels are looked for, all before anything
+//! is written. Then, in parallel chunks of files across all wheels (`place`): the shared
+//! wheels the store lacks are unpacked into it (streamed from the archive, hashed while
+//! written, checked against RECORD) and published; every file is extracted into the venv
+//! (`local` wheels) or hard-linked from the store (`shared` ones); and each wheel gets its
+//! launchers, `INSTALLER` and a RECORD of what was actually written.
 
 pub mod entry_points;
+mod layout;
+mod place;
 pub mod record;
 pub mod scripts;
+mod source;
 
-use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Component, Path, PathBuf};
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use pyapp_bundle::wheel_name::{normalize_name, WheelName, WheelNameError};
+use pyapp_bundle::wheel_name::WheelNameError;
 use rayon::prelude::*;
 use thiserror::Error;
-use zip::ZipArchive;
 
+use crate::fault;
+use crate::store::{EntryIndex, IndexedFile, PendingEntry, StoreEntry, StoreSession, INDEX_FORMAT};
 use crate::venv::Venv;
-use entry_points::{EntryPoint, EntryPointError};
-use record::{HashAlgorithm, Hasher, RecordError, RecordHash, RecordRow};
+use entry_points::EntryPointError;
+use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
+use place::{create_parents, extract_file, place_from_store, write_generated, Extraction};
+use record::{RecordError, RecordRow};
+pub use source::WheelFile;
 
 /// The name written to each `.dist-info/INSTALLER`.
 pub const INSTALLER_NAME: &str = "pyapp";
@@ -32,8 +43,10 @@ pub const INSTALLER_NAME: &str = "pyapp";
 /// Small metadata files read whole are refused beyond this size.
 const MAX_METADATA_FILE: u64 = 64 * 1024 * 1024;
 
-/// The longest first line searched for a `#!python` placeholder.
-const MAX_SHEBANG_LINE: u64 = 4096;
+/// What placing a file costs besides its bytes, for cutting the work into chunks.
+const FILE_COST: u64 = 16 * 1024;
+/// About how much work one parallel chunk does (bytes to write plus [`FILE_COST`] a file).
+const CHUNK_COST: u64 = 4 * 1024 * 1024;
 
 /// How to install.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +67,32 @@ impl Default for InstallOptions {
     }
 }
 
+/// Anything a wheel's archive can be read from, and cloned to be read on several threads.
+pub trait WheelBytes: Read + Seek + Clone + Send + Sync {}
+
+impl<T: Read + Seek + Clone + Send + Sync> WheelBytes for T {}
+
+/// A wheel to install.
+#[derive(Debug)]
+pub struct WheelInput<R> {
+    /// Its file name, `NAME-VERSION-TAGS.whl`.
+    pub file_name: String,
+    /// Its archive.
+    pub bytes: R,
+    pub placement: Placement,
+}
+
+/// How a wheel's files get into the venv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Extracted into the venv.
+    Local,
+    /// Hard-linked from the store entry of the wheel file with this sha256 (lowercase hex,
+    /// vouched for by the caller), which is unpacked first if the store lacks it. Without
+    /// a store, the same as `Local`.
+    Shared { sha256: String },
+}
+
 /// One wheel that was installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstalledWheel {
@@ -67,7 +106,7 @@ pub struct InstalledWheel {
     pub files: usize,
 }
 
-/// What [`install_wheels`] did.
+/// What [`install_from`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstallReport {
     /// The wheels, in the order given.
@@ -75,6 +114,8 @@ pub struct InstallReport {
     /// Things worth telling the user that did not stop the install (a newer minor
     /// `Wheel-Version`, files that did not compile to bytecode).
     pub warnings: Vec<String>,
+    /// How it went, worth saying once (shared wheels copied, not linked).
+    pub notes: Vec<String>,
 }
 
 /// Why the wheels could not be installed.
@@ -99,6 +140,11 @@ pub enum WheelInstallError {
     },
     #[error("failed to compile bytecode with `{python}`: {source}")]
     Compile { python: PathBuf, source: io::Error },
+    #[error("failed to create the directory `{path}`: {source}")]
+    Directory { path: PathBuf, source: io::Error },
+    /// The shared store could not be read or written.
+    #[error(transparent)]
+    Store(anyhow::Error),
 }
 
 /// What is wrong with one wheel; shown after the wheel's file name.
@@ -144,80 +190,11 @@ pub enum WheelProblem {
     Write { path: PathBuf, source: io::Error },
 }
 
-/// Where an archive entry goes and how.
-#[derive(Debug)]
-struct PlannedFile {
-    index: usize,
-    entry: String,
-    dest: PathBuf,
-    /// A `.data/scripts` file: `#!python` rewritten, always executable.
-    script: bool,
-    mode: u32,
-}
-
-/// Everything known about a wheel before anything is written.
-struct WheelPlan {
-    path: PathBuf,
-    name: WheelName,
-    dist_info: String,
-    /// The directory holding `.dist-info` (purelib or platlib).
-    lib_dir: PathBuf,
-    files: Vec<PlannedFile>,
-    launchers: Vec<EntryPoint>,
-    /// RECORD rows by path; `None` when verification is turned off.
-    record: Option<HashMap<String, RecordRow>>,
-    warnings: Vec<String>,
-}
-
-impl WheelPlan {
-    fn file_name(&self) -> String {
-        self.name.file_name().to_string()
+fn entry_problem(entry: &str, reason: impl Into<String>) -> WheelProblem {
+    WheelProblem::Entry {
+        entry: entry.to_string(),
+        reason: reason.into(),
     }
-}
-
-/// Install `wheels` (paths to `.whl` files) into `venv`; `on_installed` is called once
-/// per wheel when it is in (from any thread: drive a progress bar with it).
-///
-/// Nothing is written unless every wheel fits the venv's interpreter, is valid and none
-/// writes a path another one writes. A failure while writing leaves a partial venv: it is
-/// meant to be built in a staging directory that is thrown away on error.
-pub fn install_wheels(
-    venv: &Venv,
-    wheels: &[PathBuf],
-    options: &InstallOptions,
-    on_installed: &(dyn Fn() + Sync),
-) -> Result<InstallReport, WheelInstallError> {
-    check_compatibility(venv, wheels)?;
-    let plans = wheels
-        .par_iter()
-        .map(|path| {
-            plan_wheel(venv, path, options).map_err(|problem| WheelInstallError::Wheel {
-                wheel: display_name(path),
-                problem,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    check_conflicts(venv, &plans)?;
-    let installed = plans
-        .par_iter()
-        .map(|plan| {
-            let installed =
-                install_plan(venv, plan).map_err(|problem| WheelInstallError::Wheel {
-                    wheel: plan.file_name(),
-                    problem,
-                })?;
-            on_installed();
-            Ok(installed)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut report = InstallReport {
-        wheels: installed,
-        warnings: plans.iter().flat_map(|p| p.warnings.clone()).collect(),
-    };
-    if options.compile_bytecode {
-        report.warnings.extend(compile_bytecode(venv, &plans)?);
-    }
-    Ok(report)
 }
 
 fn display_name(path: &Path) -> String {
@@ -226,649 +203,456 @@ fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Every wheel's file name tags must fit the interpreter; all misfits are listed at once.
-fn check_compatibility(venv: &Venv, wheels: &[PathBuf]) -> Result<(), WheelInstallError> {
-    let target = &venv.interpreter().target;
-    let supported = target.supported_tags();
-    let mut misfits = Vec::new();
-    for path in wheels {
-        let name = WheelName::parse(&display_name(path)).map_err(|e| WheelInstallError::Wheel {
-            wheel: display_name(path),
-            problem: e.into(),
-        })?;
-        if name.compatibility(&supported).is_none() {
-            misfits.push(name.file_name().to_string());
-        }
-    }
-    if misfits.is_empty() {
-        return Ok(());
-    }
-    Err(WheelInstallError::Incompatible {
-        count: misfits.len(),
-        target: format!(
-            "{} {} on {} ({:?})",
-            target.implementation, target.version, target.arch, target.libc
-        ),
-        wheels: misfits.join(", "),
-    })
-}
-
-fn entry_problem(entry: &str, reason: impl Into<String>) -> WheelProblem {
-    WheelProblem::Entry {
-        entry: entry.to_string(),
-        reason: reason.into(),
-    }
-}
-
-/// A safe relative entry name: UTF-8, no control characters, no `\`, not absolute, no
-/// empty, `.` or `..` components (a trailing `/` marks a directory).
-fn check_entry_name(raw: &[u8]) -> Result<&str, WheelProblem> {
-    let shown = String::from_utf8_lossy(raw);
-    let name = std::str::from_utf8(raw).map_err(|_| entry_problem(&shown, "name is not UTF-8"))?;
-    let reason = if name.is_empty() {
-        Some("empty name")
-    } else if name.chars().any(char::is_control) {
-        Some("control character in name")
-    } else if name.contains('\\') {
-        Some("backslash in name")
-    } else if name.starts_with('/') {
-        Some("absolute path")
-    } else if name
-        .strip_suffix('/')
-        .unwrap_or(name)
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        Some("empty, `.` or `..` path component")
-    } else {
-        None
-    };
-    match reason {
-        // Escaped, so that a line break in the name cannot break the message's line.
-        Some(reason) => Err(entry_problem(&name.escape_debug().to_string(), reason)),
-        None => Ok(name),
-    }
-}
-
-/// Read a small file of the archive whole, as UTF-8.
-fn read_text(archive: &mut ZipArchive<File>, name: &str) -> Result<Option<String>, WheelProblem> {
-    let Some(index) = archive.index_for_name(name) else {
-        return Ok(None);
-    };
-    let file = archive.by_index(index).map_err(WheelProblem::Zip)?;
-    if file.size() > MAX_METADATA_FILE {
-        return Err(entry_problem(name, "too large for a metadata file"));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_METADATA_FILE)
-        .read_to_end(&mut bytes)
-        .map_err(|e| entry_problem(name, e.to_string()))?;
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| entry_problem(name, "not UTF-8"))
-}
-
-/// The `Key: value` headers of an email-style metadata file (`WHEEL`, `METADATA`), up to
-/// the first blank line; a key may repeat.
-fn headers(text: &str) -> Vec<(&str, &str)> {
-    text.lines()
-        .take_while(|line| !line.trim().is_empty())
-        .filter_map(|line| line.split_once(':'))
-        .map(|(k, v)| (k.trim(), v.trim()))
-        .collect()
-}
-
-/// `WHEEL`: `Wheel-Version` 1.x (warn on a newer minor) and `Root-Is-Purelib`.
-fn read_wheel_file(
-    text: &str,
-    dist_info: &str,
-    warnings: &mut Vec<String>,
-    wheel: &str,
-) -> Result<bool, WheelProblem> {
-    let file = format!("{dist_info}/WHEEL");
-    let bad = |reason: String| WheelProblem::MetadataFile {
-        file: file.clone(),
-        reason,
-    };
-    let headers = headers(text);
-    let versions: Vec<&str> = headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("Wheel-Version"))
-        .map(|(_, v)| *v)
-        .collect();
-    if versions.is_empty() {
-        return Err(bad("no Wheel-Version".into()));
-    }
-    for version in versions {
-        let (major, minor) = version.split_once('.').unwrap_or((version, "0"));
-        match (major.parse::<u32>(), minor.parse::<u32>()) {
-            (Ok(1), Ok(0)) => {}
-            (Ok(1), Ok(_)) => warnings.push(format!(
-                "{wheel}: Wheel-Version {version} is newer than 1.0; installing anyway"
-            )),
-            _ => {
-                return Err(bad(format!(
-                    "unsupported Wheel-Version {version} (pyapp-install reads 1.x)"
-                )))
-            }
-        }
-    }
-    let purelib = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Root-Is-Purelib"))
-        .map(|(_, v)| v.to_ascii_lowercase())
-        .ok_or_else(|| bad("no Root-Is-Purelib".into()))?;
-    match purelib.as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(bad(format!(
-            "Root-Is-Purelib is `{other}`, not true or false"
-        ))),
-    }
-}
-
-/// Validate a wheel and decide where each of its entries goes, writing nothing.
-fn plan_wheel(
+/// Install `wheels` (paths to `.whl` files) into `venv`, each extracted (no store);
+/// `on_installed` is called once per wheel when it is in (from any thread: drive a
+/// progress bar with it). See [`install_from`].
+pub fn install_wheels(
     venv: &Venv,
-    path: &Path,
+    wheels: &[PathBuf],
     options: &InstallOptions,
-) -> Result<WheelPlan, WheelProblem> {
-    let name = WheelName::parse(&display_name(path))?;
-    let file = File::open(path).map_err(|source| WheelProblem::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut archive = ZipArchive::new(file).map_err(WheelProblem::Zip)?;
-    archive
-        .validate_header_consistency()
-        .map_err(WheelProblem::Zip)?;
-
-    // Entry names and types first: everything below may rely on them being safe.
-    let mut entries = Vec::with_capacity(archive.len());
-    for index in 0..archive.len() {
-        let entry = archive.by_index_data(index).map_err(WheelProblem::Zip)?;
-        let entry_name = check_entry_name(entry.name_raw())?.to_string();
-        if entry.encrypted() {
-            return Err(entry_problem(&entry_name, "encrypted"));
-        }
-        if entry.is_symlink() {
-            return Err(entry_problem(&entry_name, "symbolic link"));
-        }
-        let mode = entry.unix_mode();
-        let file_type = mode.map_or(0, |m| m & 0o170000);
-        if entry.is_dir() {
-            continue;
-        }
-        if file_type != 0 && file_type != 0o100000 {
-            return Err(entry_problem(&entry_name, "not a regular file"));
-        }
-        let executable = mode.is_some_and(|m| m & 0o111 != 0);
-        entries.push((index, entry_name, executable));
-    }
-
-    let mut tops: Vec<&str> = entries
-        .iter()
-        .filter_map(|(_, n, _)| n.split_once('/').map(|(top, _)| top))
-        .collect();
-    tops.sort_unstable();
-    tops.dedup();
-    let dist_infos: Vec<&str> = tops
-        .iter()
-        .copied()
-        .filter(|t| t.ends_with(".dist-info"))
-        .collect();
-    let dist_info = match dist_infos.as_slice() {
-        [one]
-            if one
-                .strip_suffix(".dist-info")
-                .is_some_and(|stem| name.matches_dir_stem(stem)) =>
-        {
-            one.to_string()
-        }
-        _ => {
-            return Err(WheelProblem::DistInfo {
-                expected: format!("{} {}", name.name(), name.version()),
-                found: if dist_infos.is_empty() {
-                    "none".to_string()
-                } else {
-                    dist_infos.join(", ")
-                },
-            })
-        }
-    };
-    let stem = dist_info.trim_end_matches(".dist-info").to_string();
-    let data_dir = format!("{stem}.data");
-    if let Some(foreign) = tops
-        .iter()
-        .find(|t| t.ends_with(".data") && **t != data_dir)
-    {
-        return Err(WheelProblem::ForeignData(foreign.to_string()));
-    }
-
-    let metadata_path = format!("{dist_info}/METADATA");
-    let metadata =
-        read_text(&mut archive, &metadata_path)?.ok_or_else(|| WheelProblem::MetadataFile {
-            file: metadata_path.clone(),
-            reason: "missing".into(),
+    on_installed: &(dyn Fn() + Sync),
+) -> Result<InstallReport, WheelInstallError> {
+    let names: Vec<String> = wheels.iter().map(|path| display_name(path)).collect();
+    check_compatibility(venv, names.iter().map(String::as_str))?;
+    let mut inputs = Vec::with_capacity(wheels.len());
+    for (path, file_name) in wheels.iter().zip(names) {
+        let bytes = WheelFile::open(path).map_err(|source| WheelInstallError::Wheel {
+            wheel: file_name.clone(),
+            problem: WheelProblem::Open {
+                path: path.clone(),
+                source,
+            },
         })?;
-    check_metadata(&metadata, &metadata_path, &name)?;
-
-    let mut warnings = Vec::new();
-    let wheel_path = format!("{dist_info}/WHEEL");
-    let wheel_text =
-        read_text(&mut archive, &wheel_path)?.ok_or_else(|| WheelProblem::MetadataFile {
-            file: wheel_path.clone(),
-            reason: "missing".into(),
-        })?;
-    let root_is_purelib =
-        read_wheel_file(&wheel_text, &dist_info, &mut warnings, name.file_name())?;
-    let lib_dir = if root_is_purelib {
-        venv.purelib()
-    } else {
-        venv.platlib()
-    };
-
-    let record_path = format!("{dist_info}/RECORD");
-    let record = if options.verify_record {
-        let text =
-            read_text(&mut archive, &record_path)?.ok_or_else(|| WheelProblem::MetadataFile {
-                file: record_path.clone(),
-                reason: "missing".into(),
-            })?;
-        let rows = record::parse_record(&text)?;
-        Some(
-            rows.into_iter()
-                .map(|row| (row.path.clone(), row))
-                .collect::<HashMap<_, _>>(),
-        )
-    } else {
-        None
-    };
-
-    let launchers = match read_text(&mut archive, &format!("{dist_info}/entry_points.txt"))? {
-        Some(text) => entry_points::parse_scripts(&text)?,
-        None => Vec::new(),
-    };
-
-    // Written by the installer itself, never taken from the wheel.
-    let own_files = [record_path.clone(), format!("{dist_info}/INSTALLER")];
-    let signatures = [
-        format!("{dist_info}/RECORD.jws"),
-        format!("{dist_info}/RECORD.p7s"),
-    ];
-    let mut files = Vec::new();
-    for (index, entry, executable) in entries {
-        if entry.split('/').any(|c| c == "__pycache__") || own_files.contains(&entry) {
-            continue;
-        }
-        if let Some(record) = &record {
-            if !signatures.contains(&entry) {
-                match record.get(&entry) {
-                    None => return Err(WheelProblem::NotInRecord(entry)),
-                    Some(row) if row.hash.is_none() => return Err(WheelProblem::NoHash(entry)),
-                    Some(_) => {}
-                }
-            }
-        }
-        let (dest, script) = match entry.strip_prefix(&format!("{data_dir}/")) {
-            Some(rest) => {
-                let (key, inner) = rest
-                    .split_once('/')
-                    .ok_or_else(|| entry_problem(&entry, "a file directly in `.data`"))?;
-                let base = match key {
-                    "purelib" => venv.purelib(),
-                    "platlib" => venv.platlib(),
-                    "headers" => {
-                        venv.headers_dir(stem.rsplit_once('-').map_or(stem.as_str(), |(n, _)| n))
-                    }
-                    "scripts" => venv.scripts_dir(),
-                    "data" => venv.data_dir(),
-                    _ => {
-                        return Err(WheelProblem::DataKey {
-                            key: key.to_string(),
-                            entry,
-                        })
-                    }
-                };
-                (base.join(inner), key == "scripts")
-            }
-            None => (lib_dir.join(&entry), false),
-        };
-        let mode = if executable || script { 0o755 } else { 0o644 };
-        files.push(PlannedFile {
-            index,
-            entry,
-            dest,
-            script,
-            mode,
+        inputs.push(WheelInput {
+            file_name,
+            bytes,
+            placement: Placement::Local,
         });
     }
-    Ok(WheelPlan {
-        path: path.to_path_buf(),
-        name,
-        dist_info,
-        lib_dir,
-        files,
-        launchers,
-        record,
-        warnings,
-    })
+    install_from(venv, inputs, None, options, on_installed)
 }
 
-/// METADATA's `Name` and `Version` must be the file name's (after normalisation).
-fn check_metadata(text: &str, file: &str, name: &WheelName) -> Result<(), WheelProblem> {
-    let headers = headers(text);
-    let get = |key: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| *v)
-    };
-    let bad = |reason: String| WheelProblem::MetadataFile {
-        file: file.to_string(),
-        reason,
-    };
-    let meta_name = get("Name").ok_or_else(|| bad("no Name".into()))?;
-    if normalize_name(meta_name) != name.name() {
-        return Err(bad(format!(
-            "Name `{meta_name}` does not match the file name"
-        )));
-    }
-    let meta_version = get("Version").ok_or_else(|| bad("no Version".into()))?;
-    if meta_version.parse::<pep440_rs::Version>().ok().as_ref() != Some(name.version()) {
-        return Err(bad(format!(
-            "Version `{meta_version}` does not match the file name"
-        )));
-    }
-    Ok(())
+/// Where a wheel's files come from.
+enum Source<R> {
+    /// Its archive, validated: extracted into the venv, or first unpacked into the store
+    /// as the entry `store_as`.
+    Archive {
+        wheel: WheelArchive<R>,
+        store_as: Option<String>,
+    },
+    /// Its store entry.
+    Entry {
+        layout: WheelLayout,
+        entry: StoreEntry,
+    },
 }
 
-/// Two writers of one path, or a wheel writing the interpreter's names, stop the install
-/// before anything is written.
-fn check_conflicts(venv: &Venv, plans: &[WheelPlan]) -> Result<(), WheelInstallError> {
-    let bin = venv.scripts_dir();
-    let reserved: Vec<PathBuf> = venv
-        .interpreter_names()
-        .iter()
-        .map(|n| bin.join(n))
-        .collect();
-    let mut owners: BTreeMap<PathBuf, String> = BTreeMap::new();
-    for plan in plans {
-        let writes = plan
-            .files
-            .iter()
-            .map(|f| {
-                (
-                    f.dest.clone(),
-                    format!("{} ({})", plan.file_name(), f.entry),
-                )
-            })
-            .chain(plan.launchers.iter().map(|l| {
-                (
-                    bin.join(&l.name),
-                    format!("{} (entry point `{}`)", plan.file_name(), l.name),
-                )
-            }))
-            .chain(["INSTALLER", "RECORD"].iter().map(|f| {
-                let path = plan.lib_dir.join(&plan.dist_info).join(f);
-                (
-                    path,
-                    format!("{} ({}/{f})", plan.file_name(), plan.dist_info),
-                )
-            }));
-        for (dest, what) in writes {
-            let dest = lexically_normal(&dest);
-            if reserved.contains(&dest) {
-                return Err(WheelInstallError::Wheel {
-                    wheel: plan.file_name(),
-                    problem: WheelProblem::Interpreter { what, path: dest },
-                });
+impl<R: WheelBytes> Source<R> {
+    /// The store entry of a shared wheel when the store has it, its archive otherwise.
+    fn open(
+        input: WheelInput<R>,
+        store: Option<&StoreSession>,
+        options: &InstallOptions,
+    ) -> Result<Self, WheelInstallError> {
+        let wheel_error = |problem| WheelInstallError::Wheel {
+            wheel: input.file_name.clone(),
+            problem,
+        };
+        let store_as = match (input.placement, store) {
+            (Placement::Shared { sha256 }, Some(store)) => {
+                if let Some(entry) = store.find(&sha256).map_err(WheelInstallError::Store)? {
+                    let layout =
+                        WheelLayout::of_entry(&input.file_name, &entry).map_err(wheel_error)?;
+                    return Ok(Source::Entry { layout, entry });
+                }
+                Some(sha256)
             }
-            if let Some(first) = owners.get(&dest) {
-                return Err(WheelInstallError::Conflict {
-                    path: dest,
-                    first: first.clone(),
-                    second: what,
-                });
-            }
-            owners.insert(dest, what);
+            _ => None,
+        };
+        let wheel = WheelArchive::read(&input.file_name, input.bytes, options.verify_record)
+            .map_err(wheel_error)?;
+        Ok(Source::Archive { wheel, store_as })
+    }
+
+    fn layout(&self) -> &WheelLayout {
+        match self {
+            Source::Archive { wheel, .. } => &wheel.layout,
+            Source::Entry { layout, .. } => layout,
         }
     }
-    Ok(())
 }
 
-/// `a/./b` -> `a/b` (entry names never hold `..`, so nothing else needs folding).
-fn lexically_normal(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| *c != Component::CurDir)
-        .collect()
-}
-
-/// A reader that hashes and counts what passes through it.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Option<Hasher>,
-    count: u64,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
-        }
-        self.count += n as u64;
-        Ok(n)
-    }
-}
-
-/// A writer that hashes (sha256) and counts what passes through it.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Hasher,
-    count: u64,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Create a new file (never through an existing file or link) with its parents.
-fn create_file(path: &Path, mode: u32) -> Result<File, WheelProblem> {
-    let write_error = |source| WheelProblem::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(write_error)?;
-    }
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(write_error)?;
-    // The umask may have taken bits away; the mode is exactly 0644 or 0755.
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
-        .map_err(write_error)?;
-    Ok(file)
-}
-
-/// Write a file that is generated, not extracted; its RECORD row.
-fn write_generated(
-    path: &Path,
-    contents: &[u8],
-    mode: u32,
-    lib_dir: &Path,
-) -> Result<RecordRow, WheelProblem> {
-    let mut file = create_file(path, mode)?;
-    file.write_all(contents)
-        .map_err(|source| WheelProblem::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut hasher = Hasher::new(HashAlgorithm::Sha256);
-    hasher.update(contents);
-    Ok(RecordRow {
-        path: record_path(lib_dir, path),
-        hash: Some(hasher.finish()),
-        size: Some(contents.len() as u64),
-    })
-}
-
-/// `dest` relative to `lib_dir` with `/` separators (`../../../bin/flask`).
-fn record_path(lib_dir: &Path, dest: &Path) -> String {
-    let base: Vec<Component> = lib_dir.components().collect();
-    let target: Vec<Component> = dest.components().collect();
-    let common = base.iter().zip(&target).take_while(|(a, b)| a == b).count();
-    let ups = std::iter::repeat_n("..".to_string(), base.len() - common);
-    let downs = target[common..]
-        .iter()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned());
-    ups.chain(downs).collect::<Vec<_>>().join("/")
-}
-
-/// Extract one planned file: stream it, hash the input (checked against RECORD) and the
-/// output (for the new RECORD), rewrite a script's `#!python` placeholder.
-fn extract_file(
+/// Install `wheels` into `venv`, the shared ones through `store` (when given);
+/// `on_installed` is called once per wheel when its files are in (from any thread).
+///
+/// Nothing is written unless every wheel fits the venv's interpreter, is valid and none
+/// writes a path another one writes. A failure while writing leaves a partial venv: it is
+/// meant to be built in a staging directory that is thrown away on error. The store is
+/// only ever given complete, verified entries.
+pub fn install_from<R: WheelBytes>(
     venv: &Venv,
-    archive: &mut ZipArchive<File>,
-    plan: &WheelPlan,
-    file: &PlannedFile,
-) -> Result<RecordRow, WheelProblem> {
-    let expected = plan.record.as_ref().and_then(|r| r.get(&file.entry));
-    let zip_entry = archive.by_index(file.index).map_err(WheelProblem::Zip)?;
-    let declared = zip_entry.size();
-    let mut input = HashingReader {
-        inner: zip_entry,
-        hasher: expected
-            .and_then(|row| row.hash.as_ref())
-            .map(|h| Hasher::new(h.algorithm)),
-        count: 0,
+    wheels: Vec<WheelInput<R>>,
+    store: Option<&StoreSession>,
+    options: &InstallOptions,
+    on_installed: &(dyn Fn() + Sync),
+) -> Result<InstallReport, WheelInstallError> {
+    check_compatibility(venv, wheels.iter().map(|w| w.file_name.as_str()))?;
+    let sources = wheels
+        .into_par_iter()
+        .map(|wheel| Source::open(wheel, store, options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plans = sources
+        .iter()
+        .map(|source| {
+            let layout = source.layout();
+            WheelPlan::new(venv, layout).map_err(|problem| WheelInstallError::Wheel {
+                wheel: layout.file_name(),
+                problem,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(&WheelLayout, &WheelPlan)> =
+        sources.iter().map(Source::layout).zip(&plans).collect();
+    check_conflicts(venv, &pairs)?;
+
+    let (sources, unpacked) = match store {
+        Some(store) => unpack_into_store(store, sources)?,
+        None => (sources, Vec::new()),
     };
-    let out = create_file(&file.dest, file.mode)?;
-    let mut output = HashingWriter {
-        inner: io::BufWriter::new(out),
-        hasher: Hasher::new(HashAlgorithm::Sha256),
-        count: 0,
-    };
-    let write_error = |source: io::Error| WheelProblem::Write {
-        path: file.dest.clone(),
-        source,
-    };
-    let read_error = |e: io::Error| entry_problem(&file.entry, format!("failed to read: {e}"));
-    // Errors while copying may come from either side; tell them apart by trying the
-    // reader first (read errors carry the entry, write errors the path).
-    let copy = |reader: &mut dyn Read,
-                output: &mut HashingWriter<io::BufWriter<File>>|
-     -> Result<(), WheelProblem> {
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = reader.read(&mut buf).map_err(read_error)?;
-            if n == 0 {
-                return Ok(());
-            }
-            output.write_all(&buf[..n]).map_err(write_error)?;
-        }
-    };
-    if file.script {
-        let mut reader = BufReader::new(&mut input);
-        let mut first = Vec::new();
-        (&mut reader)
-            .take(MAX_SHEBANG_LINE)
-            .read_until(b'\n', &mut first)
-            .map_err(read_error)?;
-        match scripts::rewrite_placeholder(&first, &venv.runtime_python()) {
-            Some(shebang) => output.write_all(&shebang).map_err(write_error)?,
-            None => output.write_all(&first).map_err(write_error)?,
-        }
-        copy(&mut reader, &mut output)?;
-    } else {
-        copy(&mut input, &mut output)?;
+    let copying = AtomicBool::new(false);
+    // The new store entries are made durable while their files are linked, then published.
+    let (rows, synced) = std::thread::scope(|scope| {
+        let syncing = store
+            .filter(|_| !unpacked.is_empty())
+            .map(|store| scope.spawn(|| store.sync()));
+        let rows = place_all(venv, &sources, &plans, &copying, on_installed);
+        let synced = syncing.map(|syncing| {
+            syncing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (rows, synced)
+    });
+    let rows = rows?;
+    if let (Some(store), Some(synced)) = (store, synced) {
+        synced.map_err(WheelInstallError::Store)?;
+        store.publish(unpacked).map_err(WheelInstallError::Store)?;
     }
-    output.flush().map_err(write_error)?;
-    if input.count != declared {
-        return Err(entry_problem(
-            &file.entry,
-            format!(
-                "holds {} bytes, the archive declares {declared}",
-                input.count
-            ),
+    let installed = sources
+        .par_iter()
+        .zip(&plans)
+        .zip(rows)
+        .map(|((source, plan), rows)| finish_wheel(venv, source.layout(), plan, rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = InstallReport {
+        wheels: installed,
+        warnings: sources
+            .iter()
+            .flat_map(|source| source.layout().warnings.clone())
+            .collect(),
+        notes: Vec::new(),
+    };
+    if let (true, Some(store)) = (copying.into_inner(), store) {
+        report.notes.push(format!(
+            "the store `{}` is on another filesystem than `{}`: shared wheels were copied into the venv, not hard-linked",
+            store.dir().display(),
+            venv.root().display()
         ));
     }
-    if let Some(row) = expected {
-        if let Some(size) = row.size.filter(|s| *s != input.count) {
-            return Err(WheelProblem::SizeMismatch {
-                entry: file.entry.clone(),
-                expected: size,
-                actual: input.count,
-            });
-        }
-        let actual: Option<RecordHash> = input.hasher.map(Hasher::finish);
-        if actual.as_ref() != row.hash.as_ref() {
-            return Err(WheelProblem::HashMismatch(file.entry.clone()));
+    if options.compile_bytecode {
+        report.warnings.extend(compile_bytecode(venv, &plans)?);
+    }
+    Ok(report)
+}
+
+/// Consecutive ranges of files whose `costs` add up to about [`CHUNK_COST`] each (one
+/// empty range when there are no files, so that every wheel has a chunk).
+fn chunks(costs: impl Iterator<Item = u64>) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut end, mut sum) = (0, 0, 0);
+    for (index, cost) in costs.enumerate() {
+        sum += cost;
+        end = index + 1;
+        if sum >= CHUNK_COST {
+            ranges.push(start..end);
+            (start, sum) = (end, 0);
         }
     }
-    Ok(RecordRow {
-        path: record_path(&plan.lib_dir, &file.dest),
-        hash: Some(output.hasher.finish()),
-        size: Some(output.count),
+    if start < end || ranges.is_empty() {
+        ranges.push(start..end);
+    }
+    ranges
+}
+
+/// Unpacks the shared wheels the store lacks into new entries under the store's `tmp/`
+/// (in parallel chunks of files); returns the sources with those wheels read from their
+/// new entries, and the entries, to be published once the venv links them.
+fn unpack_into_store<R: WheelBytes>(
+    store: &StoreSession,
+    sources: Vec<Source<R>>,
+) -> Result<(Vec<Source<R>>, Vec<PendingEntry>), WheelInstallError> {
+    let mut unpacking: Vec<(usize, &WheelArchive<R>, PendingEntry)> = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        if let Source::Archive {
+            wheel,
+            store_as: Some(sha256),
+        } = source
+        {
+            let pending = store
+                .start_entry(sha256)
+                .map_err(WheelInstallError::Store)?;
+            unpacking.push((index, wheel, pending));
+        }
+    }
+    if unpacking.is_empty() {
+        return Ok((sources, Vec::new()));
+    }
+    for (_, wheel, pending) in &unpacking {
+        let files_dir = pending.files_dir();
+        let dests: Vec<PathBuf> = wheel
+            .layout
+            .files
+            .iter()
+            .map(|f| files_dir.join(&f.entry))
+            .collect();
+        create_parents(&files_dir, dests.iter().map(PathBuf::as_path))
+            .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
+    }
+    let tasks: Vec<(usize, Range<usize>)> = unpacking
+        .iter()
+        .enumerate()
+        .flat_map(|(at, (_, wheel, _))| {
+            let costs = wheel.layout.files.iter().map(|f| f.size + FILE_COST);
+            chunks(costs).into_iter().map(move |range| (at, range))
+        })
+        .collect();
+    let unpacked = tasks
+        .par_iter()
+        .map(|(at, range)| {
+            let (_, wheel, pending) = &unpacking[*at];
+            unpack_chunk(wheel, &pending.files_dir(), range.clone()).map(|files| (*at, files))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut indexes: Vec<Vec<IndexedFile>> = vec![Vec::new(); unpacking.len()];
+    for (at, files) in unpacked {
+        indexes[at].extend(files);
+    }
+    let mut finished: HashMap<usize, StoreEntry> = HashMap::new();
+    let mut pending = Vec::with_capacity(unpacking.len());
+    for ((index, wheel, entry), files) in unpacking.into_iter().zip(indexes) {
+        let index_file = EntryIndex {
+            index_format: INDEX_FORMAT,
+            wheel: wheel.layout.file_name(),
+            dist_info: wheel.layout.dist_info.clone(),
+            files,
+        };
+        let complete = entry.finish(index_file).map_err(WheelInstallError::Store)?;
+        finished.insert(index, complete);
+        pending.push(entry);
+    }
+    fault::point("store-unpacked");
+    let sources = sources
+        .into_iter()
+        .enumerate()
+        .map(|(index, source)| match (source, finished.remove(&index)) {
+            (Source::Archive { wheel, .. }, Some(entry)) => Source::Entry {
+                layout: wheel.layout,
+                entry,
+            },
+            (source, _) => source,
+        })
+        .collect();
+    Ok((sources, pending))
+}
+
+/// Extracts the files `range` of `wheel` into a store entry's `files_dir`, unchanged.
+fn unpack_chunk<R: WheelBytes>(
+    wheel: &WheelArchive<R>,
+    files_dir: &Path,
+    range: Range<usize>,
+) -> Result<Vec<IndexedFile>, WheelInstallError> {
+    let mut archive = wheel.archive.clone();
+    let mut buffer = vec![0u8; place::COPY_BUFFER];
+    range
+        .map(|at| {
+            let file = &wheel.layout.files[at];
+            let extraction = Extraction {
+                index: wheel.indexes[at],
+                entry: &file.entry,
+                expected: wheel.record.as_ref().and_then(|r| r.get(&file.entry)),
+                dest: &files_dir.join(&file.entry),
+                mode: file.mode,
+                python: None,
+            };
+            let written = extract_file(&mut archive, &extraction, &mut buffer)?;
+            Ok(IndexedFile {
+                path: file.entry.clone(),
+                sha256: written.sha256,
+                size: written.size,
+                executable: file.mode == 0o755,
+            })
+        })
+        .collect::<Result<Vec<_>, WheelProblem>>()
+        .map_err(|problem| WheelInstallError::Wheel {
+            wheel: wheel.layout.file_name(),
+            problem,
+        })
+}
+
+/// Puts every planned file in place, in parallel chunks across all wheels, once their
+/// directories are made; returns each
+/// wheel's RECORD rows in its files' order.
+fn place_all<R: WheelBytes>(
+    venv: &Venv,
+    sources: &[Source<R>],
+    plans: &[WheelPlan],
+    copying: &AtomicBool,
+    on_installed: &(dyn Fn() + Sync),
+) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
+    let dests = plans
+        .iter()
+        .flat_map(|plan| &plan.files)
+        .map(|f| f.dest.as_path());
+    create_parents(venv.root(), dests)
+        .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
+    let tasks: Vec<(usize, Range<usize>)> = sources
+        .iter()
+        .enumerate()
+        .flat_map(|(at, source)| {
+            let files = &source.layout().files;
+            let costs: Vec<u64> = match source {
+                Source::Archive { .. } => files.iter().map(|f| f.size + FILE_COST).collect(),
+                Source::Entry { .. } => files.iter().map(|_| FILE_COST).collect(),
+            };
+            chunks(costs.into_iter())
+                .into_iter()
+                .map(move |range| (at, range))
+        })
+        .collect();
+    let mut left: Vec<AtomicUsize> = sources.iter().map(|_| AtomicUsize::new(0)).collect();
+    for (at, _) in &tasks {
+        *left[*at].get_mut() += 1;
+    }
+    let done = AtomicUsize::new(0);
+    let python = venv.runtime_python();
+    let placed = tasks
+        .par_iter()
+        .map(|(at, range)| {
+            let rows = place_chunk(&sources[*at], &plans[*at], range.clone(), copying, &python)?;
+            if left[*at].fetch_sub(1, Ordering::SeqCst) == 1 {
+                on_installed();
+            }
+            if done.fetch_add(1, Ordering::SeqCst) + 1 == tasks.len().div_ceil(2) {
+                fault::point("mid-link");
+            }
+            Ok((*at, rows))
+        })
+        .collect::<Result<Vec<_>, WheelInstallError>>()?;
+    let mut rows: Vec<Vec<RecordRow>> = vec![Vec::new(); sources.len()];
+    for (at, chunk) in placed {
+        rows[at].extend(chunk);
+    }
+    Ok(rows)
+}
+
+/// Puts the files `range` of one wheel in place: extracted from its archive, or linked
+/// from its store entry; their RECORD rows.
+fn place_chunk<R: WheelBytes>(
+    source: &Source<R>,
+    plan: &WheelPlan,
+    range: Range<usize>,
+    copying: &AtomicBool,
+    python: &Path,
+) -> Result<Vec<RecordRow>, WheelInstallError> {
+    let layout = source.layout();
+    let mut buffer = vec![0u8; place::COPY_BUFFER];
+    let placed = match source {
+        Source::Archive { wheel, .. } => {
+            let mut archive = wheel.archive.clone();
+            range
+                .map(|at| {
+                    let (file, planned) = (&layout.files[at], &plan.files[at]);
+                    let extraction = Extraction {
+                        index: wheel.indexes[at],
+                        entry: &file.entry,
+                        expected: wheel.record.as_ref().and_then(|r| r.get(&file.entry)),
+                        dest: &planned.dest,
+                        mode: file.mode,
+                        python: planned.script.then_some(python),
+                    };
+                    extract_file(&mut archive, &extraction, &mut buffer)
+                        .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
+                })
+                .collect::<Result<Vec<_>, WheelProblem>>()
+        }
+        Source::Entry { entry, .. } => range
+            .map(|at| {
+                let (indexed, planned) = (&entry.index.files[at], &plan.files[at]);
+                place_from_store(
+                    copying,
+                    &entry.file(&indexed.path),
+                    indexed,
+                    &planned.dest,
+                    layout.files[at].mode,
+                    planned.script.then_some(python),
+                    &mut buffer,
+                )
+                .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
+            })
+            .collect(),
+    };
+    placed.map_err(|problem| WheelInstallError::Wheel {
+        wheel: layout.file_name(),
+        problem,
     })
 }
 
-/// Write one planned wheel into the venv.
-fn install_plan(venv: &Venv, plan: &WheelPlan) -> Result<InstalledWheel, WheelProblem> {
-    let file = File::open(&plan.path).map_err(|source| WheelProblem::Open {
-        path: plan.path.clone(),
-        source,
-    })?;
-    let mut archive = ZipArchive::new(file).map_err(WheelProblem::Zip)?;
-    let mut rows = Vec::with_capacity(plan.files.len() + plan.launchers.len() + 2);
-    for file in &plan.files {
-        rows.push(extract_file(venv, &mut archive, plan, file)?);
-    }
+/// A wheel's launchers, `INSTALLER` and RECORD, once its files are in.
+fn finish_wheel(
+    venv: &Venv,
+    layout: &WheelLayout,
+    plan: &WheelPlan,
+    mut rows: Vec<RecordRow>,
+) -> Result<InstalledWheel, WheelInstallError> {
+    let wheel_error = |problem| WheelInstallError::Wheel {
+        wheel: layout.file_name(),
+        problem,
+    };
     let python = venv.runtime_python();
-    for launcher in &plan.launchers {
+    for launcher in &layout.launchers {
         let path = venv.scripts_dir().join(&launcher.name);
-        rows.push(write_generated(
-            &path,
-            &launcher.launcher(&python),
-            0o755,
-            &plan.lib_dir,
-        )?);
+        let contents = launcher.launcher(&python);
+        rows.push(write_generated(&path, &contents, 0o755, &plan.lib_dir).map_err(wheel_error)?);
     }
-    let dist_info = plan.lib_dir.join(&plan.dist_info);
-    rows.push(write_generated(
-        &dist_info.join("INSTALLER"),
-        format!("{INSTALLER_NAME}\n").as_bytes(),
-        0o644,
-        &plan.lib_dir,
-    )?);
+    let dist_info = plan.lib_dir.join(&layout.dist_info);
+    let installer = format!("{INSTALLER_NAME}\n");
+    rows.push(
+        write_generated(
+            &dist_info.join("INSTALLER"),
+            installer.as_bytes(),
+            0o644,
+            &plan.lib_dir,
+        )
+        .map_err(wheel_error)?,
+    );
     rows.push(RecordRow {
-        path: format!("{}/RECORD", plan.dist_info),
+        path: format!("{}/RECORD", layout.dist_info),
         hash: None,
         size: None,
     });
     let record_file = dist_info.join("RECORD");
-    let mut out = create_file(&record_file, 0o644)?;
+    let mut out = place::create_file(&record_file, 0o644).map_err(wheel_error)?;
     out.write_all(record::write_record(&rows).as_bytes())
-        .map_err(|source| WheelProblem::Write {
-            path: record_file.clone(),
-            source,
+        .map_err(|source| {
+            wheel_error(WheelProblem::Write {
+                path: record_file.clone(),
+                source,
+            })
         })?;
     Ok(InstalledWheel {
-        wheel: plan.file_name(),
-        name: plan.name.name().to_string(),
-        version: plan.name.version().to_string(),
+        wheel: layout.file_name(),
+        name: layout.name.name().to_string(),
+        version: layout.name.version().to_string(),
         files: rows.len(),
     })
 }

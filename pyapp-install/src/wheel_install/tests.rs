@@ -8,6 +8,12 @@ use std::str::FromStr;
 use pep440_rs::VersionSpecifiers;
 use zip::write::SimpleFileOptions;
 
+use std::fs::{self, File};
+
+use pyapp_bundle::wheel_name::WheelName;
+
+use super::place::record_path;
+use super::record::{HashAlgorithm, Hasher};
 use super::*;
 use crate::interpreter::Interpreter;
 
@@ -226,9 +232,12 @@ fn tampered_wheel(dir: &Path) -> PathBuf {
     let reference = WheelSpec::new("x-1.0-py3-none-any.whl")
         .file("x/__init__.py", b"B = 2\n")
         .write(other.path());
-    let mut archive = ZipArchive::new(File::open(reference).unwrap()).unwrap();
-    let record = read_text(&mut archive, "x-1.0.dist-info/RECORD")
+    let mut archive = zip::ZipArchive::new(File::open(reference).unwrap()).unwrap();
+    let mut record = String::new();
+    archive
+        .by_name("x-1.0.dist-info/RECORD")
         .unwrap()
+        .read_to_string(&mut record)
         .unwrap();
     let mut spec = WheelSpec::new("x-1.0-py3-none-any.whl").file("x/__init__.py", b"A = 1\n");
     spec.record = Some(record);
