@@ -4,8 +4,9 @@
 //!
 //! `wheels/SHA256/` holds a complete entry: `files/` (the wheel's files by archive entry
 //! name, root-owned, 0644 or 0755) and `index.json` (each file's sha256, size and mode, so
-//! that linking needs no hashing). An entry is unpacked under `tmp/`, made durable and
-//! renamed into `wheels/`; it is renamed back under `tmp/` before it is deleted. A visible
+//! that linking needs no hashing). An entry is unpacked under `tmp/` (the venv links its
+//! files from there), made durable and renamed into `wheels/`; it is renamed back under
+//! `tmp/` before it is deleted. A visible
 //! entry is therefore always whole, and a kill leaves at most garbage under `tmp/`.
 //!
 //! There is no reference count that could drift: an entry is in use while one of its files

@@ -5,10 +5,11 @@
 //! already has, from its store entry without opening the archive. Every file is mapped to
 //! its place in the venv and conflicts between wheels are looked for, all before anything
 //! is written. Then, in parallel chunks of files across all wheels (`place`): the shared
-//! wheels the store lacks are unpacked into it (streamed from the archive, hashed while
-//! written, checked against RECORD) and published; every file is extracted into the venv
-//! (`local` wheels) or hard-linked from the store (`shared` ones); and each wheel gets its
-//! launchers, `INSTALLER` and a RECORD of what was actually written.
+//! wheels the store lacks are unpacked under its `tmp/` (streamed from the archive, hashed
+//! while written, checked against RECORD); every file is extracted into the venv (`local`
+//! wheels) or hard-linked from the store (`shared` ones) while the new entries are synced,
+//! then published; and each wheel gets its launchers, `INSTALLER` and a RECORD of what was
+//! actually written.
 
 pub mod entry_points;
 mod layout;
