@@ -18,6 +18,7 @@ use pyapp_bundle::config_spec::ConfigSpec;
 use pyapp_bundle::metadata::{DependencyMode, Metadata};
 use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind, Limits};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
+use pyapp_cli::StepLog;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -132,6 +133,8 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
     // Hashing the file (the hash names the release) and verifying its entries each read
     // every byte: side by side, while the interpreter named by --python answers.
+    let mut steps = StepLog::new();
+    steps.begin("hash and verify the bundle");
     let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| hash_file(&mut file, bundle_path));
         let querying = args
@@ -268,6 +271,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let config = config_file.plan(&spec, existing.as_ref(), &given)?;
 
     let built_now = !safe_fs::is_real_dir(&tree.release_dir(&release))?;
+    steps.begin(format!("build release {release}"));
     if built_now {
         let staging = Staging::create(&tree, &release)?;
         let runtime_dir = tree.runtime_release_dir(&release);
@@ -309,6 +313,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         }
         return report(output, action, &tree, (&version, &release), false, None);
     }
+    steps.begin("app user, units, configuration");
     let discard_new = || -> Result<()> {
         if built_now {
             release::remove_release(&tree, &release)?;
@@ -381,6 +386,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
     config.write(user.as_ref().map(|user| (user.uid, user.gid)))?;
     fault::point("after-config");
+    steps.begin("hooks, switch, start the units, health check");
     if old.is_some() {
         if let Err(err) = activation.hook(HookName::PreUpdate, &new) {
             discard_new()?;
@@ -414,6 +420,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         )));
     }
 
+    steps.begin("receipt, old releases, store");
     let mut receipt = Receipt::with_current(tree.name(), previous.as_ref(), record);
     receipt.user = user.as_ref().map(|user| user.name.clone());
     let (receipt, pruned) = release::prune(&tree, &receipt, keep)?;
@@ -427,6 +434,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         store::collect_after(apps, output);
     }
     new_app_dir.keep();
+    steps.begin("web server");
     let web = WebConfig {
         root,
         tree: &tree,
@@ -435,6 +443,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     }
     .publish(site.as_ref(), args.web)
     .with_context(|| format!("{} {version} is installed and running", tree.name()))?;
+    steps.end();
     report(
         output,
         action,
@@ -725,6 +734,8 @@ fn stage_release(
 ) -> Result<()> {
     let mut sources: Vec<String> = entries_under(bundle, "src/");
     sources.extend([METADATA_NAME.to_string(), CONFIGURATION_NAME.to_string()]);
+    let mut steps = StepLog::new();
+    steps.begin(format!("extract {} source files", sources.len()));
     let bar = output.bar(sources.len() as u64, "extracting");
     for name in &sources {
         bundle.extract_entry_to_path(name, staging.dir())?;
@@ -733,6 +744,7 @@ fn stage_release(
     bar.finish_and_clear();
     fault::point("extracted");
 
+    steps.begin("create the venv");
     let system_modules: Vec<String> = metadata
         .system
         .python_modules
@@ -767,12 +779,14 @@ fn stage_release(
             placement,
         });
     }
+    steps.begin(format!("install {} wheels", wheels.len()));
     let session = store.map(Store::open_for_install).transpose()?;
     let bar = output.bar(wheels.len() as u64, "installing");
     let installed =
         wheel_install::install_from(&venv, wheels, session.as_ref(), options, &|| bar.inc(1));
     bar.finish_and_clear();
     let installed = installed.map_err(wheel_error)?;
+    steps.end();
     for note in installed.notes {
         output.note(note);
     }

@@ -219,3 +219,45 @@ fn a_failure_with_json_is_json_on_stdout_too() {
         .unwrap()
         .contains("no pyproject.toml"));
 }
+
+#[test]
+fn verbose_install_names_each_step_with_its_duration() {
+    let project = fixture_copy("hello");
+    let out = tempfile::tempdir().unwrap();
+    let bundle = crate::harness::build_bundle(project.path(), out.path());
+    let root = tempfile::tempdir().unwrap();
+    let install = |flags: &[&str]| {
+        let mut args = vec![
+            "--root",
+            root.path().to_str().unwrap(),
+            "--python",
+            "/usr/bin/python3",
+            bundle.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        let output = run("pyapp-install", &args, &[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        stderr(&output)
+    };
+    let steps = install(&["-v"]);
+    for step in [
+        "hash and verify the bundle",
+        "extract ",
+        "create the venv",
+        "install 11 wheels",
+        "build release 1.0.0-",
+        "app user, units, configuration",
+        "receipt, old releases, store",
+    ] {
+        assert!(
+            steps
+                .lines()
+                .any(|l| l.starts_with("step: ") && l.contains(step) && l.ends_with(" ms)")),
+            "{step}: {steps}"
+        );
+    }
+    assert!(
+        install(&["-q"]).is_empty(),
+        "unchanged and quiet says nothing"
+    );
+}
