@@ -282,7 +282,10 @@ fn status_and_logs_of_the_running_example_under_systemd() {
     // The wheels' files are the store's (hard links): what is left in releases/ is the
     // source, the launchers, RECORDs and the venv's own files.
     assert!(disk["releases"] > 0, "{disk:?}");
-    assert!(store_bytes > 1 << 20, "the store holds the wheels: {store_bytes}");
+    assert!(
+        store_bytes > 1 << 20,
+        "the store holds the wheels: {store_bytes}"
+    );
 
     // logs: the hook log and the units' journal in one stream, in time order.
     let logs = step("logs");
