@@ -95,21 +95,12 @@ fn status_and_logs_of_the_running_example_under_systemd() {
     let v1 = bundle(work.path(), "1.0.0", Flaw::None);
     let v2 = bundle(work.path(), "1.1.0", Flaw::None);
     let bad_hook = bundle(work.path(), "1.2.0", Flaw::PostUpdate);
-    let out = work.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let script = work.path().join("script.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let run = Command::new(sandbox)
-        .arg("--")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .arg(bin("pyapp-install"))
-        .args([&v1, &v2, &bad_hook])
-        .env("SANDBOX_BIND", work.path())
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    let out = harness::run_in_sandbox(
+        &sandbox,
+        work.path(),
+        SCRIPT,
+        [bin("pyapp-install"), v1, v2, bad_hook],
+    );
     let step = |name: &str| {
         assert_eq!(
             read(&out, &format!("{name}.rc")),

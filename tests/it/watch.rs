@@ -649,22 +649,12 @@ fn the_path_unit_installs_dropped_bundles_under_systemd() {
     let v1 = build_bundle(project.path(), work.path());
     let junk = work.path().join("junk.pyapp");
     fs::write(&junk, "not a bundle\n").unwrap();
-    let out = work.path().join("out");
-    fs::create_dir(&out).unwrap();
-    let script = work.path().join("script.sh");
-    fs::write(&script, SCRIPT).unwrap();
-    let run = Command::new(sandbox)
-        .arg("--")
-        .arg("bash")
-        .arg(&script)
-        .arg(&out)
-        .arg(bin("pyapp-install"))
-        .arg(&v1)
-        .arg(&junk)
-        .env("SANDBOX_BIND", work.path())
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "sandbox: {}", stderr(&run));
+    let out = harness::run_in_sandbox(
+        &sandbox,
+        work.path(),
+        SCRIPT,
+        [bin("pyapp-install"), v1, junk],
+    );
 
     let journal = read(&out, "journal");
     assert_eq!(read(&out, "units.rc"), "0", "{}", read(&out, "units.log"));
