@@ -262,9 +262,6 @@ pub enum Command {
         #[arg(long, value_name = "WHEN", value_parser = crate::logs::parse_since)]
         since: Option<u64>,
     },
-    #[command(flatten)]
-    Generate(Generate),
-
     /// Install the bundles dropped into an inbox directory, each as `pyapp-install BUNDLE`
     /// would but following the installed app's update policy, then exit.
     ///
@@ -282,6 +279,9 @@ pub enum Command {
     /// (and enables the path unit): systemd then runs this command whenever a bundle is
     /// dropped into DIR.
     Watch(WatchArgs),
+
+    #[command(flatten)]
+    Generate(Generate),
 }
 
 /// `pyapp-install watch`'s arguments.
