@@ -76,6 +76,16 @@ pub fn hello_at_version(version: &str) -> tempfile::TempDir {
     project
 }
 
+/// Runs `pyapp-install --root ROOT ARGS…` to its end.
+pub fn pyapp_install_at(root: &Path, args: &[&str]) -> Output {
+    Command::new(bin("pyapp-install"))
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run pyapp-install")
+}
+
 /// Run pyapp-build offline on `project` with the fixture's wheels; `extra` adds arguments.
 pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
     Command::new(bin("pyapp-build"))

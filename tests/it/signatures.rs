@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipArchive, ZipWriter};
 
-use crate::harness::{bin, fixture_copy, listing, pyapp_build, stderr};
+use crate::harness::{self, bin, fixture_copy, listing, pyapp_build, stderr};
 
 /// A key pair made by `pyapp-build keygen --no-password`.
 struct Keys {
@@ -127,16 +127,6 @@ fn minisign_installed() -> bool {
     found
 }
 
-/// Runs `pyapp-install --root ROOT ARGS...`.
-fn install(root: &Path, args: &[&str]) -> Output {
-    Command::new(bin("pyapp-install"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .expect("run pyapp-install")
-}
-
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("utf-8 path")
 }
@@ -147,7 +137,7 @@ fn assert_refused(root: &Path, args: &[&str], bundle: &Path, message: &str) {
     let before = listing(root);
     let mut all = args.to_vec();
     all.push(path_str(bundle));
-    let output = install(root, &all);
+    let output = harness::pyapp_install_at(root, &all);
     let err = stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     let lines: Vec<&str> = err.lines().collect();
@@ -332,7 +322,7 @@ fn a_password_protected_key_signs_with_the_password_from_the_environment() {
     let bundle = PathBuf::from(String::from_utf8(right.stdout).expect("utf-8").trim());
     let root = tempfile::tempdir().expect("temp root");
     let public = dir.path().join("pyapp.pub");
-    let output = install(
+    let output = harness::pyapp_install_at(
         root.path(),
         &[
             "--dry-run",
@@ -421,7 +411,7 @@ fn trusted_key_installs_what_it_signed_and_refuses_the_rest_before_writing() {
         if existing == "an empty root" {
             let mut args = trust.to_vec();
             args.push(path_str(&signed));
-            let output = install(root.path(), &args);
+            let output = harness::pyapp_install_at(root.path(), &args);
             assert!(output.status.success(), "{}", stderr(&output));
             assert!(stderr(&output).contains(&format!("signature: key {id} (trusted: ")));
         }
@@ -440,7 +430,7 @@ fn the_keys_directory_is_a_trust_configuration() {
 
     // Without trust configuration signatures are not required: a dry run of each passes.
     for bundle in [&signed, &unsigned] {
-        let output = install(root.path(), &["--dry-run", path_str(bundle)]);
+        let output = harness::pyapp_install_at(root.path(), &["--dry-run", path_str(bundle)]);
         assert!(output.status.success(), "{}", stderr(&output));
     }
 
@@ -479,7 +469,7 @@ fn the_keys_directory_is_a_trust_configuration() {
             keys.id()
         ),
     );
-    let output = install(root.path(), &[path_str(&signed)]);
+    let output = harness::pyapp_install_at(root.path(), &[path_str(&signed)]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains(&format!(
         "signature: key {} (trusted: {})",

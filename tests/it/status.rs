@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -366,22 +366,12 @@ impl Drop for KilledOnDrop {
     }
 }
 
-/// `pyapp-install --root ROOT ARGS…`.
-fn pyapp_install(root: &Path, args: &[&str]) -> Output {
-    Command::new(bin("pyapp-install"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn status_and_logs_under_a_root_without_systemd() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     let v1 = bundle(work.path(), "1.0.0", Flaw::None);
-    let installed = pyapp_install(
+    let installed = harness::pyapp_install_at(
         &root,
         &[
             "--quiet",
@@ -392,7 +382,7 @@ fn status_and_logs_under_a_root_without_systemd() {
     );
     assert!(installed.status.success(), "{}", stderr(&installed));
 
-    let shown = pyapp_install(&root, &["status", "hello"]);
+    let shown = harness::pyapp_install_at(&root, &["status", "hello"]);
     assert!(shown.status.success(), "{}", stderr(&shown));
     let human = String::from_utf8(shown.stdout).unwrap();
     assert!(
@@ -405,7 +395,8 @@ fn status_and_logs_under_a_root_without_systemd() {
     );
     assert!(human.contains("\n  hooks     none has run\n"), "{human}");
     let status = json(
-        &String::from_utf8(pyapp_install(&root, &["--json", "status", "hello"]).stdout).unwrap(),
+        &String::from_utf8(harness::pyapp_install_at(&root, &["--json", "status", "hello"]).stdout)
+            .unwrap(),
     );
     assert_eq!(status["systemd"], "not-running");
     assert_eq!(status["user"], Value::Null);
@@ -426,7 +417,7 @@ fn status_and_logs_under_a_root_without_systemd() {
     assert_eq!(status["tasks"][0]["timer"]["next-elapse"], Value::Null);
 
     // No hook ran under --root: nothing to show, and it says why.
-    let logs = pyapp_install(&root, &["logs", "hello"]);
+    let logs = harness::pyapp_install_at(&root, &["logs", "hello"]);
     assert!(logs.status.success(), "{}", stderr(&logs));
     assert!(logs.stdout.is_empty());
     let notes = stderr(&logs);
@@ -448,19 +439,19 @@ fn status_and_logs_under_a_root_without_systemd() {
          === 2026-11-21T15:15:30.900Z hook post-install: exit status 0 after 0.8 s\n",
     )
     .unwrap();
-    let logs = pyapp_install(&root, &["--quiet", "logs", "hello"]);
+    let logs = harness::pyapp_install_at(&root, &["--quiet", "logs", "hello"]);
     assert_eq!(
         String::from_utf8(logs.stdout).unwrap(),
         "2026-11-21T15:15:30Z hook post-install: === hello-migrate\n\
          2026-11-21T15:15:30Z hook post-install: migrated\n\
          2026-11-21T15:15:30Z hook post-install: === exit status 0 after 0.8 s\n"
     );
-    let last = pyapp_install(&root, &["--quiet", "logs", "-n", "1", "hello"]);
+    let last = harness::pyapp_install_at(&root, &["--quiet", "logs", "-n", "1", "hello"]);
     assert_eq!(
         String::from_utf8(last.stdout).unwrap(),
         "2026-11-21T15:15:30Z hook post-install: === exit status 0 after 0.8 s\n"
     );
-    let since = pyapp_install(
+    let since = harness::pyapp_install_at(
         &root,
         &[
             "--quiet",
@@ -511,7 +502,7 @@ fn status_and_logs_under_a_root_without_systemd() {
     // A link planted in the log's place is not followed.
     fs::remove_file(&log_path).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", &log_path).unwrap();
-    let planted = pyapp_install(&root, &["logs", "hello"]);
+    let planted = harness::pyapp_install_at(&root, &["logs", "hello"]);
     assert_eq!(planted.status.code(), Some(1), "{}", stderr(&planted));
     assert!(
         stderr(&planted).contains("hooks.log` is a symbolic link; not reading it"),
@@ -521,7 +512,7 @@ fn status_and_logs_under_a_root_without_systemd() {
     assert!(planted.stdout.is_empty());
 
     for args in [["status", "nope"], ["logs", "nope"]] {
-        let unknown = pyapp_install(&root, &args);
+        let unknown = harness::pyapp_install_at(&root, &args);
         assert_eq!(unknown.status.code(), Some(1));
         assert_eq!(
             stderr(&unknown),
@@ -531,7 +522,7 @@ fn status_and_logs_under_a_root_without_systemd() {
             )
         );
     }
-    let bad_since = pyapp_install(&root, &["logs", "--since", "yesterday", "hello"]);
+    let bad_since = harness::pyapp_install_at(&root, &["logs", "--since", "yesterday", "hello"]);
     assert_eq!(bad_since.status.code(), Some(1));
     assert!(
         stderr(&bad_since).contains("`yesterday` is neither a time like"),

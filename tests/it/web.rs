@@ -6,7 +6,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use tempfile::TempDir;
 
@@ -33,23 +33,13 @@ fn bundle(out: &Path, version: &str, listen: &str, web: &str) -> PathBuf {
     build_bundle(project.path(), &dir)
 }
 
-/// `pyapp-install --root ROOT ARGS…`.
-fn install(root: &Path, args: &[&str]) -> Output {
-    Command::new(bin("pyapp-install"))
-        .arg("--root")
-        .arg(root)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// hello installed into a scratch root with `listen` and `web`; the root and its
 /// `APPS/hello/web`.
 fn installed(listen: &str, web: &str) -> (TempDir, PathBuf) {
     let out = tempfile::tempdir().unwrap();
     let bundle = bundle(out.path(), "1.0.0", listen, web);
     let root = tempfile::tempdir().unwrap();
-    let output = install(root.path(), &[bundle.to_str().unwrap()]);
+    let output = harness::pyapp_install_at(root.path(), &[bundle.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     let web = root.path().join("applications/hello/web");
     (root, web)
@@ -244,7 +234,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     let link = root.path().join("etc/nginx/pyapp.d/hello.conf");
     let include = root.path().join("etc/nginx/conf.d/pyapp.conf");
 
-    let dry = install(root.path(), &["--dry-run", "--web", "nginx", bundle]);
+    let dry = harness::pyapp_install_at(root.path(), &["--dry-run", "--web", "nginx", bundle]);
     assert!(
         stderr(&dry).contains("would write the web server snippets of hello 1.0.0 to "),
         "{}",
@@ -254,7 +244,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
         fs::read_dir(root.path()).unwrap().next().is_none(),
         "--dry-run wrote"
     );
-    let linked = install(root.path(), &["--json", "--web", "nginx", bundle]);
+    let linked = harness::pyapp_install_at(root.path(), &["--json", "--web", "nginx", bundle]);
     assert!(linked.status.success(), "{}", stderr(&linked));
     let report: serde_json::Value = serde_json::from_slice(&linked.stdout).unwrap();
     assert_eq!(report["action"], "installed");
@@ -283,7 +273,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     );
 
     // The same bundle again: nothing changes, the link stays.
-    let again = install(root.path(), &["--json", "--web", "nginx", bundle]);
+    let again = harness::pyapp_install_at(root.path(), &["--json", "--web", "nginx", bundle]);
     assert!(again.status.success(), "{}", stderr(&again));
     let report: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
     assert_eq!(report["action"], "unchanged");
@@ -291,7 +281,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
 
     // Apache and lighttpd too, each in Debian's layout: an include point enabled by a link.
     for server in ["apache", "lighttpd"] {
-        let linked = install(root.path(), &["--json", "--web", server, bundle]);
+        let linked = harness::pyapp_install_at(root.path(), &["--json", "--web", server, bundle]);
         assert!(linked.status.success(), "{}", stderr(&linked));
     }
     let report: serde_json::Value =
@@ -340,7 +330,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     let bundle_other = bundle_renamed(out.path(), "other");
     let admin_file = root.path().join("etc/nginx/pyapp.d/other.conf");
     fs::write(&admin_file, "# the admin's\n").unwrap();
-    let refused = install(
+    let refused = harness::pyapp_install_at(
         root.path(),
         &["--web", "nginx", bundle_other.to_str().unwrap()],
     );
@@ -372,7 +362,8 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     let worker_dir = out.path().join("worker");
     fs::create_dir_all(&worker_dir).unwrap();
     let worker = build_bundle(project.path(), &worker_dir);
-    let refused = install(root.path(), &["--web", "nginx", worker.to_str().unwrap()]);
+    let refused =
+        harness::pyapp_install_at(root.path(), &["--web", "nginx", worker.to_str().unwrap()]);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert!(
         stderr(&refused).contains(
@@ -383,7 +374,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
     );
     assert!(!root.path().join("applications/worker").exists());
 
-    let removed = install(root.path(), &["remove", "hello"]);
+    let removed = harness::pyapp_install_at(root.path(), &["remove", "hello"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     for server in ["nginx", "apache2", "lighttpd"] {
         let link = root.path().join(format!("etc/{server}/pyapp.d/hello.conf"));
@@ -404,7 +395,7 @@ fn linking_under_a_root_writes_the_include_and_remove_unlinks() {
 /// `--json` of installing `bundle` again with `--web nginx` (linked already): its report
 /// lists every server the app is linked into.
 fn linked_again(root: &Path, bundle: &str) -> Vec<u8> {
-    let output = install(root, &["--json", "--web", "nginx", bundle]);
+    let output = harness::pyapp_install_at(root, &["--json", "--web", "nginx", bundle]);
     assert!(output.status.success(), "{}", stderr(&output));
     output.stdout
 }
