@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use pyapp_install::wheel_install::entry_points::parse_scripts;
+use pyapp_venv::wheel_install::entry_points::parse_scripts;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pyapp_install::wheel_install::record::{parse_record, write_record};
+use pyapp_venv::wheel_install::record::{parse_record, write_record};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -13,9 +13,9 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use nix::sys::stat::{umask, Mode};
 use pep440_rs::VersionSpecifiers;
-use pyapp_install::interpreter::Interpreter;
-use pyapp_install::venv::Venv;
-use pyapp_install::wheel_install::{install_wheels, InstallOptions};
+use pyapp_venv::interpreter::Interpreter;
+use pyapp_venv::venv::Venv;
+use pyapp_venv::wheel_install::{install_wheels, InstallOptions};
 
 /// The wheel's file name: the seeds are wheels of this distribution.
 const WHEEL: &str = "fuzz_pkg-1.0-py3-none-any.whl";

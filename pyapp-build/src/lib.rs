@@ -32,31 +32,6 @@ use crate::cli::Args;
 
 pub use pyapp_cli::Refusal;
 
-/// 1 when the chain of `err` holds a refusal of the input, 2 otherwise.
-pub fn exit_code(err: &anyhow::Error) -> u8 {
-    let refused = err.chain().any(|cause| {
-        cause.is::<Refusal>()
-            || cause.is::<pyapp_bundle::yaml::SchemaError>()
-            || cause.is::<pyapp_bundle::interpreter::InterpreterError>()
-            || cause
-                .downcast_ref::<pyapp_bundle::writer::WriteError>()
-                .is_some_and(|err| {
-                    !matches!(
-                        err,
-                        pyapp_bundle::writer::WriteError::Io { .. }
-                            | pyapp_bundle::writer::WriteError::Zip { .. }
-                            | pyapp_bundle::writer::WriteError::BadSignature(_)
-                            | pyapp_bundle::writer::WriteError::SignatureTooLarge { .. }
-                    )
-                })
-    });
-    if refused {
-        1
-    } else {
-        2
-    }
-}
-
 /// What was built, printed with `--json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -353,7 +328,7 @@ fn target_python(args: &Args) -> anyhow::Result<pyapp_bundle::target::TargetPyth
                 .map_err(|err| Refusal::new(format!("--python-version/--platform: {err}")).into())
         }
         _ => {
-            let mut target = pyapp_bundle::interpreter::Interpreter::query(&args.python)?.target;
+            let mut target = pyapp_venv::interpreter::Interpreter::query(&args.python)?.target;
             if let Some(version) = &args.python_version {
                 target.version =
                     pyapp_bundle::target::TargetPython::from_pip_options(version, "linux_x86_64")

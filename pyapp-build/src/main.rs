@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 use pyapp_build::cli::{Args, Command};
-use pyapp_cli::{find_refusal, Messages};
+use pyapp_cli::Messages;
 
 fn main() -> ExitCode {
     let args: Args = match pyapp_cli::parse_args() {
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
                 println!("{}", files.public.display());
                 ExitCode::SUCCESS
             }
-            Err(err) => fail(&messages, &err, false),
+            Err(err) => fail(&messages, err, false),
         },
         Some(Command::Generate(generate)) => match generate.run(Args::command()) {
             Ok(pages) => {
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(err) => fail(&messages, &err, false),
+            Err(err) => fail(&messages, err, false),
         },
         None => match pyapp_build::run(&args) {
             Ok(report) => {
@@ -58,19 +58,17 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
-            Err(err) => fail(&messages, &err, args.json),
+            Err(err) => fail(&messages, err, args.json),
         },
     }
 }
 
 /// Reports `err` on stderr and returns its exit status.
-fn fail(messages: &Messages, err: &anyhow::Error, json: bool) -> ExitCode {
-    let code = pyapp_build::exit_code(err);
-    let hint = if code == 2 {
-        Some("this is a bug or an environment problem, not a problem with the project")
-    } else {
-        find_refusal(err).and_then(|refusal| refusal.hint())
-    };
-    messages.failure(&format!("{err:#}"), hint, code, json);
-    ExitCode::from(code)
+fn fail(messages: &Messages, err: anyhow::Error, json: bool) -> ExitCode {
+    pyapp_cli::fail(
+        messages,
+        err,
+        json,
+        Some("this is a bug or an environment problem, not a problem with the project"),
+    )
 }

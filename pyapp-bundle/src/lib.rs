@@ -7,7 +7,6 @@
 pub mod calendar;
 pub mod command;
 pub mod config_spec;
-pub mod interpreter;
 pub mod manifest;
 pub mod metadata;
 pub mod names;

@@ -2,6 +2,7 @@
 //! tool:
 //!
 //! - [`Refusal`]: an error that is the user's fault (exit 1), with an optional `hint:`;
+//! - [`fail`]: the one mapping of an error to exit status 1 or 2 and its failure line;
 //! - [`Verbosity`]: `-q/--quiet` (errors only) and `-v`/`-vv` (each step, then every
 //!   external command), flattened into each binary's arguments;
 //! - [`Messages`]: the `error:`, `warning:` and `hint:` lines on stderr, coloured only when
@@ -10,11 +11,15 @@
 //! - [`Generate`]: shell completions and roff man pages generated from the clap definitions
 //!   (`completions SHELL`, `man [--out-dir DIR]`), so they never drift from `--help`.
 
+mod disk_full;
+mod exit;
 mod generate;
 mod messages;
 mod refusal;
 mod steps;
 
+pub use disk_full::explain as explain_disk_full;
+pub use exit::{classify, fail, Failure};
 pub use generate::Generate;
 pub use messages::{init_log, Level, Messages, Verbosity};
 pub use refusal::{find_refusal, Refusal};

@@ -7,9 +7,9 @@ use clap::{Args, Parser, Subcommand};
 
 use pyapp_cli::{Generate, Verbosity};
 
-use crate::app_tree::{AppsDir, DEFAULT_APPS_DIR};
-use crate::ports::PortRange;
-use crate::web::Server;
+use crate::app::ports::PortRange;
+use crate::app::tree::{AppsDir, DEFAULT_APPS_DIR};
+use crate::system::web::Server;
 
 /// Install or upgrade a Python app from a .pyapp bundle, offline.
 ///
@@ -259,7 +259,7 @@ pub enum Command {
 
         /// Only lines from WHEN on: a UTC time (2026-11-21T15:00:00Z) or a duration ago
         /// (30s, 10m, 2h, 3d).
-        #[arg(long, value_name = "WHEN", value_parser = crate::logs::parse_since)]
+        #[arg(long, value_name = "WHEN", value_parser = crate::engine::logs::parse_since)]
         since: Option<u64>,
     },
     /// Install the bundles dropped into an inbox directory, each as `pyapp-install BUNDLE`

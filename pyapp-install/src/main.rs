@@ -7,8 +7,6 @@ use nix::sys::stat::{umask, Mode};
 use pyapp_cli::Messages;
 use pyapp_install::cli::Cli;
 use pyapp_install::commands;
-use pyapp_install::disk_full;
-use pyapp_install::refusal::{find_refusal, Refusal};
 
 fn main() -> ExitCode {
     // Releases must be readable by the app's user whatever umask root's shell has: every
@@ -23,17 +21,6 @@ fn main() -> ExitCode {
     pyapp_cli::init_log(level);
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            let err = disk_full::explain(err);
-            let refusal = find_refusal(&err);
-            let status = if refusal.is_some() { 1 } else { 2 };
-            Messages::new(level).failure(
-                &format!("{err:#}"),
-                refusal.and_then(Refusal::hint),
-                status,
-                json,
-            );
-            ExitCode::from(status)
-        }
+        Err(err) => pyapp_cli::fail(&Messages::new(level), err, json, None),
     }
 }

@@ -709,7 +709,7 @@ fn a_kill_at_any_fault_point_loses_nothing_and_the_next_run_recovers() {
     let names: Vec<&str> = POINTS.iter().map(|(name, _)| *name).collect();
     assert_eq!(
         names,
-        pyapp_install::fault::POINTS,
+        pyapp_fs::fault::POINTS,
         "a fault point is not tested"
     );
     let started = Instant::now();

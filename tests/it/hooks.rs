@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 
 use pyapp_bundle::command::Command;
 use pyapp_bundle::names::WritableDirName;
-use pyapp_install::app_tree::AppsDir;
-use pyapp_install::app_user::ensure_app_user;
-use pyapp_install::hooks::{run_hook, HookContext, HookName};
+use pyapp_cli::find_refusal;
+use pyapp_install::app::tree::AppsDir;
 use pyapp_install::output::Output;
-use pyapp_install::ownership::{check_release_tree, own_lasting_dirs};
-use pyapp_install::refusal::find_refusal;
+use pyapp_install::system::app_user::ensure_app_user;
+use pyapp_install::system::hooks::{run_hook, HookContext, HookName};
+use pyapp_install::system::ownership::{check_release_tree, own_lasting_dirs};
 
 use crate::harness::{bin, build_bundle, fixture_copy, workspace};
 

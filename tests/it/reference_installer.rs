@@ -10,10 +10,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use pyapp_install::interpreter::Interpreter;
-use pyapp_install::venv::Venv;
-use pyapp_install::wheel_install::record::{parse_record, Hasher};
-use pyapp_install::wheel_install::{install_wheels, InstallOptions};
+use pyapp_venv::interpreter::Interpreter;
+use pyapp_venv::venv::Venv;
+use pyapp_venv::wheel_install::record::{parse_record, Hasher};
+use pyapp_venv::wheel_install::{install_wheels, InstallOptions};
 
 use crate::harness::workspace;
 

@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use pyapp_bundle::metadata::{DependencyMode, Metadata};
-use pyapp_install::receipt::parse_rfc3339_utc;
+use pyapp_install::app::receipt::parse_rfc3339_utc;
 use serde_json::Value;
 
 use crate::harness::{self, bin, stderr};

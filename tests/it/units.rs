@@ -13,13 +13,13 @@ use std::process::Command;
 
 use pyapp_bundle::calendar::Schedule;
 use pyapp_bundle::command::Command as AppCommand;
-use pyapp_bundle::interpreter::Interpreter;
 use pyapp_bundle::metadata::{Isolation, Metadata, Task};
 use pyapp_bundle::names::UnitName;
 use pyapp_bundle::reader::{Bundle, Limits};
-use pyapp_install::app_env::AppEnvironment;
-use pyapp_install::app_tree::AppsDir;
-use pyapp_install::units::{self, UnitContext, UnitFile};
+use pyapp_install::app::env::AppEnvironment;
+use pyapp_install::app::tree::AppsDir;
+use pyapp_install::system::units::{self, UnitContext, UnitFile};
+use pyapp_venv::interpreter::Interpreter;
 
 use crate::harness;
 
@@ -380,7 +380,7 @@ fn systemd_registers_upgrades_and_removes_units() {
         return;
     }
 
-    use pyapp_install::systemd::Systemd;
+    use pyapp_install::system::systemd::Systemd;
     let useradd = Command::new("useradd")
         .args([
             "--system",

@@ -1,0 +1,297 @@
+//! Making a release the running one, the same way for an install, an upgrade, a `rollback`
+//! and the automatic rollback after a failed hook or health check: generate its units
+//! (refusing values units cannot carry before anything is stopped), stop the app's units,
+//! switch `current`, run the hook that follows, write and start the units, check health.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use pyapp_bundle::config_spec::ConfigSpec;
+use pyapp_bundle::metadata::{Isolation, Listen, Metadata};
+
+use crate::app::config_file::ConfigFile;
+use crate::app::env::AppEnvironment;
+use crate::app::ports::{self, PortRange};
+use crate::app::receipt::Receipt;
+use crate::app::release;
+use crate::app::tree::{AppTree, AppsDir};
+use crate::output::Output;
+use crate::system::app_user::AppUser;
+use crate::system::health::{self, Endpoint};
+use crate::system::hooks::{self, HookContext, HookName};
+use crate::system::systemd::Systemd;
+use crate::system::units::{self, ServiceProcess, UnitContext, UnitFile};
+use crate::system::web;
+use pyapp_cli::Refusal;
+use pyapp_fs::fault;
+
+/// The files each release keeps from its bundle (FORMAT.md 6).
+const METADATA_NAME: &str = "metadata.yaml";
+const SPEC_NAME: &str = "configuration.yaml";
+
+/// A release as it is run: what its bundle declared and the interpreter it was built on.
+#[derive(Debug, Clone)]
+pub struct ReleaseInfo {
+    /// The name under `releases/`.
+    pub release: String,
+    pub metadata: Metadata,
+    pub spec: ConfigSpec,
+    /// The base interpreter of its venv (the receipt's `python`).
+    pub python: PathBuf,
+}
+
+impl ReleaseInfo {
+    /// The release `release` of `tree`, from the `metadata.yaml` and `configuration.yaml`
+    /// it kept, built on `python`.
+    pub fn load(tree: &AppTree, release: &str, python: &str) -> Result<ReleaseInfo> {
+        let dir = tree.release_dir(release);
+        let read = |name: &str| -> Result<(String, String)> {
+            let path = dir.join(name);
+            let bytes = pyapp_fs::read_optional(&path)?.ok_or_else(|| {
+                Refusal::new(format!("`{}` is missing", path.display()))
+                    .with_hint("install the release's bundle again")
+            })?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Refusal::new(format!("`{}` is not UTF-8", path.display())))?;
+            Ok((path.display().to_string(), text))
+        };
+        let (label, text) = read(METADATA_NAME)?;
+        let metadata =
+            Metadata::parse(&text, &label).map_err(|err| Refusal::new(err.to_string()))?;
+        let (label, text) = read(SPEC_NAME)?;
+        let spec = ConfigSpec::parse(&text, &label).map_err(|err| Refusal::new(err.to_string()))?;
+        Ok(ReleaseInfo {
+            release: release.to_string(),
+            metadata,
+            spec,
+            python: PathBuf::from(python),
+        })
+    }
+
+    /// The release `release` of `tree`, built with the interpreter `receipt` records.
+    pub fn of_receipt(tree: &AppTree, receipt: &Receipt, release: &str) -> Result<ReleaseInfo> {
+        ReleaseInfo::load(tree, release, receipt.python_of(release))
+    }
+
+    fn version(&self) -> String {
+        self.metadata.version.to_string()
+    }
+}
+
+/// The owned parts of a [`UnitContext`].
+struct UnitInputs {
+    ports: BTreeMap<String, u16>,
+    config_file: PathBuf,
+    environment: AppEnvironment,
+    account: String,
+}
+
+impl UnitInputs {
+    fn context<'a>(&'a self, tree: &'a AppTree, python: &'a Path) -> UnitContext<'a> {
+        UnitContext {
+            tree,
+            user: &self.account,
+            group: &self.account,
+            config_file: &self.config_file,
+            environment: &self.environment,
+            ports: &self.ports,
+            python,
+        }
+    }
+}
+
+/// The app being activated, and where its units go.
+pub struct Activation<'a> {
+    pub apps: &'a AppsDir,
+    pub tree: &'a AppTree,
+    pub systemd: Systemd,
+    pub user: Option<&'a AppUser>,
+    pub port_range: PortRange,
+    pub output: &'a Output,
+}
+
+impl Activation<'_> {
+    /// The units of `info`'s release: ports allocated (and remembered), the chroot
+    /// directory made when asked for, every value escaped or refused. Nothing is stopped
+    /// or written to the unit directory yet.
+    pub fn units_for(&self, info: &ReleaseInfo) -> Result<Vec<UnitFile>> {
+        if info.metadata.isolation == Isolation::Chroot {
+            pyapp_fs::ensure_dir(&units::chroot_dir(self.tree), 0o755)?;
+        }
+        let inputs = self.unit_inputs(info)?;
+        units::generate(&info.metadata, &inputs.context(self.tree, &info.python))
+            .map_err(|err| Refusal::new(format!("cannot write the units: {err}")).into())
+    }
+
+    /// The process of `info`'s service `name` exactly as its unit starts it.
+    pub fn service_process(&self, info: &ReleaseInfo, name: &str) -> Result<ServiceProcess> {
+        let service = info
+            .metadata
+            .services
+            .iter()
+            .find(|service| service.name.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = info
+                    .metadata
+                    .services
+                    .iter()
+                    .map(|service| service.name.as_str())
+                    .collect();
+                Refusal::new(format!(
+                    "{} has no service {name} (services: {})",
+                    self.tree.name(),
+                    known.join(", ")
+                ))
+            })?;
+        let inputs = self.unit_inputs(info)?;
+        units::service_process(
+            &info.metadata,
+            service,
+            &inputs.context(self.tree, &info.python),
+        )
+        .map_err(|err| Refusal::new(err.to_string()).into())
+    }
+
+    /// What the units of `info` are made from besides its metadata.
+    fn unit_inputs(&self, info: &ReleaseInfo) -> Result<UnitInputs> {
+        let ports = ports::allocate(self.apps, self.tree, &info.metadata, self.port_range)?;
+        let config_file = ConfigFile::new(self.tree, &info.spec).runtime_path();
+        let venv = self.tree.runtime_dir().join("current/venv");
+        let environment = AppEnvironment::new(self.tree, &info.version(), &venv, &config_file);
+        let account = self
+            .user
+            .map_or(self.tree.name(), |user| user.name.as_str())
+            .to_string();
+        Ok(UnitInputs {
+            ports,
+            config_file,
+            environment,
+            account,
+        })
+    }
+
+    /// Stops every unit of the app (before `current` moves).
+    pub fn stop(&self) -> Result<()> {
+        let installed = self.systemd.installed_units(self.tree.name())?;
+        self.systemd.stop(&installed)
+    }
+
+    /// Writes `units` (removing the app's units that are no longer generated), reloads
+    /// systemd when they changed and enables and starts them; without a running systemd,
+    /// says how to.
+    pub fn start(&self, units: &[UnitFile]) -> Result<()> {
+        let changes = self.systemd.write_units(self.tree.name(), units)?;
+        if changes.changed() {
+            self.systemd.daemon_reload()?;
+        }
+        let enabled: Vec<String> = units
+            .iter()
+            .filter(|unit| unit.is_enabled())
+            .map(|unit| unit.name.clone())
+            .collect();
+        self.systemd.enable_now(&enabled)?;
+        if let Some(steps) = self.systemd.manual_steps(units) {
+            self.output.note(steps);
+        }
+        Ok(())
+    }
+
+    /// Runs `hook` of `info`'s release, if the app has one.
+    pub fn hook(&self, hook: HookName, info: &ReleaseInfo) -> Result<()> {
+        let Some(command) = hook.command(&info.metadata.hooks) else {
+            return Ok(());
+        };
+        let context = self.hook_context(info, info.metadata.hooks.timeout);
+        hooks::run_hook(hook, command, &context, self.output)?;
+        Ok(())
+    }
+
+    /// The health check of `info`'s metadata, once its units run (a no-op without a
+    /// running systemd, where nothing was started).
+    pub fn check_health(&self, info: &ReleaseInfo) -> Result<()> {
+        let Some(check) = &info.metadata.update.health_check else {
+            return Ok(());
+        };
+        if !self.systemd.is_running() {
+            return Ok(());
+        }
+        let timeout = Duration::from_secs(u64::from(check.timeout));
+        if let Some(command) = &check.command {
+            let context = self.hook_context(info, check.timeout);
+            hooks::run_hook(HookName::HealthCheck, command, &context, self.output)?;
+            return Ok(());
+        }
+        let (Some(path), Some(service)) = (&check.http, &check.service) else {
+            return Ok(());
+        };
+        let endpoint = self.endpoint(info, service.as_str())?;
+        // A service mounted below `/` answers under its mount (its SCRIPT_NAME).
+        let path = &web::service_path(&info.metadata, service.as_str(), path);
+        let status = health::check_http(&endpoint, path, timeout)
+            .map_err(|err| Refusal::new(format!("health check failed: {err}")))?;
+        self.output.note(format!(
+            "health check: GET {path} on {endpoint} answered {status}"
+        ));
+        Ok(())
+    }
+
+    /// Where `service` of `info` listens, as a host path or port.
+    fn endpoint(&self, info: &ReleaseInfo, service: &str) -> Result<Endpoint> {
+        let listen = info
+            .metadata
+            .services
+            .iter()
+            .find(|candidate| candidate.name.as_str() == service)
+            .map(|candidate| candidate.listen)
+            .context("the health check names a service the metadata lacks")?;
+        match listen {
+            Listen::Socket => Ok(Endpoint::Socket(
+                self.tree.lasting_dir("run").join(format!("{service}.sock")),
+            )),
+            Listen::Port => {
+                let port = ports::load(self.tree)?
+                    .get(service)
+                    .copied()
+                    .context("the health check's service has no port allocated")?;
+                Ok(Endpoint::Port(port))
+            }
+            Listen::None => anyhow::bail!("the health check's service does not listen"),
+        }
+    }
+
+    fn hook_context(&self, info: &ReleaseInfo, timeout: u32) -> HookContext<'_> {
+        let config_file = ConfigFile::new(self.tree, &info.spec).runtime_path();
+        HookContext::for_release(
+            self.tree,
+            self.user,
+            &info.version(),
+            &info.release,
+            &config_file,
+            timeout,
+        )
+    }
+
+    /// Puts `previous` back as the running release after a failed upgrade (or, on a
+    /// first install, `None`: no release runs and the app's units are removed).
+    pub fn revert_to(&self, previous: Option<&ReleaseInfo>) -> Result<()> {
+        self.stop()?;
+        fault::point("revert-after-stop");
+        match previous {
+            Some(info) => {
+                let units = self.units_for(info)?;
+                release::switch_current(self.tree, &info.release)?;
+                fault::point("revert-after-switch");
+                self.start(&units)
+            }
+            None => {
+                pyapp_fs::remove_file_if_exists(&self.tree.current_link())?;
+                if !self.systemd.remove_units(self.tree.name())?.is_empty() {
+                    self.systemd.daemon_reload()?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

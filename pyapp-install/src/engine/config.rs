@@ -1,0 +1,263 @@
+//! `pyapp-install config APP`: shows an app's configuration file (secrets masked) or, with
+//! `--set KEY=VALUE` / `--config FILE`, changes it: checked against the current release's
+//! configuration.yaml and saved atomically under the app's lock (FORMAT.md 4.1); the app's
+//! running services are then restarted so they read it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use pyapp_bundle::config_spec::{ConfigSpec, ConfigValue};
+use pyapp_bundle::metadata::Metadata;
+use serde::Serialize;
+
+use crate::app::config_file::{ConfigFile, GivenValues, MASK};
+use crate::app::receipt::Receipt;
+use crate::app::release;
+use crate::app::tree::{AppTree, AppsDir};
+use crate::engine::activation::ReleaseInfo;
+use crate::output::Output;
+use crate::system::systemd::Systemd;
+use crate::system::units::unit_stem;
+use pyapp_cli::Refusal;
+use pyapp_fs::lock::{AppLock, WhenHeld};
+
+/// What `config APP --set` did, as `--json` reports it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ConfigChange {
+    /// `changed` when the file was written, `unchanged` when it already said this.
+    pub action: &'static str,
+    pub app: String,
+    /// The file, as pyapp-install wrote it (under `--root`).
+    pub file: PathBuf,
+    /// The keys given, added or generated whose value changed, in the spec's order.
+    pub changed_keys: Vec<String>,
+    /// Keys of the file that the spec no longer has (kept in the file, unused).
+    pub removed_keys: Vec<String>,
+    /// The service units restarted because the file changed (those that were running).
+    pub restarted: Vec<String>,
+}
+
+impl ConfigChange {
+    /// Whether the file was written (the app's services should then be restarted).
+    pub fn written(&self) -> bool {
+        self.action == "changed"
+    }
+}
+
+/// What `config APP --json` prints.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct Shown<'a> {
+    app: &'a str,
+    file: String,
+    exists: bool,
+    /// The spec's keys that have a value, secrets masked.
+    values: BTreeMap<&'a str, ConfigValue>,
+    /// The spec's keys without a value.
+    not_set: Vec<&'a str>,
+    /// Keys of the file that the spec does not have.
+    removed_keys: Vec<&'a str>,
+}
+
+/// The `config` action: show the configuration, or change it when values are given and
+/// `systemctl try-restart` the app's services when the file changed.
+pub fn config(
+    apps: &AppsDir,
+    app: &str,
+    set: &[String],
+    values_file: Option<&Path>,
+    systemd: &Systemd,
+    when_held: WhenHeld,
+    output: &Output,
+) -> Result<()> {
+    let tree = installed(apps, app)?;
+    if set.is_empty() && values_file.is_none() {
+        let current = current_release(&tree)?;
+        return show(&tree, &current.spec, output);
+    }
+    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+    // Read under the lock: an install that held it may have switched the release.
+    let current = current_release(&tree)?;
+    let mut change = set_values(&tree, &current.spec, set, values_file, None, output)?;
+    if change.written() {
+        change.restarted = restart_services(&tree, &current.metadata, systemd, output)?;
+    }
+    if output.json() {
+        output.print_json(&change)?;
+    }
+    if change.written() {
+        output.note(format!("saved {}", change.file.display()));
+    } else {
+        output.note(format!("unchanged: {}", change.file.display()));
+    }
+    Ok(())
+}
+
+/// Changes the configuration file of the app in `tree` (whose lock the caller holds) to
+/// the values given, checked against `spec`; creates the file from the defaults when there
+/// is none yet. The file keeps its owner unless `owner` (uid, gid) is given. Prints one note
+/// per changed key; returns what changed.
+pub fn set_values(
+    tree: &AppTree,
+    spec: &ConfigSpec,
+    set: &[String],
+    values_file: Option<&Path>,
+    owner: Option<(u32, u32)>,
+    output: &Output,
+) -> Result<ConfigChange> {
+    let given = GivenValues::parse(spec, set, values_file)?;
+    let file = ConfigFile::new(tree, spec);
+    let existing = file.read(spec)?;
+    let plan = file.plan(spec, existing.as_ref(), &given)?;
+    for note in plan.notes() {
+        output.note(note);
+    }
+    let written = plan.write(owner)?;
+    Ok(ConfigChange {
+        action: if written { "changed" } else { "unchanged" },
+        app: tree.name().to_owned(),
+        file: plan.path().to_owned(),
+        changed_keys: plan
+            .changes()
+            .iter()
+            .map(|change| change.key().to_owned())
+            .collect(),
+        removed_keys: plan.removed_keys().into_iter().map(str::to_owned).collect(),
+        restarted: Vec::new(),
+    })
+}
+
+/// `systemctl try-restart` of the current release's services that are installed (a task
+/// is not restarted: its next run reads the new file). Returns the units named; nothing
+/// when systemd is not running on the target root.
+fn restart_services(
+    tree: &AppTree,
+    metadata: &Metadata,
+    systemd: &Systemd,
+    output: &Output,
+) -> Result<Vec<String>> {
+    let installed = systemd.installed_units(tree.name())?;
+    let units: Vec<String> = metadata
+        .services
+        .iter()
+        .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
+        .filter(|unit| installed.contains(unit))
+        .collect();
+    if units.is_empty() {
+        return Ok(units);
+    }
+    if !systemd.is_running() {
+        output.note(format!(
+            "systemd is not running on this root: restart {} for the change to apply",
+            units.join(" ")
+        ));
+        return Ok(Vec::new());
+    }
+    systemd.try_restart(&units)?;
+    output.note(format!(
+        "restarted {} (those that were running)",
+        units.join(" ")
+    ));
+    Ok(units)
+}
+
+/// The app's current release: its metadata and configuration spec as its bundle had them.
+fn current_release(tree: &AppTree) -> Result<ReleaseInfo> {
+    let app = tree.name();
+    let no_release = || {
+        Refusal::new(format!("{app} has no current release"))
+            .with_hint("install the app's bundle again")
+    };
+    let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(no_release)?;
+    let release = release::current_release(tree)?.ok_or_else(no_release)?;
+    ReleaseInfo::of_receipt(tree, &receipt, &release)
+}
+
+/// The app's tree, refused unless pyapp-install installed it there.
+fn installed(apps: &AppsDir, app: &str) -> Result<AppTree> {
+    let tree = apps.app(app)?;
+    if !pyapp_fs::is_real_dir(&tree.state_dir())? || !pyapp_fs::exists(&tree.receipt_path())? {
+        return Err(Refusal::new(format!(
+            "{app} is not installed in {}",
+            apps.path().display()
+        ))
+        .with_hint("`pyapp-install list` shows the installed apps")
+        .into());
+    }
+    Ok(tree)
+}
+
+/// Prints the configuration on stdout, one `KEY = VALUE` line per field of the spec, then
+/// the file's keys the spec does not have; secrets (and those keys) as [`MASK`]. A file
+/// that does not satisfy the spec is shown all the same, with a warning on stderr.
+fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
+    let file = ConfigFile::new(tree, spec);
+    let existing = file.read(spec)?;
+    let path = existing
+        .as_ref()
+        .map_or_else(|| file.path(), |existing| existing.path.clone());
+    let values = existing
+        .as_ref()
+        .map(|existing| existing.values.clone())
+        .unwrap_or_default();
+    if existing.is_some() {
+        if let Err(err) = file.plan(spec, existing.as_ref(), &GivenValues::default()) {
+            output.warning(err.to_string());
+        }
+    } else {
+        output.note(format!(
+            "{} has no configuration file yet (`{}`)",
+            tree.name(),
+            path.display()
+        ));
+        output.note(format!(
+            "hint: `pyapp-install config {} --set KEY=VALUE` writes it from the defaults",
+            tree.name()
+        ));
+    }
+    let mut shown = Shown {
+        app: tree.name(),
+        file: path.display().to_string(),
+        exists: existing.is_some(),
+        values: BTreeMap::new(),
+        not_set: Vec::new(),
+        removed_keys: Vec::new(),
+    };
+    let mut lines = Vec::new();
+    for field in &spec.fields {
+        let key = field.key.as_str();
+        match values.get(key) {
+            Some(_) if field.is_secret() => {
+                lines.push(format!("{key} = {MASK}"));
+                shown
+                    .values
+                    .insert(key, ConfigValue::String(MASK.to_owned()));
+            }
+            Some(value) => {
+                lines.push(format!("{key} = {value}"));
+                shown.values.insert(key, value.clone());
+            }
+            None => {
+                lines.push(format!("{key} = (not set)"));
+                shown.not_set.push(key);
+            }
+        }
+    }
+    for key in values.keys().filter(|key| spec.field(key).is_none()) {
+        lines.push(format!(
+            "{key} = {MASK} (not in this release's configuration.yaml: unused)"
+        ));
+        shown.removed_keys.push(key);
+    }
+    if output.json() {
+        return output.print_json(&shown);
+    }
+    if existing.is_some() {
+        for line in lines {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}

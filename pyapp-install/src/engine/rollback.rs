@@ -1,0 +1,132 @@
+//! `pyapp-install rollback APP`: point `current` back at the release installed before the
+//! current one, with that release's units (stopped, switched, rewritten, started). The
+//! newer release stays on disk (installing its bundle again returns to it).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::app::ports::PortRange;
+use crate::app::receipt::Receipt;
+use crate::app::release;
+use crate::app::tree::AppsDir;
+use crate::engine::activation::{Activation, ReleaseInfo};
+use crate::output::Output;
+use crate::system::app_user;
+use crate::system::systemd::Systemd;
+use crate::system::web::{self, WebConfig};
+use pyapp_cli::Refusal;
+use pyapp_fs::fault;
+use pyapp_fs::lock::{AppLock, WhenHeld};
+
+/// What `rollback --json` prints.
+#[derive(Debug, Serialize)]
+struct RolledBack<'a> {
+    action: &'static str,
+    app: &'a str,
+    version: &'a str,
+    release: &'a str,
+    from: &'a str,
+    path: String,
+}
+
+/// The `rollback` action.
+pub fn rollback(
+    root: &Path,
+    apps: &AppsDir,
+    app: &str,
+    port_range: PortRange,
+    when_held: WhenHeld,
+    output: &Output,
+) -> Result<()> {
+    let tree = apps.app(app)?;
+    let not_installed = || {
+        Refusal::new(format!(
+            "{app} is not installed in {}",
+            apps.path().display()
+        ))
+        .with_hint("`pyapp-install list` shows the installed apps")
+    };
+    if !pyapp_fs::is_real_dir(&tree.state_dir())? {
+        return Err(not_installed().into());
+    }
+    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+    let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
+    release::remove_stale_staging(&tree)?;
+    // Start from what `current` really points at (a crash may have come between the
+    // switch and the receipt).
+    let current = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());
+    // A rollback killed after its switch left `current` at the receipt's previous release:
+    // that rollback is finished (its units written, its receipt saved), not repeated.
+    let interrupted = receipt.previous().is_some_and(|r| r.release == current);
+    let current = if interrupted {
+        receipt.release.clone()
+    } else {
+        current
+    };
+    let current_record = receipt
+        .releases
+        .iter()
+        .find(|r| r.release == current)
+        .ok_or_else(|| {
+            Refusal::new(format!(
+                "{app}'s current release {current} is not in its receipt"
+            ))
+            .with_hint("install the bundle you want to run again")
+        })?;
+    let receipt = receipt.switched_to(current_record);
+    let previous = receipt.previous().ok_or_else(|| {
+        Refusal::new(format!(
+            "{app} has no release older than {current} to roll back to"
+        ))
+        .with_hint("install the bundle of the version you want instead")
+    })?;
+    if !pyapp_fs::is_real_dir(&tree.release_dir(&previous.release))? {
+        return Err(Refusal::new(format!(
+            "{app}'s previous release {} is no longer on disk",
+            previous.release
+        ))
+        .with_hint("install the bundle of the version you want instead")
+        .into());
+    }
+    let target = ReleaseInfo::load(&tree, &previous.release, &previous.python)?;
+    let user = app_user::user_of(root, &receipt)?;
+    let site = web::Site::of(&tree, &target.metadata)?;
+    let activation = Activation {
+        apps,
+        tree: &tree,
+        systemd: Systemd::detect(root),
+        user: user.as_ref(),
+        port_range,
+        output,
+    };
+    activation.revert_to(Some(&target))?;
+    let rolled = receipt.switched_to(previous);
+    fault::point("rollback-before-receipt");
+    rolled.save(&tree.receipt_path())?;
+    WebConfig {
+        root,
+        tree: &tree,
+        systemd: &activation.systemd,
+        output,
+    }
+    .publish(site.as_ref(), None)
+    .with_context(|| format!("{app} was rolled back to {}", rolled.version))?;
+
+    if output.json() {
+        output.print_json(&RolledBack {
+            action: "rolled-back",
+            app,
+            version: &rolled.version,
+            release: &rolled.release,
+            from: &current,
+            path: tree.dir().display().to_string(),
+        })?;
+    }
+    output.note(format!(
+        "rolled back {app} to {} (release {}, was {current})",
+        rolled.version, rolled.release
+    ));
+    Ok(())
+}

@@ -1,0 +1,657 @@
+//! `pyapp-install status APP`: how an installed app is doing, in one place: its version and
+//! kept releases (the receipt and `current`), the systemd state of each of its services and
+//! timers (one `systemctl show`), the last result of each hook (`.pyapp/hooks.json`), and
+//! the disk it takes in its own tree and in the machine-wide wheel store. Read-only: it
+//! takes no lock and changes nothing. Without a running systemd (under `--root`, in a
+//! container) the unit states are unknown, and it says so instead of failing.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+use indicatif::HumanBytes;
+use pyapp_bundle::metadata::{DependencyMode, Listen};
+use serde::Serialize;
+
+use crate::app::config_file::ConfigFile;
+use crate::app::hook_results::{self, HookEnd, HookResult};
+use crate::app::ports;
+use crate::app::receipt::{parse_rfc3339_utc, Receipt};
+use crate::app::release;
+use crate::app::tree::{AppTree, AppsDir};
+use crate::engine::activation::ReleaseInfo;
+use crate::engine::list::{self, ListedRelease};
+use crate::output::Output;
+use crate::system::systemd::Systemd;
+use crate::system::units::unit_stem;
+use pyapp_cli::Refusal;
+use pyapp_venv::store::Store;
+
+/// What `status` asks `systemctl show` about each unit.
+const UNIT_PROPERTIES: [&str; 8] = [
+    "Id",
+    "LoadState",
+    "ActiveState",
+    "SubState",
+    "StateChangeTimestamp",
+    "Result",
+    "NextElapseUSecRealtime",
+    "LastTriggerUSec",
+];
+
+/// An installed app as the read-only commands (`status`, `logs`) see it: its tree, its
+/// receipt, and the release `current` points at (the receipt's when the link is missing).
+pub struct InstalledApp {
+    pub tree: AppTree,
+    pub receipt: Receipt,
+    pub current: ReleaseInfo,
+}
+
+impl InstalledApp {
+    /// The app `app` of `apps`; refused when pyapp-install has not installed it there.
+    pub fn load(apps: &AppsDir, app: &str) -> Result<InstalledApp> {
+        let tree = apps.app(app)?;
+        let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(|| {
+            Refusal::new(format!(
+                "{app} is not installed in {}",
+                apps.path().display()
+            ))
+            .with_hint("`pyapp-install list` shows the installed apps")
+        })?;
+        let release = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());
+        let current = ReleaseInfo::of_receipt(&tree, &receipt, &release)?;
+        Ok(InstalledApp {
+            tree,
+            receipt,
+            current,
+        })
+    }
+
+    /// The units of the current release: each service's, then each task's service and timer.
+    pub fn unit_names(&self) -> Vec<String> {
+        let app = self.tree.name();
+        let metadata = &self.current.metadata;
+        let services = metadata
+            .services
+            .iter()
+            .map(|service| format!("{}.service", unit_stem(app, service.name.as_str())));
+        let tasks = metadata.tasks.iter().flat_map(|task| {
+            let stem = unit_stem(app, task.name.as_str());
+            [format!("{stem}.service"), format!("{stem}.timer")]
+        });
+        services.chain(tasks).collect()
+    }
+}
+
+/// What `status --json` prints (FORMAT.md 9.1).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct AppStatus {
+    name: String,
+    version: String,
+    release: String,
+    installed_at: String,
+    path: PathBuf,
+    user: Option<String>,
+    python: String,
+    python_version: String,
+    config_file: PathBuf,
+    releases: Vec<ListedRelease>,
+    /// `running` or `not-running`: without it every unit state is null.
+    systemd: &'static str,
+    services: Vec<ServiceStatus>,
+    tasks: Vec<TaskStatus>,
+    hooks: BTreeMap<String, HookResult>,
+    disk_usage: DiskUsage,
+    store_usage: StoreUsage,
+}
+
+/// A unit's state as systemd reports it; every field but `unit` is null when systemd is
+/// not running.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct UnitStatus {
+    unit: String,
+    load_state: Option<String>,
+    active_state: Option<String>,
+    sub_state: Option<String>,
+    /// When it entered its current state.
+    since: Option<String>,
+    /// How its last run ended (`success`, `exit-code`, …).
+    result: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct ServiceStatus {
+    name: String,
+    #[serde(flatten)]
+    state: UnitStatus,
+    listen: Listen,
+    port: Option<u16>,
+    socket: Option<PathBuf>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct TaskStatus {
+    name: String,
+    schedule: String,
+    timer: TimerStatus,
+    service: UnitStatus,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct TimerStatus {
+    #[serde(flatten)]
+    state: UnitStatus,
+    next_elapse: Option<String>,
+    last_trigger: Option<String>,
+}
+
+/// The app's own files, in bytes: regular files under `APPS/APP`, each inode once, not
+/// counting those that are the wheel store's (they are in [`StoreUsage`]).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct DiskUsage {
+    bytes: u64,
+    releases: u64,
+    data: u64,
+    log: u64,
+}
+
+/// The wheel store entries the app's kept releases use, in bytes, each entry once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct StoreUsage {
+    path: PathBuf,
+    bytes: u64,
+    /// The distinct `mode: shared` wheels of the kept releases.
+    shared_wheels: usize,
+    /// How many of them are in the store (an install made before the store has none).
+    entries: usize,
+}
+
+/// The `status` action.
+pub fn status(root: &Path, apps: &AppsDir, app: &str, output: &Output) -> Result<()> {
+    let installed = InstalledApp::load(apps, app)?;
+    let status = gather(apps, &installed, &Systemd::detect(root))?;
+    if output.json() {
+        return output.print_json(&status);
+    }
+    print!("{}", human(&status));
+    Ok(())
+}
+
+fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result<AppStatus> {
+    let InstalledApp {
+        tree,
+        receipt,
+        current,
+    } = installed;
+    let record = receipt
+        .releases
+        .iter()
+        .find(|record| record.release == current.release);
+    let releases = list::kept_releases(tree, receipt, Some(&current.release))?;
+    let states = systemd.show(&installed.unit_names(), &UNIT_PROPERTIES)?;
+    let unit = |name: String| unit_status(name, states.as_ref());
+    let ports = ports::load(tree)?;
+    let app = tree.name();
+    let services = current
+        .metadata
+        .services
+        .iter()
+        .map(|service| {
+            let name = service.name.as_str();
+            ServiceStatus {
+                name: name.to_owned(),
+                state: unit(format!("{}.service", unit_stem(app, name))),
+                listen: service.listen,
+                port: (service.listen == Listen::Port)
+                    .then(|| ports.get(name).copied())
+                    .flatten(),
+                socket: (service.listen == Listen::Socket)
+                    .then(|| tree.lasting_dir("run").join(format!("{name}.sock"))),
+            }
+        })
+        .collect();
+    let tasks = current
+        .metadata
+        .tasks
+        .iter()
+        .map(|task| {
+            let stem = unit_stem(app, task.name.as_str());
+            let timer_name = format!("{stem}.timer");
+            let timer_properties = states.as_ref().and_then(|units| units.get(&timer_name));
+            let timer_time = |key: &str| {
+                timer_properties
+                    .and_then(|properties| properties.get(key))
+                    .and_then(|value| systemd_time(value))
+            };
+            TaskStatus {
+                name: task.name.as_str().to_owned(),
+                schedule: task.schedule.as_str().to_owned(),
+                timer: TimerStatus {
+                    next_elapse: timer_time("NextElapseUSecRealtime"),
+                    last_trigger: timer_time("LastTriggerUSec"),
+                    state: unit(timer_name),
+                },
+                service: unit(format!("{stem}.service")),
+            }
+        })
+        .collect();
+    let (disk_usage, store_usage) = usage(apps, tree, receipt, &releases)?;
+    Ok(AppStatus {
+        name: app.to_owned(),
+        version: current.metadata.version.to_string(),
+        release: current.release.clone(),
+        installed_at: record
+            .map_or_else(|| receipt.installed_at.clone(), |r| r.installed_at.clone()),
+        path: tree.dir().to_path_buf(),
+        user: receipt.user.clone(),
+        python: receipt.python_of(&current.release).to_owned(),
+        python_version: record.map_or_else(
+            || receipt.python_version.clone(),
+            |r| r.python_version.clone(),
+        ),
+        config_file: ConfigFile::new(tree, &current.spec).path(),
+        releases,
+        systemd: if systemd.is_running() {
+            "running"
+        } else {
+            "not-running"
+        },
+        services,
+        tasks,
+        hooks: hook_results::load(tree)?,
+        disk_usage,
+        store_usage,
+    })
+}
+
+/// `unit`'s state from `systemctl show` (`states`, `None` without systemd).
+fn unit_status(
+    unit: String,
+    states: Option<&BTreeMap<String, BTreeMap<String, String>>>,
+) -> UnitStatus {
+    let properties = states.and_then(|units| units.get(&unit));
+    let value = |key: &str| {
+        properties
+            .and_then(|properties| properties.get(key))
+            .filter(|value| !value.is_empty())
+            .cloned()
+    };
+    UnitStatus {
+        load_state: value("LoadState"),
+        active_state: value("ActiveState"),
+        sub_state: value("SubState"),
+        since: value("StateChangeTimestamp").and_then(|value| systemd_time(&value)),
+        result: value("Result"),
+        unit,
+    }
+}
+
+/// A timestamp of `systemctl show` under `TZ=UTC` (`Sun 2026-11-22 03:00:00 UTC`) as RFC
+/// 3339 (`2026-11-22T03:00:00Z`); systemd's own text when it is in another form; `None`
+/// when empty (never happened).
+fn systemd_time(value: &str) -> Option<String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return None;
+    }
+    let fields: Vec<&str> = value.split_whitespace().collect();
+    let converted = match fields[..] {
+        [_, date, time, "UTC"] | [date, time, "UTC"] => format!("{date}T{time}Z"),
+        _ => return Some(value.to_owned()),
+    };
+    Some(if parse_rfc3339_utc(&converted).is_some() {
+        converted
+    } else {
+        value.to_owned()
+    })
+}
+
+/// The app's disk usage and its share of the store: the store entries of the `mode:
+/// shared` wheels of the kept releases are summed first, each once, and their files are
+/// then left out of the app's own usage (they are hard-linked into its venvs).
+fn usage(
+    apps: &AppsDir,
+    tree: &AppTree,
+    receipt: &Receipt,
+    releases: &[ListedRelease],
+) -> Result<(DiskUsage, StoreUsage)> {
+    let mut shared = BTreeSet::new();
+    for kept in releases {
+        let info = ReleaseInfo::of_receipt(tree, receipt, &kept.release)?;
+        for dependency in &info.metadata.dependencies {
+            if dependency.mode == DependencyMode::Shared {
+                shared.insert(dependency.sha256.clone());
+            }
+        }
+    }
+    let store = Store::of(apps.path());
+    let mut seen = HashSet::new();
+    let mut store_usage = StoreUsage {
+        path: store.wheels_dir(),
+        bytes: 0,
+        shared_wheels: shared.len(),
+        entries: 0,
+    };
+    for sha256 in &shared {
+        let entry = store.entry_dir(sha256);
+        if pyapp_fs::is_real_dir(&entry)? {
+            store_usage.entries += 1;
+            store_usage.bytes += walk_files(&entry, &mut seen, |_, _| {})?;
+        }
+    }
+    let mut by_dir: BTreeMap<&str, u64> = BTreeMap::new();
+    let bytes = walk_files(tree.dir(), &mut seen, |relative, size| {
+        if let Some(Component::Normal(top)) = relative.components().next() {
+            for name in ["releases", "data", "log"] {
+                if top == name {
+                    *by_dir.entry(name).or_default() += size;
+                }
+            }
+        }
+    })?;
+    let of = |name: &str| by_dir.get(name).copied().unwrap_or(0);
+    let disk = DiskUsage {
+        bytes,
+        releases: of("releases"),
+        data: of("data"),
+        log: of("log"),
+    };
+    Ok((disk, store_usage))
+}
+
+/// The bytes of the regular files under `dir` (links are not followed) whose inode is not
+/// in `seen` yet, adding them to it; `each` gets every counted file's path relative to
+/// `dir` and its size. Files that vanish during the walk (the app's temporary files) are
+/// skipped.
+fn walk_files(
+    dir: &Path,
+    seen: &mut HashSet<(u64, u64)>,
+    mut each: impl FnMut(&Path, u64),
+) -> Result<u64> {
+    let mut total = 0;
+    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(err) if is_not_found(err.io_error()) => continue,
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to walk `{}`", dir.display()))
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(err) if is_not_found(err.io_error()) => continue,
+            Err(err) => {
+                return Err(err)
+                    .with_context(|| format!("failed to inspect `{}`", entry.path().display()))
+            }
+        };
+        if !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        total += meta.len();
+        each(
+            entry.path().strip_prefix(dir).unwrap_or(entry.path()),
+            meta.len(),
+        );
+    }
+    Ok(total)
+}
+
+fn is_not_found(err: Option<&io::Error>) -> bool {
+    err.is_some_and(|err| err.kind() == io::ErrorKind::NotFound)
+}
+
+/// The human form: a header line, then one aligned `LABEL  VALUE` line per fact.
+fn human(status: &AppStatus) -> String {
+    let mut rows: Vec<(&str, String)> = vec![
+        ("path", status.path.display().to_string()),
+        (
+            "user",
+            status
+                .user
+                .clone()
+                .unwrap_or_else(|| "(none: root)".to_owned()),
+        ),
+        (
+            "python",
+            format!("{} ({})", status.python, status.python_version),
+        ),
+        ("config", status.config_file.display().to_string()),
+        ("releases", list::releases_text(&status.releases)),
+    ];
+    if status.systemd != "running" {
+        rows.push(("systemd", "not running: unit states unknown".to_owned()));
+    }
+    let width = status
+        .services
+        .iter()
+        .map(|service| service.state.unit.len())
+        .chain(
+            status
+                .tasks
+                .iter()
+                .flat_map(|task| [task.timer.state.unit.len(), task.service.unit.len()]),
+        )
+        .chain(status.hooks.keys().map(String::len))
+        .max()
+        .unwrap_or(0);
+    for service in &status.services {
+        let mut text = state_text(&service.state);
+        if let Some(port) = service.port {
+            text.push_str(&format!(", port {port}"));
+        }
+        if let Some(socket) = &service.socket {
+            text.push_str(&format!(", socket {}", socket.display()));
+        }
+        rows.push(("service", format!("{:<width$}  {text}", service.state.unit)));
+    }
+    for task in &status.tasks {
+        let never = || "never".to_owned();
+        let timer = format!(
+            "{}, next {}, last {}",
+            state_text(&task.timer.state),
+            task.timer.next_elapse.clone().unwrap_or_else(never),
+            task.timer.last_trigger.clone().unwrap_or_else(never)
+        );
+        rows.push((
+            "timer",
+            format!("{:<width$}  {timer}", task.timer.state.unit),
+        ));
+        rows.push((
+            "task",
+            format!(
+                "{:<width$}  {}",
+                task.service.unit,
+                state_text(&task.service)
+            ),
+        ));
+    }
+    if status.hooks.is_empty() {
+        rows.push(("hooks", "none has run".to_owned()));
+    }
+    for (name, result) in &status.hooks {
+        rows.push(("hook", format!("{name:<width$}  {}", hook_text(result))));
+    }
+    let disk = &status.disk_usage;
+    rows.push((
+        "disk",
+        format!(
+            "{} (releases {}, data {}, log {})",
+            HumanBytes(disk.bytes),
+            HumanBytes(disk.releases),
+            HumanBytes(disk.data),
+            HumanBytes(disk.log)
+        ),
+    ));
+    let store = &status.store_usage;
+    rows.push((
+        "store",
+        format!(
+            "{} in {} of {} shared wheels ({})",
+            HumanBytes(store.bytes),
+            store.entries,
+            store.shared_wheels,
+            store.path.display()
+        ),
+    ));
+    let mut text = format!(
+        "{} {}, release {}, installed {}\n",
+        status.name, status.version, status.release, status.installed_at
+    );
+    for (label, value) in rows {
+        text.push_str(&format!("  {label:<9} {value}\n"));
+    }
+    text
+}
+
+/// `active (running) since 2026-11-21T15:15:31Z`, `inactive (dead), result exit-code`, or
+/// `unknown` without systemd.
+fn state_text(state: &UnitStatus) -> String {
+    let Some(active) = &state.active_state else {
+        return "unknown".to_owned();
+    };
+    let mut text = active.clone();
+    if let Some(sub) = &state.sub_state {
+        text.push_str(&format!(" ({sub})"));
+    }
+    if state.load_state.as_deref() == Some("not-found") {
+        text.push_str(", not loaded");
+    }
+    if let Some(since) = &state.since {
+        text.push_str(&format!(" since {since}"));
+    }
+    if let Some(result) = state
+        .result
+        .as_deref()
+        .filter(|result| *result != "success")
+    {
+        text.push_str(&format!(", result {result}"));
+    }
+    text
+}
+
+/// `succeeded (exit status 0) at 2026-…Z after 0.4 s, release 1.0.0-…`.
+fn hook_text(result: &HookResult) -> String {
+    let how = match (result.result, result.exit_status, result.signal) {
+        (HookEnd::TimedOut, ..) => end_word(HookEnd::TimedOut).to_owned(),
+        (end, Some(code), _) => format!("{} (exit status {code})", end_word(end)),
+        (end, None, Some(signal)) => format!("{} (killed by signal {signal})", end_word(end)),
+        (end, None, None) => end_word(end).to_owned(),
+    };
+    format!(
+        "{how} at {} after {:.1} s, release {}",
+        result.started_at, result.duration_seconds, result.release
+    )
+}
+
+fn end_word(end: HookEnd) -> &'static str {
+    match end {
+        HookEnd::Succeeded => "succeeded",
+        HookEnd::Failed => "failed",
+        HookEnd::TimedOut => "timed out",
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemd_times_become_rfc3339() {
+        assert_eq!(
+            systemd_time("Sun 2026-11-22 03:00:00 UTC").as_deref(),
+            Some("2026-11-22T03:00:00Z")
+        );
+        assert_eq!(
+            systemd_time("Sat 2026-11-21 17:49:16.240841 UTC").as_deref(),
+            Some("2026-11-21T17:49:16.240841Z")
+        );
+        assert_eq!(systemd_time(""), None);
+        // Anything else is shown as systemd wrote it.
+        assert_eq!(
+            systemd_time("Sun 2026-11-22 03:00:00 CET").as_deref(),
+            Some("Sun 2026-11-22 03:00:00 CET")
+        );
+        assert_eq!(systemd_time("n/a").as_deref(), Some("n/a"));
+    }
+
+    #[test]
+    fn unit_states_come_from_systemctl_show_or_are_unknown() {
+        let mut web = BTreeMap::new();
+        for (key, value) in [
+            ("Id", "hello-web.service"),
+            ("LoadState", "loaded"),
+            ("ActiveState", "failed"),
+            ("SubState", "failed"),
+            ("StateChangeTimestamp", "Sat 2026-11-21 17:49:16 UTC"),
+            ("Result", "exit-code"),
+        ] {
+            web.insert(key.to_owned(), value.to_owned());
+        }
+        let states = BTreeMap::from([("hello-web.service".to_owned(), web)]);
+        let state = unit_status("hello-web.service".to_owned(), Some(&states));
+        assert_eq!(state.since.as_deref(), Some("2026-11-21T17:49:16Z"));
+        assert_eq!(
+            state_text(&state),
+            "failed (failed) since 2026-11-21T17:49:16Z, result exit-code"
+        );
+        let unknown = unit_status("hello-web.service".to_owned(), None);
+        assert_eq!(state_text(&unknown), "unknown");
+        assert!(unknown.active_state.is_none() && unknown.result.is_none());
+    }
+
+    #[test]
+    fn hook_results_read_as_sentences() {
+        let mut result = HookResult {
+            release: "1.0.0-0123456789ab".into(),
+            version: "1.0.0".into(),
+            started_at: "2026-11-21T15:15:30.123Z".into(),
+            duration_seconds: 0.42,
+            result: HookEnd::Failed,
+            exit_status: Some(3),
+            signal: None,
+        };
+        assert_eq!(
+            hook_text(&result),
+            "failed (exit status 3) at 2026-11-21T15:15:30.123Z after 0.4 s, release 1.0.0-0123456789ab"
+        );
+        result.exit_status = None;
+        result.signal = Some(9);
+        assert!(hook_text(&result).starts_with("failed (killed by signal 9) at "));
+        result.result = HookEnd::TimedOut;
+        result.signal = None;
+        assert!(hook_text(&result).starts_with("timed out at "));
+    }
+
+    #[test]
+    fn hard_links_count_once_and_excluded_inodes_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/one"), "12345").unwrap();
+        std::fs::hard_link(dir.path().join("a/one"), dir.path().join("two")).unwrap();
+        std::fs::write(dir.path().join("three"), "123").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        let mut seen = HashSet::new();
+        let mut files = Vec::new();
+        let total = walk_files(dir.path(), &mut seen, |path, size| {
+            files.push((path.to_path_buf(), size));
+        })
+        .unwrap();
+        assert_eq!(total, 8);
+        assert_eq!(files.len(), 2);
+        assert_eq!(walk_files(dir.path(), &mut seen, |_, _| {}).unwrap(), 0);
+    }
+}

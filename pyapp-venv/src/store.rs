@@ -1,0 +1,525 @@
+//! The shared store, `APPS/.store/` (spec/FORMAT.md 6.6): every `shared` wheel unpacked once
+//! for the whole machine, keyed by the sha256 of the wheel file, and hard-linked into the
+//! venv of each release that installs it, so two apps or two releases pay for it once.
+//!
+//! `wheels/SHA256/` holds a complete entry: `files/` (the wheel's files by archive entry
+//! name, root-owned, 0644 or 0755) and `index.json` (each file's sha256, size and mode, so
+//! that linking needs no hashing). An entry is unpacked under `tmp/` (the venv links its
+//! files from there), made durable and renamed into `wheels/`; it is renamed back under
+//! `tmp/` before it is deleted. A visible
+//! entry is therefore always whole, and a kill leaves at most garbage under `tmp/`.
+//!
+//! There is no reference count that could drift: an entry is in use while one of its files
+//! has another hard link (a release, or a staging directory, holds it). Installers hold
+//! `lock` shared from the moment they look entries up until their links are made; the
+//! garbage collector holds it exclusively, so it never judges an entry about to be linked,
+//! and it is the only one that deletes.
+
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use pyapp_fs::fault;
+use pyapp_fs::lock::open_lock_file;
+
+/// The store's directory name under the apps directory (never an app name: those start
+/// with a letter).
+pub const STORE_DIR: &str = ".store";
+
+/// The version of `index.json`'s layout.
+pub const INDEX_FORMAT: u32 = 1;
+
+/// The store of one apps directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// `index.json` of an entry: what the wheel holds, as unpacked and verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EntryIndex {
+    pub index_format: u32,
+    /// The wheel's file name.
+    pub wheel: String,
+    /// Its `.dist-info` directory.
+    pub dist_info: String,
+    /// Every file under `files/`, in the wheel's order.
+    pub files: Vec<IndexedFile>,
+}
+
+/// One file of an entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct IndexedFile {
+    /// The archive entry name, also its path under `files/`.
+    pub path: String,
+    /// The sha256 of its contents, lowercase hex.
+    #[serde(with = "hex::serde")]
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// Mode 0755 rather than 0644.
+    pub executable: bool,
+}
+
+/// A complete entry of the store.
+#[derive(Debug, Clone)]
+pub struct StoreEntry {
+    dir: PathBuf,
+    pub index: EntryIndex,
+}
+
+impl StoreEntry {
+    /// Where the entry keeps the file of archive entry `name`.
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.join("files").join(name)
+    }
+}
+
+/// An entry being unpacked under `tmp/`; removed when dropped unless published.
+#[derive(Debug)]
+pub struct PendingEntry {
+    sha256: String,
+    dir: PathBuf,
+}
+
+impl PendingEntry {
+    /// Where the wheel's files go.
+    pub fn files_dir(&self) -> PathBuf {
+        self.dir.join("files")
+    }
+
+    /// Writes `index.json`; the entry is then complete, to be linked from where it is and
+    /// published once durable.
+    pub fn finish(&self, index: EntryIndex) -> Result<StoreEntry> {
+        let path = self.dir.join("index.json");
+        let json = serde_json::to_vec(&index).context("failed to encode a store index")?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&path)
+            .with_context(|| format!("failed to create `{}`", path.display()))?;
+        io::Write::write_all(&mut file, &json)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+        Ok(StoreEntry {
+            dir: self.dir.clone(),
+            index,
+        })
+    }
+}
+
+impl Drop for PendingEntry {
+    /// Removes the entry unless it was published (then nothing is left at its old path).
+    fn drop(&mut self) {
+        // Best effort: a leftover under tmp/ is removed by the next exclusive holder.
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The store opened by an install: the lock held shared until it is dropped.
+#[derive(Debug)]
+pub struct StoreSession {
+    store: Store,
+    _lock: File,
+}
+
+/// What the garbage collector found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Collected {
+    /// The unused entries, removed unless it was a dry run.
+    pub removed: Vec<RemovedEntry>,
+    /// Their files' sizes, summed.
+    pub removed_bytes: u64,
+    /// The entries in use, kept.
+    pub kept: usize,
+    /// Leftovers of interrupted runs under `tmp/` (removed unless it was a dry run).
+    pub leftovers: usize,
+}
+
+/// One entry the garbage collector removes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RemovedEntry {
+    pub sha256: String,
+    /// The wheel's file name, from its index (absent when the index cannot be read).
+    pub wheel: Option<String>,
+    pub bytes: u64,
+}
+
+impl Store {
+    /// The store of the apps directory `apps_dir`: `APPS/.store`.
+    pub fn of(apps_dir: &Path) -> Store {
+        Store {
+            dir: apps_dir.join(STORE_DIR),
+        }
+    }
+
+    /// `APPS/.store`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `APPS/.store/wheels/SHA256`: the entry of the wheel whose file has this sha256.
+    pub fn entry_dir(&self, sha256: &str) -> PathBuf {
+        self.wheels_dir().join(sha256)
+    }
+
+    /// `APPS/.store/wheels`: the entries.
+    pub fn wheels_dir(&self) -> PathBuf {
+        self.dir.join("wheels")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+
+    /// Opens the store for an install, creating it when missing, and holds its lock shared
+    /// (waiting while a garbage collection runs). When no one else holds it, leftovers of
+    /// interrupted runs under `tmp/` are removed first.
+    pub fn open_for_install(&self) -> Result<StoreSession> {
+        for dir in [self.dir.clone(), self.wheels_dir()] {
+            pyapp_fs::ensure_dir(&dir, 0o755)?;
+        }
+        pyapp_fs::ensure_dir(&self.tmp_dir(), 0o700)?;
+        let lock = self.open_lock()?;
+        match lock.try_lock() {
+            Ok(()) => {
+                self.remove_leftovers()?;
+                // Exclusive to shared: others may take it shared from here on.
+                lock.lock_shared()
+            }
+            Err(TryLockError::WouldBlock) => lock.lock_shared(),
+            Err(TryLockError::Error(err)) => Err(err),
+        }
+        .with_context(|| format!("failed to lock `{}`", self.lock_path().display()))?;
+        Ok(StoreSession {
+            store: self.clone(),
+            _lock: lock,
+        })
+    }
+
+    fn open_lock(&self) -> Result<File> {
+        Ok(open_lock_file(&self.lock_path())?)
+    }
+
+    /// Removes everything under `tmp/`; only with the lock held exclusively.
+    fn remove_leftovers(&self) -> Result<usize> {
+        let names = pyapp_fs::list_dir(&self.tmp_dir())?;
+        for name in &names {
+            pyapp_fs::remove_dir_all_if_exists(&self.tmp_dir().join(name))?;
+        }
+        Ok(names.len())
+    }
+
+    /// Deletes the entries no release uses (with `dry_run`, only finds them), and the
+    /// leftovers under `tmp/`. With `wait`, waits for installs that hold the lock;
+    /// otherwise returns `None` when one does. Nothing to do when there is no store.
+    pub fn collect_garbage(&self, dry_run: bool, wait: bool) -> Result<Option<Collected>> {
+        if !pyapp_fs::is_real_dir(&self.wheels_dir())? {
+            return Ok(Some(Collected::default()));
+        }
+        let lock = self.open_lock()?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) if wait => lock
+                .lock()
+                .with_context(|| format!("failed to lock `{}`", self.lock_path().display()))?,
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(err)) => {
+                return Err(err)
+                    .with_context(|| format!("failed to lock `{}`", self.lock_path().display()))
+            }
+        }
+        let mut collected = Collected {
+            leftovers: pyapp_fs::list_dir(&self.tmp_dir())?.len(),
+            ..Collected::default()
+        };
+        if !dry_run {
+            self.remove_leftovers()?;
+        }
+        for name in pyapp_fs::list_dir(&self.wheels_dir())? {
+            if !is_sha256_hex(&name) {
+                continue;
+            }
+            let dir = self.entry_dir(&name);
+            let Some(bytes) = unused_entry_bytes(&dir)? else {
+                collected.kept += 1;
+                continue;
+            };
+            let wheel = read_index(&dir).ok().map(|index| index.wheel);
+            if !dry_run {
+                self.delete_entry(&name)?;
+            }
+            collected.removed_bytes += bytes;
+            collected.removed.push(RemovedEntry {
+                sha256: name,
+                wheel,
+                bytes,
+            });
+        }
+        if !dry_run && !collected.removed.is_empty() {
+            pyapp_fs::sync_dir(&self.wheels_dir())?;
+        }
+        Ok(Some(collected))
+    }
+
+    /// Renames the entry under `tmp/` (so that it is never seen half deleted), then
+    /// deletes it.
+    fn delete_entry(&self, sha256: &str) -> Result<()> {
+        let doomed = self.tmp_dir().join(format!("gc-{sha256}"));
+        pyapp_fs::rename(&self.entry_dir(sha256), &doomed)?;
+        pyapp_fs::remove_dir_all_if_exists(&doomed.join("files"))?;
+        fault::point("mid-gc");
+        Ok(pyapp_fs::remove_dir_all_if_exists(&doomed)?)
+    }
+}
+
+/// The summed size of the entry's files when none has another hard link; `None` when
+/// one does (the entry is in use).
+fn unused_entry_bytes(dir: &Path) -> Result<Option<u64>> {
+    let mut bytes = 0;
+    for item in walkdir::WalkDir::new(dir).follow_links(false) {
+        let item = item.with_context(|| format!("failed to list `{}`", dir.display()))?;
+        let meta = item
+            .metadata()
+            .with_context(|| format!("failed to inspect `{}`", item.path().display()))?;
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.nlink() > 1 {
+            return Ok(None);
+        }
+        bytes += meta.len();
+    }
+    Ok(Some(bytes))
+}
+
+fn is_sha256_hex(name: &str) -> bool {
+    name.len() == 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn read_index(dir: &Path) -> Result<EntryIndex> {
+    let path = dir.join("index.json");
+    let bytes = fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    let index: EntryIndex = serde_json::from_slice(&bytes)
+        .with_context(|| format!("`{}` is not a valid store index", path.display()))?;
+    anyhow::ensure!(
+        index.index_format <= INDEX_FORMAT,
+        "`{}` has index format {}, newer than this pyapp-install supports ({INDEX_FORMAT})",
+        path.display(),
+        index.index_format
+    );
+    Ok(index)
+}
+
+impl StoreSession {
+    /// The complete entry of the wheel whose file has this sha256, if the store has it.
+    pub fn find(&self, sha256: &str) -> Result<Option<StoreEntry>> {
+        let dir = self.store.entry_dir(sha256);
+        if !pyapp_fs::is_real_dir(&dir)? {
+            return Ok(None);
+        }
+        let index = read_index(&dir)?;
+        Ok(Some(StoreEntry { dir, index }))
+    }
+
+    /// A new directory under `tmp/` to unpack the wheel with this sha256 into.
+    pub fn start_entry(&self, sha256: &str) -> Result<PendingEntry> {
+        let dir = self
+            .store
+            .tmp_dir()
+            .join(format!("{sha256}-{}", std::process::id()));
+        pyapp_fs::remove_dir_all_if_exists(&dir)?;
+        pyapp_fs::ensure_dir(&dir, 0o755)?;
+        pyapp_fs::ensure_dir(&dir.join("files"), 0o755)?;
+        Ok(PendingEntry {
+            sha256: sha256.to_owned(),
+            dir,
+        })
+    }
+
+    /// Makes what was unpacked durable: one sync of the filesystem for all the entries (it
+    /// may run while their files are being linked).
+    pub fn sync(&self) -> Result<()> {
+        Ok(pyapp_fs::sync_filesystem(&self.store.tmp_dir())?)
+    }
+
+    /// Renames finished entries, made durable by [`StoreSession::sync`], into place. When
+    /// another install published the same wheel meanwhile, its entry stays and this one is
+    /// dropped (what was linked from it keeps its files).
+    pub fn publish(&self, pending: Vec<PendingEntry>) -> Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        for entry in pending {
+            let dir = self.store.entry_dir(&entry.sha256);
+            match fs::rename(&entry.dir, &dir) {
+                Ok(()) => {}
+                Err(err)
+                    if matches!(
+                        err.raw_os_error(),
+                        Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
+                    ) => {}
+                Err(err) => {
+                    return Err(err).with_context(|| {
+                        format!(
+                            "failed to rename `{}` to `{}`",
+                            entry.dir.display(),
+                            dir.display()
+                        )
+                    })
+                }
+            }
+        }
+        pyapp_fs::sync_dir(&self.store.wheels_dir())?;
+        fault::point("store-published");
+        Ok(())
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        self.store.dir()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use pyapp_bundle::names::AppName;
+
+    #[test]
+    fn the_store_can_never_be_an_app() {
+        assert!(AppName::new(STORE_DIR).is_err());
+    }
+
+    fn store_in(dir: &Path) -> Store {
+        fs::create_dir(dir.join("applications")).unwrap();
+        Store::of(&dir.join("applications"))
+    }
+
+    fn publish_one(session: &StoreSession, sha256: &str, contents: &[u8]) -> StoreEntry {
+        let pending = session.start_entry(sha256).unwrap();
+        fs::write(pending.files_dir().join("a.py"), contents).unwrap();
+        pending.finish(index(&sha256[..4])).unwrap();
+        session.sync().unwrap();
+        session.publish(vec![pending]).unwrap();
+        session.find(sha256).unwrap().unwrap()
+    }
+
+    fn index(name: &str) -> EntryIndex {
+        EntryIndex {
+            index_format: INDEX_FORMAT,
+            wheel: format!("w{name}-1.0-py3-none-any.whl"),
+            dist_info: "w-1.0.dist-info".into(),
+            files: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn entries_in_use_survive_collection_and_unused_ones_go() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store_in(root.path());
+        let (used, unused) = ("a".repeat(64), "b".repeat(64));
+        let venv = root.path().join("venv");
+        fs::create_dir(&venv).unwrap();
+        {
+            let session = store.open_for_install().unwrap();
+            let kept = publish_one(&session, &used, b"print(1)\n");
+            publish_one(&session, &unused, b"print(2)\n");
+            fs::hard_link(kept.file("a.py"), venv.join("a.py")).unwrap();
+            // The lock is held shared: collection waits for the install, or is skipped.
+            assert_eq!(store.collect_garbage(false, false).unwrap(), None);
+        }
+        let dry = store.collect_garbage(true, false).unwrap().unwrap();
+        assert_eq!(dry.removed.len(), 1);
+        assert_eq!(dry.removed[0].sha256, unused);
+        assert_eq!(
+            dry.removed_bytes,
+            9 + fs::metadata(store.entry_dir(&unused).join("index.json"))
+                .unwrap()
+                .len()
+        );
+        assert!(
+            store.entry_dir(&unused).is_dir(),
+            "a dry run deletes nothing"
+        );
+
+        let done = store.collect_garbage(false, false).unwrap().unwrap();
+        assert_eq!(done.removed, dry.removed);
+        assert_eq!(done.kept, 1);
+        assert!(!store.entry_dir(&unused).exists());
+        assert!(store.entry_dir(&used).is_dir());
+        // Once the release lets go of its link, the entry is unused too.
+        fs::remove_file(venv.join("a.py")).unwrap();
+        let last = store.collect_garbage(false, true).unwrap().unwrap();
+        assert_eq!(last.removed.len(), 1);
+        assert_eq!(
+            pyapp_fs::list_dir(&store.wheels_dir()).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn an_unfinished_entry_leaves_nothing_and_leftovers_are_collected() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store_in(root.path());
+        let session = store.open_for_install().unwrap();
+        let pending = session.start_entry(&"c".repeat(64)).unwrap();
+        fs::write(pending.files_dir().join("x"), b"x").unwrap();
+        drop(pending);
+        assert_eq!(
+            pyapp_fs::list_dir(&store.tmp_dir()).unwrap(),
+            Vec::<String>::new()
+        );
+        // What a killed run leaves under tmp/ is removed by the next exclusive holder.
+        fs::create_dir(store.tmp_dir().join("d-1")).unwrap();
+        drop(session);
+        let collected = store.collect_garbage(false, false).unwrap().unwrap();
+        assert_eq!(collected.leftovers, 1);
+        assert_eq!(
+            pyapp_fs::list_dir(&store.tmp_dir()).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn a_wheel_published_twice_is_kept_once() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store_in(root.path());
+        let session = store.open_for_install().unwrap();
+        let sha = "e".repeat(64);
+        let first = session.start_entry(&sha).unwrap();
+        let second = PendingEntry {
+            sha256: sha.clone(),
+            dir: store.tmp_dir().join("other"),
+        };
+        fs::create_dir_all(second.files_dir()).unwrap();
+        fs::write(first.files_dir().join("first"), b"").unwrap();
+        for pending in [&first, &second] {
+            pending.finish(index("w")).unwrap();
+        }
+        session.publish(vec![first, second]).unwrap();
+        assert!(
+            store.entry_dir(&sha).join("files/first").exists(),
+            "the first one stays"
+        );
+        assert_eq!(
+            pyapp_fs::list_dir(&store.tmp_dir()).unwrap(),
+            Vec::<String>::new()
+        );
+    }
+}

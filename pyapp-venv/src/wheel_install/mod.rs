@@ -1,0 +1,703 @@
+//! Installing wheels into a [`Venv`] natively: no pip, no `python -m installer`.
+//!
+//! Each wheel is first read (`layout`): from its archive, validated (zip and names,
+//! `.dist-info`, `WHEEL`, `RECORD`, entry points), or, for a `shared` wheel the store
+//! already has, from its store entry without opening the archive. Every file is mapped to
+//! its place in the venv and conflicts between wheels are looked for, all before anything
+//! is written. Then, in parallel chunks of files across all wheels (`place`): the shared
+//! wheels the store lacks are unpacked under its `tmp/` (streamed from the archive, hashed
+//! while written, checked against RECORD); every file is extracted into the venv (`local`
+//! wheels) or hard-linked from the store (`shared` ones) while the new entries are synced,
+//! then published; and each wheel gets its launchers, `INSTALLER` and a RECORD of what was
+//! actually written.
+
+pub mod entry_points;
+mod layout;
+mod place;
+pub mod record;
+pub mod scripts;
+mod source;
+
+use std::collections::HashMap;
+use std::io::{self, Read, Seek, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use pyapp_bundle::wheel_name::WheelNameError;
+use rayon::prelude::*;
+use thiserror::Error;
+
+use crate::store::{EntryIndex, IndexedFile, PendingEntry, StoreEntry, StoreSession, INDEX_FORMAT};
+use crate::venv::Venv;
+use entry_points::EntryPointError;
+use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
+use place::{create_parents, extract_file, place_from_store, write_generated, Extraction};
+use pyapp_fs::fault;
+use record::{RecordError, RecordRow};
+pub use source::WheelFile;
+
+/// The name written to each `.dist-info/INSTALLER`.
+pub const INSTALLER_NAME: &str = "pyapp";
+
+/// Small metadata files read whole are refused beyond this size.
+const MAX_METADATA_FILE: u64 = 64 * 1024 * 1024;
+
+/// What placing a file costs besides its bytes, for cutting the work into chunks.
+const FILE_COST: u64 = 16 * 1024;
+/// About how much work one parallel chunk does (bytes to write plus [`FILE_COST`] a file).
+const CHUNK_COST: u64 = 4 * 1024 * 1024;
+
+/// How to install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallOptions {
+    /// Check every file's size and hash against the wheel's RECORD (the spec requires it;
+    /// turning it off is for wheels known to have bad RECORDs, and must be asked for).
+    pub verify_record: bool,
+    /// Compile bytecode with the venv's interpreter after all wheels are in.
+    pub compile_bytecode: bool,
+}
+
+impl Default for InstallOptions {
+    fn default() -> Self {
+        InstallOptions {
+            verify_record: true,
+            compile_bytecode: false,
+        }
+    }
+}
+
+/// Anything a wheel's archive can be read from, and cloned to be read on several threads.
+pub trait WheelBytes: Read + Seek + Clone + Send + Sync {}
+
+impl<T: Read + Seek + Clone + Send + Sync> WheelBytes for T {}
+
+/// A wheel to install.
+#[derive(Debug)]
+pub struct WheelInput<R> {
+    /// Its file name, `NAME-VERSION-TAGS.whl`.
+    pub file_name: String,
+    /// Its archive.
+    pub bytes: R,
+    pub placement: Placement,
+}
+
+/// How a wheel's files get into the venv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Extracted into the venv.
+    Local,
+    /// Hard-linked from the store entry of the wheel file with this sha256 (lowercase hex,
+    /// vouched for by the caller), which is unpacked first if the store lacks it. Without
+    /// a store, the same as `Local`.
+    Shared { sha256: String },
+}
+
+/// One wheel that was installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstalledWheel {
+    /// The wheel's file name.
+    pub wheel: String,
+    /// The normalised distribution name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// Files written, launchers and `.dist-info` bookkeeping included.
+    pub files: usize,
+}
+
+/// What [`install_from`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstallReport {
+    /// The wheels, in the order given.
+    pub wheels: Vec<InstalledWheel>,
+    /// Things worth telling the user that did not stop the install (a newer minor
+    /// `Wheel-Version`, files that did not compile to bytecode).
+    pub warnings: Vec<String>,
+    /// How it went, worth saying once (shared wheels copied, not linked).
+    pub notes: Vec<String>,
+}
+
+/// Why the wheels could not be installed.
+#[derive(Debug, Error)]
+pub enum WheelInstallError {
+    #[error("{wheel}: {problem}")]
+    Wheel {
+        wheel: String,
+        problem: WheelProblem,
+    },
+    #[error("{count} wheel(s) do not fit {target}: {wheels}")]
+    Incompatible {
+        count: usize,
+        target: String,
+        wheels: String,
+    },
+    #[error("`{path}` would be written by both {first} and {second}")]
+    Conflict {
+        path: PathBuf,
+        first: String,
+        second: String,
+    },
+    #[error("failed to compile bytecode with `{python}`: {source}")]
+    Compile { python: PathBuf, source: io::Error },
+    #[error("failed to create the directory `{path}`: {source}")]
+    Directory { path: PathBuf, source: io::Error },
+    /// The shared store could not be read or written.
+    #[error(transparent)]
+    Store(anyhow::Error),
+}
+
+/// What is wrong with one wheel; shown after the wheel's file name.
+#[derive(Debug, Error)]
+pub enum WheelProblem {
+    #[error(transparent)]
+    Name(#[from] WheelNameError),
+    #[error("failed to open `{path}`: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("not a valid zip archive: {0}")]
+    Zip(zip::result::ZipError),
+    #[error("entry `{entry}`: {reason}")]
+    Entry { entry: String, reason: String },
+    #[error("expected exactly one `.dist-info` directory for {expected}, found {found}")]
+    DistInfo { expected: String, found: String },
+    #[error("unexpected top-level directory `{0}`: only the wheel's own `.data` is allowed")]
+    ForeignData(String),
+    #[error("{file}: {reason}")]
+    MetadataFile { file: String, reason: String },
+    #[error("RECORD: {0}")]
+    Record(#[from] RecordError),
+    #[error("RECORD: {0} is not listed")]
+    NotInRecord(String),
+    #[error("RECORD: no hash for {0}")]
+    NoHash(String),
+    #[error("RECORD: hash mismatch for {0}")]
+    HashMismatch(String),
+    #[error(
+        "RECORD: size mismatch for {entry}: RECORD says {expected}, the archive holds {actual}"
+    )]
+    SizeMismatch {
+        entry: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{0}")]
+    EntryPoints(#[from] EntryPointError),
+    #[error("unknown `.data` directory `{key}` in {entry} (expected purelib, platlib, headers, scripts or data)")]
+    DataKey { key: String, entry: String },
+    #[error("{what} would overwrite the venv's interpreter `{path}`")]
+    Interpreter { what: String, path: PathBuf },
+    #[error("failed to write `{path}`: {source}")]
+    Write { path: PathBuf, source: io::Error },
+}
+
+fn entry_problem(entry: &str, reason: impl Into<String>) -> WheelProblem {
+    WheelProblem::Entry {
+        entry: entry.to_string(),
+        reason: reason.into(),
+    }
+}
+
+fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Install `wheels` (paths to `.whl` files) into `venv`, each extracted (no store);
+/// `on_installed` is called once per wheel when it is in (from any thread: drive a
+/// progress bar with it). See [`install_from`].
+pub fn install_wheels(
+    venv: &Venv,
+    wheels: &[PathBuf],
+    options: &InstallOptions,
+    on_installed: &(dyn Fn() + Sync),
+) -> Result<InstallReport, WheelInstallError> {
+    let names: Vec<String> = wheels.iter().map(|path| display_name(path)).collect();
+    check_compatibility(venv, names.iter().map(String::as_str))?;
+    let mut inputs = Vec::with_capacity(wheels.len());
+    for (path, file_name) in wheels.iter().zip(names) {
+        let bytes = WheelFile::open(path).map_err(|source| WheelInstallError::Wheel {
+            wheel: file_name.clone(),
+            problem: WheelProblem::Open {
+                path: path.clone(),
+                source,
+            },
+        })?;
+        inputs.push(WheelInput {
+            file_name,
+            bytes,
+            placement: Placement::Local,
+        });
+    }
+    install_from(venv, inputs, None, options, on_installed)
+}
+
+/// Where a wheel's files come from.
+enum Source<R> {
+    /// Its archive, validated: extracted into the venv, or first unpacked into the store
+    /// as the entry `store_as`.
+    Archive {
+        wheel: WheelArchive<R>,
+        store_as: Option<String>,
+    },
+    /// Its store entry.
+    Entry {
+        layout: WheelLayout,
+        entry: StoreEntry,
+    },
+}
+
+impl<R: WheelBytes> Source<R> {
+    /// The store entry of a shared wheel when the store has it, its archive otherwise.
+    fn open(
+        input: WheelInput<R>,
+        store: Option<&StoreSession>,
+        options: &InstallOptions,
+    ) -> Result<Self, WheelInstallError> {
+        let wheel_error = |problem| WheelInstallError::Wheel {
+            wheel: input.file_name.clone(),
+            problem,
+        };
+        let store_as = match (input.placement, store) {
+            (Placement::Shared { sha256 }, Some(store)) => {
+                if let Some(entry) = store.find(&sha256).map_err(WheelInstallError::Store)? {
+                    let layout =
+                        WheelLayout::of_entry(&input.file_name, &entry).map_err(wheel_error)?;
+                    return Ok(Source::Entry { layout, entry });
+                }
+                Some(sha256)
+            }
+            _ => None,
+        };
+        let wheel = WheelArchive::read(&input.file_name, input.bytes, options.verify_record)
+            .map_err(wheel_error)?;
+        Ok(Source::Archive { wheel, store_as })
+    }
+
+    fn layout(&self) -> &WheelLayout {
+        match self {
+            Source::Archive { wheel, .. } => &wheel.layout,
+            Source::Entry { layout, .. } => layout,
+        }
+    }
+}
+
+/// Install `wheels` into `venv`, the shared ones through `store` (when given);
+/// `on_installed` is called once per wheel when its files are in (from any thread).
+///
+/// Nothing is written unless every wheel fits the venv's interpreter, is valid and none
+/// writes a path another one writes. A failure while writing leaves a partial venv: it is
+/// meant to be built in a staging directory that is thrown away on error. The store is
+/// only ever given complete, verified entries.
+pub fn install_from<R: WheelBytes>(
+    venv: &Venv,
+    wheels: Vec<WheelInput<R>>,
+    store: Option<&StoreSession>,
+    options: &InstallOptions,
+    on_installed: &(dyn Fn() + Sync),
+) -> Result<InstallReport, WheelInstallError> {
+    check_compatibility(venv, wheels.iter().map(|w| w.file_name.as_str()))?;
+    let sources = wheels
+        .into_par_iter()
+        .map(|wheel| Source::open(wheel, store, options))
+        .collect::<Result<Vec<_>, _>>()?;
+    let plans = sources
+        .iter()
+        .map(|source| {
+            let layout = source.layout();
+            WheelPlan::new(venv, layout).map_err(|problem| WheelInstallError::Wheel {
+                wheel: layout.file_name(),
+                problem,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(&WheelLayout, &WheelPlan)> =
+        sources.iter().map(Source::layout).zip(&plans).collect();
+    check_conflicts(venv, &pairs)?;
+
+    let (sources, unpacked) = match store {
+        Some(store) => unpack_into_store(store, sources)?,
+        None => (sources, Vec::new()),
+    };
+    let copying = AtomicBool::new(false);
+    // The new store entries are made durable while their files are linked, then published.
+    let (rows, synced) = std::thread::scope(|scope| {
+        let syncing = store
+            .filter(|_| !unpacked.is_empty())
+            .map(|store| scope.spawn(|| store.sync()));
+        let rows = place_all(venv, &sources, &plans, &copying, on_installed);
+        let synced = syncing.map(|syncing| {
+            syncing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (rows, synced)
+    });
+    let rows = rows?;
+    if let (Some(store), Some(synced)) = (store, synced) {
+        synced.map_err(WheelInstallError::Store)?;
+        store.publish(unpacked).map_err(WheelInstallError::Store)?;
+    }
+    let installed = sources
+        .par_iter()
+        .zip(&plans)
+        .zip(rows)
+        .map(|((source, plan), rows)| finish_wheel(venv, source.layout(), plan, rows))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut report = InstallReport {
+        wheels: installed,
+        warnings: sources
+            .iter()
+            .flat_map(|source| source.layout().warnings.clone())
+            .collect(),
+        notes: Vec::new(),
+    };
+    if let (true, Some(store)) = (copying.into_inner(), store) {
+        report.notes.push(format!(
+            "the store `{}` is on another filesystem than `{}`: shared wheels were copied into the venv, not hard-linked",
+            store.dir().display(),
+            venv.root().display()
+        ));
+    }
+    if options.compile_bytecode {
+        report.warnings.extend(compile_bytecode(venv, &plans)?);
+    }
+    Ok(report)
+}
+
+/// Consecutive ranges of files whose `costs` add up to about [`CHUNK_COST`] each (one
+/// empty range when there are no files, so that every wheel has a chunk).
+fn chunks(costs: impl Iterator<Item = u64>) -> Vec<Range<usize>> {
+    let mut ranges = Vec::new();
+    let (mut start, mut end, mut sum) = (0, 0, 0);
+    for (index, cost) in costs.enumerate() {
+        sum += cost;
+        end = index + 1;
+        if sum >= CHUNK_COST {
+            ranges.push(start..end);
+            (start, sum) = (end, 0);
+        }
+    }
+    if start < end || ranges.is_empty() {
+        ranges.push(start..end);
+    }
+    ranges
+}
+
+/// Unpacks the shared wheels the store lacks into new entries under the store's `tmp/`
+/// (in parallel chunks of files); returns the sources with those wheels read from their
+/// new entries, and the entries, to be published once the venv links them.
+fn unpack_into_store<R: WheelBytes>(
+    store: &StoreSession,
+    sources: Vec<Source<R>>,
+) -> Result<(Vec<Source<R>>, Vec<PendingEntry>), WheelInstallError> {
+    let mut unpacking: Vec<(usize, &WheelArchive<R>, PendingEntry)> = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        if let Source::Archive {
+            wheel,
+            store_as: Some(sha256),
+        } = source
+        {
+            let pending = store
+                .start_entry(sha256)
+                .map_err(WheelInstallError::Store)?;
+            unpacking.push((index, wheel, pending));
+        }
+    }
+    if unpacking.is_empty() {
+        return Ok((sources, Vec::new()));
+    }
+    for (_, wheel, pending) in &unpacking {
+        let files_dir = pending.files_dir();
+        let dests: Vec<PathBuf> = wheel
+            .layout
+            .files
+            .iter()
+            .map(|f| files_dir.join(&f.entry))
+            .collect();
+        create_parents(&files_dir, dests.iter().map(PathBuf::as_path))
+            .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
+    }
+    let tasks: Vec<(usize, Range<usize>)> = unpacking
+        .iter()
+        .enumerate()
+        .flat_map(|(at, (_, wheel, _))| {
+            let costs = wheel.layout.files.iter().map(|f| f.size + FILE_COST);
+            chunks(costs).into_iter().map(move |range| (at, range))
+        })
+        .collect();
+    let unpacked = tasks
+        .par_iter()
+        .map(|(at, range)| {
+            let (_, wheel, pending) = &unpacking[*at];
+            unpack_chunk(wheel, &pending.files_dir(), range.clone()).map(|files| (*at, files))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut indexes: Vec<Vec<IndexedFile>> = vec![Vec::new(); unpacking.len()];
+    for (at, files) in unpacked {
+        indexes[at].extend(files);
+    }
+    let mut finished: HashMap<usize, StoreEntry> = HashMap::new();
+    let mut pending = Vec::with_capacity(unpacking.len());
+    for ((index, wheel, entry), files) in unpacking.into_iter().zip(indexes) {
+        let index_file = EntryIndex {
+            index_format: INDEX_FORMAT,
+            wheel: wheel.layout.file_name(),
+            dist_info: wheel.layout.dist_info.clone(),
+            files,
+        };
+        let complete = entry.finish(index_file).map_err(WheelInstallError::Store)?;
+        finished.insert(index, complete);
+        pending.push(entry);
+    }
+    fault::point("store-unpacked");
+    let sources = sources
+        .into_iter()
+        .enumerate()
+        .map(|(index, source)| match (source, finished.remove(&index)) {
+            (Source::Archive { wheel, .. }, Some(entry)) => Source::Entry {
+                layout: wheel.layout,
+                entry,
+            },
+            (source, _) => source,
+        })
+        .collect();
+    Ok((sources, pending))
+}
+
+/// Extracts the files `range` of `wheel` into a store entry's `files_dir`, unchanged.
+fn unpack_chunk<R: WheelBytes>(
+    wheel: &WheelArchive<R>,
+    files_dir: &Path,
+    range: Range<usize>,
+) -> Result<Vec<IndexedFile>, WheelInstallError> {
+    let mut archive = wheel.archive.clone();
+    let mut buffer = vec![0u8; place::COPY_BUFFER];
+    range
+        .map(|at| {
+            let file = &wheel.layout.files[at];
+            let extraction = Extraction {
+                index: wheel.indexes[at],
+                entry: &file.entry,
+                expected: wheel.record.as_ref().and_then(|r| r.get(&file.entry)),
+                dest: &files_dir.join(&file.entry),
+                mode: file.mode,
+                python: None,
+            };
+            let written = extract_file(&mut archive, &extraction, &mut buffer)?;
+            Ok(IndexedFile {
+                path: file.entry.clone(),
+                sha256: written.sha256,
+                size: written.size,
+                executable: file.mode == 0o755,
+            })
+        })
+        .collect::<Result<Vec<_>, WheelProblem>>()
+        .map_err(|problem| WheelInstallError::Wheel {
+            wheel: wheel.layout.file_name(),
+            problem,
+        })
+}
+
+/// Puts every planned file in place, in parallel chunks across all wheels, once their
+/// directories are made; returns each
+/// wheel's RECORD rows in its files' order.
+fn place_all<R: WheelBytes>(
+    venv: &Venv,
+    sources: &[Source<R>],
+    plans: &[WheelPlan],
+    copying: &AtomicBool,
+    on_installed: &(dyn Fn() + Sync),
+) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
+    let dests = plans
+        .iter()
+        .flat_map(|plan| &plan.files)
+        .map(|f| f.dest.as_path());
+    create_parents(venv.root(), dests)
+        .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
+    let tasks: Vec<(usize, Range<usize>)> = sources
+        .iter()
+        .enumerate()
+        .flat_map(|(at, source)| {
+            let files = &source.layout().files;
+            let costs: Vec<u64> = match source {
+                Source::Archive { .. } => files.iter().map(|f| f.size + FILE_COST).collect(),
+                Source::Entry { .. } => files.iter().map(|_| FILE_COST).collect(),
+            };
+            chunks(costs.into_iter())
+                .into_iter()
+                .map(move |range| (at, range))
+        })
+        .collect();
+    let mut left: Vec<AtomicUsize> = sources.iter().map(|_| AtomicUsize::new(0)).collect();
+    for (at, _) in &tasks {
+        *left[*at].get_mut() += 1;
+    }
+    let done = AtomicUsize::new(0);
+    let python = venv.runtime_python();
+    let placed = tasks
+        .par_iter()
+        .map(|(at, range)| {
+            let rows = place_chunk(&sources[*at], &plans[*at], range.clone(), copying, &python)?;
+            if left[*at].fetch_sub(1, Ordering::SeqCst) == 1 {
+                on_installed();
+            }
+            if done.fetch_add(1, Ordering::SeqCst) + 1 == tasks.len().div_ceil(2) {
+                fault::point("mid-link");
+            }
+            Ok((*at, rows))
+        })
+        .collect::<Result<Vec<_>, WheelInstallError>>()?;
+    let mut rows: Vec<Vec<RecordRow>> = vec![Vec::new(); sources.len()];
+    for (at, chunk) in placed {
+        rows[at].extend(chunk);
+    }
+    Ok(rows)
+}
+
+/// Puts the files `range` of one wheel in place: extracted from its archive, or linked
+/// from its store entry; their RECORD rows.
+fn place_chunk<R: WheelBytes>(
+    source: &Source<R>,
+    plan: &WheelPlan,
+    range: Range<usize>,
+    copying: &AtomicBool,
+    python: &Path,
+) -> Result<Vec<RecordRow>, WheelInstallError> {
+    let layout = source.layout();
+    let mut buffer = vec![0u8; place::COPY_BUFFER];
+    let placed = match source {
+        Source::Archive { wheel, .. } => {
+            let mut archive = wheel.archive.clone();
+            range
+                .map(|at| {
+                    let (file, planned) = (&layout.files[at], &plan.files[at]);
+                    let extraction = Extraction {
+                        index: wheel.indexes[at],
+                        entry: &file.entry,
+                        expected: wheel.record.as_ref().and_then(|r| r.get(&file.entry)),
+                        dest: &planned.dest,
+                        mode: file.mode,
+                        python: planned.script.then_some(python),
+                    };
+                    extract_file(&mut archive, &extraction, &mut buffer)
+                        .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
+                })
+                .collect::<Result<Vec<_>, WheelProblem>>()
+        }
+        Source::Entry { entry, .. } => range
+            .map(|at| {
+                let (indexed, planned) = (&entry.index.files[at], &plan.files[at]);
+                place_from_store(
+                    copying,
+                    &entry.file(&indexed.path),
+                    indexed,
+                    &planned.dest,
+                    layout.files[at].mode,
+                    planned.script.then_some(python),
+                    &mut buffer,
+                )
+                .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
+            })
+            .collect(),
+    };
+    placed.map_err(|problem| WheelInstallError::Wheel {
+        wheel: layout.file_name(),
+        problem,
+    })
+}
+
+/// A wheel's launchers, `INSTALLER` and RECORD, once its files are in.
+fn finish_wheel(
+    venv: &Venv,
+    layout: &WheelLayout,
+    plan: &WheelPlan,
+    mut rows: Vec<RecordRow>,
+) -> Result<InstalledWheel, WheelInstallError> {
+    let wheel_error = |problem| WheelInstallError::Wheel {
+        wheel: layout.file_name(),
+        problem,
+    };
+    let python = venv.runtime_python();
+    for launcher in &layout.launchers {
+        let path = venv.scripts_dir().join(&launcher.name);
+        let contents = launcher.launcher(&python);
+        rows.push(write_generated(&path, &contents, 0o755, &plan.lib_dir).map_err(wheel_error)?);
+    }
+    let dist_info = plan.lib_dir.join(&layout.dist_info);
+    let installer = format!("{INSTALLER_NAME}\n");
+    rows.push(
+        write_generated(
+            &dist_info.join("INSTALLER"),
+            installer.as_bytes(),
+            0o644,
+            &plan.lib_dir,
+        )
+        .map_err(wheel_error)?,
+    );
+    rows.push(RecordRow {
+        path: format!("{}/RECORD", layout.dist_info),
+        hash: None,
+        size: None,
+    });
+    let record_file = dist_info.join("RECORD");
+    let mut out = place::create_file(&record_file, 0o644).map_err(wheel_error)?;
+    out.write_all(record::write_record(&rows).as_bytes())
+        .map_err(|source| {
+            wheel_error(WheelProblem::Write {
+                path: record_file.clone(),
+                source,
+            })
+        })?;
+    Ok(InstalledWheel {
+        wheel: layout.file_name(),
+        name: layout.name.name().to_string(),
+        version: layout.name.version().to_string(),
+        files: rows.len(),
+    })
+}
+
+/// Compile the installed `.py` files with the venv's interpreter. Files that do not
+/// compile on this Python (templates, code for other versions) are warnings, not errors.
+fn compile_bytecode(venv: &Venv, plans: &[WheelPlan]) -> Result<Vec<String>, WheelInstallError> {
+    let python = venv.python();
+    let compile_error = |source| WheelInstallError::Compile {
+        python: python.clone(),
+        source,
+    };
+    let mut list = String::new();
+    for file in plans.iter().flat_map(|p| &p.files) {
+        if file.dest.extension().is_some_and(|e| e == "py") {
+            if let Some(path) = file.dest.to_str() {
+                list.push_str(path);
+                list.push('\n');
+            }
+        }
+    }
+    let mut child = Command::new(&python)
+        .args(["-I", "-m", "compileall", "-q", "-j", "0", "-i", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(compile_error)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(list.as_bytes()).map_err(compile_error)?;
+    }
+    let output = child.wait_with_output().map_err(compile_error)?;
+    if output.status.success() {
+        return Ok(Vec::new());
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with("***") || l.contains("Error"))
+        .map(|l| format!("bytecode: {}", l.trim()))
+        .collect())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
