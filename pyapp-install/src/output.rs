@@ -9,6 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pyapp_cli::{Level, Messages};
 use serde::Serialize;
 
+use crate::engine::{Progress, Task};
+
 /// Where messages, progress and data go for one command.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -25,30 +27,34 @@ impl Output {
         }
     }
 
-    /// Nothing but errors on stderr (for work done on behalf of another command).
-    pub fn quiet() -> Self {
-        Output::new(Level::Quiet, false)
-    }
-
     /// Whether the command's result goes to stdout as JSON.
     pub fn json(&self) -> bool {
         self.json
     }
 
-    /// A one-line message for the user on stderr.
-    pub fn note(&self, message: impl AsRef<str>) {
-        self.messages.note(message.as_ref());
+    /// Prints `value` as one line of JSON on stdout.
+    pub fn print_json(&self, value: &impl Serialize) -> Result<()> {
+        let text = serde_json::to_string(value).context("failed to encode the JSON output")?;
+        println!("{text}");
+        Ok(())
+    }
+}
+
+impl Progress for Output {
+    /// A one-line message on stderr.
+    fn note(&self, message: &str) {
+        self.messages.note(message);
     }
 
     /// `warning: MESSAGE` on stderr.
-    pub fn warning(&self, message: impl AsRef<str>) {
-        self.messages.warning(message.as_ref());
+    fn warning(&self, message: &str) {
+        self.messages.warning(message);
     }
 
-    /// A progress bar of `len` steps on stderr, hidden unless stderr is a terminal.
-    pub fn bar(&self, len: u64, what: &'static str) -> ProgressBar {
+    /// A progress bar on stderr, hidden unless stderr is a terminal.
+    fn task(&self, what: &'static str, len: u64) -> Box<dyn Task> {
         if self.messages.level() < Level::Normal || !std::io::stderr().is_terminal() {
-            return ProgressBar::hidden();
+            return Box::new(ProgressBar::hidden());
         }
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         if let Ok(style) =
@@ -57,13 +63,16 @@ impl Output {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_prefix(what);
-        bar
+        Box::new(bar)
+    }
+}
+
+impl Task for ProgressBar {
+    fn advance(&self, done: u64) {
+        self.inc(done);
     }
 
-    /// Prints `value` as one line of JSON on stdout.
-    pub fn print_json(&self, value: &impl Serialize) -> Result<()> {
-        let text = serde_json::to_string(value).context("failed to encode the JSON output")?;
-        println!("{text}");
-        Ok(())
+    fn finish(&self) {
+        self.finish_and_clear();
     }
 }

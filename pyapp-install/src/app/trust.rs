@@ -14,7 +14,7 @@ use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind};
 use pyapp_bundle::signature::{KeyError, TrustedKey};
 
 use crate::app::tree::AppsDir;
-use crate::output::Output;
+use crate::engine::Progress;
 use pyapp_cli::Refusal;
 
 /// The directory of trusted public keys, inside the apps directory.
@@ -63,7 +63,7 @@ impl TrustPolicy {
 
     /// Refuses `bundle` unless no trust is configured or a trusted key verifies its
     /// signature; says which key did.
-    pub fn check(&self, bundle: &Bundle, output: &Output) -> Result<()> {
+    pub fn check(&self, bundle: &Bundle, output: &dyn Progress) -> Result<()> {
         let Some(keys) = &self.keys else {
             return Ok(());
         };
@@ -80,7 +80,7 @@ impl TrustPolicy {
         }
         match bundle.verify_signature(keys) {
             Ok(key) => {
-                output.note(format!(
+                output.note(&format!(
                     "signature: key {} (trusted: {})",
                     key.id(),
                     key.path().display()

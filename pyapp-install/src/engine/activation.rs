@@ -17,7 +17,7 @@ use crate::app::ports::{self, PortRange};
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
-use crate::output::Output;
+use crate::engine::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::health::{self, Endpoint};
 use crate::system::hooks::{self, HookContext, HookName};
@@ -109,7 +109,7 @@ pub struct Activation<'a> {
     pub systemd: Systemd,
     pub user: Option<&'a AppUser>,
     pub port_range: PortRange,
-    pub output: &'a Output,
+    pub output: &'a dyn Progress,
 }
 
 impl Activation<'_> {
@@ -193,7 +193,7 @@ impl Activation<'_> {
             .collect();
         self.systemd.enable_now(&enabled)?;
         if let Some(steps) = self.systemd.manual_steps(units) {
-            self.output.note(steps);
+            self.output.note(&steps);
         }
         Ok(())
     }
@@ -231,7 +231,7 @@ impl Activation<'_> {
         let path = &web::service_path(&info.metadata, service.as_str(), path);
         let status = health::check_http(&endpoint, path, timeout)
             .map_err(|err| Refusal::new(format!("health check failed: {err}")))?;
-        self.output.note(format!(
+        self.output.note(&format!(
             "health check: GET {path} on {endpoint} answered {status}"
         ));
         Ok(())

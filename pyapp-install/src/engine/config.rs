@@ -16,6 +16,7 @@ use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
 use crate::engine::activation::ReleaseInfo;
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::systemd::Systemd;
 use crate::system::units::unit_stem;
@@ -88,9 +89,9 @@ pub fn config(
         output.print_json(&change)?;
     }
     if change.written() {
-        output.note(format!("saved {}", change.file.display()));
+        output.note(&format!("saved {}", change.file.display()));
     } else {
-        output.note(format!("unchanged: {}", change.file.display()));
+        output.note(&format!("unchanged: {}", change.file.display()));
     }
     Ok(())
 }
@@ -112,7 +113,7 @@ pub fn set_values(
     let existing = file.read(spec)?;
     let plan = file.plan(spec, existing.as_ref(), &given)?;
     for note in plan.notes() {
-        output.note(note);
+        output.note(&note);
     }
     let written = plan.write(owner)?;
     Ok(ConfigChange {
@@ -149,14 +150,14 @@ fn restart_services(
         return Ok(units);
     }
     if !systemd.is_running() {
-        output.note(format!(
+        output.note(&format!(
             "systemd is not running on this root: restart {} for the change to apply",
             units.join(" ")
         ));
         return Ok(Vec::new());
     }
     systemd.try_restart(&units)?;
-    output.note(format!(
+    output.note(&format!(
         "restarted {} (those that were running)",
         units.join(" ")
     ));
@@ -204,15 +205,15 @@ fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
         .unwrap_or_default();
     if existing.is_some() {
         if let Err(err) = file.plan(spec, existing.as_ref(), &GivenValues::default()) {
-            output.warning(err.to_string());
+            output.warning(&err.to_string());
         }
     } else {
-        output.note(format!(
+        output.note(&format!(
             "{} has no configuration file yet (`{}`)",
             tree.name(),
             path.display()
         ));
-        output.note(format!(
+        output.note(&format!(
             "hint: `pyapp-install config {} --set KEY=VALUE` writes it from the defaults",
             tree.name()
         ));

@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::app::tree::AppsDir;
+use crate::engine::Progress;
 use crate::output::Output;
 use pyapp_cli::Refusal;
 use pyapp_venv::store::{Collected, Store};
@@ -14,13 +15,13 @@ use pyapp_venv::store::{Collected, Store};
 /// freed; a failure is a warning, since the command itself succeeded.
 pub fn collect_after(apps: &AppsDir, output: &Output) {
     match Store::of(apps.path()).collect_garbage(false, false) {
-        Ok(Some(collected)) if !collected.removed.is_empty() => output.note(format!(
+        Ok(Some(collected)) if !collected.removed.is_empty() => output.note(&format!(
             "freed {} unused wheel(s) from the store ({})",
             collected.removed.len(),
             human_bytes(collected.removed_bytes)
         )),
         Ok(_) => {}
-        Err(err) => output.note(format!(
+        Err(err) => output.note(&format!(
             "warning: could not collect the store's unused wheels: {err:#}"
         )),
     }
@@ -50,13 +51,13 @@ pub fn gc(apps: &AppsDir, dry_run: bool, wait: bool, output: &Output) -> Result<
     }
     let verb = if dry_run { "would free" } else { "freed" };
     for entry in &collected.removed {
-        output.note(format!(
+        output.note(&format!(
             "{verb} {} ({})",
             entry.wheel.as_deref().unwrap_or(&entry.sha256),
             human_bytes(entry.bytes)
         ));
     }
-    output.note(format!(
+    output.note(&format!(
         "{verb} {} unused wheel(s), {}; {} in use",
         collected.removed.len(),
         human_bytes(collected.removed_bytes),

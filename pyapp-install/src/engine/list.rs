@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
+use crate::engine::Progress;
 use crate::output::Output;
 
 /// One app in `list --json`.
@@ -86,7 +87,7 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
         return output.print_json(&serde_json::json!({ "apps": listed }));
     }
     if listed.is_empty() {
-        output.note(format!("no apps installed in {}", apps.path().display()));
+        output.note(&format!("no apps installed in {}", apps.path().display()));
         return Ok(());
     }
     for app in &listed {

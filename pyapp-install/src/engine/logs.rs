@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::app::receipt::{now_micros, parse_rfc3339_utc, rfc3339_utc};
 use crate::app::tree::AppsDir;
 use crate::engine::status::InstalledApp;
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::hooks::HOOK_LOG;
 use crate::system::systemd::Systemd;
@@ -114,7 +115,7 @@ pub fn logs(
     let systemd = Systemd::detect(root);
     let hook_log_path = installed.tree.lasting_dir("log").join(HOOK_LOG);
     if !hook_log_path.exists() {
-        output.note(format!(
+        output.note(&format!(
             "`{}` does not exist: no hook has run",
             hook_log_path.display()
         ));
@@ -133,7 +134,7 @@ pub fn logs(
         .filter(move |line| since.is_none_or(|since| line.micros >= since));
 
     if !systemd.is_running() {
-        output.note(format!(
+        output.note(&format!(
             "systemd is not running here: only the hook log `{}`",
             hook_log_path.display()
         ));

@@ -9,8 +9,11 @@ pub mod gc;
 pub mod install;
 pub mod list;
 pub mod logs;
+mod progress;
 pub mod remove;
 pub mod rollback;
 pub mod run;
 pub mod status;
 pub mod watch;
+
+pub use progress::{Progress, Silent, Task};

@@ -14,6 +14,7 @@ use crate::app::release;
 use crate::app::tree::AppsDir;
 use crate::engine::activation::{Activation, ReleaseInfo};
 use crate::engine::gc;
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::app_user;
 use crate::system::hooks::HookName;
@@ -127,9 +128,9 @@ pub fn remove(
         })?;
     }
     if kept.is_empty() {
-        output.note(format!("removed {app} and all its files"));
+        output.note(&format!("removed {app} and all its files"));
     } else {
-        output.note(format!(
+        output.note(&format!(
             "removed {app}; kept {} in {}",
             kept.join(", "),
             tree.dir().display()

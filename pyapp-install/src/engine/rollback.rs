@@ -12,6 +12,7 @@ use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppsDir;
 use crate::engine::activation::{Activation, ReleaseInfo};
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::app_user;
 use crate::system::systemd::Systemd;
@@ -124,7 +125,7 @@ pub fn rollback(
             path: tree.dir().display().to_string(),
         })?;
     }
-    output.note(format!(
+    output.note(&format!(
         "rolled back {app} to {} (release {}, was {current})",
         rolled.version, rolled.release
     ));

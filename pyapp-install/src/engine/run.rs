@@ -14,6 +14,7 @@ use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppsDir;
 use crate::engine::activation::{Activation, ReleaseInfo};
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::app_user;
 use crate::system::privilege::drop_privileges_on_spawn;
@@ -65,7 +66,7 @@ pub fn run(
     let Some((program, args)) = process.argv.split_first() else {
         return Err(Refusal::new(format!("{app} {service}: empty command")).into());
     };
-    output.note(format!(
+    output.note(&format!(
         "running {app} {service} as {}: {}",
         user.name,
         process.argv.join(" ")

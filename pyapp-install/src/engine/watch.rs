@@ -17,6 +17,7 @@ use crate::app::ports::PortRange;
 use crate::app::receipt::now_rfc3339;
 use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
 use crate::engine::install::{self, Action, Report};
+use crate::engine::Progress;
 use crate::output::Output;
 use pyapp_cli::{classify, Refusal};
 
@@ -83,7 +84,7 @@ pub fn watch(
         }
     }
     if total == 0 {
-        output.note(format!("no bundles in {}", inbox.path().display()));
+        output.note(&format!("no bundles in {}", inbox.path().display()));
     }
     if failures.is_empty() {
         return Ok(());
@@ -110,7 +111,7 @@ fn process(
     output: &Output,
 ) -> Result<Option<Failure>> {
     let name = bundle.display_name();
-    output.note(format!(
+    output.note(&format!(
         "{name}: installing from {}",
         inbox.path().display()
     ));
@@ -167,9 +168,9 @@ fn process(
             eprintln!("hint: {hint}");
         }
     } else if let Some(hint) = &record.hint {
-        output.note(format!("hint: {hint}"));
+        output.note(&format!("hint: {hint}"));
     }
-    output.note(format!("moved {name} to {}", moved_to.display()));
+    output.note(&format!("moved {name} to {}", moved_to.display()));
     Ok(failure)
 }
 

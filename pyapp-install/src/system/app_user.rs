@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::app::receipt::Receipt;
 use crate::app::tree::AppTree;
-use crate::output::Output;
+use crate::engine::Progress;
 use pyapp_cli::Refusal;
 
 /// The login shell of the users pyapp-install creates: none.
@@ -113,7 +113,7 @@ pub fn ensure_app_user(
     root: &Path,
     tree: &AppTree,
     explicit: Option<&str>,
-    output: &Output,
+    output: &dyn Progress,
 ) -> Result<Option<AppUser>> {
     let passwd_path = root.join("etc/passwd");
     let host = is_host_root(root);
@@ -126,7 +126,7 @@ pub fn ensure_app_user(
             .with_hint("leave out --user to stage the tree owned by root")
             .into());
         }
-        output.note(format!(
+        output.note(&format!(
             "note: `{}` does not exist: no app user is created, the files of {} stay owned by root",
             passwd_path.display(),
             tree.name()
@@ -193,7 +193,7 @@ pub fn ensure_app_user(
             passwd_path.display()
         )
     })?;
-    output.note(format!(
+    output.note(&format!(
         "created system user {name} (uid {}, gid {})",
         entry.uid, entry.gid
     ));
@@ -296,6 +296,7 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 mod tests {
     use super::*;
     use crate::app::tree::AppsDir;
+    use crate::engine::Silent;
     use pyapp_cli::find_refusal;
 
     const PASSWD: &str = "\
@@ -328,8 +329,8 @@ bad:x:x:
             .unwrap()
     }
 
-    fn quiet() -> Output {
-        Output::quiet()
+    fn quiet() -> Silent {
+        Silent
     }
 
     #[test]

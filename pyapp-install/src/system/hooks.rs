@@ -26,7 +26,7 @@ use crate::app::env::AppEnvironment;
 use crate::app::hook_results::{self, HookEnd, HookResult};
 use crate::app::receipt::now_rfc3339_millis;
 use crate::app::tree::AppTree;
-use crate::output::Output;
+use crate::engine::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::ownership::{open_dir, open_dir_at};
 use crate::system::privilege::drop_privileges_on_spawn;
@@ -44,6 +44,9 @@ const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long to wait for the end of a finished hook's output, which a process that left
 /// the hook's process group may hold open.
 const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
+
+/// How often the hook's lines are passed on while it runs.
+const LINE_POLL: Duration = Duration::from_millis(50);
 
 /// How often a running hook is checked on.
 const POLL: Duration = Duration::from_millis(20);
@@ -151,11 +154,11 @@ pub fn run_hook(
     hook: HookName,
     command: &Command,
     ctx: &HookContext,
-    output: &Output,
+    output: &dyn Progress,
 ) -> Result<HookOutcome> {
     let written = command.written().join(" ");
     if ctx.tree.dir() != ctx.tree.runtime_dir() {
-        output.note(format!(
+        output.note(&format!(
             "skipped hook {hook} ({written}): hooks run only when installing into / (under --root its paths do not exist on this machine)"
         ));
         return Ok(HookOutcome::Skipped);
@@ -198,18 +201,32 @@ pub fn run_hook(
     let copy_log = log
         .try_clone()
         .with_context(|| format!("failed to reopen `{}`", log_path.display()))?;
-    let (done_tx, done_rx) = mpsc::channel();
+    // The copying thread may outlive this call (a process that left the hook's group can
+    // hold the pipe open): it owns what it uses and hands each line over to be shown here.
+    let (line_tx, line_rx) = mpsc::channel();
     let prefix = format!("hook {hook}: ");
-    let output_copy = *output;
-    std::thread::spawn(move || {
-        copy_lines(reader, copy_log, &prefix, &output_copy);
-        let _ = done_tx.send(());
-    });
+    std::thread::spawn(move || copy_lines(reader, copy_log, &prefix, &line_tx));
 
     let started = Instant::now();
-    let ended = wait_or_kill(&mut child, ctx.timeout)
-        .with_context(|| format!("failed to wait for hook {hook}"))?;
-    let _ = done_rx.recv_timeout(OUTPUT_DRAIN);
+    let ended = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| wait_or_kill(&mut child, ctx.timeout));
+        while !waiting.is_finished() {
+            if let Ok(line) = line_rx.recv_timeout(LINE_POLL) {
+                output.note(&line);
+            }
+        }
+        waiting
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+    .with_context(|| format!("failed to wait for hook {hook}"))?;
+    let drained_by = Instant::now() + OUTPUT_DRAIN;
+    while let Some(left) = drained_by.checked_duration_since(Instant::now()) {
+        match line_rx.recv_timeout(left) {
+            Ok(line) => output.note(&line),
+            Err(_) => break,
+        }
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let (end, exit_status, signal) = match ended {
         Ended::TimedOut => (HookEnd::TimedOut, None, None),
@@ -242,7 +259,7 @@ pub fn run_hook(
     };
     if let Err(err) = hook_results::record(ctx.tree, hook.as_str(), result) {
         // The hook's outcome does not depend on its record; the log has it too.
-        output.note(format!(
+        output.note(&format!(
             "warning: the result of hook {hook} was not recorded: {err:#}"
         ));
     }
@@ -386,10 +403,10 @@ fn open_hook_log(tree: &AppTree, user: &AppUser) -> Result<File> {
 /// Copies the hook's output, line by line, to stderr (each line after `prefix`) and to
 /// the log, until the last writer closes the pipe. Errors writing the log are ignored:
 /// the hook's outcome does not depend on its log.
-fn copy_lines(mut reader: impl Read, mut log: File, prefix: &str, output: &Output) {
+fn copy_lines(mut reader: impl Read, mut log: File, prefix: &str, lines: &mpsc::Sender<String>) {
     let mut pending: Vec<u8> = Vec::new();
     let mut emit = |line: &[u8]| {
-        output.note(format!("{prefix}{}", String::from_utf8_lossy(line)));
+        let _ = lines.send(format!("{prefix}{}", String::from_utf8_lossy(line)));
         let _ = log.write_all(line).and_then(|()| log.write_all(b"\n"));
     };
     let mut buffer = [0u8; 8192];
@@ -476,8 +493,8 @@ fn signal_group(pgid: Pid, signal: Signal) -> Result<()> {
 mod tests {
     use super::*;
     use crate::app::tree::{AppsDir, LASTING_DIRS};
+    use crate::engine::Silent;
     use pyapp_cli::find_refusal;
-    use pyapp_fs;
     use std::os::unix::fs::MetadataExt;
 
     fn tree(root: &Path) -> AppTree {
@@ -515,7 +532,7 @@ mod tests {
             5,
         );
         let command = Command::from_line("hello-migrate").unwrap();
-        let outcome = run_hook(HookName::PostInstall, &command, &ctx, &Output::quiet()).unwrap();
+        let outcome = run_hook(HookName::PostInstall, &command, &ctx, &Silent).unwrap();
         assert_eq!(outcome, HookOutcome::Skipped);
         assert!(!tree.lasting_dir("log").join(HOOK_LOG).exists());
     }
@@ -625,7 +642,10 @@ mod tests {
         let log = File::create(&path).unwrap();
         let mut text = b"first\nsecond\n".to_vec();
         text.extend(std::iter::repeat_n(b'x', MAX_LINE + 3));
-        copy_lines(&text[..], log, "hook x: ", &Output::quiet());
+        let (lines_tx, lines_rx) = mpsc::channel();
+        copy_lines(&text[..], log, "hook x: ", &lines_tx);
+        let shown: Vec<String> = lines_rx.try_iter().collect();
+        assert_eq!(shown[..2], ["hook x: first", "hook x: second"]);
         let logged = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = logged.lines().collect();
         assert_eq!(lines[..2], ["first", "second"]);

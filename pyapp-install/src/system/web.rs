@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::app::ports;
 use crate::app::tree::AppTree;
-use crate::output::Output;
+use crate::engine::Progress;
 use crate::system::app_user::{self, AppUser};
 use crate::system::ownership;
 use crate::system::systemd::Systemd;
@@ -280,7 +280,7 @@ pub fn own_run_dir(
     tree: &AppTree,
     user: &AppUser,
     metadata: &Metadata,
-    output: &Output,
+    output: &dyn Progress,
 ) -> Result<()> {
     if !metadata
         .proxied_service()
@@ -289,7 +289,7 @@ pub fn own_run_dir(
         return Ok(());
     }
     let Some(gid) = app_user::lookup_group(root, WEB_GROUP)? else {
-        output.note(format!(
+        output.note(&format!(
             "no group {WEB_GROUP} in {}: only {} can connect to its socket",
             root.join("etc/group").display(),
             user.name
@@ -342,7 +342,7 @@ pub struct WebConfig<'a> {
     pub root: &'a Path,
     pub tree: &'a AppTree,
     pub systemd: &'a Systemd,
-    pub output: &'a Output,
+    pub output: &'a dyn Progress,
 }
 
 impl WebConfig<'_> {
@@ -496,7 +496,7 @@ impl WebConfig<'_> {
             pyapp_fs::replace_symlink(&self.link_target(server), &link)?;
         }
         if !self.is_live() {
-            self.output.note(format!(
+            self.output.note(&format!(
                 "{} links {}'s snippet; check and reload {} once this root runs",
                 link.display(),
                 self.tree.name(),
@@ -552,14 +552,14 @@ impl WebConfig<'_> {
         let unit = server.linking().unit;
         if self.systemd.is_active(unit)? {
             self.systemd.reload(&[unit.to_owned()])?;
-            self.output.note(format!(
+            self.output.note(&format!(
                 "reloaded {} for {}",
                 server.name(),
                 self.tree.name()
             ));
             return Ok(true);
         }
-        self.output.note(format!(
+        self.output.note(&format!(
             "{} is not running under systemd: start or reload it to serve {}",
             server.name(),
             self.tree.name()
@@ -576,7 +576,7 @@ impl WebConfig<'_> {
             }
             let link = self.link_path(server);
             pyapp_fs::remove_file_if_exists(&link)?;
-            self.output.note(format!(
+            self.output.note(&format!(
                 "unlinked {} from {}",
                 self.tree.name(),
                 link.display()

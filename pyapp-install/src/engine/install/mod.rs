@@ -31,6 +31,7 @@ use crate::app::trust::TrustPolicy;
 use crate::cli::InstallArgs;
 use crate::engine::activation::{Activation, ReleaseInfo};
 use crate::engine::gc;
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::app_user;
 use crate::system::hooks::HookName;
@@ -245,7 +246,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     let step = policy::gate(&tree, previous.as_ref(), &metadata.version, args)?;
     let action = Action::over(previous.as_ref(), step);
     for stale in release::remove_stale_staging(&tree)? {
-        output.note(format!(
+        output.note(&format!(
             "removed {stale}, left by an interrupted earlier run"
         ));
     }
@@ -303,11 +304,11 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
             Step::Activate => "; switching to it",
             Step::Stage => "",
         };
-        output.note(format!("release {release} is already on disk{then}"));
+        output.note(&format!("release {release} is already on disk{then}"));
     }
     if let (Step::Stage, Some(receipt)) = (step, &previous) {
         if let Some(replaced) = release::save_staged(&tree, receipt, record)? {
-            output.note(format!(
+            output.note(&format!(
                 "removed release {replaced}, staged earlier and never switched to"
             ));
         }
@@ -382,7 +383,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         web::own_run_dir(root, &tree, user, &new.metadata, output)?;
     }
     for note in config.notes() {
-        output.note(note);
+        output.note(&note);
     }
     config.write(user.as_ref().map(|user| (user.uid, user.gid)))?;
     fault::point("after-config");
@@ -428,7 +429,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
     receipt.save(&tree.receipt_path())?;
     fault::point("after-receipt");
     for name in &pruned {
-        output.note(format!("removed old release {name}"));
+        output.note(&format!("removed old release {name}"));
     }
     if !pruned.is_empty() {
         gc::collect_after(apps, output);
@@ -495,16 +496,16 @@ fn describe_plan(
 ) -> Result<()> {
     for (dir, _) in lasting_dirs(tree, metadata) {
         if !pyapp_fs::exists(&dir)? {
-            output.note(format!("would create {}", dir.display()));
+            output.note(&format!("would create {}", dir.display()));
         }
     }
     if pyapp_fs::is_real_dir(&tree.release_dir(&record.release))? {
-        output.note(format!(
+        output.note(&format!(
             "would switch to release {} (already on disk)",
             record.release
         ));
     } else {
-        output.note(format!(
+        output.note(&format!(
             "would build release {} with {} wheels for Python {}",
             record.release,
             metadata.dependencies.len(),
@@ -513,10 +514,10 @@ fn describe_plan(
     }
     let receipt = Receipt::with_current(tree.name(), previous, record.clone());
     for name in release::releases_to_prune(tree, &receipt, keep)? {
-        output.note(format!("would remove old release {name}"));
+        output.note(&format!("would remove old release {name}"));
     }
     if metadata.proxied_service().is_some() {
-        output.note(format!(
+        output.note(&format!(
             "would write the web server snippets of {} {} to {}",
             tree.name(),
             metadata.version,
@@ -736,12 +737,12 @@ fn stage_release(
     sources.extend([METADATA_NAME.to_string(), CONFIGURATION_NAME.to_string()]);
     let mut steps = StepLog::new();
     steps.begin(format!("extract {} source files", sources.len()));
-    let bar = output.bar(sources.len() as u64, "extracting");
+    let bar = output.task("extracting", sources.len() as u64);
     for name in &sources {
         bundle.extract_entry_to_path(name, staging.dir())?;
-        bar.inc(1);
+        bar.advance(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
     fault::point("extracted");
 
     steps.begin("create the venv");
@@ -781,17 +782,17 @@ fn stage_release(
     }
     steps.begin(format!("install {} wheels", wheels.len()));
     let session = store.map(Store::open_for_install).transpose()?;
-    let bar = output.bar(wheels.len() as u64, "installing");
+    let bar = output.task("installing", wheels.len() as u64);
     let installed =
-        wheel_install::install_from(&venv, wheels, session.as_ref(), options, &|| bar.inc(1));
-    bar.finish_and_clear();
+        wheel_install::install_from(&venv, wheels, session.as_ref(), options, &|| bar.advance(1));
+    bar.finish();
     let installed = installed.map_err(wheel_error)?;
     steps.end();
     for note in installed.notes {
-        output.note(note);
+        output.note(&note);
     }
     for warning in installed.warnings {
-        output.warning(warning);
+        output.warning(&warning);
     }
     Ok(())
 }
@@ -814,7 +815,7 @@ fn describe_store(store: &Store, bundle: &Bundle, metadata: &Metadata, output: &
             }
         }
     }
-    output.note(format!(
+    output.note(&format!(
         "would link {linked} shared wheel(s) from the store {}, unpack {unpacked} into it first, and extract {local} local wheel(s)",
         store.dir().display()
     ));
@@ -874,7 +875,7 @@ fn report(
     if output.json() {
         output.print_json(&report)?;
     }
-    output.note(format!(
+    output.note(&format!(
         "{} {} {version} (release {release}) in {}",
         action.verb(dry_run),
         tree.name(),

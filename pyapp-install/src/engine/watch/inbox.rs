@@ -19,7 +19,7 @@ use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use crate::output::Output;
+use crate::engine::Progress;
 use pyapp_cli::Refusal;
 
 /// The suffix of the files `watch` takes.
@@ -80,7 +80,7 @@ pub struct Inbox {
 impl Inbox {
     /// Opens and locks the inbox at `path`: a directory not writable by every user (then
     /// anyone could install apps as root). Waits while another `watch` holds the lock.
-    pub fn open(path: &Path, output: &Output) -> Result<Inbox> {
+    pub fn open(path: &Path, output: &dyn Progress) -> Result<Inbox> {
         let path = &std::path::absolute(path)
             .with_context(|| format!("failed to make `{}` absolute", path.display()))?;
         check_inbox_dir(path)?;
@@ -89,7 +89,7 @@ impl Inbox {
         match dir.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                output.note(format!(
+                output.note(&format!(
                     "another pyapp-install watch is processing {}: waiting for it",
                     path.display()
                 ));
@@ -311,6 +311,7 @@ fn write_record_at(dir: &OwnedFd, name: &OsStr, bytes: &[u8], dir_path: &Path) -
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::engine::Silent;
 
     #[test]
     fn only_visible_pyapp_files_are_bundles() {
@@ -332,7 +333,7 @@ mod tests {
     #[test]
     fn bundles_are_filed_away_under_free_names_with_their_record() {
         let inbox_dir = tempfile::tempdir().unwrap();
-        let output = Output::quiet();
+        let output = Silent;
         let inbox = Inbox::open(inbox_dir.path(), &output).unwrap();
         let drop = |name: &str| {
             fs::write(inbox_dir.path().join(name), name).unwrap();

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::app::ports::PortRange;
 use crate::app::tree::DEFAULT_APPS_DIR;
 use crate::cli::{CommonArgs, WatchArgs};
+use crate::engine::Progress;
 use crate::output::Output;
 use crate::system::systemd::{existing_unit_text, Systemd};
 use crate::system::units::escape::{self, EscapeError};
@@ -72,7 +73,7 @@ pub fn install(
             .mode(0o755)
             .create(&on_disk)
             .with_context(|| format!("failed to create `{}`", on_disk.display()))?;
-        output.note(format!(
+        output.note(&format!(
             "created the inbox {} (root's, 0755: let an upload group write it with chgrp \
              and chmod g+w)",
             on_disk.display()
@@ -92,7 +93,7 @@ pub fn install(
             systemd.try_restart(&[PATH_UNIT.to_owned()])?;
         }
     } else if let Some(steps) = systemd.manual_steps(&units) {
-        output.note(steps);
+        output.note(&steps);
     }
     if output.json() {
         output.print_json(&UnitsReport {
@@ -104,7 +105,7 @@ pub fn install(
             enabled: systemd.is_running(),
         })?;
     }
-    output.note(format!(
+    output.note(&format!(
         "{} {PATH_UNIT} and {SERVICE_UNIT} in {}: bundles dropped into {} are installed{}",
         if changed { "wrote" } else { "unchanged:" },
         systemd.unit_dir().display(),
