@@ -11,4 +11,5 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod output;
+pub mod settings;
 pub mod system;
