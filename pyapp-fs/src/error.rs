@@ -34,6 +34,27 @@ pub enum FsError {
         holder: String,
         path: PathBuf,
     },
+    /// A state file that is not valid JSON of its layout.
+    #[error("`{}` is not a valid {what}", path.display())]
+    InvalidState {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A state file whose layout version this build does not read.
+    #[error("`{}` {}", path.display(), match found {
+        Some(found) if found.parse::<u64>().is_ok_and(|found| found > u64::from(*supported)) =>
+            format!("has {field} {found}, newer than this build supports ({supported})"),
+        Some(found) => format!("has {field} {found} (this build supports {supported})"),
+        None => format!("has no valid {field} (this build supports {supported})"),
+    })]
+    StateFormat {
+        path: PathBuf,
+        field: &'static str,
+        found: Option<String>,
+        supported: u32,
+    },
     /// A path that must have a parent directory has none.
     #[error("`{}` has no parent directory", path.display())]
     NoParent { path: PathBuf },

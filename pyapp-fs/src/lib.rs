@@ -5,12 +5,14 @@
 //! - the safe calls at the crate root: no-follow directory creation, atomic writes and
 //!   symlink switches, removal, listing, syncs;
 //! - [`lock`]: the per-app advisory lock;
-//! - [`fault`]: the deterministic crash points the fault tests kill at.
+//! - [`fault`]: the deterministic crash points the fault tests kill at;
+//! - [`state`]: the versioned JSON state files, read with one rule for their version.
 
 mod error;
 pub mod fault;
 pub mod lock;
 mod safe;
+pub mod state;
 
 pub use error::{FsError, Result};
 pub use safe::{

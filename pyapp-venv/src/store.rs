@@ -24,6 +24,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use pyapp_fs::fault;
+use pyapp_fs::state::{self, Versioned};
 use pyapp_fs::lock::open_lock_file;
 
 /// The store's directory name under the apps directory (never an app name: those start
@@ -50,6 +51,12 @@ pub struct EntryIndex {
     pub dist_info: String,
     /// Every file under `files/`, in the wheel's order.
     pub files: Vec<IndexedFile>,
+}
+
+impl Versioned for EntryIndex {
+    const WHAT: &'static str = "store index";
+    const FORMAT_FIELD: &'static str = "index-format";
+    const FORMAT: u32 = INDEX_FORMAT;
 }
 
 /// One file of an entry.
@@ -314,14 +321,7 @@ fn is_sha256_hex(name: &str) -> bool {
 fn read_index(dir: &Path) -> Result<EntryIndex> {
     let path = dir.join("index.json");
     let bytes = fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
-    let index: EntryIndex = serde_json::from_slice(&bytes)
-        .with_context(|| format!("`{}` is not a valid store index", path.display()))?;
-    anyhow::ensure!(
-        index.index_format <= INDEX_FORMAT,
-        "`{}` has index format {}, newer than this pyapp-install supports ({INDEX_FORMAT})",
-        path.display(),
-        index.index_format
-    );
+    let index: EntryIndex = state::parse(&path, &bytes)?;
     Ok(index)
 }
 

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::app::tree::AppTree;
+use pyapp_fs::state::{self, Versioned};
 
 /// The version of the file's layout; a larger one is refused.
 pub const HOOK_RESULTS_FORMAT: u32 = 1;
@@ -52,6 +53,12 @@ struct HookResultsFile {
     hooks: BTreeMap<String, HookResult>,
 }
 
+impl Versioned for HookResultsFile {
+    const WHAT: &'static str = "hook results file";
+    const FORMAT_FIELD: &'static str = "hooks-format";
+    const FORMAT: u32 = HOOK_RESULTS_FORMAT;
+}
+
 /// `APPS/APP/.pyapp/hooks.json`.
 pub fn hook_results_path(tree: &AppTree) -> PathBuf {
     tree.state_dir().join("hooks.json")
@@ -60,18 +67,8 @@ pub fn hook_results_path(tree: &AppTree) -> PathBuf {
 /// The last result of each hook that ran, by hook name; empty when none has run.
 pub fn load(tree: &AppTree) -> Result<BTreeMap<String, HookResult>> {
     let path = hook_results_path(tree);
-    let Some(bytes) = pyapp_fs::read_optional(&path)? else {
-        return Ok(BTreeMap::new());
-    };
-    let file: HookResultsFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("`{}` is not a valid hook results file", path.display()))?;
-    anyhow::ensure!(
-        file.hooks_format <= HOOK_RESULTS_FORMAT,
-        "`{}` has hooks-format {}, newer than this pyapp-install supports ({HOOK_RESULTS_FORMAT})",
-        path.display(),
-        file.hooks_format
-    );
-    Ok(file.hooks)
+    let file: Option<HookResultsFile> = state::read(&path)?;
+    Ok(file.map(|file| file.hooks).unwrap_or_default())
 }
 
 /// Replaces the result of `hook` with `result`, keeping the others. A file that cannot be
@@ -83,14 +80,8 @@ pub fn record(tree: &AppTree, hook: &str, result: HookResult) -> Result<()> {
         hooks_format: HOOK_RESULTS_FORMAT,
         hooks,
     };
-    let mut json = serde_json::to_vec_pretty(&file).context("failed to encode the hook results")?;
-    json.push(b'\n');
     pyapp_fs::ensure_dir(&tree.state_dir(), 0o755)?;
-    Ok(pyapp_fs::write_atomic(
-        &hook_results_path(tree),
-        &json,
-        0o644,
-    )?)
+    Ok(state::write(&hook_results_path(tree), &file)?)
 }
 
 #[cfg(test)]

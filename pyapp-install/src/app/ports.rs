@@ -9,13 +9,14 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pyapp_bundle::metadata::{Listen, Metadata};
 use serde::{Deserialize, Serialize};
 
 use crate::app::tree::{AppTree, AppsDir};
 use pyapp_cli::Refusal;
 use pyapp_fs::lock::{AppLock, WhenHeld};
+use pyapp_fs::state::{self, Versioned};
 
 /// The version of `ports.json` this code writes and reads.
 const PORTS_FORMAT: u32 = 1;
@@ -81,6 +82,12 @@ struct PortsFile {
     ports: BTreeMap<String, u16>,
 }
 
+impl Versioned for PortsFile {
+    const WHAT: &'static str = "ports file";
+    const FORMAT_FIELD: &'static str = "ports-format";
+    const FORMAT: u32 = PORTS_FORMAT;
+}
+
 /// `APP/.pyapp/ports.json`: the ports the app's services were given.
 pub fn ports_path(tree: &AppTree) -> PathBuf {
     tree.state_dir().join("ports.json")
@@ -89,19 +96,8 @@ pub fn ports_path(tree: &AppTree) -> PathBuf {
 /// The ports remembered for the app (service name to port); empty when none were given.
 pub fn load(tree: &AppTree) -> Result<BTreeMap<String, u16>> {
     let path = ports_path(tree);
-    let Some(bytes) = pyapp_fs::read_optional(&path)? else {
-        return Ok(BTreeMap::new());
-    };
-    let file: PortsFile = serde_json::from_slice(&bytes)
-        .with_context(|| format!("failed to read the ports of `{}`", path.display()))?;
-    if file.ports_format != PORTS_FORMAT {
-        anyhow::bail!(
-            "`{}` has ports-format {}; this pyapp-install reads {PORTS_FORMAT}",
-            path.display(),
-            file.ports_format
-        );
-    }
-    Ok(file.ports)
+    let file: Option<PortsFile> = state::read(&path)?;
+    Ok(file.map(|file| file.ports).unwrap_or_default())
 }
 
 /// The port of every `listen: port` service of `metadata`, allocating (and remembering)
@@ -158,13 +154,7 @@ fn save(tree: &AppTree, ports: &BTreeMap<String, u16>) -> Result<()> {
         ports_format: PORTS_FORMAT,
         ports: ports.clone(),
     };
-    let mut text = serde_json::to_string_pretty(&file).context("failed to encode ports.json")?;
-    text.push('\n');
-    Ok(pyapp_fs::write_atomic(
-        &ports_path(tree),
-        text.as_bytes(),
-        0o644,
-    )?)
+    Ok(state::write(&ports_path(tree), &file)?)
 }
 
 /// Every port the other apps under `apps` remember (installed or removed but not purged).

@@ -5,10 +5,11 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use pyapp_fs::state::{self, Versioned};
 use serde::{Deserialize, Serialize};
 
-/// The version of the receipt's layout; a larger one is refused.
+/// The version of the receipt's layout (pyapp_fs::state refuses a larger one).
 pub const RECEIPT_FORMAT: u32 = 1;
 
 /// The whole receipt. The top-level `version`, `bundle_sha256` and `release` describe the
@@ -80,28 +81,21 @@ impl BundleFile {
     }
 }
 
+impl Versioned for Receipt {
+    const WHAT: &'static str = "receipt";
+    const FORMAT_FIELD: &'static str = "receipt-format";
+    const FORMAT: u32 = RECEIPT_FORMAT;
+}
+
 impl Receipt {
     /// Reads the receipt at `path`; `None` when the app has none (never installed).
     pub fn load(path: &Path) -> Result<Option<Receipt>> {
-        let Some(bytes) = pyapp_fs::read_optional(path)? else {
-            return Ok(None);
-        };
-        let receipt: Receipt = serde_json::from_slice(&bytes)
-            .with_context(|| format!("`{}` is not a valid receipt", path.display()))?;
-        anyhow::ensure!(
-            receipt.receipt_format <= RECEIPT_FORMAT,
-            "`{}` has receipt format {}, newer than this pyapp-install supports ({RECEIPT_FORMAT})",
-            path.display(),
-            receipt.receipt_format
-        );
-        Ok(Some(receipt))
+        Ok(state::read(path)?)
     }
 
     /// Writes the receipt to `path` atomically (the old or the new one survives a crash).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let mut json = serde_json::to_vec_pretty(self).context("failed to encode the receipt")?;
-        json.push(b'\n');
-        Ok(pyapp_fs::write_atomic(path, &json, 0o644)?)
+        Ok(state::write(path, self)?)
     }
 
     /// A receipt whose current release is `record`, added after the releases of
