@@ -1,5 +1,5 @@
 //! The safe bundle reader used by `pyapp-install`, which runs as root on a file that came
-//! from elsewhere (spec/FORMAT.md section 1, design/THREATS.md "Bad input").
+//! from elsewhere (spec/FORMAT.md section 1, spec/SECURITY.md "Bad input").
 //!
 //! [`Bundle::open`] checks the whole archive before anything is extracted: the ZIP structure
 //! byte by byte (end records, central directory, every local header, no gap, overlap or
