@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod command;
 pub mod config_spec;
 pub mod interpreter;
+pub mod layout;
 pub mod manifest;
 pub mod metadata;
 pub mod names;

@@ -13,6 +13,7 @@ use super::{
     Dependency, DependencyMode, Hooks, Interface, Isolation, Metadata, Resources, Service, System,
     Task, Update, Web,
 };
+use crate::layout::METADATA_NAME;
 use crate::names::{check_dist_name, AppName, PythonModule};
 use crate::wheel_name::{normalize_name, WheelName};
 use crate::yaml::{parse_document, Issue, SchemaError};
@@ -116,7 +117,9 @@ impl ProjectMetadata {
         if let Some((field, _)) = computed_fields.iter().find(|(_, present)| *present) {
             return Err(Issue::new(
                 *field,
-                "pyapp-build computes this field: remove it from the project's metadata.yaml",
+                format!(
+                    "pyapp-build computes this field: remove it from the project's {METADATA_NAME}"
+                ),
             ));
         }
         for (index, name) in self.local_dependencies.iter().enumerate() {
@@ -142,7 +145,7 @@ impl ProjectMetadata {
     pub fn into_metadata(self, computed: Computed) -> Result<Metadata, SchemaError> {
         self.complete(computed).map_err(|issue| {
             SchemaError::Invalid(crate::yaml::FieldError {
-                file: "metadata.yaml".to_owned(),
+                file: METADATA_NAME.to_owned(),
                 line: None,
                 path: issue.path,
                 message: issue.message,
@@ -174,7 +177,7 @@ impl ProjectMetadata {
             .ok_or_else(|| {
                 Issue::new(
                     "requires-python",
-                    "missing: set it in pyproject.toml or metadata.yaml",
+                    format!("missing: set it in pyproject.toml or {METADATA_NAME}"),
                 )
             })?;
 
@@ -255,7 +258,7 @@ fn agree<T: PartialEq + std::fmt::Display>(
         (Some(template), Some(pyproject)) if template != pyproject => Err(Issue::new(
             field,
             format!(
-                "metadata.yaml says {template:?} but pyproject.toml says {pyproject:?}",
+                "{METADATA_NAME} says {template:?} but pyproject.toml says {pyproject:?}",
                 template = template.to_string(),
                 pyproject = pyproject.to_string()
             ),

@@ -8,6 +8,7 @@ use super::{
     parse_body_size, Dependency, Hooks, Listen, Metadata, Resources, Service, Task, Update, Web,
 };
 use crate::command::{Command, Placeholder};
+use crate::layout::{DEPS_PREFIX, METADATA_NAME, SRC_PREFIX};
 use crate::names::{check_dist_name, UnitName};
 use crate::wheel_name::normalize_name;
 use crate::wheel_name::WheelName;
@@ -69,14 +70,14 @@ impl Metadata {
                 None => {
                     return Err(unlocated(
                         "dependencies",
-                        format!("deps/{file} is in the bundle but not listed"),
+                        format!("{DEPS_PREFIX}{file} is in the bundle but not listed"),
                     ))
                 }
                 Some(listed_sha256) if listed_sha256 != sha256 => {
                     return Err(unlocated(
                         "dependencies",
                         format!(
-                        "deps/{file} has sha256 {sha256}, but metadata.yaml lists {listed_sha256}"
+                        "{DEPS_PREFIX}{file} has sha256 {sha256}, but {METADATA_NAME} lists {listed_sha256}"
                     ),
                     ))
                 }
@@ -86,7 +87,7 @@ impl Metadata {
         if let Some(missing) = listed.keys().find(|wheel| !present.contains(*wheel)) {
             return Err(unlocated(
                 "dependencies",
-                format!("{missing} is listed but deps/{missing} is not in the bundle"),
+                format!("{missing} is listed but {DEPS_PREFIX}{missing} is not in the bundle"),
             ));
         }
         Ok(())
@@ -99,7 +100,7 @@ impl Metadata {
         entries: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Result<(), SchemaError> {
         for (index, static_path) in self.resources.static_paths.iter().enumerate() {
-            let prefix = format!("src/{}/", static_path.path.trim_end_matches('/'));
+            let prefix = format!("{SRC_PREFIX}{}/", static_path.path.trim_end_matches('/'));
             if !entries
                 .clone()
                 .into_iter()
@@ -134,7 +135,7 @@ impl Metadata {
 /// A bundle-level error without a line: the file is fine, the bundle disagrees with it.
 fn unlocated(path: &str, message: String) -> SchemaError {
     SchemaError::Invalid(crate::yaml::FieldError {
-        file: "metadata.yaml".to_owned(),
+        file: METADATA_NAME.to_owned(),
         line: None,
         path: path.to_owned(),
         message,
@@ -552,7 +553,9 @@ fn check_relative_dir(path: &str, dir: &str) -> Result<(), Issue> {
     } else {
         Err(Issue::new(
             path,
-            format!("{dir:?} is not a relative path inside src/ (no \"..\", no leading \"/\")"),
+            format!(
+                "{dir:?} is not a relative path inside {SRC_PREFIX} (no \"..\", no leading \"/\")"
+            ),
         ))
     }
 }

@@ -15,6 +15,7 @@ use super::error::{entry_invalid, infallible_sink, invalid, BundleError, EntryPr
 use super::raw_zip::{RawEntry, FLAG_UTF8, METHOD_DEFLATED, METHOD_STORED};
 use super::stored::StoredData;
 use super::{BundleEntry, Limits, MAX_SIGNATURE_SIZE};
+use crate::layout::{DEPS_PREFIX, SRC_PREFIX};
 use crate::manifest::{
     check_entry_name, folded_name, Manifest, ManifestError, MANIFEST_NAME, MAX_MANIFEST_SIZE,
     SIGNATURE_NAME,
@@ -259,10 +260,10 @@ fn check_entry_rules(entry: &RawEntry, name: &str) -> Result<bool, EntryProblem>
         0o755 => true,
         _ => return Err(EntryProblem::BadMode { mode }),
     };
-    if executable && !name.starts_with("src/") {
+    if executable && !name.starts_with(SRC_PREFIX) {
         return Err(EntryProblem::ExecutableOutsideSrc);
     }
-    let is_wheel = name.starts_with("deps/");
+    let is_wheel = name.starts_with(DEPS_PREFIX);
     match (entry.method, is_wheel) {
         (METHOD_STORED, true) | (METHOD_DEFLATED, false) => Ok(executable),
         (_, true) => Err(EntryProblem::WheelNotStored),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::layout::{MANIFEST_NAME, SRC_PREFIX};
 use crate::manifest::{ManifestError, NameError};
 use crate::signature::{KeyId, KeyIds, SignatureFormatError};
 
@@ -85,7 +86,7 @@ pub enum Problem {
     Overlap { name: String, other: String },
     #[error("entry {name:?} overlaps the central directory")]
     OverlapsDirectory { name: String },
-    #[error("has no manifest.json as its first entry")]
+    #[error("has no {MANIFEST_NAME} as its first entry")]
     NoManifest,
     #[error("{0}")]
     Manifest(ManifestError),
@@ -114,9 +115,9 @@ pub enum EntryProblem {
     Duplicate,
     #[error("collides with {other:?} (same name after Unicode normalisation and lower-casing)")]
     Collision { other: String },
-    #[error("is out of order (after {previous:?}; entries follow manifest.json in byte order)")]
+    #[error("is out of order (after {previous:?}; entries follow {MANIFEST_NAME} in byte order)")]
     OutOfOrder { previous: String },
-    #[error("must be the second entry, right after manifest.json")]
+    #[error("must be the second entry, right after {MANIFEST_NAME}")]
     SignatureNotSecond,
     #[error("{0}")]
     Signature(SignatureFormatError),
@@ -138,7 +139,7 @@ pub enum EntryProblem {
     WorldWritable { mode: u32 },
     #[error("has mode {mode:#o} (expected 0o100644 or 0o100755)")]
     BadMode { mode: u32 },
-    #[error("is executable outside src/")]
+    #[error("is executable outside {SRC_PREFIX}")]
     ExecutableOutsideSrc,
     #[error("is encrypted")]
     Encrypted,
@@ -166,9 +167,9 @@ pub enum EntryProblem {
     NoLocalHeader(u64),
     #[error("has a local header that disagrees with the central directory ({0})")]
     LocalHeader(&'static str),
-    #[error("is not listed in manifest.json")]
+    #[error("is not listed in {MANIFEST_NAME}")]
     NotListed,
-    #[error("is listed in manifest.json but missing from the bundle")]
+    #[error("is listed in {MANIFEST_NAME} but missing from the bundle")]
     Missing,
     #[error("declares {declared} bytes but the manifest says {listed}")]
     SizeMismatch { declared: u64, listed: u64 },
