@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use serde::Serialize;
 
+use pyapp_bundle::layout::{
+    BUNDLE_SUFFIX, CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME, SRC_PREFIX,
+};
 use pyapp_bundle::writer::{BundleWriter, EntrySource};
 
 use crate::cli::Args;
@@ -83,11 +86,11 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     progress.step("reading the project");
     let project = project::Project::load(dir)?;
     let template = pyapp_bundle::metadata::ProjectMetadata::parse(
-        &read_text(&dir.join("metadata.yaml"))?,
-        "metadata.yaml",
+        &read_text(&dir.join(METADATA_NAME))?,
+        METADATA_NAME,
     )?;
-    let config_text = read_text(&dir.join("configuration.yaml"))?;
-    pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, "configuration.yaml")?;
+    let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
+    pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
     let pins_path = dir.join("pinned-requirements.txt");
     let all_pins = if pins_path.exists() {
         pins::load(&pins_path)?
@@ -189,28 +192,28 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
 
     let mut writer = BundleWriter::new();
     writer.add_file(
-        "metadata.yaml",
+        METADATA_NAME,
         EntrySource::Bytes(metadata_text.into_bytes()),
         false,
     )?;
     writer.add_file(
-        "configuration.yaml",
+        CONFIGURATION_NAME,
         EntrySource::Bytes(config_text.into_bytes()),
         false,
     )?;
     for wheel in &all_wheels {
-        let name = format!("deps/{}", wheel.name.file_name());
+        let name = format!("{DEPS_PREFIX}{}", wheel.name.file_name());
         writer.add_file(&name, EntrySource::File(wheel.path.clone()), false)?;
     }
     for source in &sources {
-        let name = format!("src/{}", source.relative);
+        let name = format!("{SRC_PREFIX}{}", source.relative);
         writer.add_file(
             &name,
             EntrySource::File(source.path.clone()),
             source.executable,
         )?;
     }
-    let file_name = format!("{}-{}.pyapp", metadata.name, metadata.version);
+    let file_name = format!("{}-{}{BUNDLE_SUFFIX}", metadata.name, metadata.version);
     let bundle_path = args.out_dir.join(&file_name);
     let epoch = source_date_epoch()?;
     let written = match &signing_key {

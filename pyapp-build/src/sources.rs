@@ -5,6 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use pyapp_bundle::layout::BUNDLE_SUFFIX;
 use walkdir::WalkDir;
 
 use crate::Refusal;
@@ -28,7 +29,7 @@ const SKIPPED_DIRS: &[&str] = &[
     "target",
 ];
 /// File name suffixes never packed.
-const SKIPPED_SUFFIXES: &[&str] = &[".pyc", ".pyo", ".pyapp", ".swp", "~"];
+const SKIPPED_SUFFIXES: &[&str] = &[".pyc", ".pyo", BUNDLE_SUFFIX, ".swp", "~"];
 
 /// One file of the source tree.
 #[derive(Debug, Clone)]

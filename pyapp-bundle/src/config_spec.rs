@@ -204,10 +204,7 @@ impl ConfigSpec {
             key: key.to_owned(),
             problem: "not a configuration key of this app".to_owned(),
         })?;
-        field.check(value).map_err(|problem| ConfigError {
-            key: key.to_owned(),
-            problem,
-        })
+        field.check(value)
     }
 
     /// Check a complete configuration: only known keys, every required key set, every value
@@ -377,14 +374,23 @@ impl Field {
                     "a secret has no default (use generate: true, or --set at install time)",
                 ));
             }
-            self.check(default)
+            self.broken_rule(default)
                 .map_err(|problem| Issue::new(join_path(path, "default"), problem))?;
         }
         Ok(())
     }
 
+    /// Every rule of this field for `value`; the error names this field's key and the rule
+    /// that is broken.
+    pub fn check(&self, value: &ConfigValue) -> Result<(), ConfigError> {
+        self.broken_rule(value).map_err(|problem| ConfigError {
+            key: self.key.to_string(),
+            problem,
+        })
+    }
+
     /// Every rule of this field for `value`; `Err` says which one is broken.
-    pub fn check(&self, value: &ConfigValue) -> Result<(), String> {
+    fn broken_rule(&self, value: &ConfigValue) -> Result<(), String> {
         match self.widget {
             Widget::Integer | Widget::Port => {
                 let ConfigValue::Integer(number) = value else {
@@ -730,6 +736,15 @@ fields:
         assert_eq!(
             spec.validate_value("workers", &ConfigValue::Integer(64)),
             Ok(())
+        );
+        // A field checked on its own names its key too.
+        let workers = spec.field("workers").expect("the example has workers");
+        assert_eq!(
+            workers.check(&ConfigValue::Integer(0)),
+            Err(ConfigError {
+                key: "workers".to_owned(),
+                problem: "0 is below min 1".to_owned(),
+            })
         );
     }
 

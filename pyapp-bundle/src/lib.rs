@@ -8,6 +8,8 @@ pub mod calendar;
 pub mod command;
 pub mod config_spec;
 pub mod manifest;
+// Out of alphabetical order only so that this line merges apart from `interpreter`'s.
+pub mod layout;
 pub mod metadata;
 pub mod names;
 pub mod reader;

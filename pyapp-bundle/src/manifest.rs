@@ -9,13 +9,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::layout::{CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME, SRC_PREFIX};
 use crate::wheel_name::{WheelName, WheelNameError};
 use crate::FORMAT_VERSION;
 
-/// Name of the manifest entry, always the first entry of a bundle.
-pub const MANIFEST_NAME: &str = "manifest.json";
-/// Name of the optional minisign signature of the manifest; not listed in the manifest.
-pub const SIGNATURE_NAME: &str = "manifest.json.minisig";
+/// The manifest's and its signature's entry names, defined in [`crate::layout`] with the
+/// other names of the layout (and still reachable here).
+pub use crate::layout::{MANIFEST_NAME, SIGNATURE_NAME};
 /// Largest manifest a reader accepts, in bytes.
 pub const MAX_MANIFEST_SIZE: u64 = 16 * 1024 * 1024;
 /// Longest entry name, in bytes.
@@ -47,23 +47,23 @@ pub struct ManifestEntry {
 pub enum ManifestError {
     #[error("bundle format {0} is newer than this tool supports ({FORMAT_VERSION})")]
     Newer(u64),
-    #[error("manifest.json: bundle format {0} is not supported (expected {FORMAT_VERSION})")]
+    #[error("{MANIFEST_NAME}: bundle format {0} is not supported (expected {FORMAT_VERSION})")]
     Unsupported(u32),
-    #[error("manifest.json is {size} bytes, more than the limit of {MAX_MANIFEST_SIZE}")]
+    #[error("{MANIFEST_NAME} is {size} bytes, more than the limit of {MAX_MANIFEST_SIZE}")]
     TooLarge { size: u64 },
-    #[error("manifest.json: {0}")]
+    #[error("{MANIFEST_NAME}: {0}")]
     Json(serde_json::Error),
-    #[error("manifest.json: path {path:?} {problem}")]
+    #[error("{MANIFEST_NAME}: path {path:?} {problem}")]
     BadPath { path: String, problem: NameError },
-    #[error("manifest.json: path {path:?} is reserved and cannot be listed")]
+    #[error("{MANIFEST_NAME}: path {path:?} is reserved and cannot be listed")]
     Reserved { path: String },
-    #[error("manifest.json: path {path:?} is listed twice")]
+    #[error("{MANIFEST_NAME}: path {path:?} is listed twice")]
     Duplicate { path: String },
-    #[error("manifest.json: path {path:?} collides with {other:?} (same name after Unicode normalisation and lower-casing)")]
+    #[error("{MANIFEST_NAME}: path {path:?} collides with {other:?} (same name after Unicode normalisation and lower-casing)")]
     Collision { path: String, other: String },
-    #[error("manifest.json: files are not sorted: {path:?} comes after {previous:?}")]
+    #[error("{MANIFEST_NAME}: files are not sorted: {path:?} comes after {previous:?}")]
     Unsorted { path: String, previous: String },
-    #[error("manifest.json is not in canonical form (compact JSON, fixed key order, one trailing newline)")]
+    #[error("{MANIFEST_NAME} is not in canonical form (compact JSON, fixed key order, one trailing newline)")]
     NotCanonical,
 }
 
@@ -90,12 +90,13 @@ pub enum NameError {
     DotComponent,
     #[error("escapes the bundle root")]
     DotDotComponent,
-    #[error("is a wheel directly under deps/: {0}")]
+    #[error("is a wheel directly under {DEPS_PREFIX}: {0}")]
     BadWheelName(WheelNameError),
-    #[error("is not a wheel file directly under deps/")]
+    #[error("is not a wheel file directly under {DEPS_PREFIX}")]
     NotAWheel,
     #[error(
-        "is outside the bundle layout (metadata.yaml, configuration.yaml, deps/*.whl, src/...)"
+        "is outside the bundle layout ({METADATA_NAME}, {CONFIGURATION_NAME}, {DEPS_PREFIX}*.whl, \
+         {SRC_PREFIX}...)"
     )]
     OutsideLayout,
 }
@@ -139,7 +140,7 @@ pub fn check_entry_name(name: &str) -> Result<(), NameError> {
 }
 
 fn check_layout(name: &str) -> Result<(), NameError> {
-    if let Some(wheel) = name.strip_prefix("deps/") {
+    if let Some(wheel) = name.strip_prefix(DEPS_PREFIX) {
         if wheel.contains('/') || !wheel.ends_with(".whl") {
             return Err(NameError::NotAWheel);
         }
@@ -147,10 +148,10 @@ fn check_layout(name: &str) -> Result<(), NameError> {
             .map(|_| ())
             .map_err(NameError::BadWheelName);
     }
-    let allowed = name.starts_with("src/")
+    let allowed = name.starts_with(SRC_PREFIX)
         || matches!(
             name,
-            MANIFEST_NAME | SIGNATURE_NAME | "metadata.yaml" | "configuration.yaml"
+            MANIFEST_NAME | SIGNATURE_NAME | METADATA_NAME | CONFIGURATION_NAME
         );
     if allowed {
         Ok(())

@@ -15,6 +15,7 @@ use thiserror::Error;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
+use crate::layout::{DEPS_PREFIX, SRC_PREFIX};
 use crate::manifest::{
     check_entry_name, folded_name, Manifest, ManifestEntry, ManifestError, NameError,
     MANIFEST_NAME, SIGNATURE_NAME,
@@ -80,7 +81,7 @@ pub enum WriteError {
     Duplicate { name: String },
     #[error("entry {name:?} collides with {other:?} (same name after Unicode normalisation and lower-casing)")]
     Collision { name: String, other: String },
-    #[error("entry {name:?} cannot be executable: only files under src/ may be")]
+    #[error("entry {name:?} cannot be executable: only files under {SRC_PREFIX} may be")]
     ExecutableOutsideSrc { name: String },
     #[error("`{}` changed while the bundle was being written", path.display())]
     SourceChanged { path: PathBuf },
@@ -135,7 +136,7 @@ impl BundleWriter {
                 name: name.to_owned(),
             });
         }
-        if executable && !name.starts_with("src/") {
+        if executable && !name.starts_with(SRC_PREFIX) {
             return Err(WriteError::ExecutableOutsideSrc {
                 name: name.to_owned(),
             });
@@ -272,7 +273,7 @@ impl BundleWriter {
 /// The fixed options of one entry: stored for wheels, deflated otherwise; Unix mode 0644 or
 /// 0755; the bundle's single timestamp; ZIP64 sizes only for very large entries.
 fn entry_options(name: &str, size: u64, executable: bool, mtime: DateTime) -> SimpleFileOptions {
-    let (method, level) = if name.starts_with("deps/") {
+    let (method, level) = if name.starts_with(DEPS_PREFIX) {
         (CompressionMethod::Stored, None)
     } else {
         (CompressionMethod::Deflated, Some(DEFLATE_LEVEL))
