@@ -4,7 +4,7 @@
 //! hand, after `remove`, after pruning) deletes exactly the entries no release uses, never
 //! while an install holds the store, and `--dry-run` deletes nothing; a store on another
 //! filesystem than the release is copied from, and that is said once. Kills during
-//! unpacking, linking and collecting are in `faults.rs`.
+//! unpacking, linking and collecting are in `faults/` (`fault_points`, `random_kills`).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
