@@ -1,8 +1,9 @@
-//! The adversarial bundle corpus (design/THREATS.md "Bad input"): every malicious bundle
-//! is derived from the real bundle of `fixtures/hello` (see [`bundle`]) and installed with
-//! the real pyapp-install, into an empty `--root` and over an installed hello 1.0.0. Each
-//! must exit 1 with one `error:` line (and at most one `hint:`) naming the entry or field
-//! and the rule, leave the whole root byte-identical, and keep 1.0.0 current and running.
+//! The adversarial bundle corpus (spec/SECURITY.md, "Bad input", "The adversarial
+//! corpus"): every malicious bundle is derived from the real bundle of `fixtures/hello`
+//! (see [`bundle`]) and installed with the real pyapp-install, into an empty `--root` and
+//! over an installed hello 1.0.0. Each must exit 1 with one `error:` line (and at most one
+//! `hint:`) naming the entry or field and the rule, leave the whole root byte-identical,
+//! and keep 1.0.0 current and running.
 
 mod bundle;
 mod container;
