@@ -1,5 +1,5 @@
 //! The bundle container end to end: what `BundleWriter` writes `Bundle::open` accepts, and
-//! every hostile archive of THREATS.md "Bad input" is refused with its one-line message.
+//! every hostile archive of spec/SECURITY.md "Bad input" is refused with its one-line message.
 
 use std::fs;
 use std::io::{Cursor, Write};

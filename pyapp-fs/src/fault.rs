@@ -1,4 +1,4 @@
-//! Deterministic crash points for the fault tests (`tests/it/faults.rs`): at each step of
+//! Deterministic crash points for the fault tests (`tests/it/faults/`): at each step of
 //! an install, upgrade, rollback or removal whose interruption must be survivable,
 //! [`point`] kills the process with SIGKILL when `PYAPP_INSTALL_KILL_AT` names that step.
 //! Without the variable it does nothing (spec/SECURITY.md, "Faults").

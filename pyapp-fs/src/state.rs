@@ -38,7 +38,9 @@ pub fn parse<T: Versioned>(path: &Path, bytes: &[u8]) -> Result<T> {
         source,
     };
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
-    let format = value.get(T::FORMAT_FIELD).and_then(serde_json::Value::as_u64);
+    let format = value
+        .get(T::FORMAT_FIELD)
+        .and_then(serde_json::Value::as_u64);
     match format {
         Some(format) if (1..=u64::from(T::FORMAT)).contains(&format) => {}
         _ => {
@@ -101,7 +103,9 @@ mod tests {
         };
         write(&path, &thing).unwrap();
         assert_eq!(read::<Thing>(&path).unwrap(), Some(thing));
-        assert!(read::<Thing>(&dir.path().join("none.json")).unwrap().is_none());
+        assert!(read::<Thing>(&dir.path().join("none.json"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]
@@ -120,7 +124,9 @@ mod tests {
         assert!(zero.to_string().contains("thing-format 0"), "{zero}");
         let unknown = parsed(r#"{"thing-format": 1, "name": "a", "colour": "red"}"#).unwrap_err();
         assert!(
-            unknown.to_string().starts_with("`/x/thing.json` is not a valid thing"),
+            unknown
+                .to_string()
+                .starts_with("`/x/thing.json` is not a valid thing"),
             "{unknown}"
         );
     }

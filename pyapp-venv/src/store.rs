@@ -24,8 +24,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use pyapp_fs::fault;
-use pyapp_fs::state::{self, Versioned};
 use pyapp_fs::lock::open_lock_file;
+use pyapp_fs::state::{self, Versioned};
 
 /// The store's directory name under the apps directory (never an app name: those start
 /// with a letter).

@@ -1,5 +1,5 @@
 //! The environment of every process pyapp starts for an app: services and timers (as
-//! `Environment=` lines), hooks and `pyapp-install run`. BRIEF.md's list, in one place, so
+//! `Environment=` lines), hooks and `pyapp-install run`. FORMAT.md 7's list, in one place, so
 //! the three cannot drift apart. Paths are run-time paths (without `--root`).
 
 use std::collections::BTreeMap;

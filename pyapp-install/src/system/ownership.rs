@@ -2,7 +2,7 @@
 //! the app; `data/ tmp/ run/ log/` (and `data/WRITABLE-DIR/`) belong to the app user;
 //! `config/` is root's, readable by the app's group only. Every change goes through a
 //! descriptor opened without following links, one component at a time, so a link the
-//! app user planted in its own directories is refused, never followed (THREATS.md).
+//! app user planted in its own directories is refused, never followed (spec/SECURITY.md, "Faults").
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};

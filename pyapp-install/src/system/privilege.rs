@@ -1,5 +1,5 @@
 //! Starting a child process as the app user: a new session (no controlling terminal),
-//! no new privileges, then setgroups, setgid, setuid in that order (THREATS.md). std's
+//! no new privileges, then setgroups, setgid, setuid in that order (FORMAT.md 6.2). std's
 //! `CommandExt::uid`/`gid` use another order and keep the session, hence `pre_exec`: the
 //! only `unsafe` code of the workspace, kept to this one function.
 
