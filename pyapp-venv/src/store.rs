@@ -20,7 +20,7 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use pyapp_fs::{FsError, Result};
 use serde::{Deserialize, Serialize};
 
 use pyapp_fs::fault;
@@ -104,15 +104,18 @@ impl PendingEntry {
     /// published once durable.
     pub fn finish(&self, index: EntryIndex) -> Result<StoreEntry> {
         let path = self.dir.join("index.json");
-        let json = serde_json::to_vec(&index).context("failed to encode a store index")?;
+        let json = serde_json::to_vec(&index).map_err(|source| FsError::InvalidState {
+            path: path.clone(),
+            what: EntryIndex::WHAT,
+            source,
+        })?;
         let mut file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o644)
             .open(&path)
-            .with_context(|| format!("failed to create `{}`", path.display()))?;
-        io::Write::write_all(&mut file, &json)
-            .with_context(|| format!("failed to write `{}`", path.display()))?;
+            .map_err(FsError::io("create", &path))?;
+        io::Write::write_all(&mut file, &json).map_err(FsError::io("write", &path))?;
         Ok(StoreEntry {
             dir: self.dir.clone(),
             index,
@@ -208,7 +211,7 @@ impl Store {
             Err(TryLockError::WouldBlock) => lock.lock_shared(),
             Err(TryLockError::Error(err)) => Err(err),
         }
-        .with_context(|| format!("failed to lock `{}`", self.lock_path().display()))?;
+        .map_err(FsError::io("lock", &self.lock_path()))?;
         Ok(StoreSession {
             store: self.clone(),
             _lock: lock,
@@ -216,7 +219,7 @@ impl Store {
     }
 
     fn open_lock(&self) -> Result<File> {
-        Ok(open_lock_file(&self.lock_path())?)
+        open_lock_file(&self.lock_path())
     }
 
     /// Removes everything under `tmp/`; only with the lock held exclusively.
@@ -240,11 +243,10 @@ impl Store {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) if wait => lock
                 .lock()
-                .with_context(|| format!("failed to lock `{}`", self.lock_path().display()))?,
+                .map_err(FsError::io("lock", &self.lock_path()))?,
             Err(TryLockError::WouldBlock) => return Ok(None),
             Err(TryLockError::Error(err)) => {
-                return Err(err)
-                    .with_context(|| format!("failed to lock `{}`", self.lock_path().display()))
+                return Err(FsError::io("lock", &self.lock_path())(err))
             }
         }
         let mut collected = Collected {
@@ -287,7 +289,7 @@ impl Store {
         pyapp_fs::rename(&self.entry_dir(sha256), &doomed)?;
         pyapp_fs::remove_dir_all_if_exists(&doomed.join("files"))?;
         fault::point("mid-gc");
-        Ok(pyapp_fs::remove_dir_all_if_exists(&doomed)?)
+        pyapp_fs::remove_dir_all_if_exists(&doomed)
     }
 }
 
@@ -296,10 +298,10 @@ impl Store {
 fn unused_entry_bytes(dir: &Path) -> Result<Option<u64>> {
     let mut bytes = 0;
     for item in walkdir::WalkDir::new(dir).follow_links(false) {
-        let item = item.with_context(|| format!("failed to list `{}`", dir.display()))?;
+        let item = item.map_err(FsError::io("list", dir))?;
         let meta = item
             .metadata()
-            .with_context(|| format!("failed to inspect `{}`", item.path().display()))?;
+            .map_err(FsError::io("inspect", item.path()))?;
         if !meta.is_file() {
             continue;
         }
@@ -320,7 +322,7 @@ fn is_sha256_hex(name: &str) -> bool {
 
 fn read_index(dir: &Path) -> Result<EntryIndex> {
     let path = dir.join("index.json");
-    let bytes = fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    let bytes = fs::read(&path).map_err(FsError::io("read", &path))?;
     let index: EntryIndex = state::parse(&path, &bytes)?;
     Ok(index)
 }
@@ -354,7 +356,7 @@ impl StoreSession {
     /// Makes what was unpacked durable: one sync of the filesystem for all the entries (it
     /// may run while their files are being linked).
     pub fn sync(&self) -> Result<()> {
-        Ok(pyapp_fs::sync_filesystem(&self.store.tmp_dir())?)
+        pyapp_fs::sync_filesystem(&self.store.tmp_dir())
     }
 
     /// Renames finished entries, made durable by [`StoreSession::sync`], into place. When
@@ -374,12 +376,10 @@ impl StoreSession {
                         Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
                     ) => {}
                 Err(err) => {
-                    return Err(err).with_context(|| {
-                        format!(
-                            "failed to rename `{}` to `{}`",
-                            entry.dir.display(),
-                            dir.display()
-                        )
+                    return Err(FsError::Rename {
+                        from: entry.dir.clone(),
+                        to: dir,
+                        source: err,
                     })
                 }
             }

@@ -145,7 +145,7 @@ pub enum WheelInstallError {
     Directory { path: PathBuf, source: io::Error },
     /// The shared store could not be read or written.
     #[error(transparent)]
-    Store(anyhow::Error),
+    Store(pyapp_fs::FsError),
 }
 
 /// What is wrong with one wheel; shown after the wheel's file name.
