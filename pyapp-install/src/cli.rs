@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use pyapp_cli::{Generate, Verbosity};
 
@@ -101,14 +101,6 @@ pub struct InstallArgs {
     /// to it without rebuilding. Only for an app that is installed.
     #[arg(long, conflicts_with_all = ["dry_run", "set", "config", "user"])]
     pub stage_only: bool,
-
-    /// Follow the installed release's update policy (set by `watch`, FORMAT.md 6.5).
-    #[arg(skip)]
-    pub follow_update_policy: bool,
-
-    /// With `follow_update_policy`: take a new major version under `same-major`.
-    #[arg(skip)]
-    pub allow_major: bool,
     /// Serve the app through this web server: link its snippet (e.g. APPS/APP/web/nginx.conf:
     /// its static directories and the proxy to its service, under web.mount) into the
     /// server's pyapp.d/ (/etc/nginx/pyapp.d/APP.conf), write what includes those once (nginx: a server block
@@ -118,7 +110,29 @@ pub struct InstallArgs {
     /// configuration is unlinked again. Upgrades and rollbacks keep the app linked and
     /// reload; `remove` unlinks it.
     #[arg(long, value_name = "SERVER", value_enum)]
-    pub web: Option<Server>,
+    pub web: Option<WebServer>,
+}
+
+/// The web servers `--web` links an app into (`system::web::Server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WebServer {
+    /// /etc/nginx/pyapp.d/APP.conf, in the server block of conf.d/pyapp.conf
+    Nginx,
+    /// Apache httpd 2.4 (Debian's apache2): /etc/apache2/pyapp.d/APP.conf, for every
+    /// virtual host (conf-enabled/pyapp.conf)
+    Apache,
+    /// /etc/lighttpd/pyapp.d/APP.conf (conf-enabled/50-pyapp.conf)
+    Lighttpd,
+}
+
+impl From<WebServer> for Server {
+    fn from(server: WebServer) -> Server {
+        match server {
+            WebServer::Nginx => Server::Nginx,
+            WebServer::Apache => Server::Apache,
+            WebServer::Lighttpd => Server::Lighttpd,
+        }
+    }
 }
 
 /// Options every action takes.

@@ -11,5 +11,6 @@ pub mod cli;
 pub mod commands;
 pub mod engine;
 pub mod output;
+pub mod progress;
 pub mod settings;
 pub mod system;

@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pyapp_cli::{Level, Messages};
 use serde::Serialize;
 
-use crate::engine::{Progress, Task};
+use crate::progress::{Progress, Task};
 
 /// Where messages, progress and data go for one command.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +30,12 @@ impl Output {
     /// Whether the command's result goes to stdout as JSON.
     pub fn json(&self) -> bool {
         self.json
+    }
+
+    /// `error: MESSAGE` (and `hint: HINT`) on stderr, even with `--quiet`: for a failure
+    /// that does not end the command.
+    pub fn error(&self, message: &str, hint: Option<&str>) {
+        self.messages.error(message, hint);
     }
 
     /// Prints `value` as one line of JSON on stdout.

@@ -4,8 +4,15 @@
 
 use std::sync::Arc;
 
+use anyhow::{Context, Result};
+use pyapp_fs::lock::WhenHeld;
+use pyapp_venv::wheel_install::InstallOptions;
+
+use crate::app::policy::Rules;
 use crate::app::ports::PortRange;
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
+use crate::engine::install::InstallRequest;
+use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::output::Output;
 
@@ -18,4 +25,54 @@ pub fn target(common: &CommonArgs, port_range: PortRange, output: Output) -> Tar
         port_range,
         Arc::new(output),
     )
+}
+
+/// `--wait`: wait for another pyapp-install holding the lock, or fail at once.
+pub fn when_held(wait: bool) -> WhenHeld {
+    if wait {
+        WhenHeld::Wait
+    } else {
+        WhenHeld::FailFast
+    }
+}
+
+/// `pyapp-install BUNDLE [OPTIONS]`.
+pub fn install_request(args: &InstallArgs) -> Result<InstallRequest> {
+    let bundle = args
+        .bundle
+        .clone()
+        .context("no bundle given (the command line parser should have refused)")?;
+    Ok(InstallRequest {
+        bundle,
+        python: args.python.clone(),
+        dry_run: args.dry_run,
+        when_held: when_held(args.wait),
+        options: InstallOptions {
+            verify_record: !args.no_verify_record,
+            compile_bytecode: args.compile_bytecode,
+        },
+        user: args.user.clone(),
+        set: args.set.clone(),
+        config: args.config.clone(),
+        trusted_keys: args.trusted_keys.clone(),
+        rules: Rules {
+            follow_policy: false,
+            allow_major: false,
+            allow_downgrade: args.allow_downgrade,
+            stage_only: args.stage_only,
+        },
+        web: args.web.map(Into::into),
+    })
+}
+
+/// `pyapp-install watch DIR [OPTIONS]`.
+pub fn watch_request(args: &WatchArgs) -> WatchRequest {
+    WatchRequest {
+        dir: args.dir.clone(),
+        python: args.python.clone(),
+        trusted_keys: args.trusted_keys.clone(),
+        compile_bytecode: args.compile_bytecode,
+        allow_major: args.allow_major,
+        allow_downgrade: args.allow_downgrade,
+    }
 }

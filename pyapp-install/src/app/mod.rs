@@ -6,6 +6,7 @@
 pub mod config_file;
 pub mod env;
 pub mod hook_results;
+pub mod installed;
 pub mod policy;
 pub mod ports;
 pub mod receipt;

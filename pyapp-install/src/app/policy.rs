@@ -11,10 +11,9 @@ use anyhow::{Context, Result};
 use pep440_rs::Version;
 use pyapp_bundle::metadata::Policy;
 
+use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::tree::AppTree;
-use crate::cli::InstallArgs;
-use crate::engine::activation::ReleaseInfo;
 use pyapp_cli::Refusal;
 
 /// What an accepted bundle's install does.
@@ -37,18 +36,6 @@ pub struct Rules {
     pub allow_downgrade: bool,
     /// Stage, never activate (`--stage-only`).
     pub stage_only: bool,
-}
-
-impl Rules {
-    /// The rules `args` ask for.
-    pub fn of(args: &InstallArgs) -> Rules {
-        Rules {
-            follow_policy: args.follow_update_policy,
-            allow_major: args.allow_major,
-            allow_downgrade: args.allow_downgrade,
-            stage_only: args.stage_only,
-        }
-    }
 }
 
 /// The app's current release as the rules see it.
@@ -125,9 +112,8 @@ pub fn gate(
     tree: &AppTree,
     previous: Option<&Receipt>,
     incoming: &Version,
-    args: &InstallArgs,
+    rules: Rules,
 ) -> Result<Step> {
-    let rules = Rules::of(args);
     let current = match previous {
         Some(receipt) => {
             let version = Version::from_str(&receipt.version).with_context(|| {

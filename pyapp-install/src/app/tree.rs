@@ -49,6 +49,11 @@ impl AppsDir {
         &self.path
     }
 
+    /// The directory as the installed system sees it (without `--root`).
+    pub fn runtime_path(&self) -> &Path {
+        &self.runtime_path
+    }
+
     /// The tree of the app called `name`; refuses names that are not app names, so a
     /// command-line argument like `../etc` never becomes a path.
     pub fn app(&self, name: &str) -> Result<AppTree> {

@@ -14,7 +14,7 @@ use pyapp_bundle::reader::{Bundle, BundleError, ErrorKind};
 use pyapp_bundle::signature::{KeyError, TrustedKey};
 
 use crate::app::tree::AppsDir;
-use crate::engine::Progress;
+use crate::progress::Progress;
 use pyapp_cli::Refusal;
 
 /// The directory of trusted public keys, inside the apps directory.

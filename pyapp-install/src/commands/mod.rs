@@ -4,12 +4,17 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
+use crate::engine::gc::GcRequest;
 use crate::engine::logs::LogsRequest;
-use crate::engine::{config, gc, install, list, logs, remove, rollback, run, status, watch};
+use crate::engine::{config, list, logs, remove, rollback, run, status};
 use crate::output::Output;
+use crate::settings::{self, when_held};
 use crate::system::systemd::Systemd;
 use pyapp_cli::Refusal;
-use pyapp_fs::lock::WhenHeld;
+
+mod gc;
+mod install;
+mod watch;
 
 /// Runs `cli`'s action.
 pub fn run(cli: Cli) -> Result<()> {
@@ -23,14 +28,8 @@ pub fn run(cli: Cli) -> Result<()> {
         .into());
     }
     let output = Output::new(cli.common.verbosity.level(), cli.common.json);
+    let target = settings::target(&cli.common, cli.install.port_range, output);
     let apps = cli.common.apps();
-    let when_held = |wait: bool| {
-        if wait {
-            WhenHeld::Wait
-        } else {
-            WhenHeld::FailFast
-        }
-    };
     match cli.command {
         Some(Command::List) => list::list(&apps, &output),
         Some(Command::Rollback { app, wait }) => rollback::rollback(
@@ -95,10 +94,10 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Some(Command::Watch(args)) => {
-            watch::watch(&cli.common, &args, cli.install.port_range, &output)
+        Some(Command::Watch(args)) => watch::run(&args, &target, &output),
+        Some(Command::Gc { dry_run, wait }) => {
+            gc::run(&GcRequest { dry_run, wait }, &target, &output)
         }
-        Some(Command::Gc { dry_run, wait }) => gc::gc(&apps, dry_run, wait, &output),
-        None => install::install(&cli.common.root(), &apps, &cli.install, &output).map(drop),
+        None => install::run(&cli.install, &target, &output),
     }
 }

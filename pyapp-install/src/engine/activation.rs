@@ -8,16 +8,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pyapp_bundle::config_spec::ConfigSpec;
-use pyapp_bundle::metadata::{Isolation, Listen, Metadata};
+use pyapp_bundle::metadata::{Isolation, Listen};
 
 use crate::app::config_file::ConfigFile;
 use crate::app::env::AppEnvironment;
+use crate::app::installed::ReleaseInfo;
 use crate::app::ports::{self, PortRange};
-use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
-use crate::engine::Progress;
+use crate::progress::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::health::{self, Endpoint};
 use crate::system::hooks::{self, HookContext, HookName};
@@ -26,59 +25,6 @@ use crate::system::units::{self, ServiceProcess, UnitContext, UnitFile};
 use crate::system::web;
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
-
-/// The files each release keeps from its bundle (FORMAT.md 6).
-const METADATA_NAME: &str = "metadata.yaml";
-const SPEC_NAME: &str = "configuration.yaml";
-
-/// A release as it is run: what its bundle declared and the interpreter it was built on.
-#[derive(Debug, Clone)]
-pub struct ReleaseInfo {
-    /// The name under `releases/`.
-    pub release: String,
-    pub metadata: Metadata,
-    pub spec: ConfigSpec,
-    /// The base interpreter of its venv (the receipt's `python`).
-    pub python: PathBuf,
-}
-
-impl ReleaseInfo {
-    /// The release `release` of `tree`, from the `metadata.yaml` and `configuration.yaml`
-    /// it kept, built on `python`.
-    pub fn load(tree: &AppTree, release: &str, python: &str) -> Result<ReleaseInfo> {
-        let dir = tree.release_dir(release);
-        let read = |name: &str| -> Result<(String, String)> {
-            let path = dir.join(name);
-            let bytes = pyapp_fs::read_optional(&path)?.ok_or_else(|| {
-                Refusal::new(format!("`{}` is missing", path.display()))
-                    .with_hint("install the release's bundle again")
-            })?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Refusal::new(format!("`{}` is not UTF-8", path.display())))?;
-            Ok((path.display().to_string(), text))
-        };
-        let (label, text) = read(METADATA_NAME)?;
-        let metadata =
-            Metadata::parse(&text, &label).map_err(|err| Refusal::new(err.to_string()))?;
-        let (label, text) = read(SPEC_NAME)?;
-        let spec = ConfigSpec::parse(&text, &label).map_err(|err| Refusal::new(err.to_string()))?;
-        Ok(ReleaseInfo {
-            release: release.to_string(),
-            metadata,
-            spec,
-            python: PathBuf::from(python),
-        })
-    }
-
-    /// The release `release` of `tree`, built with the interpreter `receipt` records.
-    pub fn of_receipt(tree: &AppTree, receipt: &Receipt, release: &str) -> Result<ReleaseInfo> {
-        ReleaseInfo::load(tree, release, receipt.python_of(release))
-    }
-
-    fn version(&self) -> String {
-        self.metadata.version.to_string()
-    }
-}
 
 /// The owned parts of a [`UnitContext`].
 struct UnitInputs {

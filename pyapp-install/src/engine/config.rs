@@ -12,12 +12,12 @@ use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
 use crate::app::config_file::{ConfigFile, GivenValues, MASK};
+use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
-use crate::engine::activation::ReleaseInfo;
-use crate::engine::Progress;
 use crate::output::Output;
+use crate::progress::Progress;
 use crate::system::systemd::Systemd;
 use crate::system::units::unit_stem;
 use pyapp_cli::Refusal;

@@ -5,15 +5,15 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::app::tree::AppsDir;
-use crate::engine::Progress;
-use crate::output::Output;
+use crate::engine::Target;
+use crate::progress::Progress;
 use pyapp_cli::Refusal;
 use pyapp_venv::store::{Collected, Store};
 
 /// After `remove` and after pruning releases: deletes the store entries no release uses
 /// any more, unless an install holds the store (then the next run does it). Says what it
 /// freed; a failure is a warning, since the command itself succeeded.
-pub fn collect_after(apps: &AppsDir, output: &Output) {
+pub fn collect_after(apps: &AppsDir, output: &dyn Progress) {
     match Store::of(apps.path()).collect_garbage(false, false) {
         Ok(Some(collected)) if !collected.removed.is_empty() => output.note(&format!(
             "freed {} unused wheel(s) from the store ({})",
@@ -21,60 +21,73 @@ pub fn collect_after(apps: &AppsDir, output: &Output) {
             human_bytes(collected.removed_bytes)
         )),
         Ok(_) => {}
-        Err(err) => output.note(&format!(
-            "warning: could not collect the store's unused wheels: {err:#}"
+        Err(err) => output.warning(&format!(
+            "could not collect the store's unused wheels: {err:#}"
         )),
     }
 }
 
-/// The `gc` action: `pyapp-install gc [--dry-run] [--wait]`.
-pub fn gc(apps: &AppsDir, dry_run: bool, wait: bool, output: &Output) -> Result<()> {
-    let store = Store::of(apps.path());
-    let collected = store.collect_garbage(dry_run, wait)?.ok_or_else(|| {
-        Refusal::new(format!(
-            "the store `{}` is in use by another pyapp-install",
-            store.dir().display()
-        ))
-        .with_hint("run again with --wait to collect once it is done")
-    })?;
-    if output.json() {
-        output.print_json(&GcReport {
-            action: if dry_run {
-                "would-collect"
-            } else {
-                "collected"
-            },
-            dry_run,
-            store: store.dir().display().to_string(),
-            collected: &collected,
+/// What `gc` is asked: `pyapp-install gc [--dry-run] [--wait]`.
+#[derive(Debug, Clone, Copy)]
+pub struct GcRequest {
+    /// Say what would be deleted, delete nothing.
+    pub dry_run: bool,
+    /// Wait for an install that holds the store instead of refusing.
+    pub wait: bool,
+}
+
+/// What `gc` did, as `gc --json` prints it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GcReport {
+    pub action: &'static str,
+    pub dry_run: bool,
+    pub store: String,
+    #[serde(flatten)]
+    pub collected: Collected,
+}
+
+/// Deletes the shared store's entries no release uses any more.
+pub fn gc(request: &GcRequest, target: &Target) -> Result<GcReport> {
+    let progress = target.progress();
+    let store = Store::of(target.apps.path());
+    let collected = store
+        .collect_garbage(request.dry_run, request.wait)?
+        .ok_or_else(|| {
+            Refusal::new(format!(
+                "the store `{}` is in use by another pyapp-install",
+                store.dir().display()
+            ))
+            .with_hint("run again with --wait to collect once it is done")
         })?;
-    }
-    let verb = if dry_run { "would free" } else { "freed" };
+    let verb = if request.dry_run {
+        "would free"
+    } else {
+        "freed"
+    };
     for entry in &collected.removed {
-        output.note(&format!(
+        progress.note(&format!(
             "{verb} {} ({})",
             entry.wheel.as_deref().unwrap_or(&entry.sha256),
             human_bytes(entry.bytes)
         ));
     }
-    output.note(&format!(
+    progress.note(&format!(
         "{verb} {} unused wheel(s), {}; {} in use",
         collected.removed.len(),
         human_bytes(collected.removed_bytes),
         collected.kept
     ));
-    Ok(())
-}
-
-/// What `gc --json` prints.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "kebab-case")]
-struct GcReport<'a> {
-    action: &'static str,
-    dry_run: bool,
-    store: String,
-    #[serde(flatten)]
-    collected: &'a Collected,
+    Ok(GcReport {
+        action: if request.dry_run {
+            "would-collect"
+        } else {
+            "collected"
+        },
+        dry_run: request.dry_run,
+        store: store.dir().display().to_string(),
+        collected,
+    })
 }
 
 /// `1.5 MB`, for messages.

@@ -7,8 +7,8 @@ use serde::Serialize;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
-use crate::engine::Progress;
 use crate::output::Output;
+use crate::progress::Progress;
 
 /// One app in `list --json`.
 #[derive(Debug, Serialize)]

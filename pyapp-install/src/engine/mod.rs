@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::app::ports::PortRange;
 use crate::app::tree::AppsDir;
+use crate::progress::Progress;
 use crate::system::systemd::Systemd;
 
 pub mod activation;
@@ -16,14 +17,11 @@ pub mod gc;
 pub mod install;
 pub mod list;
 pub mod logs;
-mod progress;
 pub mod remove;
 pub mod rollback;
 pub mod run;
 pub mod status;
 pub mod watch;
-
-pub use progress::{Progress, Silent, Task};
 
 /// Where an operation happens and who hears about it: built once per command (or API
 /// request) and passed to every operation.

@@ -8,14 +8,15 @@ use std::path::Path;
 use anyhow::Result;
 use serde::Serialize;
 
+use crate::app::installed::ReleaseInfo;
 use crate::app::ports::PortRange;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppsDir;
-use crate::engine::activation::{Activation, ReleaseInfo};
+use crate::engine::activation::Activation;
 use crate::engine::gc;
-use crate::engine::Progress;
 use crate::output::Output;
+use crate::progress::Progress;
 use crate::system::app_user;
 use crate::system::hooks::HookName;
 use crate::system::systemd::Systemd;

@@ -7,13 +7,14 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
+use crate::app::installed::ReleaseInfo;
 use crate::app::ports::PortRange;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppsDir;
-use crate::engine::activation::{Activation, ReleaseInfo};
-use crate::engine::Progress;
+use crate::engine::activation::Activation;
 use crate::output::Output;
+use crate::progress::Progress;
 use crate::system::app_user;
 use crate::system::systemd::Systemd;
 use crate::system::web::{self, WebConfig};

@@ -9,13 +9,14 @@ use std::process::Stdio;
 
 use anyhow::Result;
 
+use crate::app::installed::ReleaseInfo;
 use crate::app::ports::PortRange;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppsDir;
-use crate::engine::activation::{Activation, ReleaseInfo};
-use crate::engine::Progress;
+use crate::engine::activation::Activation;
 use crate::output::Output;
+use crate::progress::Progress;
 use crate::system::app_user;
 use crate::system::privilege::drop_privileges_on_spawn;
 use crate::system::systemd::Systemd;

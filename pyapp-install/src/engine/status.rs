@@ -17,11 +17,11 @@ use serde::Serialize;
 
 use crate::app::config_file::ConfigFile;
 use crate::app::hook_results::{self, HookEnd, HookResult};
+use crate::app::installed::ReleaseInfo;
 use crate::app::ports;
 use crate::app::receipt::{parse_rfc3339_utc, Receipt};
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
-use crate::engine::activation::ReleaseInfo;
 use crate::engine::list::{self, ListedRelease};
 use crate::output::Output;
 use crate::system::systemd::Systemd;

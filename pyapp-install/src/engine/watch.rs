@@ -6,20 +6,20 @@
 //! `DIR/*.pyapp` exists ([`inbox_units`]); [`inbox`] holds the directory's rules.
 
 mod inbox;
-mod inbox_units;
+pub mod inbox_units;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::app::ports::PortRange;
+use crate::app::policy::Rules;
 use crate::app::receipt::now_rfc3339;
-use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
-use crate::engine::install::{self, Action, Report};
-use crate::engine::Progress;
-use crate::output::Output;
+use crate::engine::install::{self, Action, InstallReport, InstallRequest};
+use crate::engine::Target;
 use pyapp_cli::{classify, Refusal};
+use pyapp_fs::lock::WhenHeld;
+use pyapp_venv::wheel_install::InstallOptions;
 
 use inbox::{Dropped, Inbox, Outcome};
 
@@ -27,29 +27,29 @@ use inbox::{Dropped, Inbox, Outcome};
 /// with `--json`, one line on stdout.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct Record {
+pub struct Record {
     /// The bundle's name as it was dropped.
-    bundle: String,
+    pub bundle: String,
     /// `done` or `failed`.
-    result: &'static str,
-    action: RecordAction,
+    pub result: &'static str,
+    pub action: RecordAction,
     /// Where the bundle is now.
-    moved_to: String,
-    app: Option<String>,
-    version: Option<String>,
-    release: Option<String>,
+    pub moved_to: String,
+    pub app: Option<String>,
+    pub version: Option<String>,
+    pub release: Option<String>,
     /// The one-line error of a failed bundle.
-    error: Option<String>,
+    pub error: Option<String>,
     /// What to do next, when there is something.
-    hint: Option<String>,
+    pub hint: Option<String>,
     /// When it was processed (RFC 3339, UTC).
-    time: String,
+    pub time: String,
 }
 
 /// An install's action, or how it failed.
 #[derive(Debug, Clone, Copy, Serialize)]
 #[serde(untagged)]
-enum RecordAction {
+pub enum RecordAction {
     Install(Action),
     Failure(Failure),
 }
@@ -57,34 +57,78 @@ enum RecordAction {
 /// How a bundle failed: the kinds of `pyapp-install BUNDLE`'s exit statuses 1 and 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-enum Failure {
+pub enum Failure {
     /// The bundle's or the policy's fault: a bad bundle, a refused version, a failed check.
     Refused,
     /// Something unexpected on this machine.
     Failed,
 }
 
-/// The `watch` action.
-pub fn watch(
-    common: &CommonArgs,
-    args: &WatchArgs,
-    port_range: PortRange,
-    output: &Output,
-) -> Result<()> {
-    if args.install_units {
-        return inbox_units::install(common, args, port_range, output);
+/// What `watch` is asked: the inbox and the options every bundle is installed with.
+#[derive(Debug, Clone)]
+pub struct WatchRequest {
+    /// The inbox directory (`done/` and `failed/` are made inside it).
+    pub dir: PathBuf,
+    /// The interpreter of new releases' venvs.
+    pub python: Option<PathBuf>,
+    /// Minisign public keys bundles must be signed with.
+    pub trusted_keys: Vec<PathBuf>,
+    pub compile_bytecode: bool,
+    /// Take a new major version of an app whose update policy is same-major.
+    pub allow_major: bool,
+    /// Take a version lower than the app's current one.
+    pub allow_downgrade: bool,
+}
+
+impl WatchRequest {
+    /// The install of the dropped bundle `bundle`: as `pyapp-install BUNDLE`, waiting for
+    /// the app's lock and following the installed release's update policy.
+    fn install(&self, bundle: &Path) -> InstallRequest {
+        InstallRequest {
+            bundle: bundle.to_owned(),
+            python: self.python.clone(),
+            dry_run: false,
+            when_held: WhenHeld::Wait,
+            options: InstallOptions {
+                verify_record: true,
+                compile_bytecode: self.compile_bytecode,
+            },
+            user: None,
+            set: Vec::new(),
+            config: None,
+            trusted_keys: self.trusted_keys.clone(),
+            rules: Rules {
+                follow_policy: true,
+                allow_major: self.allow_major,
+                allow_downgrade: self.allow_downgrade,
+                stage_only: false,
+            },
+            web: None,
+        }
     }
-    let inbox = Inbox::open(&args.dir, output)?;
+}
+
+/// Installs every bundle in the inbox and files it away; `on_record` hears of each as it
+/// is done. Fails (after the last bundle) when any bundle failed.
+pub fn watch(
+    request: &WatchRequest,
+    target: &Target,
+    on_record: &mut dyn FnMut(&Record) -> Result<()>,
+) -> Result<()> {
+    let progress = target.progress();
+    let inbox = Inbox::open(&request.dir, progress)?;
     let mut total = 0;
     let mut failures = Vec::new();
     while let Some(bundle) = inbox.next()? {
         total += 1;
-        if let Some(failure) = process(common, args, port_range, &inbox, &bundle, output)? {
+        let record = process(request, target, &inbox, &bundle)?;
+        on_record(&record)?;
+        if let RecordAction::Failure(failure) = record.action {
             failures.push(failure);
         }
     }
     if total == 0 {
-        output.note(&format!("no bundles in {}", inbox.path().display()));
+        progress.note(&format!("no bundles in {}", inbox.path().display()));
     }
     if failures.is_empty() {
         return Ok(());
@@ -101,42 +145,21 @@ pub fn watch(
     Err(Refusal::new(message).into())
 }
 
-/// Installs one dropped bundle and files it away; returns how it failed, if it did.
+/// Installs one dropped bundle and files it away.
 fn process(
-    common: &CommonArgs,
-    args: &WatchArgs,
-    port_range: PortRange,
+    request: &WatchRequest,
+    target: &Target,
     inbox: &Inbox,
     bundle: &Dropped,
-    output: &Output,
-) -> Result<Option<Failure>> {
+) -> Result<Record> {
     let name = bundle.display_name();
-    output.note(&format!(
+    target.progress().note(&format!(
         "{name}: installing from {}",
         inbox.path().display()
     ));
     let installed = if bundle.is_file {
-        let install_args = InstallArgs {
-            bundle: Some(bundle.path.clone()),
-            python: args.python.clone(),
-            wait: true,
-            compile_bytecode: args.compile_bytecode,
-            trusted_keys: args.trusted_keys.clone(),
-            port_range,
-            allow_downgrade: args.allow_downgrade,
-            follow_update_policy: true,
-            allow_major: args.allow_major,
-            ..InstallArgs::default()
-        };
-        // The install's own messages go to stderr as usual; its JSON is this record's.
-        let install_output = Output::new(common.verbosity.level(), false);
-        install::install(
-            &common.root(),
-            &common.apps(),
-            &install_args,
-            &install_output,
-        )
-        .map_err(pyapp_cli::explain_disk_full)
+        install::install(&request.install(&bundle.path), target)
+            .map_err(pyapp_cli::explain_disk_full)
     } else {
         Err(Refusal::new(format!(
             "`{}` is not a regular file (a link or a directory): only bundle files are installed",
@@ -145,10 +168,9 @@ fn process(
         .with_hint("copy the bundle file itself into the inbox")
         .into())
     };
-    let (outcome, failure) = match &installed {
-        Ok(_) => (Outcome::Done, None),
-        Err(err) if classify(err).status == 1 => (Outcome::Failed, Some(Failure::Refused)),
-        Err(_) => (Outcome::Failed, Some(Failure::Failed)),
+    let outcome = match &installed {
+        Ok(_) => Outcome::Done,
+        Err(_) => Outcome::Failed,
     };
     let time = now_rfc3339();
     let moved_to = inbox.file_away(bundle, outcome, |moved_to| {
@@ -157,28 +179,14 @@ fn process(
         json.push(b'\n');
         Ok(json)
     })?;
-    let record = record(&name, outcome, &installed, &moved_to, &time);
-    if output.json() {
-        output.print_json(&record)?;
-    }
-    if let Some(error) = &record.error {
-        // Errors reach stderr even with --quiet.
-        eprintln!("error: {name}: {error}");
-        if let Some(hint) = &record.hint {
-            eprintln!("hint: {hint}");
-        }
-    } else if let Some(hint) = &record.hint {
-        output.note(&format!("hint: {hint}"));
-    }
-    output.note(&format!("moved {name} to {}", moved_to.display()));
-    Ok(failure)
+    Ok(record(&name, outcome, &installed, &moved_to, &time))
 }
 
 /// The record of `name`, now at `moved_to`, after the install `installed`, at `time`.
 fn record(
     name: &str,
     outcome: Outcome,
-    installed: &Result<Report>,
+    installed: &Result<InstallReport>,
     moved_to: &Path,
     time: &str,
 ) -> Record {

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use crate::app::receipt::Receipt;
 use crate::app::tree::AppTree;
-use crate::engine::Progress;
+use crate::progress::Progress;
 use pyapp_cli::Refusal;
 
 /// The login shell of the users pyapp-install creates: none.
@@ -296,7 +296,7 @@ fn parse_group(text: &str) -> Vec<GroupEntry> {
 mod tests {
     use super::*;
     use crate::app::tree::AppsDir;
-    use crate::engine::Silent;
+    use crate::progress::Silent;
     use pyapp_cli::find_refusal;
 
     const PASSWD: &str = "\

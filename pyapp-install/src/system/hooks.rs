@@ -26,7 +26,7 @@ use crate::app::env::AppEnvironment;
 use crate::app::hook_results::{self, HookEnd, HookResult};
 use crate::app::receipt::now_rfc3339_millis;
 use crate::app::tree::AppTree;
-use crate::engine::Progress;
+use crate::progress::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::ownership::{open_dir, open_dir_at};
 use crate::system::privilege::drop_privileges_on_spawn;
@@ -493,7 +493,7 @@ fn signal_group(pgid: Pid, signal: Signal) -> Result<()> {
 mod tests {
     use super::*;
     use crate::app::tree::{AppsDir, LASTING_DIRS};
-    use crate::engine::Silent;
+    use crate::progress::Silent;
     use pyapp_cli::find_refusal;
     use std::os::unix::fs::MetadataExt;
 

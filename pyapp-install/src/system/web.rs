@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use crate::app::ports;
 use crate::app::tree::AppTree;
-use crate::engine::Progress;
+use crate::progress::Progress;
 use crate::system::app_user::{self, AppUser};
 use crate::system::ownership;
 use crate::system::systemd::Systemd;
@@ -64,15 +64,11 @@ const SNIPPETS: [(&str, SnippetWriter); 3] = [
 ];
 
 /// The web servers `--web` links an app into.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Server {
-    /// /etc/nginx/pyapp.d/APP.conf, in the server block of conf.d/pyapp.conf
     Nginx,
-    /// Apache httpd 2.4 (Debian's apache2): /etc/apache2/pyapp.d/APP.conf, for every
-    /// virtual host (conf-enabled/pyapp.conf)
     Apache,
-    /// /etc/lighttpd/pyapp.d/APP.conf (conf-enabled/50-pyapp.conf)
     Lighttpd,
 }
 

@@ -19,11 +19,9 @@ use nix::fcntl::{openat, renameat, renameat2, AtFlags, OFlag, RenameFlags};
 use nix::sys::stat::{fstatat, Mode};
 use nix::unistd::{unlinkat, UnlinkatFlags};
 
-use crate::engine::Progress;
+use crate::progress::Progress;
+use pyapp_bundle::layout::BUNDLE_SUFFIX;
 use pyapp_cli::Refusal;
-
-/// The suffix of the files `watch` takes.
-pub const BUNDLE_SUFFIX: &str = ".pyapp";
 
 /// The suffix of the record written beside a processed bundle.
 const RECORD_SUFFIX: &str = ".json";
@@ -311,7 +309,7 @@ fn write_record_at(dir: &OwnedFd, name: &OsStr, bytes: &[u8], dir_path: &Path) -
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::engine::Silent;
+    use crate::progress::Silent;
 
     #[test]
     fn only_visible_pyapp_files_are_bundles() {

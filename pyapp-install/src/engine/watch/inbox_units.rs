@@ -14,15 +14,15 @@ use serde::Serialize;
 
 use crate::app::ports::PortRange;
 use crate::app::tree::DEFAULT_APPS_DIR;
-use crate::cli::{CommonArgs, WatchArgs};
-use crate::engine::Progress;
-use crate::output::Output;
+use crate::engine::watch::WatchRequest;
+use crate::engine::Target;
 use crate::system::systemd::{existing_unit_text, Systemd};
 use crate::system::units::escape::{self, EscapeError};
 use crate::system::units::UnitFile;
+use pyapp_bundle::layout::BUNDLE_SUFFIX;
 use pyapp_cli::Refusal;
 
-use super::inbox::{check_inbox_dir, BUNDLE_SUFFIX};
+use super::inbox::check_inbox_dir;
 
 /// The path unit, enabled; it starts [`SERVICE_UNIT`].
 pub const PATH_UNIT: &str = "pyapp-inbox.path";
@@ -33,40 +33,36 @@ pub const SERVICE_UNIT: &str = "pyapp-inbox.service";
 /// other file of those names is refused).
 const MARKER: &str = "# pyapp-inbox";
 
-/// What `watch --install-units --json` prints.
+/// What `watch --install-units` did, as `--json` prints it.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct UnitsReport {
+pub struct UnitsReport {
     /// `written` (new or different units) or `unchanged`.
-    action: &'static str,
-    units: [&'static str; 2],
-    unit_dir: String,
-    inbox: String,
+    pub action: &'static str,
+    pub units: [&'static str; 2],
+    pub unit_dir: String,
+    pub inbox: String,
     /// The service's command line, as the program will receive it.
-    command: Vec<String>,
+    pub command: Vec<String>,
     /// Whether systemd was running, so the path unit was enabled and started.
-    enabled: bool,
+    pub enabled: bool,
 }
 
-/// Writes, and on a running systemd enables, the inbox's units.
-pub fn install(
-    common: &CommonArgs,
-    args: &WatchArgs,
-    port_range: PortRange,
-    output: &Output,
-) -> Result<()> {
-    let root = common.root();
-    let inbox = std::path::absolute(&args.dir)
-        .with_context(|| format!("failed to make `{}` absolute", args.dir.display()))?;
+/// Writes, and on a running systemd enables, the units that run `request` whenever a
+/// bundle is dropped into its inbox.
+pub fn install_units(request: &WatchRequest, target: &Target) -> Result<UnitsReport> {
+    let output = target.progress();
+    let inbox = std::path::absolute(&request.dir)
+        .with_context(|| format!("failed to make `{}` absolute", request.dir.display()))?;
     let program = std::env::current_exe().context("failed to find this program's own path")?;
-    let command = command_line(&program, &inbox, common, args, port_range)?;
+    let command = command_line(&program, &inbox, target, request)?;
     let (program_text, words) = command.split_first().context("an empty command line")?;
     let units = generate(&inbox, program_text, words).map_err(|err| {
         Refusal::new(format!("cannot write the inbox's units: {err}"))
             .with_hint("choose an inbox directory (and paths) of plain characters")
     })?;
 
-    let on_disk = root.join(inbox.strip_prefix("/").unwrap_or(&inbox));
+    let on_disk = target.root.join(inbox.strip_prefix("/").unwrap_or(&inbox));
     if !pyapp_fs::exists(&on_disk)? {
         fs::DirBuilder::new()
             .recursive(true)
@@ -81,8 +77,8 @@ pub fn install(
     }
     check_inbox_dir(&on_disk)?;
 
-    let systemd = Systemd::detect(&root);
-    let changed = write_units(&systemd, &units)?;
+    let systemd = &target.systemd;
+    let changed = write_units(systemd, &units)?;
     if systemd.is_running() {
         if changed {
             systemd.daemon_reload()?;
@@ -95,16 +91,6 @@ pub fn install(
     } else if let Some(steps) = systemd.manual_steps(&units) {
         output.note(&steps);
     }
-    if output.json() {
-        output.print_json(&UnitsReport {
-            action: if changed { "written" } else { "unchanged" },
-            units: [PATH_UNIT, SERVICE_UNIT],
-            unit_dir: systemd.unit_dir().display().to_string(),
-            inbox: inbox.display().to_string(),
-            command,
-            enabled: systemd.is_running(),
-        })?;
-    }
     output.note(&format!(
         "{} {PATH_UNIT} and {SERVICE_UNIT} in {}: bundles dropped into {} are installed{}",
         if changed { "wrote" } else { "unchanged:" },
@@ -116,7 +102,14 @@ pub fn install(
             " once they are enabled"
         }
     ));
-    Ok(())
+    Ok(UnitsReport {
+        action: if changed { "written" } else { "unchanged" },
+        units: [PATH_UNIT, SERVICE_UNIT],
+        unit_dir: systemd.unit_dir().display().to_string(),
+        inbox: inbox.display().to_string(),
+        command,
+        enabled: systemd.is_running(),
+    })
 }
 
 /// The service's command: this program, the options that are not the defaults, `watch
@@ -124,9 +117,8 @@ pub fn install(
 fn command_line(
     program: &Path,
     inbox: &Path,
-    common: &CommonArgs,
-    args: &WatchArgs,
-    port_range: PortRange,
+    target: &Target,
+    args: &WatchRequest,
 ) -> Result<Vec<String>> {
     let absolute = |path: &Path| -> Result<String> {
         let path = std::path::absolute(path)
@@ -134,13 +126,14 @@ fn command_line(
         Ok(path.display().to_string())
     };
     let mut command = vec![program.display().to_string()];
-    if common.apps_dir != Path::new(DEFAULT_APPS_DIR) {
+    let apps_dir = target.apps.runtime_path();
+    if apps_dir != Path::new(DEFAULT_APPS_DIR) {
         command.push("--apps-dir".to_owned());
-        command.push(Path::new("/").join(&common.apps_dir).display().to_string());
+        command.push(apps_dir.display().to_string());
     }
-    if port_range != PortRange::DEFAULT {
+    if target.port_range != PortRange::DEFAULT {
         command.push("--port-range".to_owned());
-        command.push(port_range.to_string());
+        command.push(target.port_range.to_string());
     }
     command.push("watch".to_owned());
     command.push(inbox.display().to_string());

@@ -1,0 +1,267 @@
+//! Step 1: recognise and verify the bundle, find the interpreter. Reads, never writes.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use pyapp_bundle::config_spec::ConfigSpec;
+use pyapp_bundle::layout::{BUNDLE_SUFFIX, CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME};
+use pyapp_bundle::metadata::Metadata;
+use pyapp_bundle::reader::{Bundle as BundleReader, BundleError, ErrorKind, Limits};
+use pyapp_bundle::yaml::MAX_YAML_BYTES;
+use sha2::{Digest, Sha256};
+
+use super::InstallRequest;
+use crate::app::receipt::{now_rfc3339, BundleFile, Receipt, ReleaseRecord};
+use crate::app::release;
+use crate::app::tree::{AppTree, AppsDir};
+use crate::app::trust::TrustPolicy;
+use crate::engine::Target;
+use pyapp_cli::Refusal;
+use pyapp_venv::interpreter::Interpreter;
+
+/// What verification found.
+pub enum Verified {
+    /// The bundle's release is already the app's current one, and nothing was asked of it
+    /// that needs the lock: nothing to do.
+    Current {
+        tree: AppTree,
+        receipt: Box<Receipt>,
+    },
+    /// A verified bundle to install.
+    Bundle(Box<Bundle>),
+}
+
+/// A bundle that passed every check, with the interpreter its venv will be built on.
+pub struct Bundle {
+    pub bundle: BundleReader,
+    pub metadata: Metadata,
+    pub spec: ConfigSpec,
+    /// The release it becomes, as the receipt will record it.
+    pub record: ReleaseRecord,
+    pub interpreter: Interpreter,
+}
+
+/// Verifies `request.bundle`: its entries (size and sha256), metadata, configuration spec
+/// and signature, and the interpreter it needs.
+pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
+    let path = request.bundle.as_path();
+    let mut file = open_bundle_file(path)?;
+    let identity =
+        BundleFile::of(&file).with_context(|| format!("failed to inspect `{}`", path.display()))?;
+
+    // A bundle that is already current needs no verification and no lock: it is the very
+    // file that was verified and installed (the same file, unchanged since, or one with
+    // the same sha256), and nothing will be written (unless --web asks to link it, which
+    // is done under the lock).
+    let same_file = |receipt: &Receipt| {
+        receipt
+            .current()
+            .is_some_and(|record| record.bundle_file == Some(identity))
+    };
+    if let Some(current) = current_install(request, &target.apps, same_file)? {
+        return Ok(current);
+    }
+    // Hashing the file (the hash names the release) and verifying its entries each read
+    // every byte: side by side, while the interpreter named by --python answers.
+    let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(|| hash_file(&mut file, path));
+        let querying = request
+            .python
+            .as_deref()
+            .map(|python| scope.spawn(move || (python, Interpreter::query(python))));
+        let opened = open_bundle(path);
+        let hashed = hashing
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let queried = querying.map(|query| {
+            query
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (hashed, opened, queried)
+    });
+    let bundle_sha256 = bundle_sha256?;
+    let same_bytes = |receipt: &Receipt| receipt.bundle_sha256 == bundle_sha256;
+    if let Some(current) = current_install(request, &target.apps, same_bytes)? {
+        return Ok(current);
+    }
+    let (bundle, metadata, spec) = opened?;
+    // Remembered only when the file did not change while it was hashed and verified.
+    let unchanged = BundleFile::of(&file).ok() == Some(identity);
+    drop(file);
+    TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
+    let requires = &metadata.requires_python;
+    let interpreter = match queried {
+        Some((python, queried)) => queried.and_then(|found| found.require(python, requires)),
+        None => Interpreter::find(None, requires),
+    }
+    .map_err(|err| {
+        Refusal::new(err.to_string())
+            .with_hint("install a matching python3.X, or name one with --python PATH")
+    })?;
+    let version = metadata.version.to_string();
+    let record = ReleaseRecord {
+        release: release::release_name(&version, &bundle_sha256),
+        version,
+        bundle_sha256,
+        installed_at: now_rfc3339(),
+        python: interpreter.base_executable.display().to_string(),
+        python_version: interpreter.target.version.to_string(),
+        bundle_file: unchanged.then_some(identity),
+    };
+    Ok(Verified::Bundle(Box::new(Bundle {
+        bundle,
+        metadata,
+        spec,
+        record,
+        interpreter,
+    })))
+}
+
+/// The app whose current release came from the bundle `from_bundle` recognises, unless
+/// the request links it into a web server (which needs the lock). An interpreter other
+/// than the release's is refused rather than ignored.
+fn current_install(
+    request: &InstallRequest,
+    apps: &AppsDir,
+    from_bundle: impl Fn(&Receipt) -> bool,
+) -> Result<Option<Verified>> {
+    if request.web.is_some() {
+        return Ok(None);
+    }
+    let Some((tree, receipt)) = find_current_install(apps, from_bundle)? else {
+        return Ok(None);
+    };
+    check_same_python(request.python.as_deref(), &tree, &receipt)?;
+    Ok(Some(Verified::Current {
+        tree,
+        receipt: Box::new(receipt),
+    }))
+}
+
+/// Opens the bundle file given on the command line.
+fn open_bundle_file(path: &Path) -> Result<File> {
+    File::open(path).map_err(|err| {
+        Refusal::new(format!(
+            "cannot read the bundle `{}`: {err}",
+            path.display()
+        ))
+        .with_hint(format!(
+            "check the path; pyapp-build writes bundles as NAME-VERSION{BUNDLE_SUFFIX}"
+        ))
+        .into()
+    })
+}
+
+/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
+/// repeated install from a new one.
+fn hash_file(file: &mut File, path: &Path) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; 1 << 20];
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                return Err(err).with_context(|| format!("failed to read `{}`", path.display()))
+            }
+        };
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The app whose current release came from the bundle `from_bundle` recognises, if any.
+/// A receipt that cannot be read is skipped here: this is only the fast path, and the app
+/// being installed has its receipt read again, strictly, under its lock.
+fn find_current_install(
+    apps: &AppsDir,
+    from_bundle: impl Fn(&Receipt) -> bool,
+) -> Result<Option<(AppTree, Receipt)>> {
+    for tree in apps.installed_apps()? {
+        if let Ok(Some(receipt)) = Receipt::load(&tree.receipt_path()) {
+            if from_bundle(&receipt) && is_current(&tree, &receipt)? {
+                return Ok(Some((tree, receipt)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Whether the tree agrees with the receipt about the current release.
+pub fn is_current(tree: &AppTree, receipt: &Receipt) -> Result<bool> {
+    Ok(
+        release::current_release(tree)?.as_deref() == Some(receipt.release.as_str())
+            && pyapp_fs::is_real_dir(&tree.release_dir(&receipt.release))?,
+    )
+}
+
+/// A release keeps the interpreter it was built with: asking for another one for the
+/// bundle that is already current is refused rather than ignored.
+pub fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Receipt) -> Result<()> {
+    let Some(path) = explicit else {
+        return Ok(());
+    };
+    // The path the release was installed with needs no asking the interpreter.
+    if path == Path::new(&receipt.python) {
+        return Ok(());
+    }
+    let interpreter = Interpreter::query(path).map_err(|err| Refusal::new(err.to_string()))?;
+    if interpreter.base_executable.display().to_string() == receipt.python {
+        return Ok(());
+    }
+    Err(Refusal::new(format!(
+        "{} {} is already installed from this bundle with {}, not {}",
+        tree.name(),
+        receipt.version,
+        receipt.python,
+        interpreter.base_executable.display()
+    ))
+    .with_hint(format!(
+        "to change the interpreter: `pyapp-install remove {}` (config/ and data/ stay), then install with --python",
+        tree.name()
+    ))
+    .into())
+}
+
+/// Opens and verifies the bundle (every entry's size and sha256), its metadata and its
+/// configuration spec.
+fn open_bundle(path: &Path) -> Result<(BundleReader, Metadata, ConfigSpec)> {
+    let refuse = |err: &dyn std::fmt::Display| {
+        Refusal::new(format!("refusing the bundle: {err}"))
+            .with_hint("rebuild it with pyapp-build, or copy it again if it was damaged")
+    };
+    let bundle_error = |err: BundleError| match err.kind() {
+        ErrorKind::BadBundle => anyhow::Error::new(refuse(&err)),
+        ErrorKind::Io => anyhow::Error::new(err),
+    };
+    let mut bundle = BundleReader::open(path, &Limits::default()).map_err(bundle_error)?;
+    let mut read_yaml = |name: &str| -> Result<String> {
+        let bytes = bundle
+            .read_small(name, MAX_YAML_BYTES as u64)
+            .map_err(bundle_error)?;
+        Ok(String::from_utf8(bytes).map_err(|_| refuse(&format!("{name} is not UTF-8")))?)
+    };
+    let metadata =
+        Metadata::parse(&read_yaml(METADATA_NAME)?, METADATA_NAME).map_err(|err| refuse(&err))?;
+    let spec = ConfigSpec::parse(&read_yaml(CONFIGURATION_NAME)?, CONFIGURATION_NAME)
+        .map_err(|err| refuse(&err))?;
+    let deps: Vec<(String, String)> = bundle
+        .entries()
+        .iter()
+        .filter_map(|entry| {
+            let wheel = entry.name.strip_prefix(DEPS_PREFIX)?;
+            Some((wheel.to_owned(), hex::encode(entry.sha256)))
+        })
+        .collect();
+    metadata
+        .check_dependencies(&deps)
+        .map_err(|err| refuse(&err))?;
+    metadata
+        .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
+        .map_err(|err| refuse(&err))?;
+    Ok((bundle, metadata, spec))
+}
