@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use pyapp_cli::{Generate, Verbosity};
 
 use crate::app::ports::PortRange;
-use crate::app::tree::{AppsDir, DEFAULT_APPS_DIR};
+use crate::app::tree::DEFAULT_APPS_DIR;
 use crate::system::web::Server;
 
 /// Install or upgrade a Python app from a .pyapp bundle, offline.
@@ -37,7 +37,7 @@ pub struct Cli {
 }
 
 /// Installing a bundle (the default action).
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Args)]
 pub struct InstallArgs {
     /// The .pyapp bundle to install.
     #[arg(required = true, value_name = "BUNDLE")]
@@ -153,18 +153,6 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub verbosity: Verbosity,
-}
-
-impl CommonArgs {
-    /// `--root` as an absolute path (it is written into nothing: run-time paths leave it out).
-    pub fn root(&self) -> PathBuf {
-        std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone())
-    }
-
-    /// The apps directory, placed under --root.
-    pub fn apps(&self) -> AppsDir {
-        AppsDir::new(&self.root(), &self.apps_dir)
-    }
 }
 
 /// The actions besides installing.

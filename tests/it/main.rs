@@ -13,6 +13,7 @@ mod harness;
 mod hooks;
 mod hostile;
 mod install;
+mod layers;
 mod lifecycle;
 mod reference_installer;
 mod signatures;

@@ -9,7 +9,8 @@ use pyapp_bundle::layout::{CONFIGURATION_NAME, METADATA_NAME};
 use pyapp_bundle::metadata::Metadata;
 
 use crate::app::receipt::Receipt;
-use crate::app::tree::AppTree;
+use crate::app::release;
+use crate::app::tree::{AppTree, AppsDir};
 use pyapp_cli::Refusal;
 
 /// A release as it is run: what its bundle declared and the interpreter it was built on.
@@ -58,5 +59,34 @@ impl ReleaseInfo {
 
     pub fn version(&self) -> String {
         self.metadata.version.to_string()
+    }
+}
+
+/// An installed app as the read-only operations (`status`, `logs`) see it: its tree, its
+/// receipt, and the release `current` points at (the receipt's when the link is missing).
+pub struct InstalledApp {
+    pub tree: AppTree,
+    pub receipt: Receipt,
+    pub current: ReleaseInfo,
+}
+
+impl InstalledApp {
+    /// The app `app` of `apps`; refused when pyapp-install has not installed it there.
+    pub fn load(apps: &AppsDir, app: &str) -> Result<InstalledApp> {
+        let tree = apps.app(app)?;
+        let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(|| {
+            Refusal::new(format!(
+                "{app} is not installed in {}",
+                apps.path().display()
+            ))
+            .with_hint("`pyapp-install list` shows the installed apps")
+        })?;
+        let release = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());
+        let current = ReleaseInfo::of_receipt(&tree, &receipt, &release)?;
+        Ok(InstalledApp {
+            tree,
+            receipt,
+            current,
+        })
     }
 }

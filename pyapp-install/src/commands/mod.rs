@@ -4,16 +4,25 @@ use anyhow::Result;
 use clap::CommandFactory;
 
 use crate::cli::{Cli, Command};
+use crate::engine::config::ConfigSetRequest;
 use crate::engine::gc::GcRequest;
 use crate::engine::logs::LogsRequest;
-use crate::engine::{config, list, logs, remove, rollback, run, status};
+use crate::engine::remove::RemoveRequest;
+use crate::engine::rollback::RollbackRequest;
+use crate::engine::run::RunRequest;
 use crate::output::Output;
 use crate::settings::{self, when_held};
-use crate::system::systemd::Systemd;
 use pyapp_cli::Refusal;
 
+mod config;
 mod gc;
 mod install;
+mod list;
+mod logs;
+mod remove;
+mod rollback;
+mod run;
+mod status;
 mod watch;
 
 /// Runs `cli`'s action.
@@ -29,24 +38,23 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     let output = Output::new(cli.common.verbosity.level(), cli.common.json);
     let target = settings::target(&cli.common, cli.install.port_range, output);
-    let apps = cli.common.apps();
     match cli.command {
-        Some(Command::List) => list::list(&apps, &output),
-        Some(Command::Rollback { app, wait }) => rollback::rollback(
-            &cli.common.root(),
-            &apps,
-            &app,
-            cli.install.port_range,
-            when_held(wait),
+        Some(Command::List) => list::run(&target, &output),
+        Some(Command::Rollback { app, wait }) => rollback::run(
+            &RollbackRequest {
+                app,
+                when_held: when_held(wait),
+            },
+            &target,
             &output,
         ),
-        Some(Command::Remove { app, purge, wait }) => remove::remove(
-            &cli.common.root(),
-            &apps,
-            &app,
-            purge,
-            cli.install.port_range,
-            when_held(wait),
+        Some(Command::Remove { app, purge, wait }) => remove::run(
+            &RemoveRequest {
+                app,
+                purge,
+                when_held: when_held(wait),
+            },
+            &target,
             &output,
         ),
         Some(Command::Config {
@@ -54,38 +62,31 @@ pub fn run(cli: Cli) -> Result<()> {
             set,
             config,
             wait,
-        }) => config::config(
-            &apps,
-            &app,
-            &set,
-            config.as_deref(),
-            &Systemd::detect(&cli.common.root()),
-            when_held(wait),
+        }) => config::run(
+            &ConfigSetRequest {
+                app,
+                set,
+                file: config,
+                when_held: when_held(wait),
+            },
+            &target,
             &output,
         ),
-        Some(Command::Run { app, service }) => run::run(
-            &cli.common.root(),
-            &apps,
-            &app,
-            &service,
-            cli.install.port_range,
-            &output,
-        ),
-        Some(Command::Status { app }) => status::status(&cli.common.root(), &apps, &app, &output),
+        Some(Command::Run { app, service }) => run::run(&RunRequest { app, service }, &target),
+        Some(Command::Status { app }) => status::run(&app, &target, &output),
         Some(Command::Logs {
             app,
             follow,
             lines,
             since,
-        }) => logs::logs(
-            &cli.common.root(),
-            &apps,
-            &app,
-            LogsRequest {
+        }) => logs::run(
+            &LogsRequest {
+                app,
                 follow,
                 lines,
                 since,
             },
+            &target,
             &output,
         ),
         Some(Command::Generate(generate)) => {

@@ -4,10 +4,10 @@
 //! running services are then restarted so they read it.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
-use pyapp_bundle::config_spec::{ConfigSpec, ConfigValue};
+use pyapp_bundle::config_spec::ConfigValue;
 use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
@@ -16,7 +16,7 @@ use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
-use crate::output::Output;
+use crate::engine::Target;
 use crate::progress::Progress;
 use crate::system::systemd::Systemd;
 use crate::system::units::unit_stem;
@@ -47,76 +47,55 @@ impl ConfigChange {
     }
 }
 
-/// What `config APP --json` prints.
+/// The configuration as `config APP` shows it (`--json` prints it).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct Shown<'a> {
-    app: &'a str,
-    file: String,
-    exists: bool,
+pub struct ConfigShown {
+    pub app: String,
+    pub file: String,
+    pub exists: bool,
     /// The spec's keys that have a value, secrets masked.
-    values: BTreeMap<&'a str, ConfigValue>,
+    pub values: BTreeMap<String, ConfigValue>,
     /// The spec's keys without a value.
-    not_set: Vec<&'a str>,
+    pub not_set: Vec<String>,
     /// Keys of the file that the spec does not have.
-    removed_keys: Vec<&'a str>,
+    pub removed_keys: Vec<String>,
+    /// One `KEY = VALUE` line per field of the spec, in its order, then the file's keys
+    /// the spec does not have; secrets (and those keys) as [`MASK`].
+    #[serde(skip)]
+    pub lines: Vec<String>,
 }
 
-/// The `config` action: show the configuration, or change it when values are given and
-/// `systemctl try-restart` the app's services when the file changed.
-pub fn config(
-    apps: &AppsDir,
-    app: &str,
-    set: &[String],
-    values_file: Option<&Path>,
-    systemd: &Systemd,
-    when_held: WhenHeld,
-    output: &Output,
-) -> Result<()> {
-    let tree = installed(apps, app)?;
-    if set.is_empty() && values_file.is_none() {
-        let current = current_release(&tree)?;
-        return show(&tree, &current.spec, output);
-    }
-    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+/// A change of an app's configuration: `config APP --set KEY=VALUE… [--config FILE]`.
+#[derive(Debug, Clone)]
+pub struct ConfigSetRequest {
+    pub app: String,
+    /// `KEY=VALUE` values.
+    pub set: Vec<String>,
+    /// A YAML file of values.
+    pub file: Option<PathBuf>,
+    /// What to do when another pyapp-install holds the app's lock.
+    pub when_held: WhenHeld,
+}
+
+/// Changes the app's configuration file to the values given, checked against the current
+/// release's configuration.yaml, under the app's lock; when the file changed, `systemctl
+/// try-restart`s the app's services.
+pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> {
+    let output = target.progress();
+    let tree = installed(&target.apps, &request.app)?;
+    let _lock = AppLock::acquire(&tree.lock_path(), &request.app, request.when_held)?;
     // Read under the lock: an install that held it may have switched the release.
     let current = current_release(&tree)?;
-    let mut change = set_values(&tree, &current.spec, set, values_file, None, output)?;
-    if change.written() {
-        change.restarted = restart_services(&tree, &current.metadata, systemd, output)?;
-    }
-    if output.json() {
-        output.print_json(&change)?;
-    }
-    if change.written() {
-        output.note(&format!("saved {}", change.file.display()));
-    } else {
-        output.note(&format!("unchanged: {}", change.file.display()));
-    }
-    Ok(())
-}
-
-/// Changes the configuration file of the app in `tree` (whose lock the caller holds) to
-/// the values given, checked against `spec`; creates the file from the defaults when there
-/// is none yet. The file keeps its owner unless `owner` (uid, gid) is given. Prints one note
-/// per changed key; returns what changed.
-pub fn set_values(
-    tree: &AppTree,
-    spec: &ConfigSpec,
-    set: &[String],
-    values_file: Option<&Path>,
-    owner: Option<(u32, u32)>,
-    output: &Output,
-) -> Result<ConfigChange> {
-    let given = GivenValues::parse(spec, set, values_file)?;
-    let file = ConfigFile::new(tree, spec);
-    let existing = file.read(spec)?;
-    let plan = file.plan(spec, existing.as_ref(), &given)?;
+    let given = GivenValues::parse(&current.spec, &request.set, request.file.as_deref())?;
+    let file = ConfigFile::new(&tree, &current.spec);
+    let existing = file.read(&current.spec)?;
+    let plan = file.plan(&current.spec, existing.as_ref(), &given)?;
     for note in plan.notes() {
         output.note(&note);
     }
-    let written = plan.write(owner)?;
-    Ok(ConfigChange {
+    let written = plan.write(None)?;
+    let mut change = ConfigChange {
         action: if written { "changed" } else { "unchanged" },
         app: tree.name().to_owned(),
         file: plan.path().to_owned(),
@@ -127,7 +106,14 @@ pub fn set_values(
             .collect(),
         removed_keys: plan.removed_keys().into_iter().map(str::to_owned).collect(),
         restarted: Vec::new(),
-    })
+    };
+    if change.written() {
+        change.restarted = restart_services(&tree, &current.metadata, &target.systemd, output)?;
+        output.note(&format!("saved {}", change.file.display()));
+    } else {
+        output.note(&format!("unchanged: {}", change.file.display()));
+    }
+    Ok(change)
 }
 
 /// `systemctl try-restart` of the current release's services that are installed (a task
@@ -137,7 +123,7 @@ fn restart_services(
     tree: &AppTree,
     metadata: &Metadata,
     systemd: &Systemd,
-    output: &Output,
+    output: &dyn Progress,
 ) -> Result<Vec<String>> {
     let installed = systemd.installed_units(tree.name())?;
     let units: Vec<String> = metadata
@@ -190,10 +176,12 @@ fn installed(apps: &AppsDir, app: &str) -> Result<AppTree> {
     Ok(tree)
 }
 
-/// Prints the configuration on stdout, one `KEY = VALUE` line per field of the spec, then
-/// the file's keys the spec does not have; secrets (and those keys) as [`MASK`]. A file
-/// that does not satisfy the spec is shown all the same, with a warning on stderr.
-fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
+/// The configuration of the app `app`, as its current release's spec sees it. A file
+/// that does not satisfy the spec is shown all the same, with a warning.
+pub fn show(app: &str, target: &Target) -> Result<ConfigShown> {
+    let output = target.progress();
+    let tree = &installed(&target.apps, app)?;
+    let spec = &current_release(tree)?.spec;
     let file = ConfigFile::new(tree, spec);
     let existing = file.read(spec)?;
     let path = existing
@@ -218,15 +206,16 @@ fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
             tree.name()
         ));
     }
-    let mut shown = Shown {
-        app: tree.name(),
+    let mut shown = ConfigShown {
+        app: tree.name().to_owned(),
         file: path.display().to_string(),
         exists: existing.is_some(),
         values: BTreeMap::new(),
         not_set: Vec::new(),
         removed_keys: Vec::new(),
+        lines: Vec::new(),
     };
-    let mut lines = Vec::new();
+    let lines = &mut shown.lines;
     for field in &spec.fields {
         let key = field.key.as_str();
         match values.get(key) {
@@ -234,15 +223,15 @@ fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
                 lines.push(format!("{key} = {MASK}"));
                 shown
                     .values
-                    .insert(key, ConfigValue::String(MASK.to_owned()));
+                    .insert(key.to_owned(), ConfigValue::String(MASK.to_owned()));
             }
             Some(value) => {
                 lines.push(format!("{key} = {value}"));
-                shown.values.insert(key, value.clone());
+                shown.values.insert(key.to_owned(), value.clone());
             }
             None => {
                 lines.push(format!("{key} = (not set)"));
-                shown.not_set.push(key);
+                shown.not_set.push(key.to_owned());
             }
         }
     }
@@ -250,15 +239,7 @@ fn show(tree: &AppTree, spec: &ConfigSpec, output: &Output) -> Result<()> {
         lines.push(format!(
             "{key} = {MASK} (not in this release's configuration.yaml: unused)"
         ));
-        shown.removed_keys.push(key);
+        shown.removed_keys.push(key.clone());
     }
-    if output.json() {
-        return output.print_json(&shown);
-    }
-    if existing.is_some() {
-        for line in lines {
-            println!("{line}");
-        }
-    }
-    Ok(())
+    Ok(shown)
 }

@@ -1,29 +1,28 @@
 //! `pyapp-install list`: the installed apps (those with a receipt), their current version
-//! and the releases kept, as a table or as JSON on stdout.
+//! and the releases kept.
 
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::app::receipt::Receipt;
 use crate::app::release;
-use crate::app::tree::{AppTree, AppsDir};
-use crate::output::Output;
-use crate::progress::Progress;
+use crate::app::tree::AppTree;
+use crate::engine::Target;
 
 /// One app in `list --json`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct ListedApp {
-    name: String,
-    version: String,
-    release: Option<String>,
-    path: String,
-    bundle_sha256: String,
-    installed_at: String,
-    python: String,
-    releases: Vec<ListedRelease>,
+pub struct ListedApp {
+    pub name: String,
+    pub version: String,
+    pub release: Option<String>,
+    pub path: String,
+    pub bundle_sha256: String,
+    pub installed_at: String,
+    pub python: String,
+    pub releases: Vec<ListedRelease>,
     /// The release built but not switched to (`--stage-only`, `watch` under `manual`).
-    staged: Option<String>,
+    pub staged: Option<String>,
 }
 
 /// One kept release in `list --json` and `status --json`.
@@ -57,10 +56,16 @@ pub fn kept_releases(
         .collect())
 }
 
-/// The `list` action.
-pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
+/// The installed apps, as `list --json` prints them.
+#[derive(Debug, Serialize)]
+pub struct ListReport {
+    pub apps: Vec<ListedApp>,
+}
+
+/// The apps installed under `target`, with their current and kept releases.
+pub fn list(target: &Target) -> Result<ListReport> {
     let mut listed = Vec::new();
-    for tree in apps.installed_apps()? {
+    for tree in target.apps.installed_apps()? {
         let Some(receipt) = Receipt::load(&tree.receipt_path())? else {
             continue;
         };
@@ -83,36 +88,5 @@ pub fn list(apps: &AppsDir, output: &Output) -> Result<()> {
                 .filter(|release| on_disk.contains(release)),
         });
     }
-    if output.json() {
-        return output.print_json(&serde_json::json!({ "apps": listed }));
-    }
-    if listed.is_empty() {
-        output.note(&format!("no apps installed in {}", apps.path().display()));
-        return Ok(());
-    }
-    for app in &listed {
-        let staged = match &app.staged {
-            Some(release) => format!(" (staged: {release})"),
-            None => String::new(),
-        };
-        println!(
-            "{:<32} {:<16} {}{staged}",
-            app.name,
-            app.version,
-            releases_text(&app.releases)
-        );
-    }
-    Ok(())
-}
-
-/// The releases on one line, the current one marked: `1.0.0-ba9876543210 1.1.0-0123456789ab*`.
-pub fn releases_text(releases: &[ListedRelease]) -> String {
-    let names: Vec<String> = releases
-        .iter()
-        .map(|r| {
-            let marker = if r.current { "*" } else { "" };
-            format!("{}{marker}", r.release)
-        })
-        .collect();
-    names.join(" ")
+    Ok(ListReport { apps: listed })
 }

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::iter::Peekable;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -21,16 +21,13 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 use serde_json::Value;
 
+use crate::app::installed::InstalledApp;
 use crate::app::receipt::{now_micros, parse_rfc3339_utc, rfc3339_utc};
-use crate::app::tree::AppsDir;
-use crate::engine::status::InstalledApp;
-use crate::output::Output;
-use crate::progress::Progress;
+use crate::engine::Target;
 use crate::system::hooks::HOOK_LOG;
-use crate::system::systemd::Systemd;
+use crate::system::units;
 use pyapp_cli::Refusal;
 
 /// How often the hook log is checked for new lines while following.
@@ -43,8 +40,9 @@ const FOLLOW_BACKLOG: usize = 10;
 const JOURNAL_FIELDS: &str = "MESSAGE,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER,_PID";
 
 /// What to show.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LogsRequest {
+    pub app: String,
     /// Keep printing new lines as they come.
     pub follow: bool,
     /// Only the last this many lines (before following).
@@ -63,17 +61,15 @@ pub struct LogLine {
     pub message: String,
 }
 
-/// A line as `logs --json` prints it, one JSON object per line.
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: String,
-    source: &'a str,
-    message: &'a str,
+/// Where the lines go, in order, as they come.
+pub trait LogSink {
+    /// Takes `line`; `false` when nobody wants more (the reader of the output is gone).
+    fn line(&mut self, line: &LogLine) -> Result<bool>;
 }
 
 impl LogLine {
     /// The time with microseconds, `2026-11-21T15:15:30.123456Z`.
-    fn precise_time(&self) -> String {
+    pub fn precise_time(&self) -> String {
         let seconds = rfc3339_utc(self.micros / 1_000_000);
         format!(
             "{}.{:06}Z",
@@ -85,7 +81,7 @@ impl LogLine {
     /// `TIME SOURCE: MESSAGE`, one such line for each line of a multi-line message. The
     /// app wrote the message: control characters other than tab are shown escaped
     /// (`\u{1b}`), never sent to the terminal.
-    fn human(&self) -> String {
+    pub fn human(&self) -> String {
         let time = rfc3339_utc(self.micros / 1_000_000);
         let mut text = String::new();
         for line in self.message.split('\n') {
@@ -103,16 +99,11 @@ impl LogLine {
     }
 }
 
-/// The `logs` action.
-pub fn logs(
-    root: &Path,
-    apps: &AppsDir,
-    app: &str,
-    request: LogsRequest,
-    output: &Output,
-) -> Result<()> {
-    let installed = InstalledApp::load(apps, app)?;
-    let systemd = Systemd::detect(root);
+/// Sends the app's journal and hook log lines to `sink`, merged in time order; with
+/// `follow`, then the new ones as they come, until the sink wants no more.
+pub fn logs(request: &LogsRequest, target: &Target, sink: &mut dyn LogSink) -> Result<()> {
+    let (app, output, systemd) = (request.app.as_str(), target.progress(), &target.systemd);
+    let installed = InstalledApp::load(&target.apps, app)?;
     let hook_log_path = installed.tree.lasting_dir("log").join(HOOK_LOG);
     if !hook_log_path.exists() {
         output.note(&format!(
@@ -121,7 +112,6 @@ pub fn logs(
         ));
     }
     let mut hook_log = HookLog::new(hook_log_path.clone());
-    let mut printer = Printer::new(output.json());
     let lines = match (request.lines, request.follow) {
         (Some(lines), _) => Some(lines),
         (None, true) => Some(FOLLOW_BACKLOG),
@@ -138,18 +128,18 @@ pub fn logs(
             "systemd is not running here: only the hook log `{}`",
             hook_log_path.display()
         ));
-        if !printer.print_all(tail(hook_lines, lines))? || !request.follow {
+        if !send_all(sink, tail(hook_lines, lines))? || !request.follow {
             return Ok(());
         }
         loop {
             std::thread::sleep(POLL);
-            if !printer.print_all(hook_log.read_new()?)? {
+            if !send_all(sink, hook_log.read_new()?)? {
                 return Ok(());
             }
         }
     }
 
-    let mut units = installed.unit_names();
+    let mut units = units::unit_names(installed.tree.name(), &installed.current.metadata);
     units.extend(systemd.installed_units(app)?);
     units.sort();
     units.dedup();
@@ -166,8 +156,8 @@ pub fn logs(
     let merged = merge(hook_lines, &mut journal)
         .filter(|line| since.is_none_or(|since| line.micros >= since));
     let printed_all = match lines {
-        Some(lines) => printer.print_all(tail(merged, Some(lines)))?,
-        None => printer.print_all(merged)?,
+        Some(lines) => send_all(sink, tail(merged, Some(lines)))?,
+        None => send_all(sink, merged)?,
     };
     if !printed_all {
         return Ok(());
@@ -182,12 +172,12 @@ pub fn logs(
         // No entry so far: whatever comes from the moment the backlog was read is new.
         None => format!("--since=@{}", started.max(since.unwrap_or(0)) / 1_000_000),
     });
-    follow(Journal::spawn(&units, &follow_args)?, hook_log, printer)
+    follow(Journal::spawn(&units, &follow_args)?, hook_log, sink)
 }
 
-/// Prints what `journal` (following) and `hook_log` bring, in the order they come, until
-/// the reader of our output goes away or journalctl stops.
-fn follow(journal: Journal, mut hook_log: HookLog, mut printer: Printer) -> Result<()> {
+/// Sends what `journal` (following) and `hook_log` bring, in the order they come, until
+/// the sink wants no more or journalctl stops.
+fn follow(journal: Journal, mut hook_log: HookLog, sink: &mut dyn LogSink) -> Result<()> {
     enum Event {
         Line(LogLine),
         Ended(Result<Option<String>>),
@@ -207,7 +197,7 @@ fn follow(journal: Journal, mut hook_log: HookLog, mut printer: Printer) -> Resu
         let wait = next_poll.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(wait) {
             Ok(Event::Line(line)) => {
-                if !printer.print(&line)? {
+                if !sink.line(&line)? {
                     return Ok(());
                 }
             }
@@ -221,7 +211,7 @@ fn follow(journal: Journal, mut hook_log: HookLog, mut printer: Printer) -> Resu
             }
         }
         if Instant::now() >= next_poll {
-            if !printer.print_all(hook_log.read_new()?)? {
+            if !send_all(sink, hook_log.read_new()?)? {
                 return Ok(());
             }
             next_poll = Instant::now() + POLL;
@@ -229,51 +219,14 @@ fn follow(journal: Journal, mut hook_log: HookLog, mut printer: Printer) -> Resu
     }
 }
 
-/// Writes lines to stdout, human or JSON; notices when the reader has gone (`| head`).
-struct Printer {
-    json: bool,
-    out: io::Stdout,
-}
-
-impl Printer {
-    fn new(json: bool) -> Printer {
-        Printer {
-            json,
-            out: io::stdout(),
+/// Sends every line; `false` when the sink wants no more.
+fn send_all(sink: &mut dyn LogSink, lines: impl IntoIterator<Item = LogLine>) -> Result<bool> {
+    for line in lines {
+        if !sink.line(&line)? {
+            return Ok(false);
         }
     }
-
-    /// Prints `line`; `false` when nobody reads the output any more.
-    fn print(&mut self, line: &LogLine) -> Result<bool> {
-        let text = if self.json {
-            let json = JsonLine {
-                time: line.precise_time(),
-                source: &line.source,
-                message: &line.message,
-            };
-            let mut text = serde_json::to_string(&json).context("failed to encode a log line")?;
-            text.push('\n');
-            text
-        } else {
-            line.human()
-        };
-        let mut out = self.out.lock();
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            Ok(()) => Ok(true),
-            Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(false),
-            Err(err) => Err(err).context("failed to write to stdout"),
-        }
-    }
-
-    /// Prints every line; `false` when nobody reads the output any more.
-    fn print_all(&mut self, lines: impl IntoIterator<Item = LogLine>) -> Result<bool> {
-        for line in lines {
-            if !self.print(&line)? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
+    Ok(true)
 }
 
 /// The last `count` items of `items` (all of them when `None`).
@@ -655,6 +608,8 @@ pub fn parse_since(text: &str) -> Result<u64, String> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::io::Write;
+
     use super::*;
 
     fn line(micros: u64, source: &str, message: &str) -> LogLine {

@@ -3,47 +3,51 @@
 //! and receipt away. config/, data/ and log/ stay (a later install finds them) unless --purge,
 //! which deletes the app's whole directory. Then the store entries no other app uses go.
 
-use std::path::Path;
-
 use anyhow::Result;
 use serde::Serialize;
 
 use crate::app::installed::ReleaseInfo;
-use crate::app::ports::PortRange;
 use crate::app::receipt::Receipt;
 use crate::app::release;
-use crate::app::tree::AppsDir;
 use crate::engine::activation::Activation;
 use crate::engine::gc;
-use crate::output::Output;
-use crate::progress::Progress;
+use crate::engine::Target;
 use crate::system::app_user;
 use crate::system::hooks::HookName;
-use crate::system::systemd::Systemd;
 use crate::system::web::WebConfig;
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
 use pyapp_fs::lock::{AppLock, WhenHeld};
 
-/// What `remove --json` prints.
-#[derive(Debug, Serialize)]
-struct Removed<'a> {
-    action: &'static str,
-    app: &'a str,
-    path: String,
-    kept: Vec<&'static str>,
+/// What to remove: `pyapp-install remove APP [--purge] [--wait]`.
+#[derive(Debug, Clone)]
+pub struct RemoveRequest {
+    pub app: String,
+    /// Delete the app's whole directory, config/, data/ and log/ too.
+    pub purge: bool,
+    /// What to do when another pyapp-install holds the app's lock.
+    pub when_held: WhenHeld,
 }
 
-/// The `remove` action.
-pub fn remove(
-    root: &Path,
-    apps: &AppsDir,
-    app: &str,
-    purge: bool,
-    port_range: PortRange,
-    when_held: WhenHeld,
-    output: &Output,
-) -> Result<()> {
+/// What a removal did, as `remove --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct RemoveReport {
+    pub action: &'static str,
+    pub app: String,
+    pub path: String,
+    /// The directories left in place.
+    pub kept: Vec<&'static str>,
+}
+
+/// Removes the app: its hook, units, web server links, releases and receipt.
+pub fn remove(request: &RemoveRequest, target: &Target) -> Result<RemoveReport> {
+    let (app, purge, apps, root, output) = (
+        request.app.as_str(),
+        request.purge,
+        &target.apps,
+        &target.root,
+        target.progress(),
+    );
     let tree = apps.app(app)?;
     let installed = pyapp_fs::exists(&tree.receipt_path())?;
     let leftovers = pyapp_fs::is_real_dir(tree.dir())?;
@@ -64,10 +68,10 @@ pub fn remove(
         return Err(refusal.with_hint(hint).into());
     }
     pyapp_fs::ensure_dir(&tree.state_dir(), 0o755)?;
-    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+    let _lock = AppLock::acquire(&tree.lock_path(), app, request.when_held)?;
 
     // The app's pre-delete hook, then its units: stopped, removed, systemd reloaded.
-    let systemd = Systemd::detect(root);
+    let systemd = &target.systemd;
     if let (Some(receipt), Some(current)) = (
         Receipt::load(&tree.receipt_path())?,
         release::current_release(&tree)?,
@@ -79,7 +83,7 @@ pub fn remove(
             tree: &tree,
             systemd: systemd.clone(),
             user: user.as_ref(),
-            port_range,
+            port_range: target.port_range,
             output,
         };
         activation.hook(HookName::PreDelete, &info)?;
@@ -92,7 +96,7 @@ pub fn remove(
     WebConfig {
         root,
         tree: &tree,
-        systemd: &systemd,
+        systemd,
         output,
     }
     .unpublish()?;
@@ -120,14 +124,6 @@ pub fn remove(
     };
     gc::collect_after(apps, output);
 
-    if output.json() {
-        output.print_json(&Removed {
-            action: if purge { "purged" } else { "removed" },
-            app,
-            path: tree.dir().display().to_string(),
-            kept: kept.clone(),
-        })?;
-    }
     if kept.is_empty() {
         output.note(&format!("removed {app} and all its files"));
     } else {
@@ -137,5 +133,10 @@ pub fn remove(
             tree.dir().display()
         ));
     }
-    Ok(())
+    Ok(RemoveReport {
+        action: if purge { "purged" } else { "removed" },
+        app: app.to_owned(),
+        path: tree.dir().display().to_string(),
+        kept,
+    })
 }

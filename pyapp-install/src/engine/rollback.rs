@@ -2,46 +2,48 @@
 //! current one, with that release's units (stopped, switched, rewritten, started). The
 //! newer release stays on disk (installing its bundle again returns to it).
 
-use std::path::Path;
-
 use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::app::installed::ReleaseInfo;
-use crate::app::ports::PortRange;
 use crate::app::receipt::Receipt;
 use crate::app::release;
-use crate::app::tree::AppsDir;
 use crate::engine::activation::Activation;
-use crate::output::Output;
-use crate::progress::Progress;
+use crate::engine::Target;
 use crate::system::app_user;
-use crate::system::systemd::Systemd;
 use crate::system::web::{self, WebConfig};
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
 use pyapp_fs::lock::{AppLock, WhenHeld};
 
-/// What `rollback --json` prints.
-#[derive(Debug, Serialize)]
-struct RolledBack<'a> {
-    action: &'static str,
-    app: &'a str,
-    version: &'a str,
-    release: &'a str,
-    from: &'a str,
-    path: String,
+/// What to roll back: `pyapp-install rollback APP [--wait]`.
+#[derive(Debug, Clone)]
+pub struct RollbackRequest {
+    pub app: String,
+    /// What to do when another pyapp-install holds the app's lock.
+    pub when_held: WhenHeld,
 }
 
-/// The `rollback` action.
-pub fn rollback(
-    root: &Path,
-    apps: &AppsDir,
-    app: &str,
-    port_range: PortRange,
-    when_held: WhenHeld,
-    output: &Output,
-) -> Result<()> {
+/// What a rollback did, as `rollback --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct RollbackReport {
+    pub action: &'static str,
+    pub app: String,
+    pub version: String,
+    pub release: String,
+    /// The release that was current before.
+    pub from: String,
+    pub path: String,
+}
+
+/// Switches the app back to the release installed before its current one.
+pub fn rollback(request: &RollbackRequest, target: &Target) -> Result<RollbackReport> {
+    let (app, apps, root, output) = (
+        request.app.as_str(),
+        &target.apps,
+        &target.root,
+        target.progress(),
+    );
     let tree = apps.app(app)?;
     let not_installed = || {
         Refusal::new(format!(
@@ -53,7 +55,7 @@ pub fn rollback(
     if !pyapp_fs::is_real_dir(&tree.state_dir())? {
         return Err(not_installed().into());
     }
-    let _lock = AppLock::acquire(&tree.lock_path(), app, when_held)?;
+    let _lock = AppLock::acquire(&tree.lock_path(), app, request.when_held)?;
     let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
     release::remove_stale_staging(&tree)?;
     // Start from what `current` really points at (a crash may have come between the
@@ -92,18 +94,18 @@ pub fn rollback(
         .with_hint("install the bundle of the version you want instead")
         .into());
     }
-    let target = ReleaseInfo::load(&tree, &previous.release, &previous.python)?;
+    let older = ReleaseInfo::load(&tree, &previous.release, &previous.python)?;
     let user = app_user::user_of(root, &receipt)?;
-    let site = web::Site::of(&tree, &target.metadata)?;
+    let site = web::Site::of(&tree, &older.metadata)?;
     let activation = Activation {
         apps,
         tree: &tree,
-        systemd: Systemd::detect(root),
+        systemd: target.systemd.clone(),
         user: user.as_ref(),
-        port_range,
+        port_range: target.port_range,
         output,
     };
-    activation.revert_to(Some(&target))?;
+    activation.revert_to(Some(&older))?;
     let rolled = receipt.switched_to(previous);
     fault::point("rollback-before-receipt");
     rolled.save(&tree.receipt_path())?;
@@ -116,19 +118,16 @@ pub fn rollback(
     .publish(site.as_ref(), None)
     .with_context(|| format!("{app} was rolled back to {}", rolled.version))?;
 
-    if output.json() {
-        output.print_json(&RolledBack {
-            action: "rolled-back",
-            app,
-            version: &rolled.version,
-            release: &rolled.release,
-            from: &current,
-            path: tree.dir().display().to_string(),
-        })?;
-    }
     output.note(&format!(
         "rolled back {app} to {} (release {}, was {current})",
         rolled.version, rolled.release
     ));
-    Ok(())
+    Ok(RollbackReport {
+        action: "rolled-back",
+        app: app.to_owned(),
+        version: rolled.version.clone(),
+        release: rolled.release.clone(),
+        from: current,
+        path: tree.dir().display().to_string(),
+    })
 }

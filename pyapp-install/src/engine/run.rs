@@ -4,33 +4,35 @@
 //! with the service's process, so signals reach the service directly.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::Result;
 
 use crate::app::installed::ReleaseInfo;
-use crate::app::ports::PortRange;
 use crate::app::receipt::Receipt;
 use crate::app::release;
-use crate::app::tree::AppsDir;
 use crate::engine::activation::Activation;
-use crate::output::Output;
-use crate::progress::Progress;
+use crate::engine::Target;
 use crate::system::app_user;
 use crate::system::privilege::drop_privileges_on_spawn;
-use crate::system::systemd::Systemd;
 use pyapp_cli::Refusal;
 
-/// The `run` action; returns only if the service could not be started.
-pub fn run(
-    root: &Path,
-    apps: &AppsDir,
-    app: &str,
-    service: &str,
-    port_range: PortRange,
-    output: &Output,
-) -> Result<()> {
+/// What to run: `pyapp-install run APP SERVICE`.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub app: String,
+    /// The service's name in the app's metadata.yaml.
+    pub service: String,
+}
+
+/// Replaces this process with the service's; returns only if it could not be started.
+pub fn run(request: &RunRequest, target: &Target) -> Result<()> {
+    let (app, service, apps, output) = (
+        request.app.as_str(),
+        request.service.as_str(),
+        &target.apps,
+        target.progress(),
+    );
     let tree = apps.app(app)?;
     if tree.dir() != tree.runtime_dir() {
         return Err(Refusal::new(format!(
@@ -49,7 +51,7 @@ pub fn run(
     let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
     let current = release::current_release(&tree)?.ok_or_else(not_installed)?;
     let info = ReleaseInfo::of_receipt(&tree, &receipt, &current)?;
-    let user = app_user::user_of(root, &receipt)?.ok_or_else(|| {
+    let user = app_user::user_of(&target.root, &receipt)?.ok_or_else(|| {
         Refusal::new(format!(
             "{app} has no app user to run as (services never run as root)"
         ))
@@ -58,9 +60,9 @@ pub fn run(
     let activation = Activation {
         apps,
         tree: &tree,
-        systemd: Systemd::detect(root),
+        systemd: target.systemd.clone(),
         user: Some(&user),
-        port_range,
+        port_range: target.port_range,
         output,
     };
     let process = activation.service_process(&info, service)?;

@@ -11,22 +11,20 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
-use indicatif::HumanBytes;
 use pyapp_bundle::metadata::{DependencyMode, Listen};
 use serde::Serialize;
 
 use crate::app::config_file::ConfigFile;
-use crate::app::hook_results::{self, HookEnd, HookResult};
+use crate::app::hook_results::{self, HookResult};
+use crate::app::installed::InstalledApp;
 use crate::app::installed::ReleaseInfo;
 use crate::app::ports;
 use crate::app::receipt::{parse_rfc3339_utc, Receipt};
-use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
 use crate::engine::list::{self, ListedRelease};
-use crate::output::Output;
+use crate::engine::Target;
 use crate::system::systemd::Systemd;
-use crate::system::units::unit_stem;
-use pyapp_cli::Refusal;
+use crate::system::units::{self, unit_stem};
 use pyapp_venv::store::Store;
 
 /// What `status` asks `systemctl show` about each unit.
@@ -41,149 +39,100 @@ const UNIT_PROPERTIES: [&str; 8] = [
     "LastTriggerUSec",
 ];
 
-/// An installed app as the read-only commands (`status`, `logs`) see it: its tree, its
-/// receipt, and the release `current` points at (the receipt's when the link is missing).
-pub struct InstalledApp {
-    pub tree: AppTree,
-    pub receipt: Receipt,
-    pub current: ReleaseInfo,
-}
-
-impl InstalledApp {
-    /// The app `app` of `apps`; refused when pyapp-install has not installed it there.
-    pub fn load(apps: &AppsDir, app: &str) -> Result<InstalledApp> {
-        let tree = apps.app(app)?;
-        let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(|| {
-            Refusal::new(format!(
-                "{app} is not installed in {}",
-                apps.path().display()
-            ))
-            .with_hint("`pyapp-install list` shows the installed apps")
-        })?;
-        let release = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());
-        let current = ReleaseInfo::of_receipt(&tree, &receipt, &release)?;
-        Ok(InstalledApp {
-            tree,
-            receipt,
-            current,
-        })
-    }
-
-    /// The units of the current release: each service's, then each task's service and timer.
-    pub fn unit_names(&self) -> Vec<String> {
-        let app = self.tree.name();
-        let metadata = &self.current.metadata;
-        let services = metadata
-            .services
-            .iter()
-            .map(|service| format!("{}.service", unit_stem(app, service.name.as_str())));
-        let tasks = metadata.tasks.iter().flat_map(|task| {
-            let stem = unit_stem(app, task.name.as_str());
-            [format!("{stem}.service"), format!("{stem}.timer")]
-        });
-        services.chain(tasks).collect()
-    }
-}
-
 /// What `status --json` prints (FORMAT.md 9.1).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct AppStatus {
-    name: String,
-    version: String,
-    release: String,
-    installed_at: String,
-    path: PathBuf,
-    user: Option<String>,
-    python: String,
-    python_version: String,
-    config_file: PathBuf,
-    releases: Vec<ListedRelease>,
+pub struct AppStatus {
+    pub name: String,
+    pub version: String,
+    pub release: String,
+    pub installed_at: String,
+    pub path: PathBuf,
+    pub user: Option<String>,
+    pub python: String,
+    pub python_version: String,
+    pub config_file: PathBuf,
+    pub releases: Vec<ListedRelease>,
     /// `running` or `not-running`: without it every unit state is null.
-    systemd: &'static str,
-    services: Vec<ServiceStatus>,
-    tasks: Vec<TaskStatus>,
-    hooks: BTreeMap<String, HookResult>,
-    disk_usage: DiskUsage,
-    store_usage: StoreUsage,
+    pub systemd: &'static str,
+    pub services: Vec<ServiceStatus>,
+    pub tasks: Vec<TaskStatus>,
+    pub hooks: BTreeMap<String, HookResult>,
+    pub disk_usage: DiskUsage,
+    pub store_usage: StoreUsage,
 }
 
 /// A unit's state as systemd reports it; every field but `unit` is null when systemd is
 /// not running.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct UnitStatus {
-    unit: String,
-    load_state: Option<String>,
-    active_state: Option<String>,
-    sub_state: Option<String>,
+pub struct UnitStatus {
+    pub unit: String,
+    pub load_state: Option<String>,
+    pub active_state: Option<String>,
+    pub sub_state: Option<String>,
     /// When it entered its current state.
-    since: Option<String>,
+    pub since: Option<String>,
     /// How its last run ended (`success`, `exit-code`, …).
-    result: Option<String>,
+    pub result: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct ServiceStatus {
-    name: String,
+pub struct ServiceStatus {
+    pub name: String,
     #[serde(flatten)]
-    state: UnitStatus,
-    listen: Listen,
-    port: Option<u16>,
-    socket: Option<PathBuf>,
+    pub state: UnitStatus,
+    pub listen: Listen,
+    pub port: Option<u16>,
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct TaskStatus {
-    name: String,
-    schedule: String,
-    timer: TimerStatus,
-    service: UnitStatus,
+pub struct TaskStatus {
+    pub name: String,
+    pub schedule: String,
+    pub timer: TimerStatus,
+    pub service: UnitStatus,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct TimerStatus {
+pub struct TimerStatus {
     #[serde(flatten)]
-    state: UnitStatus,
-    next_elapse: Option<String>,
-    last_trigger: Option<String>,
+    pub state: UnitStatus,
+    pub next_elapse: Option<String>,
+    pub last_trigger: Option<String>,
 }
 
 /// The app's own files, in bytes: regular files under `APPS/APP`, each inode once, not
 /// counting those that are the wheel store's (they are in [`StoreUsage`]).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct DiskUsage {
-    bytes: u64,
-    releases: u64,
-    data: u64,
-    log: u64,
+pub struct DiskUsage {
+    pub bytes: u64,
+    pub releases: u64,
+    pub data: u64,
+    pub log: u64,
 }
 
 /// The wheel store entries the app's kept releases use, in bytes, each entry once.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
-struct StoreUsage {
-    path: PathBuf,
-    bytes: u64,
+pub struct StoreUsage {
+    pub path: PathBuf,
+    pub bytes: u64,
     /// The distinct `mode: shared` wheels of the kept releases.
-    shared_wheels: usize,
+    pub shared_wheels: usize,
     /// How many of them are in the store (an install made before the store has none).
-    entries: usize,
+    pub entries: usize,
 }
 
-/// The `status` action.
-pub fn status(root: &Path, apps: &AppsDir, app: &str, output: &Output) -> Result<()> {
-    let installed = InstalledApp::load(apps, app)?;
-    let status = gather(apps, &installed, &Systemd::detect(root))?;
-    if output.json() {
-        return output.print_json(&status);
-    }
-    print!("{}", human(&status));
-    Ok(())
+/// How the app `app` is doing. Reads, never writes.
+pub fn status(app: &str, target: &Target) -> Result<AppStatus> {
+    let installed = InstalledApp::load(&target.apps, app)?;
+    gather(&target.apps, &installed, &target.systemd)
 }
 
 fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result<AppStatus> {
@@ -197,7 +146,10 @@ fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result
         .iter()
         .find(|record| record.release == current.release);
     let releases = list::kept_releases(tree, receipt, Some(&current.release))?;
-    let states = systemd.show(&installed.unit_names(), &UNIT_PROPERTIES)?;
+    let states = systemd.show(
+        &units::unit_names(tree.name(), &current.metadata),
+        &UNIT_PROPERTIES,
+    )?;
     let unit = |name: String| unit_status(name, states.as_ref());
     let ports = ports::load(tree)?;
     let app = tree.name();
@@ -274,7 +226,7 @@ fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result
 }
 
 /// `unit`'s state from `systemctl show` (`states`, `None` without systemd).
-fn unit_status(
+pub fn unit_status(
     unit: String,
     states: Option<&BTreeMap<String, BTreeMap<String, String>>>,
 ) -> UnitStatus {
@@ -413,157 +365,6 @@ fn is_not_found(err: Option<&io::Error>) -> bool {
     err.is_some_and(|err| err.kind() == io::ErrorKind::NotFound)
 }
 
-/// The human form: a header line, then one aligned `LABEL  VALUE` line per fact.
-fn human(status: &AppStatus) -> String {
-    let mut rows: Vec<(&str, String)> = vec![
-        ("path", status.path.display().to_string()),
-        (
-            "user",
-            status
-                .user
-                .clone()
-                .unwrap_or_else(|| "(none: root)".to_owned()),
-        ),
-        (
-            "python",
-            format!("{} ({})", status.python, status.python_version),
-        ),
-        ("config", status.config_file.display().to_string()),
-        ("releases", list::releases_text(&status.releases)),
-    ];
-    if status.systemd != "running" {
-        rows.push(("systemd", "not running: unit states unknown".to_owned()));
-    }
-    let width = status
-        .services
-        .iter()
-        .map(|service| service.state.unit.len())
-        .chain(
-            status
-                .tasks
-                .iter()
-                .flat_map(|task| [task.timer.state.unit.len(), task.service.unit.len()]),
-        )
-        .chain(status.hooks.keys().map(String::len))
-        .max()
-        .unwrap_or(0);
-    for service in &status.services {
-        let mut text = state_text(&service.state);
-        if let Some(port) = service.port {
-            text.push_str(&format!(", port {port}"));
-        }
-        if let Some(socket) = &service.socket {
-            text.push_str(&format!(", socket {}", socket.display()));
-        }
-        rows.push(("service", format!("{:<width$}  {text}", service.state.unit)));
-    }
-    for task in &status.tasks {
-        let never = || "never".to_owned();
-        let timer = format!(
-            "{}, next {}, last {}",
-            state_text(&task.timer.state),
-            task.timer.next_elapse.clone().unwrap_or_else(never),
-            task.timer.last_trigger.clone().unwrap_or_else(never)
-        );
-        rows.push((
-            "timer",
-            format!("{:<width$}  {timer}", task.timer.state.unit),
-        ));
-        rows.push((
-            "task",
-            format!(
-                "{:<width$}  {}",
-                task.service.unit,
-                state_text(&task.service)
-            ),
-        ));
-    }
-    if status.hooks.is_empty() {
-        rows.push(("hooks", "none has run".to_owned()));
-    }
-    for (name, result) in &status.hooks {
-        rows.push(("hook", format!("{name:<width$}  {}", hook_text(result))));
-    }
-    let disk = &status.disk_usage;
-    rows.push((
-        "disk",
-        format!(
-            "{} (releases {}, data {}, log {})",
-            HumanBytes(disk.bytes),
-            HumanBytes(disk.releases),
-            HumanBytes(disk.data),
-            HumanBytes(disk.log)
-        ),
-    ));
-    let store = &status.store_usage;
-    rows.push((
-        "store",
-        format!(
-            "{} in {} of {} shared wheels ({})",
-            HumanBytes(store.bytes),
-            store.entries,
-            store.shared_wheels,
-            store.path.display()
-        ),
-    ));
-    let mut text = format!(
-        "{} {}, release {}, installed {}\n",
-        status.name, status.version, status.release, status.installed_at
-    );
-    for (label, value) in rows {
-        text.push_str(&format!("  {label:<9} {value}\n"));
-    }
-    text
-}
-
-/// `active (running) since 2026-11-21T15:15:31Z`, `inactive (dead), result exit-code`, or
-/// `unknown` without systemd.
-fn state_text(state: &UnitStatus) -> String {
-    let Some(active) = &state.active_state else {
-        return "unknown".to_owned();
-    };
-    let mut text = active.clone();
-    if let Some(sub) = &state.sub_state {
-        text.push_str(&format!(" ({sub})"));
-    }
-    if state.load_state.as_deref() == Some("not-found") {
-        text.push_str(", not loaded");
-    }
-    if let Some(since) = &state.since {
-        text.push_str(&format!(" since {since}"));
-    }
-    if let Some(result) = state
-        .result
-        .as_deref()
-        .filter(|result| *result != "success")
-    {
-        text.push_str(&format!(", result {result}"));
-    }
-    text
-}
-
-/// `succeeded (exit status 0) at 2026-…Z after 0.4 s, release 1.0.0-…`.
-fn hook_text(result: &HookResult) -> String {
-    let how = match (result.result, result.exit_status, result.signal) {
-        (HookEnd::TimedOut, ..) => end_word(HookEnd::TimedOut).to_owned(),
-        (end, Some(code), _) => format!("{} (exit status {code})", end_word(end)),
-        (end, None, Some(signal)) => format!("{} (killed by signal {signal})", end_word(end)),
-        (end, None, None) => end_word(end).to_owned(),
-    };
-    format!(
-        "{how} at {} after {:.1} s, release {}",
-        result.started_at, result.duration_seconds, result.release
-    )
-}
-
-fn end_word(end: HookEnd) -> &'static str {
-    match end {
-        HookEnd::Succeeded => "succeeded",
-        HookEnd::Failed => "failed",
-        HookEnd::TimedOut => "timed out",
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -586,54 +387,6 @@ mod tests {
             Some("Sun 2026-11-22 03:00:00 CET")
         );
         assert_eq!(systemd_time("n/a").as_deref(), Some("n/a"));
-    }
-
-    #[test]
-    fn unit_states_come_from_systemctl_show_or_are_unknown() {
-        let mut web = BTreeMap::new();
-        for (key, value) in [
-            ("Id", "hello-web.service"),
-            ("LoadState", "loaded"),
-            ("ActiveState", "failed"),
-            ("SubState", "failed"),
-            ("StateChangeTimestamp", "Sat 2026-11-21 17:49:16 UTC"),
-            ("Result", "exit-code"),
-        ] {
-            web.insert(key.to_owned(), value.to_owned());
-        }
-        let states = BTreeMap::from([("hello-web.service".to_owned(), web)]);
-        let state = unit_status("hello-web.service".to_owned(), Some(&states));
-        assert_eq!(state.since.as_deref(), Some("2026-11-21T17:49:16Z"));
-        assert_eq!(
-            state_text(&state),
-            "failed (failed) since 2026-11-21T17:49:16Z, result exit-code"
-        );
-        let unknown = unit_status("hello-web.service".to_owned(), None);
-        assert_eq!(state_text(&unknown), "unknown");
-        assert!(unknown.active_state.is_none() && unknown.result.is_none());
-    }
-
-    #[test]
-    fn hook_results_read_as_sentences() {
-        let mut result = HookResult {
-            release: "1.0.0-0123456789ab".into(),
-            version: "1.0.0".into(),
-            started_at: "2026-11-21T15:15:30.123Z".into(),
-            duration_seconds: 0.42,
-            result: HookEnd::Failed,
-            exit_status: Some(3),
-            signal: None,
-        };
-        assert_eq!(
-            hook_text(&result),
-            "failed (exit status 3) at 2026-11-21T15:15:30.123Z after 0.4 s, release 1.0.0-0123456789ab"
-        );
-        result.exit_status = None;
-        result.signal = Some(9);
-        assert!(hook_text(&result).starts_with("failed (killed by signal 9) at "));
-        result.result = HookEnd::TimedOut;
-        result.signal = None;
-        assert!(hook_text(&result).starts_with("timed out at "));
     }
 
     #[test]

@@ -123,6 +123,20 @@ pub fn unit_stem(app: &str, name: &str) -> String {
     format!("{app}-{name}")
 }
 
+/// The units of a release of `app` with `metadata`: each service's, then each task's
+/// service and timer.
+pub fn unit_names(app: &str, metadata: &Metadata) -> Vec<String> {
+    let services = metadata
+        .services
+        .iter()
+        .map(|service| format!("{}.service", unit_stem(app, service.name.as_str())));
+    let tasks = metadata.tasks.iter().flat_map(|task| {
+        let stem = unit_stem(app, task.name.as_str());
+        [format!("{stem}.service"), format!("{stem}.timer")]
+    });
+    services.chain(tasks).collect()
+}
+
 /// `APP/.pyapp/chroot` on disk: the empty directory `isolation: chroot` units use as
 /// `RootDirectory=`. The installer creates it (0755, root) before starting the units.
 pub fn chroot_dir(tree: &AppTree) -> PathBuf {
