@@ -1,9 +1,12 @@
 //! pyapp-install: verify a `.pyapp` bundle and install it as a release of its app, offline.
 //!
-//! Layers, each importing only those below it (ARCHITECTURE.md):
-//! - [`cli`] (clap types only) and [`commands`] (one per subcommand, the only printing layer);
+//! Layers, each importing only those below it (ARCHITECTURE.md, checked by tests/it/layers.rs):
+//! - [`cli`] (clap types only), [`settings`] (arguments → typed requests), [`output`] and
+//!   [`commands`] (one per subcommand, the only printing layer);
 //! - [`engine`]: the operations as typed functions (install pipeline, rollback, remove, …);
-//! - [`app`] (on-disk state of an app) and [`system`] (systemd, web servers, users, hooks);
+//! - [`system`]: the host (systemd, web servers, users, hooks);
+//! - [`app`]: what is on disk for an app;
+//! - [`progress`]: how operations report what they are doing;
 //! - the crates pyapp-venv, pyapp-fs and pyapp-bundle.
 
 pub mod app;

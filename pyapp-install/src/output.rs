@@ -38,6 +38,14 @@ impl Output {
         self.messages.error(message, hint);
     }
 
+    /// With `--json`, prints `value` as one line of JSON on stdout (the command's result).
+    pub fn report(&self, value: &impl Serialize) -> Result<()> {
+        if self.json {
+            self.print_json(value)?;
+        }
+        Ok(())
+    }
+
     /// Prints `value` as one line of JSON on stdout.
     pub fn print_json(&self, value: &impl Serialize) -> Result<()> {
         let text = serde_json::to_string(value).context("failed to encode the JSON output")?;

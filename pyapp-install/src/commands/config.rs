@@ -22,8 +22,5 @@ pub fn run(request: &ConfigSetRequest, target: &Target, output: &Output) -> Resu
         return Ok(());
     }
     let change = config::set(request, target)?;
-    if output.json() {
-        output.print_json(&change)?;
-    }
-    Ok(())
+    output.report(&change)
 }

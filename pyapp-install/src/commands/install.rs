@@ -9,8 +9,5 @@ use crate::settings;
 
 pub fn run(args: &InstallArgs, target: &Target, output: &Output) -> Result<()> {
     let report = install::install(&settings::install_request(args)?, target)?;
-    if output.json() {
-        output.print_json(&report)?;
-    }
-    Ok(())
+    output.report(&report)
 }

@@ -8,8 +8,5 @@ use crate::output::Output;
 
 pub fn run(request: &RemoveRequest, target: &Target, output: &Output) -> Result<()> {
     let report = remove::remove(request, target)?;
-    if output.json() {
-        output.print_json(&report)?;
-    }
-    Ok(())
+    output.report(&report)
 }

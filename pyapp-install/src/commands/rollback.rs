@@ -8,8 +8,5 @@ use crate::output::Output;
 
 pub fn run(request: &RollbackRequest, target: &Target, output: &Output) -> Result<()> {
     let report = rollback::rollback(request, target)?;
-    if output.json() {
-        output.print_json(&report)?;
-    }
-    Ok(())
+    output.report(&report)
 }

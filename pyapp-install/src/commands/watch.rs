@@ -14,10 +14,7 @@ pub fn run(args: &WatchArgs, target: &Target, output: &Output) -> Result<()> {
     let request = settings::watch_request(args);
     if args.install_units {
         let report = inbox_units::install_units(&request, target)?;
-        if output.json() {
-            output.print_json(&report)?;
-        }
-        return Ok(());
+        return output.report(&report);
     }
     watch::watch(&request, target, &mut |record| say(record, output))
 }
@@ -25,9 +22,7 @@ pub fn run(args: &WatchArgs, target: &Target, output: &Output) -> Result<()> {
 /// One processed bundle: its record on stdout with `--json`; its error (even with
 /// `--quiet`) or hint and where it went on stderr.
 fn say(record: &Record, output: &Output) -> Result<()> {
-    if output.json() {
-        output.print_json(record)?;
-    }
+    output.report(record)?;
     let name = &record.bundle;
     if let Some(error) = &record.error {
         output.error(&format!("{name}: {error}"), record.hint.as_deref());
