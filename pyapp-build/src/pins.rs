@@ -49,7 +49,7 @@ pub struct Requirements {
 }
 
 /// Whether a file was named by `-r` (its lines are pins) or `-c` (constraints).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Kind {
     Requirements,
     Constraints,
@@ -129,62 +129,71 @@ struct Reader {
 impl Reader {
     /// Read the file labelled `label` (relative to the root), whose text is `text`.
     fn read(&mut self, label: &Path, text: &str, kind: Kind) -> anyhow::Result<()> {
-        let canonical =
-            std::fs::canonicalize(self.root.join(label)).unwrap_or_else(|_| self.root.join(label));
-        self.open.push((canonical, label.to_path_buf()));
+        self.open.push((self.canonical(label), label.to_path_buf()));
         for (line, logical) in logical_lines(text) {
             let place = format!("{}:{line}", label.display());
-            let fail = |what: String| Refusal::new(format!("{place}: {what}"));
-            let entry = parse_line(&logical).map_err(fail)?;
-            match entry {
-                Line::Include(include_kind, target) => {
+            match parse_line(&logical) {
+                Ok(Line::Include(include_kind, target)) => {
                     self.include(label, &place, include_kind, &target)?;
                 }
-                Line::Requirement(spec, hashes) => {
-                    let requirement = Requirement::from_str(&spec).map_err(|err| {
-                        fail(format!("`{spec}`: {}", first_line(&err.to_string())))
-                    })?;
-                    match kind {
-                        Kind::Requirements => {
-                            let version = exact_pin(&requirement).ok_or_else(|| {
-                                fail(format!(
-                                    "`{spec}` is not an exact pin (write name==version)"
-                                ))
-                            })?;
-                            self.found.pins.push(Pin {
-                                name: pyapp_bundle::wheel_name::normalize_name(
-                                    requirement.name.as_ref(),
-                                ),
-                                version,
-                                requirement,
-                                hashes,
-                                file: label.to_path_buf(),
-                                line,
-                            });
-                        }
-                        Kind::Constraints => {
-                            if !hashes.is_empty() {
-                                return Err(fail(
-                                    "--hash in a constraints file is not supported: put the hashes on the pin".into(),
-                                )
-                                .into());
-                            }
-                            if matches!(requirement.version_or_url, Some(VersionOrUrl::Url(_))) {
-                                return Err(fail(format!(
-                                    "`{spec}`: a constraint must be a version, not a URL"
-                                ))
-                                .into());
-                            }
-                            self.found.constraints.push(Constraint {
-                                requirement,
-                                place: place.clone(),
-                            });
-                        }
-                    }
-                }
+                Ok(Line::Requirement(spec, hashes)) => self
+                    .requirement(kind, &spec, hashes, label, line)
+                    .map_err(|what| Refusal::new(format!("{place}: {what}")))?,
+                Err(what) => return Err(Refusal::new(format!("{place}: {what}")).into()),
             }
         }
         self.open.pop();
+        Ok(())
+    }
+
+    /// The canonical path of the file labelled `label`, to tell that two labels name it.
+    fn canonical(&self, label: &Path) -> PathBuf {
+        let path = self.root.join(label);
+        std::fs::canonicalize(&path).unwrap_or(path)
+    }
+
+    /// Take the requirement `spec` on line `line` of `label` as a pin or a constraint.
+    fn requirement(
+        &mut self,
+        kind: Kind,
+        spec: &str,
+        hashes: Vec<String>,
+        label: &Path,
+        line: usize,
+    ) -> Result<(), String> {
+        let requirement = Requirement::from_str(spec)
+            .map_err(|err| format!("`{spec}`: {}", first_line(&err.to_string())))?;
+        match kind {
+            Kind::Requirements => {
+                let version = exact_pin(&requirement)
+                    .ok_or_else(|| format!("`{spec}` is not an exact pin (write name==version)"))?;
+                self.found.pins.push(Pin {
+                    name: pyapp_bundle::wheel_name::normalize_name(requirement.name.as_ref()),
+                    version,
+                    requirement,
+                    hashes,
+                    file: label.to_path_buf(),
+                    line,
+                });
+            }
+            Kind::Constraints => {
+                if !hashes.is_empty() {
+                    return Err(
+                        "--hash in a constraints file is not supported: put the hashes on the pin"
+                            .into(),
+                    );
+                }
+                if matches!(requirement.version_or_url, Some(VersionOrUrl::Url(_))) {
+                    return Err(format!(
+                        "`{spec}`: a constraint must be a version, not a URL"
+                    ));
+                }
+                self.found.constraints.push(Constraint {
+                    requirement,
+                    place: format!("{}:{line}", label.display()),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -205,10 +214,9 @@ impl Reader {
             return Err(fail("only local files can be included".into()).into());
         }
         let included = label.parent().unwrap_or(Path::new("")).join(target);
-        let path = self.root.join(&included);
-        let text = std::fs::read_to_string(&path)
+        let text = std::fs::read_to_string(self.root.join(&included))
             .map_err(|err| fail(format!("cannot read {}: {err}", included.display())))?;
-        let canonical = std::fs::canonicalize(&path).unwrap_or(path);
+        let canonical = self.canonical(&included);
         if let Some(at) = self.open.iter().position(|(open, _)| *open == canonical) {
             let cycle: Vec<String> = self.open[at..]
                 .iter()
@@ -226,7 +234,6 @@ impl Reader {
 }
 
 /// What one logical line says.
-#[derive(Debug, PartialEq, Eq)]
 enum Line {
     /// `-r FILE` or `-c FILE`.
     Include(Kind, String),
