@@ -9,8 +9,8 @@ use pyapp_cli::{Generate, Verbosity};
 /// Pack a Python application, all of its pinned dependencies as wheels, its metadata.yaml
 /// and configuration.yaml into one reproducible `.pyapp` bundle.
 ///
-/// PROJECT_DIR holds pyproject.toml, pinned-requirements.txt (exact `name==version` pins,
-/// `--hash=sha256:` honoured), metadata.yaml and configuration.yaml (see spec/FORMAT.md).
+/// PROJECT_DIR holds pyproject.toml, pinned-requirements.txt (exact `name==version` pins in
+/// pip's requirement-file format, `--hash=sha256:` honoured), metadata.yaml and configuration.yaml (see spec/FORMAT.md).
 /// Wheels are taken from the --wheels directories first and fetched with
 /// `pip download` for the rest (unless --no-index). The bundle's path is printed on stdout.
 /// With --sign KEY the manifest is signed (minisign format; `pyapp-build keygen` makes KEY).

@@ -92,10 +92,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
     pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
     let pins_path = dir.join("pinned-requirements.txt");
-    let all_pins = if pins_path.exists() {
+    let requirements = if pins_path.exists() {
         pins::load(&pins_path)?
     } else if project.dependencies.is_empty() {
-        Vec::new()
+        pins::Requirements::default()
     } else {
         return Err(Refusal::new(format!(
             "{}: missing; pyproject.toml has dependencies, so they must be pinned",
@@ -108,10 +108,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let target = target_python(args)?;
     let supported = target.supported_tags();
     let env = target.marker_environment();
-    let pins: Vec<pins::Pin> = all_pins
-        .into_iter()
-        .filter(|pin| pin.requirement.evaluate_markers(&env, &[]))
-        .collect();
+    let pins = requirements.for_target(&env)?;
     for name in template.local_dependencies() {
         if !pins
             .iter()
@@ -265,7 +262,7 @@ fn collect_wheels(
         local
             .missing
             .iter()
-            .map(|pin| format!("{}=={} (line {})", pin.name, pin.version, pin.line))
+            .map(|pin| format!("{}=={} ({})", pin.name, pin.version, pin.place()))
             .collect::<Vec<_>>()
             .join(", ")
     };

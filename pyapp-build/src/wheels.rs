@@ -114,11 +114,15 @@ pub fn select(
         }
         let wheel = picked.ok_or_else(|| {
             Refusal::new(format!(
-                "{}=={}: no wheel matches the --hash values of pinned-requirements.txt line {} (tried {})",
+                "{}=={}: no wheel matches the --hash values at {} (tried {})",
                 pin.name,
                 pin.version,
-                pin.line,
-                fitting.iter().map(|(_, (_, name))| name.file_name()).collect::<Vec<_>>().join(", ")
+                pin.place(),
+                fitting
+                    .iter()
+                    .map(|(_, (_, name))| name.file_name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         chosen.push(wheel);

@@ -190,7 +190,9 @@ impl Venv {
         self.root.join(&self.interpreter.layout.data)
     }
 
-    /// C headers of distribution `name`: `VENV/include/site/python3.X/NAME`, as pip does.
+    /// C headers of the distribution whose normalised name is `name`:
+    /// `VENV/include/site/python3.X/NAME`, where pip puts them for a requirement spelt that
+    /// way (as pip-compile and uv write them, or a wheel file) and uv always does.
     pub fn headers_dir(&self, name: &str) -> PathBuf {
         self.root
             .join("include/site")

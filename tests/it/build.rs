@@ -294,7 +294,7 @@ fn refuses_a_pin_without_a_wheel() {
     );
     assert_eq!(
         (code, message.as_str()),
-        (1, "error: no wheel in the --wheels directories for six==1.16.0 (line 12) (and --no-index forbids downloading)\nhint: add the wheels to a --wheels directory (pip download --only-binary=:all: -d DIR ...), or drop --no-index")
+        (1, "error: no wheel in the --wheels directories for six==1.16.0 (pinned-requirements.txt:12) (and --no-index forbids downloading)\nhint: add the wheels to a --wheels directory (pip download --only-binary=:all: -d DIR ...), or drop --no-index")
     );
 }
 
@@ -356,7 +356,7 @@ fn refuses_a_hash_mismatch() {
     );
     assert_eq!(
         (code, message.as_str()),
-        (1, "error: blinker==1.9.0: no wheel matches the --hash values of pinned-requirements.txt line 2 (tried blinker-1.9.0-py3-none-any.whl)")
+        (1, "error: blinker==1.9.0: no wheel matches the --hash values at pinned-requirements.txt:2 (tried blinker-1.9.0-py3-none-any.whl)")
     );
 }
 
@@ -372,5 +372,53 @@ fn refuses_a_loose_pin() {
             "pinned-requirements.txt:4: `flask>=3.0` is not an exact pin (write name==version)"
         ),
         "{message}"
+    );
+}
+
+/// pip's rules for requirement files: `#` starts a comment at the start of a line or after
+/// any whitespace, and `-r` names a file relative to the one that includes it.
+#[test]
+fn reads_pins_with_comments_and_includes_as_pip_does() {
+    let project = fixture_copy("hello");
+    let pins = project.path().join("pinned-requirements.txt");
+    let text = std::fs::read_to_string(&pins).unwrap();
+    let (first, rest) = text.split_once("flask==3.0.3\n").unwrap();
+    std::fs::create_dir(project.path().join("pins")).unwrap();
+    std::fs::write(
+        project.path().join("pins/web.txt"),
+        "flask==3.0.3\t# the web framework\n-r more.txt\n",
+    )
+    .unwrap();
+    std::fs::write(project.path().join("pins/more.txt"), rest).unwrap();
+    std::fs::write(
+        &pins,
+        format!("# a #b\n{first}-r pins/web.txt  # and the rest\n"),
+    )
+    .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let bundle = build_bundle(project.path(), out.path());
+    let deps = entries(&bundle)
+        .iter()
+        .filter(|e| e.0.starts_with("deps/"))
+        .count();
+    assert_eq!(deps, 11, "10 pins + the app's wheel");
+}
+
+#[test]
+fn refuses_an_option_pyapp_does_not_support_naming_it() {
+    let (code, message) = refused(
+        |p| {
+            edit(
+                p,
+                "pinned-requirements.txt",
+                "flask==3.0.3\n",
+                "flask==3.0.3\n-e ./vendor/six\n",
+            )
+        },
+        &[],
+    );
+    assert_eq!(
+        (code, message.as_str()),
+        (1, "error: pinned-requirements.txt:5: option -e is not supported in a pinned requirements file: pin the distribution as name==version and give its wheel")
     );
 }

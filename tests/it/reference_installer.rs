@@ -1,15 +1,20 @@
-//! The native venv and wheel installer against the reference: `python -m venv` plus
-//! `python -m installer`, on real wheels from PyPI (tests/fetch-wheels.sh downloads them).
+//! The native venv and wheel installer against the references: `python -m venv` plus
+//! `python -m installer`, and `python -m venv` plus `pip install -r
+//! tests/reference-wheels.txt`, on real wheels from PyPI (tests/fetch-wheels.sh downloads
+//! them).
 //!
-//! Both must give the same files with the same contents (launchers, RECORD and INSTALLER
-//! aside: those are checked for validity instead), the same `sys.path`, importable
-//! modules, working console scripts and a clean `pip check`.
+//! Each must give the same files with the same contents (launchers, RECORD, INSTALLER and
+//! pip's REQUESTED aside: the native ones are checked for validity instead), the same
+//! `sys.path`, importable modules, working console scripts and a clean `pip check`. pip
+//! is the reference for where `.data/headers` go: `python -m installer` puts them in
+//! another directory, under the file name's spelling of the project.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use pyapp_bundle::wheel_name::normalize_name;
 use pyapp_venv::interpreter::Interpreter;
 use pyapp_venv::venv::Venv;
 use pyapp_venv::wheel_install::record::{parse_record, Hasher};
@@ -154,8 +159,86 @@ fn reference_venv(interpreter: &Interpreter, root: &Path, wheels: &[PathBuf]) {
         .env("PYTHONPATH", installer_path.trim()));
 }
 
+/// `python -m venv` + `pip install` of the pins in `requirements` from `wheel_dir` alone.
+fn pip_venv(interpreter: &Interpreter, root: &Path, wheel_dir: &Path, requirements: &Path) {
+    run(Command::new(&interpreter.path)
+        .args(["-m", "venv", "--without-pip"])
+        .arg(root));
+    run(Command::new(&interpreter.path)
+        .args(["-m", "pip", "--disable-pip-version-check", "--python"])
+        .arg(root.join("bin/python"))
+        .args([
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-compile",
+        ])
+        .arg("--find-links")
+        .arg(wheel_dir)
+        .arg("-r")
+        .arg(requirements)
+        .env_remove("PIP_FIND_LINKS"));
+}
+
+/// The files of a venv that an install of the same wheels must write alike: `skip` left
+/// out, `rename` applied to each path, the venv's root replaced in scripts.
+fn comparable(
+    files: &BTreeMap<String, Vec<u8>>,
+    root: &Path,
+    skip: &dyn Fn(&str) -> bool,
+    rename: &dyn Fn(&str) -> String,
+) -> BTreeMap<String, Vec<u8>> {
+    files
+        .iter()
+        .filter(|(path, _)| !skip(path))
+        .map(|(path, bytes)| {
+            let path = rename(path);
+            let bytes = if path.starts_with("bin/") {
+                without_root(bytes, root)
+            } else {
+                bytes.clone()
+            };
+            (path, bytes)
+        })
+        .collect()
+}
+
+/// The same paths with the same contents in both trees.
+fn assert_same_files(
+    native: &BTreeMap<String, Vec<u8>>,
+    reference: &BTreeMap<String, Vec<u8>>,
+    reference_name: &str,
+) {
+    let native_names: BTreeSet<&String> = native.keys().collect();
+    let reference_names: BTreeSet<&String> = reference.keys().collect();
+    assert_eq!(
+        native_names
+            .difference(&reference_names)
+            .collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "files only the native installer wrote, not {reference_name}"
+    );
+    assert_eq!(
+        reference_names
+            .difference(&native_names)
+            .collect::<Vec<_>>(),
+        Vec::<&&String>::new(),
+        "files only {reference_name} wrote"
+    );
+    let differing: Vec<&String> = native
+        .iter()
+        .filter(|(path, bytes)| reference.get(*path) != Some(bytes))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        differing.is_empty(),
+        "contents differ from {reference_name}'s: {differing:?}"
+    );
+}
+
 #[test]
-fn native_install_matches_python_m_installer() {
+fn native_install_matches_python_m_installer_and_pip() {
     let wheel_dir = workspace().join("target/wheels/reference");
     let mut wheels: Vec<PathBuf> = match fs::read_dir(&wheel_dir) {
         Ok(entries) => entries
@@ -189,11 +272,19 @@ fn native_install_matches_python_m_installer() {
     assert_eq!(report.wheels.len(), wheels.len());
     assert!(report.warnings.is_empty(), "{:?}", report.warnings);
     reference_venv(&interpreter, &reference_root, &wheels);
+    let pip_root = dir.path().join("pip");
+    pip_venv(
+        &interpreter,
+        &pip_root,
+        &wheel_dir,
+        &workspace().join("tests/reference-wheels.txt"),
+    );
 
     // The same files with the same contents.
     let short = interpreter.target.short_version();
     let native = tree(&native_root);
     let reference = tree(&reference_root);
+    let pip = tree(&pip_root);
     let launchers: BTreeSet<String> = native
         .iter()
         .filter(|(path, bytes)| {
@@ -211,48 +302,49 @@ fn native_install_matches_python_m_installer() {
             || path.ends_with(".dist-info/INSTALLER")
             || launchers.contains(path)
     };
-    // installer puts headers in include/python3.X/NAME, pip (and pyapp) in include/site/.
+    // installer puts headers in include/python3.X/NAME, NAME spelt as in the wheel's file
+    // name; pip (and pyapp) in include/site/python3.X/NAME, NAME normalised as pip-compile
+    // and uv write it in a requirement.
     let native_headers = format!("include/site/python{short}/");
     let reference_headers = format!("include/python{short}/");
-    let normalize = |files: &BTreeMap<String, Vec<u8>>, root: &Path| -> BTreeMap<String, Vec<u8>> {
-        files
-            .iter()
-            .filter(|(path, _)| !skip(path))
-            .map(|(path, bytes)| {
-                let path = path.replacen(&native_headers, &reference_headers, 1);
-                let bytes = if path.starts_with("bin/") {
-                    without_root(bytes, root)
-                } else {
-                    bytes.clone()
-                };
-                (path, bytes)
-            })
-            .collect()
+    let as_installer = |path: &str| match path.strip_prefix(&native_headers) {
+        Some(rest) => format!("{reference_headers}{rest}"),
+        None => path.to_string(),
     };
-    let native_files = normalize(&native, &native_root);
-    let reference_files = normalize(&reference, &reference_root);
-    let native_names: BTreeSet<&String> = native_files.keys().collect();
-    let reference_names: BTreeSet<&String> = reference_files.keys().collect();
-    assert_eq!(
-        native_names
-            .difference(&reference_names)
-            .collect::<Vec<_>>(),
-        Vec::<&&String>::new(),
-        "files only the native installer wrote"
-    );
-    assert_eq!(
-        reference_names
-            .difference(&native_names)
-            .collect::<Vec<_>>(),
-        Vec::<&&String>::new(),
-        "files only the reference installer wrote"
-    );
-    let differing: Vec<&String> = native_files
-        .iter()
-        .filter(|(path, bytes)| reference_files.get(*path) != Some(bytes))
-        .map(|(path, _)| path)
-        .collect();
-    assert!(differing.is_empty(), "contents differ: {differing:?}");
+    let installer_normalised = |path: &str| match path.strip_prefix(&reference_headers) {
+        Some(rest) => {
+            let (name, inner) = rest.split_once('/').unwrap_or((rest, ""));
+            format!("{reference_headers}{}/{inner}", normalize_name(name))
+        }
+        None => path.to_string(),
+    };
+    let native_files = comparable(&native, &native_root, &skip, &as_installer);
+    let reference_files = comparable(&reference, &reference_root, &skip, &installer_normalised);
+    assert_same_files(&native_files, &reference_files, "python -m installer");
+    assert!(reference.contains_key(&format!(
+        "{reference_headers}pybind11_global/pybind11/pybind11.h"
+    )));
+
+    // pip also installs the `__pycache__` files a wheel ships (numpy has one), which pyapp
+    // and installer leave out: they would be stale or for another interpreter.
+    let skip_for_pip = |path: &str| {
+        skip(path)
+            || path.ends_with(".dist-info/REQUESTED")
+            || path.split('/').any(|part| part == "__pycache__")
+    };
+    let native_files = comparable(&native, &native_root, &skip_for_pip, &str::to_string);
+    let pip_files = comparable(&pip, &pip_root, &skip_for_pip, &str::to_string);
+    assert_same_files(&native_files, &pip_files, "pip");
+    for header in ["greenlet/greenlet.h", "pybind11-global/pybind11/pybind11.h"] {
+        assert!(
+            native_files.contains_key(&format!("{native_headers}{header}")),
+            "{header}"
+        );
+    }
+    assert!(native_files.contains_key(
+        "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
+    ));
+
     // `python -m venv` links python3.X to the base and the others to it; the native venv
     // links python; all resolve to the same interpreter.
     for name in ["python", "python3", &format!("python{short}")] {
@@ -264,10 +356,6 @@ fn native_install_matches_python_m_installer() {
             "bin/{name}"
         );
     }
-    assert!(native_files.contains_key(&format!("{reference_headers}greenlet/greenlet.h")));
-    assert!(native_files.contains_key(
-        "share/jupyter/labextensions/@jupyter-widgets/jupyterlab-manager/package.json"
-    ));
 
     // RECORD: one valid row for every file the wheels put in the venv.
     let site = venv.purelib();

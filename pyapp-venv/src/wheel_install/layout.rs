@@ -444,7 +444,6 @@ impl WheelPlan {
             venv.platlib()
         };
         let data_dir = data_dir(&layout.dist_info);
-        let stem = layout.dist_info.trim_end_matches(".dist-info");
         let mut files = Vec::with_capacity(layout.files.len());
         for file in &layout.files {
             let entry = &file.entry;
@@ -456,9 +455,7 @@ impl WheelPlan {
                     let base = match key {
                         "purelib" => venv.purelib(),
                         "platlib" => venv.platlib(),
-                        "headers" => {
-                            venv.headers_dir(stem.rsplit_once('-').map_or(stem, |(n, _)| n))
-                        }
+                        "headers" => venv.headers_dir(layout.name.name()),
                         "scripts" => venv.scripts_dir(),
                         "data" => venv.data_dir(),
                         _ => {

@@ -165,10 +165,12 @@ fn installs_every_part_of_a_wheel_where_it_belongs() {
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     assert_eq!(mode(&site.join("demo_pkg/__init__.py")), 0o644);
     assert_eq!(mode(&site.join("demo_pkg/tool.sh")), 0o755);
+    // Headers go under the normalised project name, as pip and uv put them, not the file
+    // name's spelling `demo_pkg`.
     assert_eq!(
         fs::read_to_string(
             venv.root()
-                .join(format!("include/site/python{short}/demo_pkg/demo.h"))
+                .join(format!("include/site/python{short}/demo-pkg/demo.h"))
         )
         .unwrap(),
         "int demo(void);\n"
