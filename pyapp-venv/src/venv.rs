@@ -43,10 +43,7 @@ pub enum VenvError {
     },
     #[error("system Python module `{0}` is not a Python identifier")]
     ModuleName(String),
-    #[error(
-        "system Python module `{name}` is not in {dir} for Python {version}\n\
-         hint: install the Debian package that provides it (e.g. `apt-get install python3-{name}`)"
-    )]
+    #[error("system Python module `{name}` is not in {dir} for Python {version}")]
     ModuleMissing {
         name: String,
         dir: PathBuf,
@@ -303,34 +300,54 @@ hash -r 2>/dev/null
     /// a module `NAME.py`, or an extension module built for this interpreter.
     fn link_system_modules(&self, dir: &Path, names: &[impl AsRef<str>]) -> Result<(), VenvError> {
         for name in names {
-            let name = name.as_ref();
-            let valid = name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                return Err(VenvError::ModuleName(name.to_string()));
-            }
-            let candidates = [
-                name.to_string(),
-                format!("{name}.py"),
-                format!("{name}{}", self.interpreter.ext_suffix),
-                format!("{name}.abi3.so"),
-                format!("{name}.so"),
-            ];
-            let found = candidates
-                .iter()
-                .find(|candidate| dir.join(candidate).exists())
-                .ok_or_else(|| VenvError::ModuleMissing {
-                    name: name.to_string(),
-                    dir: dir.to_path_buf(),
-                    version: self.interpreter.target.short_version(),
-                })?;
-            make_symlink(&dir.join(found), &self.purelib().join(found))?;
+            let found = system_module_file(&self.interpreter, dir, name.as_ref())?;
+            make_symlink(&dir.join(&found), &self.purelib().join(&found))?;
         }
         Ok(())
     }
+}
+
+/// Checks, before anything is built, that every one of `names` is there for `interpreter`
+/// among the modules the system provides (what [`Venv::create`] will link).
+pub fn check_system_modules(
+    interpreter: &Interpreter,
+    names: &[impl AsRef<str>],
+) -> Result<(), VenvError> {
+    for name in names {
+        system_module_file(interpreter, Path::new(SYSTEM_DIST_PACKAGES), name.as_ref())?;
+    }
+    Ok(())
+}
+
+/// The file or directory of `dir` that is the module `name` for `interpreter`.
+fn system_module_file(
+    interpreter: &Interpreter,
+    dir: &Path,
+    name: &str,
+) -> Result<String, VenvError> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(VenvError::ModuleName(name.to_string()));
+    }
+    let candidates = [
+        name.to_string(),
+        format!("{name}.py"),
+        format!("{name}{}", interpreter.ext_suffix),
+        format!("{name}.abi3.so"),
+        format!("{name}.so"),
+    ];
+    candidates
+        .into_iter()
+        .find(|candidate| dir.join(candidate).exists())
+        .ok_or_else(|| VenvError::ModuleMissing {
+            name: name.to_string(),
+            dir: dir.to_path_buf(),
+            version: interpreter.target.short_version(),
+        })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod app_user;
 pub mod health;
 pub mod hooks;
 pub mod ownership;
+pub mod packages;
 pub mod privilege;
 pub mod systemd;
 pub mod units;

@@ -18,8 +18,10 @@ use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
 use crate::app::trust::TrustPolicy;
 use crate::engine::Target;
+use crate::system::packages;
 use pyapp_cli::Refusal;
 use pyapp_venv::interpreter::Interpreter;
+use pyapp_venv::venv::{self, VenvError};
 
 /// What verification found.
 pub enum Verified {
@@ -101,6 +103,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         Refusal::new(err.to_string())
             .with_hint("install a matching python3.X, or name one with --python PATH")
     })?;
+    check_system(&metadata, &interpreter, target)?;
     let version = metadata.version.to_string();
     let record = ReleaseRecord {
         release: release::release_name(&version, &bundle_sha256),
@@ -139,6 +142,28 @@ fn current_install(
         tree,
         receipt: Box::new(receipt),
     }))
+}
+
+/// What the app needs of the system, there before anything is written: its Debian
+/// packages and the system Python modules its venv links.
+fn check_system(metadata: &Metadata, interpreter: &Interpreter, target: &Target) -> Result<()> {
+    let app = metadata.name.as_str();
+    packages::check(
+        &target.root,
+        app,
+        &metadata.system.packages,
+        target.progress(),
+    )?;
+    venv::check_system_modules(interpreter, &metadata.system.python_modules).map_err(|err| {
+        let hint = match &err {
+            VenvError::ModuleMissing { name, .. } => format!(
+                "install the Debian package that provides it (e.g. `apt-get install python3-{name}`)"
+            ),
+            _ => "rebuild the bundle with a valid metadata.yaml".to_owned(),
+        };
+        Refusal::new(format!("{app} cannot be installed: {err}")).with_hint(hint)
+    })?;
+    Ok(())
 }
 
 /// Opens the bundle file given on the command line.
