@@ -123,6 +123,23 @@ pub fn unit_stem(app: &str, name: &str) -> String {
     format!("{app}-{name}")
 }
 
+/// The names of the units [`generate`] makes for `metadata`, sorted: known before
+/// anything else about the installation is.
+pub fn unit_names(metadata: &Metadata) -> Vec<String> {
+    let app = metadata.name.as_str();
+    let services = metadata
+        .services
+        .iter()
+        .map(|service| format!("{}.service", unit_stem(app, service.name.as_str())));
+    let tasks = metadata.tasks.iter().flat_map(|task| {
+        let stem = unit_stem(app, task.name.as_str());
+        [format!("{stem}.service"), format!("{stem}.timer")]
+    });
+    let mut names: Vec<String> = services.chain(tasks).collect();
+    names.sort();
+    names
+}
+
 /// `APP/.pyapp/chroot` on disk: the empty directory `isolation: chroot` units use as
 /// `RootDirectory=`. The installer creates it (0755, root) before starting the units.
 pub fn chroot_dir(tree: &AppTree) -> PathBuf {
@@ -633,6 +650,7 @@ tasks:
             );
         }
         assert!(units[1].is_enabled() && units[2].is_enabled() && !units[0].is_enabled());
+        assert_eq!(unit_names(&metadata(HELLO_METADATA)), names);
     }
 
     #[test]

@@ -174,6 +174,7 @@ pub fn install(root: &Path, apps: &AppsDir, args: &InstallArgs, output: &Output)
         Refusal::new(err.to_string())
             .with_hint("install a matching python3.X, or name one with --python PATH")
     })?;
+    Systemd::detect(root).check_app_units(&metadata)?;
     let tree = apps.app(metadata.name.as_str())?;
     let version = metadata.version.to_string();
     let release = release::release_name(&version, &bundle_sha256);
