@@ -126,7 +126,8 @@ impl Systemd {
     }
 
     /// Refuses `units` of `app` when one name is not the app's to take
-    /// ([`Systemd::check_unit_name`]); run again just before they are written.
+    /// ([`Systemd::check_unit_name`]): when they are generated (before anything is
+    /// stopped), and in [`Systemd::write_units`] before anything is written.
     pub fn check_units(&self, app: &str, units: &[UnitFile]) -> Result<()> {
         units
             .iter()
