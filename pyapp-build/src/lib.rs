@@ -3,7 +3,8 @@
 //! that they make an installable whole, and write one reproducible `.pyapp` bundle.
 //!
 //! The steps, in order: read the project ([`project`], [`pins`]), validate the metadata
-//! template and configuration spec, choose a wheel per pin ([`wheels`], [`index`]), build the
+//! template and configuration spec (each schedule also by `systemd-analyze calendar` where it
+//! is installed, [`systemd_calendar`]), choose a wheel per pin ([`wheels`], [`index`]), build the
 //! app's wheel ([`app_wheel`]), check the dependency closure ([`closure`]), collect the source
 //! tree ([`sources`]) and write the bundle with `pyapp_bundle::writer`, signing its manifest
 //! with `--sign` ([`signing`]; [`keygen`] makes the key pair).
@@ -18,6 +19,7 @@ mod progress;
 pub mod project;
 pub mod signing;
 pub mod sources;
+pub mod systemd_calendar;
 pub mod wheel_contents;
 pub mod wheels;
 
@@ -89,6 +91,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         &read_text(&dir.join(METADATA_NAME))?,
         METADATA_NAME,
     )?;
+    for (index, task) in template.tasks.iter().enumerate() {
+        let field = format!("{METADATA_NAME}: tasks[{index}].schedule");
+        systemd_calendar::confirm(&field, task.schedule.as_str())?;
+    }
     let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
     pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
     let pins_path = dir.join("pinned-requirements.txt");

@@ -4,6 +4,8 @@
 //! bundle ships; this follows systemd's own parser (systemd.time(7)) and says which part is wrong.
 
 use std::fmt;
+use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -106,6 +108,12 @@ fn parse_expression(expression: &str) -> Result<(), String> {
     parse_time(rest)
 }
 
+/// Where systemd looks time zones up (`verify_timezone()` in its time-util.c).
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+/// The magic number every compiled time zone file starts with (tzfile(5)).
+const TZIF_MAGIC: &[u8; 4] = b"TZif";
+
 /// Drop a trailing ` UTC` or ` ZONE` (a tz database name); refuse an unknown zone.
 fn strip_time_zone(expression: &str) -> Result<&str, String> {
     let Some((head, last)) = expression.rsplit_once(' ') else {
@@ -117,18 +125,42 @@ fn strip_time_zone(expression: &str) -> Result<&str, String> {
     if !last.chars().any(|c| c.is_ascii_alphabetic()) {
         return Ok(expression);
     }
-    let well_formed = !last.starts_with('/')
-        && last
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '-'));
-    let zoneinfo = Path::new("/usr/share/zoneinfo");
-    let known = !zoneinfo.is_dir() || zoneinfo.join(last).is_file();
-    if well_formed && known {
-        Ok(head)
-    } else {
-        Err(format!(
-            "{last:?} is not a known time zone (write UTC or a tz database name such as Europe/Berlin)"
-        ))
+    check_time_zone(last, Path::new(ZONEINFO))?;
+    Ok(head)
+}
+
+/// The checks of systemd's `verify_timezone()`: a normalised name (letters, digits, `-_+`,
+/// parts separated by single `/`s, none leading or trailing) naming a regular file under
+/// `zoneinfo` (links followed) that starts with the TZif magic. Without a `zoneinfo`
+/// directory only the name is checked.
+fn check_time_zone(zone: &str, zoneinfo: &Path) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '+' | '-');
+    if !zone.chars().all(allowed) || zone.split('/').any(str::is_empty) {
+        return Err(format!(
+            "{zone:?} is not a time zone name (letters, digits, \"-_+\", parts separated by \
+             single \"/\", such as Europe/Berlin)"
+        ));
+    }
+    if !zoneinfo.is_dir() {
+        return Ok(());
+    }
+    let path = zoneinfo.join(zone);
+    let unknown = || {
+        format!(
+            "{zone:?} is not a known time zone (write UTC or a tz database name such as Europe/Berlin)"
+        )
+    };
+    let mut file = match File::open(&path) {
+        Ok(file) if file.metadata().is_ok_and(|meta| meta.is_file()) => file,
+        _ => return Err(unknown()),
+    };
+    let mut magic = [0u8; 4];
+    match file.read_exact(&mut magic) {
+        Ok(()) if &magic == TZIF_MAGIC => Ok(()),
+        _ => Err(format!(
+            "{zone:?} is not a time zone: {} is not a TZif file",
+            path.display()
+        )),
     }
 }
 
@@ -600,6 +632,8 @@ mod tests {
         "Mon-Fri 09:00",
         "Thu,Fri..Sat 1:2",
         "12:00 Europe/Berlin",
+        "12:00 right/UTC",
+        "12:00 Etc/GMT+5",
         "daily UTC",
         "*:*:0/0.5",
         "00:00:01.5",
@@ -644,6 +678,12 @@ mod tests {
         "Mon ,Tue",
         "12:00 Mars/Olympus",
         "12:00 europe/berlin",
+        "12:00 Europe//Berlin",
+        "12:00 /Europe/Berlin",
+        "12:00 Europe/Berlin/",
+        "12:00 Europe/../Europe/Berlin",
+        "12:00 leapseconds",
+        "12:00 Europe",
         "*-*-* 00:00:00 +0200",
         "  daily  ",
         "minutely hourly",
@@ -739,11 +779,75 @@ mod tests {
             reason("12:00 Mars/Olympus"),
             "\"Mars/Olympus\" is not a known time zone (write UTC or a tz database name such as Europe/Berlin)"
         );
+        assert_eq!(
+            reason("12:00 Europe//Berlin"),
+            "\"Europe//Berlin\" is not a time zone name (letters, digits, \"-_+\", parts \
+             separated by single \"/\", such as Europe/Berlin)"
+        );
         assert_eq!(reason("9:"), "expected a number or * at \"\"");
         assert_eq!(reason("*/15:00"), "unexpected \"/15:00\" in the date");
         assert_eq!(reason("1:00:00:00"), "unexpected \":00\" in the time");
         assert_eq!(reason(" daily"), "it starts or ends with whitespace");
         assert_eq!(reason(""), "it is empty");
+    }
+
+    /// Zones are checked as systemd's `verify_timezone()` does, against a zoneinfo tree.
+    #[test]
+    fn time_zones_are_regular_tzif_files_under_zoneinfo() {
+        let zoneinfo = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = zoneinfo.path();
+        let write = |name: &str, bytes: &[u8]| {
+            let path = dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap_or(dir))
+                .and_then(|()| std::fs::write(&path, bytes))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        };
+        write("Europe/Berlin", b"TZif2\0\0\0");
+        write("leapseconds", b"# Leap seconds\n");
+        write("Short", b"TZ");
+        std::os::unix::fs::symlink("Europe/Berlin", dir.join("CET"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink("leapseconds", dir.join("Leaps"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let check = |zone: &str| check_time_zone(zone, dir);
+        assert_eq!(check("Europe/Berlin"), Ok(()));
+        assert_eq!(check("CET"), Ok(()), "a link to a TZif file is one");
+        let not_tzif = |zone: &str| {
+            Err(format!(
+                "{zone:?} is not a time zone: {} is not a TZif file",
+                dir.join(zone).display()
+            ))
+        };
+        assert_eq!(check("leapseconds"), not_tzif("leapseconds"));
+        assert_eq!(check("Leaps"), not_tzif("Leaps"));
+        assert_eq!(check("Short"), not_tzif("Short"));
+        let unknown =
+            "is not a known time zone (write UTC or a tz database name such as Europe/Berlin)";
+        assert_eq!(
+            check("Europe"),
+            Err(format!("\"Europe\" {unknown}")),
+            "a directory"
+        );
+        assert_eq!(
+            check("Asia/Tokyo"),
+            Err(format!("\"Asia/Tokyo\" {unknown}"))
+        );
+        for malformed in [
+            "Europe//Berlin",
+            "/Europe/Berlin",
+            "Europe/",
+            "./CET",
+            "Europe/Berlin\n",
+        ] {
+            assert!(
+                check(malformed).is_err_and(|e| e.contains("is not a time zone name")),
+                "{malformed:?}"
+            );
+        }
+        // Without a zoneinfo tree (a minimal build container) only the name is judged.
+        let missing = dir.join("missing");
+        assert_eq!(check_time_zone("Mars/Olympus", &missing), Ok(()));
+        assert!(check_time_zone("Mars//Olympus", &missing).is_err());
     }
 
     #[test]

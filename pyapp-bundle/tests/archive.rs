@@ -479,6 +479,28 @@ fn refuses_duplicates_collisions_and_disorder() {
          (same name after Unicode normalisation and lower-casing)"
     );
 
+    // A path that is a file and a directory: between the two, names that sort between
+    // them (`-` and `.` sort before `/`); also when only lower-casing makes them meet.
+    let mut entries = good_entries();
+    entries.push(("src/x", b"x", deflated()));
+    entries.push(("src/x-a", b"x", deflated()));
+    entries.push(("src/x.py", b"x", deflated()));
+    entries.push(("src/x/y", b"y", deflated()));
+    assert_eq!(
+        fixture.refusal(&listed_zip(&entries)),
+        "entry \"src/x/y\" is inside \"src/x\", which is a file entry (a path cannot be \
+         both a file and a directory)"
+    );
+    let mut entries = good_entries();
+    entries.push(("src/X/deep/y", b"y", deflated()));
+    entries.push(("src/x", b"x", deflated()));
+    entries.sort_by_key(|(name, _, _)| *name);
+    assert_eq!(
+        fixture.refusal(&listed_zip(&entries)),
+        "entry \"src/X/deep/y\" is inside \"src/x\", which is a file entry (a path cannot be \
+         both a file and a directory)"
+    );
+
     let mut entries = good_entries();
     entries.swap(3, 4);
     assert_eq!(

@@ -238,6 +238,72 @@ fn refuses_bad_schedule() {
     assert!(message.contains("25"), "{message}");
 }
 
+/// Time zones as systemd's `verify_timezone()` judges them: `Europe//Berlin` is not a
+/// normalised name, `leapseconds` is a file under zoneinfo but not a TZif file.
+#[test]
+fn refuses_time_zones_systemd_refuses() {
+    for (zone, reason) in [
+        ("Europe//Berlin", "\"Europe//Berlin\" is not a time zone name"),
+        (
+            "leapseconds",
+            "\"leapseconds\" is not a time zone: /usr/share/zoneinfo/leapseconds is not a TZif file",
+        ),
+    ] {
+        let schedule = format!("*-*-* 03:00:00 {zone}");
+        let (code, message) = refused(
+            |p| edit(p, "metadata.yaml", "*-*-* 03:00:00", &schedule),
+            &[],
+        );
+        assert_eq!(code, 1, "{message}");
+        assert_eq!(message.lines().count(), 1, "{message}");
+        assert!(
+            message.starts_with("error: metadata.yaml:")
+                && message.contains(&format!("tasks[0].schedule: \"{schedule}\""))
+                && message.contains(reason),
+            "{message}"
+        );
+    }
+}
+
+/// Where `systemd-analyze` is installed it has the last word on every schedule: one it
+/// refuses is refused in its words, though the native check accepts it.
+#[test]
+fn systemd_analyze_has_the_last_word_on_schedules() {
+    let project = fixture_copy("hello");
+    let tools = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+        .arg(project.path())
+        .arg("-o")
+        .arg(out.path())
+        .arg("--wheels")
+        .arg(crate::harness::hello_wheels())
+        .arg("--no-index")
+        .env(
+            "PATH",
+            crate::harness::path_with_refusing_systemd_analyze(tools.path()),
+        )
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert_eq!(
+        message.trim_end(),
+        "error: metadata.yaml: tasks[0].schedule: \"*-*-* 03:00:00\" is refused by \
+         `systemd-analyze calendar` (exit status: 1): Failed to parse calendar specification \
+         '*-*-* 03:00:00': refused by this test"
+    );
+    assert_eq!(
+        std::fs::read_to_string(tools.path().join("systemd-analyze.log")).unwrap(),
+        "calendar -- *-*-* 03:00:00\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "no bundle"
+    );
+}
+
 #[test]
 fn refuses_bad_config_spec() {
     let (code, message) = refused(

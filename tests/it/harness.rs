@@ -226,3 +226,25 @@ pub fn fact(out: &Path, name: &str) -> String {
         .trim_end()
         .to_string()
 }
+
+/// A `PATH` whose `systemd-analyze` (written into `dir`) refuses every calendar expression
+/// and logs its arguments to `dir/systemd-analyze.log`: a systemd that disagrees with the
+/// native check, which agrees with the real one, to show whose word is final.
+pub fn path_with_refusing_systemd_analyze(dir: &Path) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let tool = dir.join("systemd-analyze");
+    let log = dir.join("systemd-analyze.log");
+    let script = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n\
+         echo \"Failed to parse calendar specification '$3': refused by this test\" >&2\nexit 1\n",
+        log.display()
+    );
+    std::fs::write(&tool, script).expect("write the stand-in systemd-analyze");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut path = std::ffi::OsString::from(dir);
+    if let Some(rest) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(rest);
+    }
+    path
+}

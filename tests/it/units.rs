@@ -399,6 +399,50 @@ fn systemd_registers_upgrades_and_removes_units() {
     assert!(systemd.is_running());
     assert_eq!(systemd.manual_steps(&demo_units(&["a"])), None);
 
+    // The system's units keep their names: an app `apt` cannot replace Debian's
+    // apt-daily.timer (security updates), nor an app any unit the system has.
+    use pyapp_install::system::systemd::MARKER_PREFIX;
+    let ours = |app: &str, name: &str, body: &str| UnitFile {
+        name: name.to_owned(),
+        text: format!("{MARKER_PREFIX}{app}\n{body}"),
+    };
+    let apt_daily = ours("apt", "apt-daily.timer", "[Timer]\nOnCalendar=yearly\n");
+    let refused = systemd.write_units("apt", &[apt_daily]).unwrap_err();
+    assert!(refused.to_string().contains("are reserved"), "{refused}");
+    let vendor = Path::new("/usr/local/lib/systemd/system/demo-vendor.service");
+    std::fs::create_dir_all(vendor.parent().unwrap()).unwrap();
+    std::fs::write(vendor, "[Service]\nExecStart=/usr/bin/true\n").unwrap();
+    let shadow = ours(
+        "demo",
+        "demo-vendor.service",
+        "[Service]\nExecStart=/usr/bin/false\n",
+    );
+    let refused = systemd.write_units("demo", &[shadow]).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .starts_with("`/usr/local/lib/systemd/system/demo-vendor.service` exists: "),
+        "{refused}"
+    );
+    systemd.daemon_reload().unwrap();
+    let names = [
+        "apt-daily.timer".to_owned(),
+        "demo-vendor.service".to_owned(),
+    ];
+    let shown = systemd
+        .show(&names, &["Id", "FragmentPath"])
+        .unwrap()
+        .unwrap();
+    assert!(
+        shown["apt-daily.timer"]["FragmentPath"].ends_with("lib/systemd/system/apt-daily.timer"),
+        "{shown:?}"
+    );
+    assert_eq!(
+        shown["demo-vendor.service"]["FragmentPath"],
+        vendor.display().to_string()
+    );
+    std::fs::remove_file(vendor).unwrap();
+
     // Install: write, reload, enable --now.
     let v1 = demo_units(&["a", "b"]);
     let changes = systemd.write_units("demo", &v1).unwrap();

@@ -87,6 +87,7 @@ pub(super) fn check_entries(
     let mut checked = Vec::with_capacity(raw.len());
     let mut signature = None;
     let mut folded: HashMap<String, String> = HashMap::new();
+    let mut directories: HashMap<String, String> = HashMap::new();
     let mut previous: Option<String> = None;
     for (position, entry) in raw.into_iter().enumerate().skip(1) {
         let name = entry_name(&entry).map_err(|(name, p)| entry_invalid(bundle, &name, p))?;
@@ -102,9 +103,15 @@ pub(super) fn check_entries(
                 return Err(fail(EntryProblem::OutOfOrder { previous }));
             }
         }
-        if let Some(other) = folded.insert(folded_name(&name), name.clone()) {
+        let folded_self = folded_name(&name);
+        if let Some(other) = folded.get(&folded_self) {
+            let other = other.clone();
             return Err(fail(EntryProblem::Collision { other }));
         }
+        check_file_or_directory(&name, &folded_self, &folded, &mut directories).map_err(
+            |(inside, file)| entry_invalid(bundle, &inside, EntryProblem::InsideFile { file }),
+        )?;
+        folded.insert(folded_self, name.clone());
         let executable = check_entry_rules(&entry, &name).map_err(fail)?;
         if is_signature {
             if entry.size > MAX_SIGNATURE_SIZE {
@@ -169,6 +176,32 @@ pub(super) fn check_entries(
         return Err(entry_invalid(bundle, &missing.path, EntryProblem::Missing));
     }
     Ok((entries, signature))
+}
+
+/// A path is a file or a directory, never both: `src/x` and `src/x/y` cannot both be
+/// extracted (nor `src/X` and `src/x/y` on a case-insensitive filesystem, hence the folded
+/// names). `files` holds the folded names of the entries seen so far, `directories` every
+/// directory they imply, each with the first entry below it; `folded` is `name` folded.
+/// On a clash, returns the entry below the directory and the file entry it runs into.
+fn check_file_or_directory(
+    name: &str,
+    folded: &str,
+    files: &HashMap<String, String>,
+    directories: &mut HashMap<String, String>,
+) -> Result<(), (String, String)> {
+    if let Some(inside) = directories.get(folded) {
+        return Err((inside.clone(), name.to_owned()));
+    }
+    for (at, _) in folded.match_indices('/') {
+        let directory = &folded[..at];
+        if let Some(file) = files.get(directory) {
+            return Err((name.to_owned(), file.clone()));
+        }
+        directories
+            .entry(directory.to_owned())
+            .or_insert_with(|| name.to_owned());
+    }
+    Ok(())
 }
 
 /// Inflates an entry into `out`, never producing more than its declared size, and returns

@@ -115,6 +115,10 @@ pub enum EntryProblem {
     Duplicate,
     #[error("collides with {other:?} (same name after Unicode normalisation and lower-casing)")]
     Collision { other: String },
+    #[error(
+        "is inside {file:?}, which is a file entry (a path cannot be both a file and a directory)"
+    )]
+    InsideFile { file: String },
     #[error("is out of order (after {previous:?}; entries follow {MANIFEST_NAME} in byte order)")]
     OutOfOrder { previous: String },
     #[error("must be the second entry, right after {MANIFEST_NAME}")]

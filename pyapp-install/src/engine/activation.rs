@@ -60,15 +60,18 @@ pub struct Activation<'a> {
 
 impl Activation<'_> {
     /// The units of `info`'s release: ports allocated (and remembered), the chroot
-    /// directory made when asked for, every value escaped or refused. Nothing is stopped
+    /// directory made when asked for, every value escaped or refused, every name checked
+    /// against the system ([`Systemd::check_units`]). Nothing is stopped
     /// or written to the unit directory yet.
     pub fn units_for(&self, info: &ReleaseInfo) -> Result<Vec<UnitFile>> {
         if info.metadata.isolation == Isolation::Chroot {
             pyapp_fs::ensure_dir(&units::chroot_dir(self.tree), 0o755)?;
         }
         let inputs = self.unit_inputs(info)?;
-        units::generate(&info.metadata, &inputs.context(self.tree, &info.python))
-            .map_err(|err| Refusal::new(format!("cannot write the units: {err}")).into())
+        let units = units::generate(&info.metadata, &inputs.context(self.tree, &info.python))
+            .map_err(|err| Refusal::new(format!("cannot write the units: {err}")))?;
+        self.systemd.check_units(self.tree.name(), &units)?;
+        Ok(units)
     }
 
     /// The process of `info`'s service `name` exactly as its unit starts it.

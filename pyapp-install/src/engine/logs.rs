@@ -139,7 +139,7 @@ pub fn logs(request: &LogsRequest, target: &Target, sink: &mut dyn LogSink) -> R
         }
     }
 
-    let mut units = units::unit_names(installed.tree.name(), &installed.current.metadata);
+    let mut units = units::unit_names(&installed.current.metadata);
     units.extend(systemd.installed_units(app)?);
     units.sort();
     units.dedup();

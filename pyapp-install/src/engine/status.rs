@@ -146,10 +146,7 @@ fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result
         .iter()
         .find(|record| record.release == current.release);
     let releases = list::kept_releases(tree, receipt, Some(&current.release))?;
-    let states = systemd.show(
-        &units::unit_names(tree.name(), &current.metadata),
-        &UNIT_PROPERTIES,
-    )?;
+    let states = systemd.show(&units::unit_names(&current.metadata), &UNIT_PROPERTIES)?;
     let unit = |name: String| unit_status(name, states.as_ref());
     let ports = ports::load(tree)?;
     let app = tree.name();

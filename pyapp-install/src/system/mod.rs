@@ -4,11 +4,13 @@
 //! something; the engine decides when.
 
 pub mod app_user;
+pub mod calendar;
 pub mod health;
 pub mod hooks;
 pub mod ownership;
 pub mod packages;
 pub mod privilege;
 pub mod systemd;
+pub mod unit_names;
 pub mod units;
 pub mod web;

@@ -123,9 +123,10 @@ pub fn unit_stem(app: &str, name: &str) -> String {
     format!("{app}-{name}")
 }
 
-/// The units of a release of `app` with `metadata`: each service's, then each task's
-/// service and timer.
-pub fn unit_names(app: &str, metadata: &Metadata) -> Vec<String> {
+/// The names of the units [`generate`] makes for `metadata`, sorted: known before
+/// anything else about the installation is.
+pub fn unit_names(metadata: &Metadata) -> Vec<String> {
+    let app = metadata.name.as_str();
     let services = metadata
         .services
         .iter()
@@ -134,7 +135,9 @@ pub fn unit_names(app: &str, metadata: &Metadata) -> Vec<String> {
         let stem = unit_stem(app, task.name.as_str());
         [format!("{stem}.service"), format!("{stem}.timer")]
     });
-    services.chain(tasks).collect()
+    let mut names: Vec<String> = services.chain(tasks).collect();
+    names.sort();
+    names
 }
 
 /// `APP/.pyapp/chroot` on disk: the empty directory `isolation: chroot` units use as
@@ -647,6 +650,7 @@ tasks:
             );
         }
         assert!(units[1].is_enabled() && units[2].is_enabled() && !units[0].is_enabled());
+        assert_eq!(unit_names(&metadata(HELLO_METADATA)), names);
     }
 
     #[test]

@@ -273,6 +273,16 @@ fn duplicates() -> Vec<Case> {
             entry(CLI, "collides with \"src/src/hello/CLI.py\""),
         ),
         refused(
+            "file-and-directory-of-one-path",
+            derived(|draft| {
+                draft.add(Entry::file(&format!("{CLI}/owned.py"), b"print('owned')\n"));
+            }),
+            entry(
+                &format!("{CLI}/owned.py"),
+                &format!("is inside {CLI:?}, which is a file entry"),
+            ),
+        ),
+        refused(
             "duplicate-after-unicode-normalisation",
             derived(|draft| {
                 draft.add(Entry::file("src/caf\u{e9}.py", b"x = 1\n"));

@@ -32,6 +32,27 @@ fn names() -> Vec<Case> {
     let name_rule = "is not a valid name (expected [a-z][a-z0-9-]{0,31}";
     let long = "a".repeat(33);
     vec![
+        // Units that would override the operating system's own (FORMAT.md 8.1): Debian's
+        // apt-daily.timer (security updates) and systemd-journald.service.
+        refused(
+            "app-apt-task-daily",
+            derived(|draft| {
+                draft
+                    .metadata(APP_NAME, "\nname: apt\n")
+                    .metadata(TASK_NAME, "- name: daily\n");
+            }),
+            "apt-daily.service: unit names starting with `apt-` are reserved for the operating \
+             system's own units; refusing to write it for apt",
+        ),
+        refused(
+            "app-systemd-task-journald",
+            derived(|draft| {
+                draft
+                    .metadata(APP_NAME, "\nname: systemd\n")
+                    .metadata(TASK_NAME, "- name: journald\n");
+            }),
+            "unit names starting with `systemd-` are reserved for the operating system's own units",
+        ),
         refused(
             "app-name-uppercase",
             metadata(APP_NAME, "\nname: Hello\n"),
@@ -179,6 +200,25 @@ fn unit_injection() -> Vec<Case> {
             "schedule-invalid",
             metadata("schedule: \"*-*-* 03:00:00\"", "schedule: \"25:00\""),
             "tasks[0].schedule: \"25:00\" is not a valid calendar expression: hour 25 out of range 0..23",
+        ),
+        refused(
+            "schedule-time-zone-with-empty-part",
+            metadata(
+                "schedule: \"*-*-* 03:00:00\"",
+                "schedule: \"*-*-* 03:00:00 Europe//Berlin\"",
+            ),
+            "tasks[0].schedule: \"*-*-* 03:00:00 Europe//Berlin\" is not a valid calendar \
+             expression: \"Europe//Berlin\" is not a time zone name",
+        ),
+        refused(
+            "schedule-time-zone-not-tzif",
+            metadata(
+                "schedule: \"*-*-* 03:00:00\"",
+                "schedule: \"*-*-* 03:00:00 leapseconds\"",
+            ),
+            "tasks[0].schedule: \"*-*-* 03:00:00 leapseconds\" is not a valid calendar \
+             expression: \"leapseconds\" is not a time zone: /usr/share/zoneinfo/leapseconds \
+             is not a TZif file",
         ),
         refused(
             "schedule-newline",

@@ -97,6 +97,97 @@ fn bad_wheels_are_refused_and_change_nothing() {
     run_corpus(wheels::cases());
 }
 
+/// A unit anywhere on systemd's search path under the root keeps its name: installing an
+/// app whose unit would override it (`hello-cleanup.timer` here) is refused like a hostile
+/// bundle, naming the file, and changes nothing (FORMAT.md 8.1).
+#[test]
+fn units_of_the_system_are_never_overridden() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let bundle = work.path().join("hello-1.0.0.pyapp");
+    fs::write(&bundle, &base().bytes).expect("write the base bundle");
+    let mut failures = Vec::new();
+    for dir in [
+        "usr/lib/systemd/system",
+        "lib/systemd/system",
+        "usr/local/lib/systemd/system",
+        "run/systemd/system",
+        "run/systemd/transient",
+        "etc/systemd/system.control",
+    ] {
+        let root = work.path().join(dir.replace('/', "-"));
+        let vendor = root.join(dir).join("hello-cleanup.timer");
+        fs::create_dir_all(vendor.parent().expect("a parent")).expect("mkdir");
+        fs::write(&vendor, "[Timer]\nOnCalendar=weekly\n").expect("write a vendor unit");
+        let expected = format!(
+            "`{}` exists: hello-cleanup.timer is a unit of this system, which a unit of hello \
+             would override; refusing to write it",
+            vendor.display()
+        );
+        if let Err(problem) = check_refused(&root, &listing(&root), &bundle, &expected, None) {
+            failures.push(format!("{dir}: {problem}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Where `systemd-analyze` is installed it has the last word on every schedule at install
+/// too: one it refuses refuses the install before anything is done, and changes nothing.
+#[test]
+fn systemd_analyze_has_the_last_word_on_schedules() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let bundle = work.path().join("hello-1.0.0.pyapp");
+    fs::write(&bundle, &base().bytes).expect("write the base bundle");
+    let root = work.path().join("root");
+    let installed = work.path().join("installed");
+    let release = install_v1(&installed, &bundle);
+    let tools = work.path().join("tools");
+    fs::create_dir_all(&root).expect("mkdir");
+    fs::create_dir_all(&tools).expect("mkdir");
+    let path = crate::harness::path_with_refusing_systemd_analyze(&tools);
+    for (root, release) in [(&root, None), (&installed, Some(release.as_path()))] {
+        // An upgrade: the same bundle again would be found unchanged and not regenerated.
+        let target = if release.is_some() {
+            let v2 = work.path().join("hello-1.0.1.pyapp");
+            fs::write(
+                &v2,
+                derived(|draft| {
+                    draft.metadata("\nversion: \"1.0.0\"\n", "\nversion: \"1.0.1\"\n");
+                }),
+            )
+            .expect("write 1.0.1");
+            v2
+        } else {
+            bundle.clone()
+        };
+        let before = listing(root);
+        let output = Command::new(bin("pyapp-install"))
+            .arg("--root")
+            .arg(root)
+            .arg(&target)
+            .env("PATH", &path)
+            .output()
+            .expect("run pyapp-install");
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{message}");
+        assert!(
+            message.starts_with(
+                "error: metadata.yaml: tasks[0].schedule: \"*-*-* 03:00:00\" is refused by \
+                 `systemd-analyze calendar` (exit status: 1): Failed to parse calendar \
+                 specification '*-*-* 03:00:00': refused by this test\n"
+            ),
+            "{message}"
+        );
+        assert_eq!(listing(root), before, "{}", root.display());
+        if let Some(release) = release {
+            assert_eq!(
+                fs::read_link(app(root).join("current")).ok().as_deref(),
+                Some(release)
+            );
+        }
+    }
+    check_v1_runs(&installed).expect("1.0.0 still runs");
+}
+
 /// Runs every case into an empty root and over an installed 1.0.0 and reports all the
 /// cases that went wrong at once.
 fn run_corpus(cases: Vec<Case>) {

@@ -144,10 +144,11 @@ fn current_install(
     }))
 }
 
-/// What the app needs of the system, there before anything is written: its Debian
-/// packages and the system Python modules its venv links.
+/// What the app needs of the system, there before anything is written: unit names no
+/// other unit has, its Debian packages and the system Python modules its venv links.
 fn check_system(metadata: &Metadata, interpreter: &Interpreter, target: &Target) -> Result<()> {
     let app = metadata.name.as_str();
+    target.systemd.check_app_units(metadata)?;
     packages::check(
         &target.root,
         app,
