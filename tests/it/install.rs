@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use tempfile::TempDir;
 
-use crate::harness::{bin, build_bundle, edit, hello_at_version, listing, stderr};
+use crate::harness::{
+    bin, build_bundle, edit, hello_at_version, listing, pyapp_install_at, stderr,
+};
 
 /// A scratch filesystem root and the bundles built for it.
 struct Scratch {
@@ -554,4 +556,54 @@ fn an_upgrade_whose_configuration_does_not_validate_is_refused_before_anything_c
         )
     );
     assert_eq!(listing(scratch.root()), before, "nothing may change");
+}
+
+#[test]
+fn what_the_app_needs_of_the_system_is_checked_before_anything_is_written() {
+    let work = TempDir::new().unwrap();
+    let root = work.path().join("root");
+    fs::create_dir_all(root.join("var/lib/dpkg")).unwrap();
+    fs::write(
+        root.join("var/lib/dpkg/status"),
+        "Package: libc6\nStatus: install ok installed\n\n\
+         Package: libpq5\nStatus: deinstall ok config-files\n",
+    )
+    .unwrap();
+    let needs = |system: &str| {
+        let project = hello_at_version("1.0.0");
+        edit(
+            project.path(),
+            "metadata.yaml",
+            "resources:\n",
+            &format!("system:\n{system}resources:\n"),
+        );
+        let bundle = build_bundle(project.path(), &work.path().join(system.len().to_string()));
+        (project, bundle)
+    };
+
+    let (_project, bundle) = needs("  packages: [libc6, libpq5, no-such-package-xyz]\n");
+    let before = listing(&root);
+    let output = pyapp_install_at(&root, &[path_str(&bundle)]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "error: hello needs the Debian packages libpq5, no-such-package-xyz, not installed under {}\n\
+             hint: apt-get install libpq5 no-such-package-xyz\n",
+            root.display()
+        )
+    );
+    assert_eq!(listing(&root), before, "a refused install wrote something");
+
+    let (_project, bundle) = needs("  python-modules: [no_such_system_module]\n");
+    let output = pyapp_install_at(&root, &[path_str(&bundle)]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.starts_with(
+            "error: hello cannot be installed: system Python module `no_such_system_module` is not in /usr/lib/python3/dist-packages"
+        ) && message.contains("hint: install the Debian package that provides it"),
+        "{message}"
+    );
+    assert_eq!(listing(&root), before, "a refused install wrote something");
 }

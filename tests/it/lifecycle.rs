@@ -11,7 +11,7 @@ use crate::harness::{self, build_bundle, edit};
 
 /// Runs in the sandbox; every fact the test checks goes into a file of $OUT.
 const SCRIPT: &str = r#"set -u
-OUT=$1; INSTALL=$2; V1=$3; V2=$4; BROKEN=$5; BADHOOK=$6
+OUT=$1; INSTALL=$2; V1=$3; V2=$4; BROKEN=$5; BADHOOK=$6; CRASH=$7
 A=/applications/hello
 PY=/usr/bin/python3
 step() { NAME=$1; shift; "$@" > $OUT/$NAME.log 2>&1; echo $? > $OUT/$NAME.rc; }
@@ -57,6 +57,8 @@ step badhook "$INSTALL" --python $PY "$BADHOOK"
 fetch http://127.0.0.1:$(port)/health > $OUT/after-badhook.health
 cat /etc/systemd/system/hello-* | sha256sum > $OUT/units.after-badhook
 ls $A/releases > $OUT/releases.after-badhook
+step crash "$INSTALL" --python $PY "$CRASH"
+fetch http://127.0.0.1:$(port)/health > $OUT/after-crash.health
 systemctl stop hello-web.service
 timeout 20 "$INSTALL" run hello web > $OUT/run.log 2>&1 &
 fetch http://127.0.0.1:$(port)/health > $OUT/run.health
@@ -82,6 +84,8 @@ pub(crate) enum Flaw {
     HealthCheck,
     /// Its post-update hook exits with status 3.
     PostUpdate,
+    /// Its web service dies at start (the app raises on import), with a long health check.
+    Crash,
 }
 
 /// A copy of the example at `version`, with `flaw`.
@@ -101,6 +105,21 @@ pub(crate) fn bundle(out: &Path, version: &str, flaw: Flaw) -> std::path::PathBu
             "post-update: hello-migrate",
             "post-update: [python, -c, \"raise SystemExit(3)\"]",
         ),
+        Flaw::Crash => {
+            let web = project.path().join("src/hello/web.py");
+            let code = std::fs::read_to_string(&web).unwrap();
+            std::fs::write(
+                &web,
+                format!("raise RuntimeError(\"hello crashes on purpose\")\n{code}"),
+            )
+            .unwrap();
+            edit(
+                project.path(),
+                "metadata.yaml",
+                "timeout: 30",
+                "timeout: 600",
+            );
+        }
     }
     let dir = out.join(version);
     std::fs::create_dir_all(&dir).unwrap();
@@ -116,6 +135,7 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
     let v2 = bundle(work.path(), "1.1.0", Flaw::None);
     let broken = bundle(work.path(), "1.2.0", Flaw::HealthCheck);
     let bad_hook = bundle(work.path(), "1.3.0", Flaw::PostUpdate);
+    let crash = bundle(work.path(), "1.4.0", Flaw::Crash);
     let out = work.path().join("out");
     std::fs::create_dir(&out).unwrap();
     let script = work.path().join("script.sh");
@@ -126,7 +146,7 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
         .arg(&script)
         .arg(&out)
         .arg(harness::bin("pyapp-install"))
-        .args([&v1, &v2, &broken, &bad_hook])
+        .args([&v1, &v2, &broken, &bad_hook, &crash])
         .env("SANDBOX_BIND", work.path())
         .output()
         .unwrap();
@@ -225,6 +245,22 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
         !read(&out, "releases.after-badhook").contains("1.3.0"),
         "the failed release is removed"
     );
+
+    // A release that crashes at start is given up on as soon as systemd sees it crash, not
+    // after its 600 s timeout, and its last journal lines show why.
+    assert_eq!(read(&out, "crash.rc"), "1", "{}", log("crash"));
+    let crash_log = log("crash");
+    assert!(
+        crash_log.contains("error: hello 1.4.0 was rolled back, version 1.0.0 (release 1.0.0-")
+            && (crash_log.contains("hello-web.service keeps crashing: restarted")
+                || crash_log.contains("hello-web.service failed: "))
+            && !crash_log.contains("gave up after")
+            && crash_log.contains("the last lines of hello-web.service:")
+            && crash_log.contains("RuntimeError: hello crashes on purpose")
+            && crash_log.contains("hint: `pyapp-install logs hello` shows the whole log"),
+        "{crash_log}"
+    );
+    assert!(read(&out, "after-crash.health").contains("\"version\":\"1.0.0\""));
 
     // `run` starts the service in the foreground as its unit would.
     assert!(

@@ -21,7 +21,7 @@ use crate::system::app_user::AppUser;
 use crate::system::health::{self, Endpoint};
 use crate::system::hooks::{self, HookContext, HookName};
 use crate::system::systemd::Systemd;
-use crate::system::units::{self, ServiceProcess, UnitContext, UnitFile};
+use crate::system::units::{self, unit_stem, ServiceProcess, UnitContext, UnitFile};
 use crate::system::web;
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
@@ -47,6 +47,12 @@ impl UnitInputs {
         }
     }
 }
+
+/// How many restarts of the checked service mean it is crashing, not starting.
+const CRASH_LOOP_RESTARTS: u32 = 3;
+
+/// How many journal lines of the checked service a failed health check shows.
+const JOURNAL_LINES: usize = 15;
 
 /// The app being activated, and where its units go.
 pub struct Activation<'a> {
@@ -178,12 +184,62 @@ impl Activation<'_> {
         let endpoint = self.endpoint(info, service.as_str())?;
         // A service mounted below `/` answers under its mount (its SCRIPT_NAME).
         let path = &web::service_path(&info.metadata, service.as_str(), path);
-        let status = health::check_http(&endpoint, path, timeout)
-            .map_err(|err| Refusal::new(format!("health check failed: {err}")))?;
+        let unit = format!("{}.service", unit_stem(self.tree.name(), service.as_str()));
+        let mut hopeless = || self.crashed(&unit);
+        let status =
+            health::check_http(&endpoint, path, timeout, &mut hopeless).map_err(|err| {
+                self.show_journal(&unit);
+                Refusal::new(format!("health check failed: {err}")).with_hint(format!(
+                    "`pyapp-install logs {}` shows the whole log of the failed release",
+                    self.tree.name()
+                ))
+            })?;
         self.output.note(&format!(
             "health check: GET {path} on {endpoint} answered {status}"
         ));
         Ok(())
+    }
+
+    /// Why `unit` will not become healthy however long the check waits: it has failed, or
+    /// systemd has restarted it [`CRASH_LOOP_RESTARTS`] times since it was started.
+    fn crashed(&self, unit: &str) -> Option<String> {
+        let states = self
+            .systemd
+            .show(
+                &[unit.to_owned()],
+                &["Id", "ActiveState", "Result", "NRestarts"],
+            )
+            .ok()??;
+        let state = states.get(unit)?;
+        let restarts: u32 = state
+            .get("NRestarts")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        if state.get("ActiveState").map(String::as_str) == Some("failed") {
+            let result = state.get("Result").map_or("failed", String::as_str);
+            return Some(format!(
+                "{unit} failed: {result}, after {restarts} restarts"
+            ));
+        }
+        (restarts >= CRASH_LOOP_RESTARTS)
+            .then(|| format!("{unit} keeps crashing: restarted {restarts} times"))
+    }
+
+    /// The last lines `unit` wrote to the journal, as notes: the cause of a failed health
+    /// check is usually there.
+    fn show_journal(&self, unit: &str) {
+        match self.systemd.journal_tail(unit, JOURNAL_LINES) {
+            Ok(lines) if !lines.is_empty() => {
+                self.output.note(&format!("the last lines of {unit}:"));
+                for line in lines {
+                    self.output.note(&format!("  {line}"));
+                }
+            }
+            Ok(_) => {}
+            Err(err) => self
+                .output
+                .warning(&format!("cannot read the journal of {unit}: {err:#}")),
+        }
     }
 
     /// Where `service` of `info` listens, as a host path or port.

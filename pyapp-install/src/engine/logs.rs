@@ -27,6 +27,7 @@ use crate::app::installed::InstalledApp;
 use crate::app::receipt::{now_micros, parse_rfc3339_utc, rfc3339_utc};
 use crate::engine::Target;
 use crate::system::hooks::HOOK_LOG;
+use crate::system::systemd::escape_controls;
 use crate::system::units;
 use pyapp_cli::Refusal;
 
@@ -85,15 +86,11 @@ impl LogLine {
         let time = rfc3339_utc(self.micros / 1_000_000);
         let mut text = String::new();
         for line in self.message.split('\n') {
-            text.push_str(&format!("{time} {}: ", self.source));
-            for c in line.chars() {
-                if c.is_control() && c != '\t' {
-                    text.extend(c.escape_default());
-                } else {
-                    text.push(c);
-                }
-            }
-            text.push('\n');
+            text.push_str(&format!(
+                "{time} {}: {}\n",
+                self.source,
+                escape_controls(line)
+            ));
         }
         text
     }

@@ -33,9 +33,15 @@ impl std::fmt::Display for Endpoint {
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
-/// `GET path` on `endpoint` until it answers 2xx or 3xx or `timeout` passes. The error
-/// says what the last attempt saw.
-pub fn check_http(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<u16, String> {
+/// `GET path` on `endpoint` until it answers 2xx or 3xx, `timeout` passes, or `hopeless`
+/// (asked between attempts) says why waiting longer is pointless (the service crashed).
+/// The error says what the last attempt saw, and why it stopped.
+pub fn check_http(
+    endpoint: &Endpoint,
+    path: &str,
+    timeout: Duration,
+    hopeless: &mut dyn FnMut() -> Option<String>,
+) -> Result<u16, String> {
     let deadline = Instant::now() + timeout;
     loop {
         let last = match get_status(endpoint, path) {
@@ -43,6 +49,9 @@ pub fn check_http(endpoint: &Endpoint, path: &str, timeout: Duration) -> Result<
             Ok(status) => format!("GET {path} on {endpoint} answered {status}"),
             Err(err) => format!("GET {path} on {endpoint} failed: {err}"),
         };
+        if let Some(reason) = hopeless() {
+            return Err(format!("{last} ({reason})"));
+        }
         if Instant::now() + RETRY_PAUSE >= deadline {
             return Err(format!("{last} (gave up after {} s)", timeout.as_secs()));
         }
@@ -129,7 +138,12 @@ mod tests {
             )
         });
         assert_eq!(
-            check_http(&Endpoint::Port(port), "/health", Duration::from_secs(10)),
+            check_http(
+                &Endpoint::Port(port),
+                "/health",
+                Duration::from_secs(10),
+                &mut || None
+            ),
             Ok(200)
         );
         server.join().unwrap();
@@ -150,6 +164,7 @@ mod tests {
             &Endpoint::Socket(socket.clone()),
             "/health",
             Duration::from_secs(1),
+            &mut || None,
         )
         .unwrap_err();
         assert_eq!(
@@ -168,11 +183,41 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let error = check_http(&Endpoint::Port(port), "/", Duration::from_secs(1)).unwrap_err();
+        let error = check_http(
+            &Endpoint::Port(port),
+            "/",
+            Duration::from_secs(1),
+            &mut || None,
+        )
+        .unwrap_err();
         assert!(
             error.starts_with(&format!("GET / on 127.0.0.1:{port} failed:")),
             "{error}"
         );
+    }
+
+    #[test]
+    fn a_crashed_service_stops_the_wait_at_once() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut asked = 0;
+        let started = Instant::now();
+        let error = check_http(
+            &Endpoint::Port(port),
+            "/",
+            Duration::from_secs(600),
+            &mut || {
+                asked += 1;
+                (asked == 2).then(|| "hello-web.service failed".to_owned())
+            },
+        )
+        .unwrap_err();
+        assert!(error.ends_with(" (hello-web.service failed)"), "{error}");
+        assert_eq!(asked, 2);
+        assert!(started.elapsed() < Duration::from_secs(600));
     }
 
     #[test]

@@ -40,6 +40,20 @@ impl UnitFile {
 /// Where units go, relative to the root.
 const UNIT_DIR: &str = "etc/systemd/system";
 
+/// `text` (that an app wrote) with its control characters other than tab escaped
+/// (`\u{1b}`), fit to be shown on a terminal.
+pub fn escape_controls(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\t' {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    escaped
+}
+
 /// A `systemctl` command that failed, with what it said.
 #[derive(Debug, thiserror::Error)]
 #[error("`systemctl {command}` failed ({status}): {stderr}")]
@@ -279,6 +293,39 @@ impl Systemd {
             .into());
         }
         Ok(Some(parse_show(&String::from_utf8_lossy(&output.stdout))))
+    }
+
+    /// The last `lines` messages of `unit` in the journal (`journalctl -u UNIT -n LINES -o
+    /// cat`); nothing when systemd is not running.
+    pub fn journal_tail(&self, unit: &str, lines: usize) -> Result<Vec<String>> {
+        if !self.running {
+            return Ok(Vec::new());
+        }
+        let args = [
+            "--no-pager".to_owned(),
+            "--quiet".to_owned(),
+            "--output=cat".to_owned(),
+            format!("--lines={lines}"),
+            format!("--unit={unit}"),
+        ];
+        log::debug!("journalctl {}", args.join(" "));
+        let output = Command::new("journalctl")
+            .args(&args)
+            .env("LC_ALL", "C")
+            .output()
+            .context("failed to run `journalctl`")?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "`journalctl {}` failed ({}): {}",
+                args.join(" "),
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(escape_controls)
+            .collect())
     }
 
     /// When systemd is not running: what to run once it is, e.g. `units written to
