@@ -49,6 +49,7 @@ print(json.dumps({
     "glibc": glibc,
     "musl": musl,
     "base_executable": getattr(sys, "_base_executable", None) or sys.executable,
+    "stdlib": sysconfig.get_paths()["stdlib"],
     "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX") or "",
     "paths": {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")},
 }))
@@ -67,6 +68,7 @@ struct Answer {
     glibc: String,
     musl: String,
     base_executable: PathBuf,
+    stdlib: PathBuf,
     ext_suffix: String,
     paths: BTreeMap<String, String>,
 }
@@ -88,6 +90,8 @@ pub struct Interpreter {
     pub path: PathBuf,
     /// The real interpreter binary a venv's `bin/python` links to (`sys._base_executable`).
     pub base_executable: PathBuf,
+    /// Its standard library (`sysconfig`'s `stdlib` path).
+    pub stdlib: PathBuf,
     /// Version, ABI, architecture and libc.
     pub target: TargetPython,
     /// `3.11.7.final.0`, for `pyvenv.cfg`.
@@ -124,6 +128,8 @@ pub enum InterpreterError {
         version: PythonVersion,
         requires: VersionSpecifiers,
     },
+    #[error("`{path}` cannot be run by an app's user: {reason}")]
+    Unreachable { path: PathBuf, reason: String },
     #[error("no python3.X on PATH satisfies requires-python `{requires}` (found: {found})")]
     NoneFound {
         requires: VersionSpecifiers,
@@ -138,13 +144,28 @@ impl Interpreter {
         explicit: Option<&Path>,
         requires: &VersionSpecifiers,
     ) -> Result<Interpreter, InterpreterError> {
+        Interpreter::find_usable(explicit, requires, &|_| Ok(()))
+    }
+
+    /// [`Interpreter::find`], taking only an interpreter `usable` accepts: an explicit one
+    /// it refuses is refused, one on `PATH` skipped (the error lists each with its reason).
+    pub fn find_usable(
+        explicit: Option<&Path>,
+        requires: &VersionSpecifiers,
+        usable: &dyn Fn(&Interpreter) -> Result<(), InterpreterError>,
+    ) -> Result<Interpreter, InterpreterError> {
         if let Some(path) = explicit {
-            return Interpreter::query(path)?.require(path, requires);
+            let interpreter = Interpreter::query(path)?.require(path, requires)?;
+            usable(&interpreter)?;
+            return Ok(interpreter);
         }
         let mut found = Vec::new();
         for candidate in python3_on_path() {
             match Interpreter::query(&candidate) {
-                Ok(interpreter) if interpreter.satisfies(requires) => return Ok(interpreter),
+                Ok(interpreter) if interpreter.satisfies(requires) => match usable(&interpreter) {
+                    Ok(()) => return Ok(interpreter),
+                    Err(err) => found.push(format!("skipped {err}")),
+                },
                 Ok(interpreter) => found.push(format!(
                     "{} is {}",
                     candidate.display(),
@@ -161,6 +182,46 @@ impl Interpreter {
                 found.join("; ")
             },
         })
+    }
+
+    /// Refuses an interpreter that a user other than its files' owner cannot run (one under
+    /// root's 0700 home, as pyenv puts it): every directory above its binary and its
+    /// standard library must be searchable by others, the binary executable and the
+    /// standard library readable by them.
+    pub fn runnable_by_others(&self) -> Result<(), InterpreterError> {
+        let unreachable = |reason: String| InterpreterError::Unreachable {
+            path: self.path.clone(),
+            reason,
+        };
+        for (path, needs) in [(&self.base_executable, 0o001), (&self.stdlib, 0o005)] {
+            let real = std::fs::canonicalize(path)
+                .map_err(|err| unreachable(format!("`{}`: {err}", path.display())))?;
+            for dir in real.ancestors().skip(1) {
+                let mode = std::fs::metadata(dir)
+                    .map_err(|err| unreachable(format!("`{}`: {err}", dir.display())))?
+                    .permissions()
+                    .mode();
+                if mode & 0o001 == 0 {
+                    return Err(unreachable(format!(
+                        "`{}` (mode {:04o}) is closed to other users",
+                        dir.display(),
+                        mode & 0o7777
+                    )));
+                }
+            }
+            let mode = std::fs::metadata(&real)
+                .map_err(|err| unreachable(format!("`{}`: {err}", real.display())))?
+                .permissions()
+                .mode();
+            if mode & needs != needs {
+                return Err(unreachable(format!(
+                    "`{}` (mode {:04o}) is closed to other users",
+                    real.display(),
+                    mode & 0o7777
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// This interpreter (queried at `path`) if its version is in `requires`; otherwise the
@@ -270,6 +331,7 @@ impl Interpreter {
         Ok(Interpreter {
             path: path.to_path_buf(),
             base_executable: answer.base_executable,
+            stdlib: answer.stdlib,
             target: TargetPython {
                 implementation: answer.implementation,
                 version: PythonVersion {
@@ -300,9 +362,10 @@ fn major_minor(version: &str) -> Option<(u16, u16)> {
     Some((major, minor))
 }
 
-/// Every `python3.X` on `PATH` (the first of each minor version), newest first.
+/// Every `python3.X` on `PATH`, newest minor version first, each version's in `PATH` order
+/// (the first is what a shell would run; the others are there when it cannot be used).
 fn python3_on_path() -> Vec<PathBuf> {
-    let mut by_minor: BTreeMap<u32, PathBuf> = BTreeMap::new();
+    let mut by_minor: BTreeMap<u32, Vec<PathBuf>> = BTreeMap::new();
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {
         let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -320,11 +383,11 @@ fn python3_on_path() -> Vec<PathBuf> {
             let executable = std::fs::metadata(entry.path())
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
             if executable {
-                by_minor.entry(minor).or_insert_with(|| entry.path());
+                by_minor.entry(minor).or_default().push(entry.path());
             }
         }
     }
-    by_minor.into_values().rev().collect()
+    by_minor.into_values().rev().flatten().collect()
 }
 
 #[cfg(test)]
@@ -369,6 +432,34 @@ mod tests {
         assert!(
             err.contains("failed to run `/nonexistent/python3`"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn an_interpreter_behind_a_closed_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let system = Interpreter::find_usable(
+            None,
+            &VersionSpecifiers::from_str(">=3.8").unwrap(),
+            &Interpreter::runnable_by_others,
+        )
+        .unwrap();
+        // pyenv's layout: the interpreter in root's 0700 home.
+        let home = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let bin = home.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let name = format!("python{}", system.target.short_version());
+        std::fs::copy(&system.base_executable, bin.join(&name)).unwrap();
+        let private = Interpreter::query(&bin.join(&name)).unwrap();
+        let err = private.runnable_by_others().unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "`{}` cannot be run by an app's user: `{}` (mode 0700) is closed to other users",
+                bin.join(&name).display(),
+                home.path().display()
+            )
         );
     }
 }

@@ -20,7 +20,7 @@ use crate::app::trust::TrustPolicy;
 use crate::engine::Target;
 use crate::system::packages;
 use pyapp_cli::Refusal;
-use pyapp_venv::interpreter::Interpreter;
+use pyapp_venv::interpreter::{Interpreter, InterpreterError};
 use pyapp_venv::venv::{self, VenvError};
 
 /// What verification found.
@@ -95,13 +95,22 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     drop(file);
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
     let requires = &metadata.requires_python;
+    // The app's user runs the venv: an interpreter only root can reach would fail its
+    // hooks and services after the release was built.
     let interpreter = match queried {
-        Some((python, queried)) => queried.and_then(|found| found.require(python, requires)),
-        None => Interpreter::find(None, requires),
+        Some((python, queried)) => queried
+            .and_then(|found| found.require(python, requires))
+            .and_then(|found| found.runnable_by_others().map(|()| found)),
+        None => Interpreter::find_usable(None, requires, &Interpreter::runnable_by_others),
     }
     .map_err(|err| {
-        Refusal::new(err.to_string())
-            .with_hint("install a matching python3.X, or name one with --python PATH")
+        let hint = match err {
+            InterpreterError::Unreachable { .. } => {
+                "use an interpreter every user can run (Debian's /usr/bin/python3.X), or open its directories to others"
+            }
+            _ => "install a matching python3.X, or name one with --python PATH",
+        };
+        Refusal::new(err.to_string()).with_hint(hint)
     })?;
     check_system(&metadata, &interpreter, target)?;
     let version = metadata.version.to_string();
