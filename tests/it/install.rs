@@ -607,3 +607,57 @@ fn what_the_app_needs_of_the_system_is_checked_before_anything_is_written() {
     );
     assert_eq!(listing(&root), before, "a refused install wrote something");
 }
+
+#[test]
+fn an_interpreter_the_app_user_cannot_run_is_skipped_or_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = TempDir::new().unwrap();
+    // pyenv's layout: a python3.11 in root's 0700 home, first on PATH.
+    let home = work.path().join("root-home");
+    let bin_dir = home.join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+    let private = bin_dir.join("python3.11");
+    fs::copy("/usr/bin/python3.11", &private).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let project = hello_at_version("1.0.0");
+    let bundle = build_bundle(project.path(), &work.path().join("dist"));
+    let root = work.path().join("root");
+
+    let refused = Command::new(bin("pyapp-install"))
+        .args([
+            "--root",
+            path_str(&root),
+            "--python",
+            path_str(&private),
+            path_str(&bundle),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).starts_with(&format!(
+            "error: `{}` cannot be run by an app's user: `{}` (mode 0700) is closed to other users\nhint: ",
+            private.display(),
+            home.display()
+        )),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !root.join("applications").exists(),
+        "a refused install wrote something"
+    );
+
+    let installed = Command::new(bin("pyapp-install"))
+        .args(["--root", path_str(&root), "--json", path_str(&bundle)])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let receipt = fs::read_to_string(root.join("applications/hello/.pyapp/receipt.json")).unwrap();
+    assert!(
+        receipt.contains("\"python\": \"/usr/bin/python3.11\""),
+        "the private interpreter was used: {receipt}"
+    );
+}
