@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod ansible;
+mod attacks;
 mod build;
 mod cli;
 mod config;
