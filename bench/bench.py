@@ -163,6 +163,12 @@ def digest(*parts):
     return h.hexdigest()[:16]
 
 
+def default_python():
+    """The system's interpreter, which every user can run, when there is one."""
+    system = Path("/usr/bin/python3")
+    return str(system) if system.exists() else sys.executable
+
+
 def describe_python(python):
     """The interpreter's real path and X.Y.Z version."""
     try:
@@ -576,9 +582,11 @@ def parse_args():
     parser.add_argument("--profile", choices=["release", "debug"], default="release",
                         help="which build of pyapp to measure (default: release; debug only "
                              "checks that the script runs)")
-    parser.add_argument("--python", default=sys.executable,
+    parser.add_argument("--python", default=default_python(),
                         help="the interpreter every installer targets and the tools run on "
-                             "(default: the one running this script)")
+                             "(default: the system's /usr/bin/python3, else the one running "
+                             "this script; pyapp-install refuses one an app user cannot run, "
+                             "such as pyenv's under root's home)")
     parser.add_argument("--work-dir", type=Path,
                         help="scratch space: a new or empty directory, or one an earlier run "
                              "used, which is emptied (default: target/bench/scratch)")
