@@ -29,7 +29,17 @@ pub struct ConfigSpec {
     #[serde(default)]
     pub ini_section: Option<String>,
     pub fields: Vec<Field>,
+    /// Environment variables of the app's processes, each the value of a field (by key).
+    #[serde(default)]
+    pub environment: BTreeMap<String, ConfigKey>,
 }
+
+/// Variables the app's processes get from pyapp itself (FORMAT.md 7), which `environment`
+/// may not set.
+const RESERVED_VARIABLES: [&str; 5] = ["PATH", "HOME", "TMPDIR", "VIRTUAL_ENV", "PYTHONUNBUFFERED"];
+
+/// The longest environment variable name.
+const MAX_VARIABLE_NAME: usize = 128;
 
 /// The format of the installed config file.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -234,6 +244,25 @@ impl ConfigSpec {
         Ok(())
     }
 
+    /// The variables `environment` sets from `values` (a complete configuration), sorted by
+    /// name; a field without a value sets nothing. Values are written as the config file
+    /// shows them (`true`, `2`, `0.5`, the string itself).
+    pub fn environment_values(
+        &self,
+        values: &BTreeMap<String, ConfigValue>,
+    ) -> BTreeMap<String, String> {
+        self.environment
+            .iter()
+            .filter_map(|(name, key)| {
+                let text = match values.get(key.as_str())? {
+                    ConfigValue::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                Some((name.clone(), text))
+            })
+            .collect()
+    }
+
     /// The build-time rules of FORMAT.md 4.
     fn validate(&self) -> Result<(), Issue> {
         if self.format != FORMAT_VERSION {
@@ -273,8 +302,44 @@ impl ConfigSpec {
             }
             field.validate(&path)?;
         }
+        for (name, key) in &self.environment {
+            let path = format!("environment.{name}");
+            check_variable_name(name).map_err(|problem| Issue::new("environment", problem))?;
+            let field = self
+                .field(key.as_str())
+                .ok_or_else(|| Issue::new(&path, format!("{key} is not a key of fields")))?;
+            if field.widget == Widget::Text {
+                return Err(Issue::new(
+                    &path,
+                    format!("{key} is a text field: its value may span lines, which a variable cannot carry"),
+                ));
+            }
+        }
         Ok(())
     }
+}
+
+/// An `environment` name: `[A-Z_][A-Z0-9_]*`, none that pyapp sets itself.
+fn check_variable_name(name: &str) -> Result<(), String> {
+    let valid = name.len() <= MAX_VARIABLE_NAME
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a variable name (expected [A-Z_][A-Z0-9_]*, at most {MAX_VARIABLE_NAME} characters)"
+        ));
+    }
+    if name.starts_with("PYAPP_") || RESERVED_VARIABLES.contains(&name) {
+        return Err(format!(
+            "{name} is set by pyapp-install itself (FORMAT.md 7)"
+        ));
+    }
+    Ok(())
 }
 
 impl Field {
@@ -632,6 +697,44 @@ fields:
         assert!(spec.has_secrets());
         assert!(spec.field("smtp_password").is_some_and(Field::is_secret));
         assert!(!spec.field("site_title").is_some_and(Field::is_secret));
+    }
+
+    #[test]
+    fn environment_names_fields_and_sets_their_values() {
+        let spec = spec(&format!(
+            "{SPEC}environment:\n  SITE_TITLE: site_title\n  WORKERS: workers\n  SECRET_KEY: secret_key\n"
+        ));
+        let values = BTreeMap::from([
+            (
+                "site_title".to_owned(),
+                ConfigValue::String("Hi \"there\"".to_owned()),
+            ),
+            ("workers".to_owned(), ConfigValue::Integer(4)),
+        ]);
+        assert_eq!(
+            spec.environment_values(&values),
+            BTreeMap::from([
+                ("SITE_TITLE".to_owned(), "Hi \"there\"".to_owned()),
+                ("WORKERS".to_owned(), "4".to_owned()),
+            ])
+        );
+        let with = |mapping: &str| refusal(&format!("{SPEC}environment:\n  {mapping}\n"));
+        assert_eq!(
+            with("lower: workers"),
+            "configuration.yaml:26: environment: \"lower\" is not a variable name (expected [A-Z_][A-Z0-9_]*, at most 128 characters)"
+        );
+        assert_eq!(
+            with("PYAPP_WORKERS: workers"),
+            "configuration.yaml:26: environment: PYAPP_WORKERS is set by pyapp-install itself (FORMAT.md 7)"
+        );
+        assert_eq!(
+            with("PATH: workers"),
+            "configuration.yaml:26: environment: PATH is set by pyapp-install itself (FORMAT.md 7)"
+        );
+        assert_eq!(
+            with("NOPE: no_such_key"),
+            "configuration.yaml:27: environment.NOPE: no_such_key is not a key of fields"
+        );
     }
 
     #[test]

@@ -44,6 +44,12 @@ stat -c '%U %a' $A/data > $OUT/data.owner
 stat -c '%U %a' $A/current/src/pyproject.toml > $OUT/release.owner
 setpriv --reuid=hello --regid=hello --init-groups touch $A/current/src/planted > /dev/null 2>&1; echo $? > $OUT/release.write.rc
 getent passwd hello | cut -d: -f6,7 > $OUT/user
+web_env() { tr '\0' '\n' < /proc/$(systemctl show -p MainPID --value hello-web.service)/environ; }
+web_env | grep '^HELLO_GREETING=' > $OUT/env.greeting
+web_env | grep -c '^HELLO_SECRET_KEY=.' > $OUT/env.secret
+stat -c '%U %a' $A/.pyapp/environment > $OUT/env.file
+grep -c 'HELLO_SECRET_KEY\|EnvironmentFile=/applications/hello/.pyapp/environment' /etc/systemd/system/hello-web.service > $OUT/env.unit
+grep -c "$(sed -n 's/^HELLO_SECRET_KEY=//p' $A/.pyapp/environment | tr -d '"')" /etc/systemd/system/hello-web.service > $OUT/env.secret-in-unit
 step upgrade "$INSTALL" --python $PY "$V2"
 fetch http://127.0.0.1:$(port)/health > $OUT/v2.health
 cat $A/data/schema-version > $OUT/v2.hook.version
@@ -194,6 +200,17 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
     );
     assert_eq!(read(&out, "data.owner"), "hello 750");
     assert_eq!(read(&out, "release.owner"), "root 644");
+    // configuration.yaml's environment reaches the service through a root-only file; the
+    // secret is not in the unit.
+    assert_eq!(read(&out, "env.greeting"), "HELLO_GREETING=Howdy");
+    assert_eq!(read(&out, "env.secret"), "1");
+    assert_eq!(read(&out, "env.file"), "root 600");
+    assert_eq!(
+        read(&out, "env.unit"),
+        "1",
+        "only the EnvironmentFile= line"
+    );
+    assert_eq!(read(&out, "env.secret-in-unit"), "0");
     assert_ne!(
         read(&out, "release.write.rc"),
         "0",

@@ -61,6 +61,7 @@ fn generate(
         config_file: &config,
         environment: &environment,
         ports: &ports,
+        environment_file: Some(Path::new("/applications/hello/.pyapp/environment")),
         python,
     };
     units::generate(metadata, &context).unwrap()
@@ -341,6 +342,7 @@ fn demo_units(services: &[&str]) -> Vec<UnitFile> {
         config_file: &config,
         environment: &environment,
         ports: &ports,
+        environment_file: None,
         python: Path::new("/usr/bin/python3"),
     };
     units::generate(&demo_metadata(services), &context).unwrap()

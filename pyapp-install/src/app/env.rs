@@ -52,6 +52,14 @@ impl AppEnvironment {
         self.vars.insert(name.to_string(), value.into());
     }
 
+    /// Add or replace each of `vars` (configuration.yaml's `environment`).
+    pub fn extend(&mut self, vars: &BTreeMap<String, String>) {
+        self.vars.extend(
+            vars.iter()
+                .map(|(name, value)| (name.clone(), value.clone())),
+        );
+    }
+
     /// Every variable, sorted by name.
     pub fn vars(&self) -> &BTreeMap<String, String> {
         &self.vars

@@ -22,6 +22,9 @@ pub const LASTING_DIRS: [(&str, u32); 5] = [
     ("log", 0o750),
 ];
 
+/// The name of [`AppTree::environment_file`] in the state directory.
+const ENVIRONMENT_FILE: &str = "environment";
+
 /// The directory holding every app, e.g. `/applications`.
 #[derive(Debug, Clone)]
 pub struct AppsDir {
@@ -147,5 +150,16 @@ impl AppTree {
     /// `APPS/APP/.pyapp/lock`: held while a command changes the app (see [`pyapp_fs::lock`]).
     pub fn lock_path(&self) -> PathBuf {
         self.state_dir().join("lock")
+    }
+
+    /// `APP/.pyapp/environment`: the variables configuration.yaml's `environment` sets,
+    /// read by systemd for the app's units (root's, 0600: it may hold secrets).
+    pub fn environment_file(&self) -> PathBuf {
+        self.state_dir().join(ENVIRONMENT_FILE)
+    }
+
+    /// The same file as the installed system sees it (without `--root`).
+    pub fn runtime_environment_file(&self) -> PathBuf {
+        self.runtime_dir.join(".pyapp").join(ENVIRONMENT_FILE)
     }
 }

@@ -31,6 +31,7 @@ struct UnitInputs {
     ports: BTreeMap<String, u16>,
     config_file: PathBuf,
     environment: AppEnvironment,
+    environment_file: Option<PathBuf>,
     account: String,
 }
 
@@ -43,6 +44,7 @@ impl UnitInputs {
             config_file: &self.config_file,
             environment: &self.environment,
             ports: &self.ports,
+            environment_file: self.environment_file.as_deref(),
             python,
         }
     }
@@ -101,12 +103,15 @@ impl Activation<'_> {
                 ))
             })?;
         let inputs = self.unit_inputs(info)?;
-        units::service_process(
+        let mut process = units::service_process(
             &info.metadata,
             service,
             &inputs.context(self.tree, &info.python),
         )
-        .map_err(|err| Refusal::new(err.to_string()).into())
+        .map_err(|err| Refusal::new(err.to_string()))?;
+        // What the unit reads from its environment file.
+        process.environment.extend(&self.app_variables(info)?);
+        Ok(process)
     }
 
     /// What the units of `info` are made from besides its metadata.
@@ -119,12 +124,25 @@ impl Activation<'_> {
             .user
             .map_or(self.tree.name(), |user| user.name.as_str())
             .to_string();
+        let environment_file =
+            (!info.spec.environment.is_empty()).then(|| self.tree.runtime_environment_file());
         Ok(UnitInputs {
             ports,
             config_file,
             environment,
+            environment_file,
             account,
         })
+    }
+
+    /// The variables configuration.yaml's `environment` sets for `info`'s release, from
+    /// the configuration file as it is now.
+    fn app_variables(&self, info: &ReleaseInfo) -> Result<BTreeMap<String, String>> {
+        let values = ConfigFile::new(self.tree, &info.spec)
+            .read(&info.spec)?
+            .map(|existing| existing.values)
+            .unwrap_or_default();
+        Ok(info.spec.environment_values(&values))
     }
 
     /// Stops every unit of the app (before `current` moves).
@@ -133,10 +151,11 @@ impl Activation<'_> {
         self.systemd.stop(&installed)
     }
 
-    /// Writes `units` (removing the app's units that are no longer generated), reloads
-    /// systemd when they changed and enables and starts them; without a running systemd,
-    /// says how to.
-    pub fn start(&self, units: &[UnitFile]) -> Result<()> {
+    /// Writes the environment file of `info` and `units` (removing the app's units that are
+    /// no longer generated), reloads systemd when they changed and enables and starts them;
+    /// without a running systemd, says how to.
+    pub fn start(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        units::write_environment_file(self.tree, &self.app_variables(info)?)?;
         let changes = self.systemd.write_units(self.tree.name(), units)?;
         if changes.changed() {
             self.systemd.daemon_reload()?;
@@ -158,7 +177,7 @@ impl Activation<'_> {
         let Some(command) = hook.command(&info.metadata.hooks) else {
             return Ok(());
         };
-        let context = self.hook_context(info, info.metadata.hooks.timeout);
+        let context = self.hook_context(info, info.metadata.hooks.timeout)?;
         hooks::run_hook(hook, command, &context, self.output)?;
         Ok(())
     }
@@ -174,7 +193,7 @@ impl Activation<'_> {
         }
         let timeout = Duration::from_secs(u64::from(check.timeout));
         if let Some(command) = &check.command {
-            let context = self.hook_context(info, check.timeout);
+            let context = self.hook_context(info, check.timeout)?;
             hooks::run_hook(HookName::HealthCheck, command, &context, self.output)?;
             return Ok(());
         }
@@ -266,16 +285,18 @@ impl Activation<'_> {
         }
     }
 
-    fn hook_context(&self, info: &ReleaseInfo, timeout: u32) -> HookContext<'_> {
+    fn hook_context(&self, info: &ReleaseInfo, timeout: u32) -> Result<HookContext<'_>> {
         let config_file = ConfigFile::new(self.tree, &info.spec).runtime_path();
-        HookContext::for_release(
+        let mut context = HookContext::for_release(
             self.tree,
             self.user,
             &info.version(),
             &info.release,
             &config_file,
             timeout,
-        )
+        );
+        context.env.extend(&self.app_variables(info)?);
+        Ok(context)
     }
 
     /// Puts `previous` back as the running release after a failed upgrade (or, on a
@@ -288,14 +309,16 @@ impl Activation<'_> {
                 let units = self.units_for(info)?;
                 release::switch_current(self.tree, &info.release)?;
                 fault::point("revert-after-switch");
-                self.start(&units)
+                self.start(info, &units)
             }
             None => {
                 pyapp_fs::remove_file_if_exists(&self.tree.current_link())?;
                 if !self.systemd.remove_units(self.tree.name())?.is_empty() {
                     self.systemd.daemon_reload()?;
                 }
-                Ok(())
+                Ok(pyapp_fs::remove_file_if_exists(
+                    &self.tree.environment_file(),
+                )?)
             }
         }
     }

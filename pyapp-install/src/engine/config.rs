@@ -19,7 +19,7 @@ use crate::app::tree::{AppTree, AppsDir};
 use crate::engine::Target;
 use crate::progress::Progress;
 use crate::system::systemd::Systemd;
-use crate::system::units::unit_stem;
+use crate::system::units::{self, unit_stem};
 use pyapp_cli::Refusal;
 use pyapp_fs::lock::{AppLock, WhenHeld};
 
@@ -108,6 +108,7 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
         restarted: Vec::new(),
     };
     if change.written() {
+        units::write_environment_file(&tree, &current.spec.environment_values(plan.values()))?;
         change.restarted = restart_services(&tree, &current.metadata, &target.systemd, output)?;
         output.note(&format!("saved {}", change.file.display()));
     } else {

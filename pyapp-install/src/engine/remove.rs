@@ -118,6 +118,7 @@ pub fn remove(request: &RemoveRequest, target: &Target) -> Result<RemoveReport> 
         pyapp_fs::remove_dir_all_if_exists(&tree.lasting_dir("tmp"))?;
         pyapp_fs::remove_dir_all_if_exists(&tree.lasting_dir("run"))?;
         fault::point("remove-before-receipt");
+        pyapp_fs::remove_file_if_exists(&tree.environment_file())?;
         pyapp_fs::remove_file_if_exists(&tree.receipt_path())?;
         pyapp_fs::sync_dir(&tree.state_dir())?;
         vec!["config", "data", "log"]

@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 use pyapp_bundle::command::{Command, CommandError, Placeholder, PlaceholderValues};
 use pyapp_bundle::metadata::{Isolation, Listen, Metadata, Restart, Service, Task};
 
+use anyhow::Result;
+use pyapp_cli::Refusal;
+
 use crate::app::env::AppEnvironment;
 use crate::app::tree::AppTree;
 use crate::system::systemd::MARKER_PREFIX;
@@ -24,6 +27,9 @@ pub use escape::EscapeError;
 
 /// The lasting directories a unit may write to (`ReadWritePaths=`).
 const WRITABLE_DIRS: [&str; 4] = ["data", "tmp", "run", "log"];
+
+/// The mode of the environment file: systemd (root) reads it; it may hold secrets.
+const ENVIRONMENT_FILE_MODE: u32 = 0o600;
 
 /// Home directory trees that `ProtectHome=` hides.
 const HOME_TREES: [&str; 3] = ["/home/", "/root/", "/run/user/"];
@@ -113,6 +119,8 @@ pub struct UnitContext<'a> {
     pub environment: &'a AppEnvironment,
     /// The port of each `listen: port` service, by service name (see [`crate::app::ports`]).
     pub ports: &'a BTreeMap<String, u16>,
+    /// The app's `EnvironmentFile=` (run-time path), when configuration.yaml sets variables.
+    pub environment_file: Option<&'a Path>,
     /// The base interpreter the venv was built on (the receipt's `python`): its prefix is
     /// bound into the units when it lives under a home directory or in a chroot.
     pub python: &'a Path,
@@ -138,6 +146,27 @@ pub fn unit_names(metadata: &Metadata) -> Vec<String> {
     let mut names: Vec<String> = services.chain(tasks).collect();
     names.sort();
     names
+}
+
+/// Writes the app's environment file ([`AppTree::environment_file`]) with `vars`, or removes
+/// it when there are none. Values the file cannot carry are refused, naming the variable.
+pub fn write_environment_file(tree: &AppTree, vars: &BTreeMap<String, String>) -> Result<()> {
+    let path = tree.environment_file();
+    if vars.is_empty() {
+        return Ok(pyapp_fs::remove_file_if_exists(&path)?);
+    }
+    let mut text =
+        String::from("# Written by pyapp-install from configuration.yaml's environment.\n");
+    for (name, value) in vars {
+        let line = escape::environment_file_line(name, value)
+            .map_err(|err| Refusal::new(format!("environment variable {name}: {err}")))?;
+        text.push_str(&line);
+    }
+    Ok(pyapp_fs::write_atomic(
+        &path,
+        text.as_bytes(),
+        ENVIRONMENT_FILE_MODE,
+    )?)
 }
 
 /// `APP/.pyapp/chroot` on disk: the empty directory `isolation: chroot` units use as
@@ -481,6 +510,10 @@ fn process_section(
         let assignment = unit.escaped("environment", escape::environment(name, value))?;
         unit.directive("Environment", &assignment);
     }
+    if let Some(file) = context.environment_file {
+        let file = unit.path("environment file", file)?;
+        unit.directive("EnvironmentFile", &file);
+    }
 
     let writable = WRITABLE_DIRS
         .iter()
@@ -599,6 +632,7 @@ tasks:
                 config_file: Path::new("/applications/hello/config/config.yaml"),
                 environment: &self.environment,
                 ports: &self.ports,
+                environment_file: None,
                 python,
             }
         }

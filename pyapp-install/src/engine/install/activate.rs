@@ -149,7 +149,7 @@ pub fn activate(
     };
     let activated = activation
         .hook(after, new)
-        .and_then(|()| activation.start(&units))
+        .and_then(|()| activation.start(new, &units))
         .and_then(|()| activation.check_health(new));
     if let Err(err) = activated {
         if let Err(revert) = activation.revert_to(old.as_ref()) {

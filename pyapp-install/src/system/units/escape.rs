@@ -109,6 +109,21 @@ pub fn environment(name: &str, value: &str) -> Result<String, EscapeError> {
     Ok(quoted)
 }
 
+/// A line of an `EnvironmentFile=`: `NAME="VALUE"`, the value double-quoted with `\`, `"`,
+/// `$` and `` ` `` escaped (systemd unquotes it as a shell would; no specifiers there).
+pub fn environment_file_line(name: &str, value: &str) -> Result<String, EscapeError> {
+    check_no_control(value)?;
+    let mut line = format!("{name}=\"");
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            line.push('\\');
+        }
+        line.push(c);
+    }
+    line.push_str("\"\n");
+    Ok(line)
+}
+
 /// An absolute path written bare into `WorkingDirectory=`, `ReadWritePaths=`,
 /// `BindPaths=`, `PIDFile=` or `RootDirectory=`. These directives split on spaces and `:`
 /// and expand specifiers, so only characters that mean nothing to them are accepted;
@@ -175,6 +190,15 @@ pub fn account(value: &str) -> Result<String, EscapeError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_file_lines_quote_what_systemd_would_unquote() {
+        assert_eq!(
+            environment_file_line("GREETING", r#"a "b" $HOME `x` \n"#).unwrap(),
+            "GREETING=\"a \\\"b\\\" \\$HOME \\`x\\` \\\\n\"\n"
+        );
+        assert!(environment_file_line("BAD", "a\nEVIL=1").is_err());
+    }
 
     #[test]
     fn line_breaks_and_control_characters_are_refused_everywhere() {
