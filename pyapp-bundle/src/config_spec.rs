@@ -48,6 +48,20 @@ pub enum FileFormat {
     #[default]
     Yaml,
     Ini,
+    Json,
+    Toml,
+    Env,
+}
+
+impl FileFormat {
+    /// Every format, in the order an existing file is looked for after the spec's own.
+    pub const ALL: [FileFormat; 5] = [
+        FileFormat::Yaml,
+        FileFormat::Ini,
+        FileFormat::Json,
+        FileFormat::Toml,
+        FileFormat::Env,
+    ];
 }
 
 /// One configuration key and its rules.
@@ -275,10 +289,10 @@ impl ConfigSpec {
             ));
         }
         match (&self.ini_section, self.file_format) {
-            (Some(_), FileFormat::Yaml) => {
+            (Some(_), format) if format != FileFormat::Ini => {
                 return Err(Issue::new("ini-section", "only used with file-format: ini"))
             }
-            (Some(section), FileFormat::Ini)
+            (Some(section), _)
                 if section.is_empty()
                     || !section
                         .chars()

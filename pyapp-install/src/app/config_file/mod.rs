@@ -3,6 +3,7 @@
 //! values given with `--set`/`--config`, kept across upgrades, checked field by field. The
 //! merge ([`ConfigFile::plan`]) is pure; reading and writing never follow a planted link.
 
+mod formats;
 mod given;
 mod ini;
 mod scalar;
@@ -144,11 +145,10 @@ impl ConfigFile {
     /// since the file was written, the other format's file is read. A link, a directory or
     /// anything but a plain file at the path is refused, never followed.
     pub fn read(&self, spec: &ConfigSpec) -> Result<Option<ExistingConfig>> {
-        let other = match self.format {
-            FileFormat::Yaml => FileFormat::Ini,
-            FileFormat::Ini => FileFormat::Yaml,
-        };
-        for format in [self.format, other] {
+        let others = FileFormat::ALL
+            .into_iter()
+            .filter(|format| *format != self.format);
+        for format in std::iter::once(self.format).chain(others) {
             let path = self.dir.join(file_name(format));
             if let Some(existing) = self.read_file(&path, format, spec)? {
                 return Ok(Some(existing));
@@ -199,10 +199,8 @@ impl ConfigFile {
         let text = String::from_utf8(bytes)
             .map_err(|_| unreadable(format!("`{}` is not UTF-8", path.display())))?;
         let label = path.display().to_string();
-        let values = match format {
-            FileFormat::Yaml => parse_yaml_values(&text, &label).map_err(unreadable)?,
-            FileFormat::Ini => ini::parse(&text, &self.section)
-                .map_err(|err| unreadable(format!("{label}:{}: {}", err.line, err.message)))?
+        let by_widget = |pairs: Vec<(String, String)>| -> ConfigValues {
+            pairs
                 .into_iter()
                 .map(|(key, text)| {
                     let value = match spec.field(&key) {
@@ -211,7 +209,25 @@ impl ConfigFile {
                     };
                     (key, value)
                 })
-                .collect(),
+                .collect()
+        };
+        let in_file = |err: String| unreadable(format!("{label}: {err}"));
+        let values = match format {
+            FileFormat::Yaml => parse_yaml_values(&text, &label).map_err(unreadable)?,
+            FileFormat::Ini => by_widget(
+                ini::parse(&text, &self.section)
+                    .map_err(|err| unreadable(format!("{label}:{}: {}", err.line, err.message)))?,
+            ),
+            FileFormat::Json => formats::parse_json(&text).map_err(in_file)?,
+            FileFormat::Toml => formats::parse_toml(&text).map_err(in_file)?,
+            // A .env file's keys are upper case; the spec's are lower case.
+            FileFormat::Env => by_widget(
+                formats::parse_env(&text)
+                    .map_err(in_file)?
+                    .into_iter()
+                    .map(|(key, text)| (key.to_ascii_lowercase(), text))
+                    .collect(),
+            ),
         };
         Ok(Some(ExistingConfig {
             path: path.to_owned(),
@@ -332,30 +348,49 @@ impl ConfigFile {
             "# The configuration of {app}, written by pyapp-install from the app's \
              configuration.yaml.\n# Change it with: pyapp-install config {app} --set KEY=VALUE\n"
         );
+        if self.format == FileFormat::Json {
+            return Ok(json_object(spec, values, kept));
+        }
         let (separator, unset) = match self.format {
-            FileFormat::Yaml => (": ", ":"),
             FileFormat::Ini => {
                 text.push_str(&format!("\n[{}]\n", self.section));
                 (" = ", " =")
             }
+            FileFormat::Toml => (" = ", " ="),
+            FileFormat::Env => ("=", "="),
+            FileFormat::Yaml | FileFormat::Json => (": ", ":"),
+        };
+        let cannot = |key: &str, value: &ConfigValue, format: &str, why: &str| {
+            let shown = if secrets.contains(key) || spec.field(key).is_none() {
+                MASK.to_owned()
+            } else {
+                value.to_string()
+            };
+            Refusal::new(format!(
+                "config: {key}: {shown} cannot be written to {format} file unchanged ({why})"
+            ))
+            .with_hint(format!("give another value with --set {key}=VALUE"))
+        };
+        let shown_key = |key: &str| match self.format {
+            FileFormat::Env => key.to_ascii_uppercase(),
+            _ => key.to_owned(),
         };
         let line = |key: &str, value: &ConfigValue| -> Result<String> {
             let rendered = match self.format {
-                FileFormat::Yaml => yaml_scalar(value),
                 FileFormat::Ini => ini_scalar(value).ok_or_else(|| {
-                    let shown = if secrets.contains(key) || spec.field(key).is_none() {
-                        MASK.to_owned()
-                    } else {
-                        value.to_string()
-                    };
-                    Refusal::new(format!(
-                        "config: {key}: {shown} cannot be written to an INI file unchanged \
-                         (spaces around a line, an empty line, or a line starting with # or ;)"
-                    ))
-                    .with_hint(format!("give another value with --set {key}=VALUE"))
+                    cannot(
+                        key,
+                        value,
+                        "an INI",
+                        "spaces around a line, an empty line, or a line starting with # or ;",
+                    )
                 })?,
+                FileFormat::Toml => formats::toml_scalar(value),
+                FileFormat::Env => formats::env_scalar(value)
+                    .ok_or_else(|| cannot(key, value, "a .env", "a ' or a line break"))?,
+                FileFormat::Yaml | FileFormat::Json => yaml_scalar(value),
             };
-            Ok(format!("{key}{separator}{rendered}\n"))
+            Ok(format!("{}{separator}{rendered}\n", shown_key(key)))
         };
         for field in &spec.fields {
             let key = field.key.as_str();
@@ -365,7 +400,7 @@ impl ConfigFile {
             }
             match values.get(key) {
                 Some(value) => text.push_str(&line(key, value)?),
-                None => text.push_str(&format!("# {key}{unset}\n")),
+                None => text.push_str(&format!("# {}{unset}\n", shown_key(key))),
             }
         }
         if !kept.is_empty() {
@@ -379,6 +414,31 @@ impl ConfigFile {
         }
         Ok(text)
     }
+}
+
+/// The JSON form of the file: one object, the spec's fields in its order, then the kept
+/// keys (JSON has no comments: no header, no help, unset fields left out).
+fn json_object(spec: &ConfigSpec, values: &ConfigValues, kept: &ConfigValues) -> String {
+    let members: Vec<String> = spec
+        .fields
+        .iter()
+        .filter_map(|field| {
+            let key = field.key.as_str();
+            values.get(key).map(|value| (key, value))
+        })
+        .chain(kept.iter().map(|(key, value)| (key.as_str(), value)))
+        .map(|(key, value)| {
+            format!(
+                "  {}: {}",
+                serde_json::Value::String(key.to_owned()),
+                formats::json_scalar(value)
+            )
+        })
+        .collect();
+    if members.is_empty() {
+        return "{}\n".to_owned();
+    }
+    format!("{{\n{}\n}}\n", members.join(",\n"))
 }
 
 /// Where a field's value came from, for the hint when it breaks a rule.
@@ -550,6 +610,9 @@ fn file_name(format: FileFormat) -> &'static str {
     match format {
         FileFormat::Yaml => "config.yaml",
         FileFormat::Ini => "config.ini",
+        FileFormat::Json => "config.json",
+        FileFormat::Toml => "config.toml",
+        FileFormat::Env => "config.env",
     }
 }
 

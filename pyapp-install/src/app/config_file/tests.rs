@@ -488,3 +488,78 @@ fn a_config_file_given_with_config_is_checked_too() {
     assert!(message.starts_with("config: colour: not a configuration key of this app"));
     assert_eq!(hint, format!("the key comes from `{}`", values.display()));
 }
+
+#[test]
+fn json_toml_and_env_round_trip_every_widget() {
+    let set = [
+        "admin_email=ops@example.com",
+        "ratio=0.5",
+        "debug=true",
+        "greeting=Hi, there!",
+        "api_token=0123456789abcdef$HOME\"",
+    ];
+    for (format, name, expected) in [
+        (
+            "json",
+            "config.json",
+            "{\n  \"greeting\": \"Hi, there!\",\n  \"workers\": 2,\n  \"ratio\": 0.5,\n  \"debug\": true,\n",
+        ),
+        (
+            "toml",
+            "config.toml",
+            "# The word the front page greets visitors with\ngreeting = \"Hi, there!\"\n\nworkers = 2\n\nratio = 0.5\n\ndebug = true\n",
+        ),
+        (
+            "env",
+            "config.env",
+            "# The word the front page greets visitors with\nGREETING='Hi, there!'\n\nWORKERS=2\n\nRATIO=0.5\n\nDEBUG=true\n",
+        ),
+    ] {
+        let spec = spec(&SPEC.replace("format: 1\n", &format!("format: 1\nfile-format: {format}\n")));
+        let (_root, file) = scratch(&spec);
+        let plan = plan(&file, &spec, None, &set).unwrap();
+        assert!(plan.contents.contains(expected), "{format}: {}", plan.contents);
+        plan.write(None).unwrap();
+        assert!(file.path().ends_with(format!("config/{name}")));
+        let read = file.read(&spec).unwrap().unwrap();
+        assert_eq!(&read.values, plan.values(), "{format}");
+    }
+}
+
+#[test]
+fn a_file_of_another_format_is_read_when_the_spec_changes_format() {
+    let yaml = spec(SPEC);
+    let (root, file) = scratch(&yaml);
+    plan(
+        &file,
+        &yaml,
+        None,
+        &["admin_email=ops@example.com", "workers=7"],
+    )
+    .unwrap()
+    .write(None)
+    .unwrap();
+    let toml = spec(&SPEC.replace("format: 1\n", "format: 1\nfile-format: toml\n"));
+    let tree = AppsDir::new(root.path(), Path::new("/applications"))
+        .app("hello")
+        .unwrap();
+    let read = ConfigFile::new(&tree, &toml).read(&toml).unwrap().unwrap();
+    assert!(read.path.ends_with("config/config.yaml"));
+    assert_eq!(read.values["workers"], ConfigValue::Integer(7));
+}
+
+#[test]
+fn env_files_refuse_what_they_cannot_hold() {
+    let spec = spec(&SPEC.replace("format: 1\n", "format: 1\nfile-format: env\n"));
+    let (_root, file) = scratch(&spec);
+    assert_eq!(
+        refusal(plan(
+            &file,
+            &spec,
+            None,
+            &["admin_email=ops@example.com", "api_token=0123456789abcdef'"]
+        ))
+        .0,
+        "config: api_token: ******** cannot be written to a .env file unchanged (a ' or a line break)"
+    );
+}
