@@ -19,7 +19,6 @@ mod progress;
 pub mod project;
 pub mod signing;
 pub mod sources;
-pub mod systemd_calendar;
 pub mod wheel_contents;
 pub mod wheels;
 
@@ -93,7 +92,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     )?;
     for (index, task) in template.tasks.iter().enumerate() {
         let field = format!("{METADATA_NAME}: tasks[{index}].schedule");
-        systemd_calendar::confirm(&field, task.schedule.as_str())?;
+        let schedule = task.schedule.as_str();
+        if let Some(said) = pyapp_cli::systemd_calendar_refusal(schedule)? {
+            return Err(Refusal::new(format!(
+                "{field}: {schedule:?} is refused by `systemd-analyze calendar` {said}"
+            ))
+            .into());
+        }
     }
     let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
     pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;

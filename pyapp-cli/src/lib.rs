@@ -8,9 +8,11 @@
 //! - [`Messages`]: the `error:`, `warning:` and `hint:` lines on stderr, coloured only when
 //!   stderr is a terminal and neither `NO_COLOR` nor `CLICOLOR=0` is set (anstream decides);
 //! - [`StepLog`]: the steps of a long command with their durations, at `-v`;
+//! - [`systemd_calendar_refusal`]: `systemd-analyze calendar`'s word on a schedule;
 //! - [`Generate`]: shell completions and roff man pages generated from the clap definitions
 //!   (`completions SHELL`, `man [--out-dir DIR]`), so they never drift from `--help`.
 
+mod calendar;
 mod disk_full;
 mod exit;
 mod generate;
@@ -18,6 +20,7 @@ mod messages;
 mod refusal;
 mod steps;
 
+pub use calendar::systemd_calendar_refusal;
 pub use disk_full::explain as explain_disk_full;
 pub use exit::{classify, fail, Failure};
 pub use generate::Generate;

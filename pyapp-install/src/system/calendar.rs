@@ -3,13 +3,9 @@
 //! installed the server's own systemd is asked too, before anything is installed, so a
 //! timer that would not load is refused instead of written.
 
-use std::io;
-use std::process::Command;
-
-use anyhow::{Context, Result};
+use anyhow::Result;
 use pyapp_bundle::metadata::Metadata;
-
-use pyapp_cli::Refusal;
+use pyapp_cli::{systemd_calendar_refusal, Refusal};
 
 /// Refuses the first task schedule of `metadata` (`OnCalendar=` of the task's timer, as
 /// written: a schedule holds no `%` to escape) that `systemd-analyze calendar` refuses;
@@ -17,7 +13,7 @@ use pyapp_cli::Refusal;
 pub fn confirm_schedules(metadata: &Metadata) -> Result<()> {
     for (index, task) in metadata.tasks.iter().enumerate() {
         let schedule = task.schedule.as_str();
-        if let Some(said) = refusal(schedule)? {
+        if let Some(said) = systemd_calendar_refusal(schedule)? {
             return Err(Refusal::new(format!(
                 "metadata.yaml: tasks[{index}].schedule: {schedule:?} is refused by \
                  `systemd-analyze calendar` {said}"
@@ -27,58 +23,4 @@ pub fn confirm_schedules(metadata: &Metadata) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// What `systemd-analyze calendar` says against `schedule` (`(STATUS): FIRST LINE OF
-/// STDERR`), `None` when it accepts it or is not installed.
-fn refusal(schedule: &str) -> Result<Option<String>> {
-    let mut command = Command::new("systemd-analyze");
-    command.args(["calendar", "--", schedule]);
-    log::debug!("{command:?}");
-    let output = match command.output() {
-        Ok(output) => output,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => {
-            log::debug!("systemd-analyze is not installed: schedules checked natively only");
-            return Ok(None);
-        }
-        Err(err) => return Err(err).context("failed to run `systemd-analyze calendar`"),
-    };
-    if output.status.success() {
-        return Ok(None);
-    }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let said = stderr
-        .lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("no reason given");
-    Ok(Some(format!("({}): {said}", output.status)))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// The real `systemd-analyze`: it accepts what the native check accepts, and its words
-    /// are what a refusal reports.
-    #[test]
-    fn asks_the_real_systemd_analyze() {
-        if Command::new("systemd-analyze")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("note: systemd-analyze not found; nothing to compare with");
-            return;
-        }
-        assert_eq!(refusal("*-*-* 03:00:00 Europe/Berlin").unwrap(), None);
-        assert_eq!(refusal("hourly").unwrap(), None);
-        assert_eq!(
-            refusal("12:00 Europe//Berlin").unwrap().as_deref(),
-            Some(
-                "(exit status: 1): Failed to parse calendar specification '12:00 Europe//Berlin': \
-                 Invalid argument"
-            )
-        );
-    }
 }
