@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod deb;
 mod faults;
+mod hardening;
 mod harness;
 mod hooks;
 mod hostile;

@@ -166,7 +166,7 @@ fn read(dir: &Path, name: &str) -> String {
 }
 
 /// The score in `→ Overall exposure level for UNIT: 1.1 OK 🙂`.
-fn exposure(security: &str) -> f64 {
+pub(crate) fn exposure(security: &str) -> f64 {
     let line = security
         .lines()
         .find(|line| line.contains("Overall exposure level"))

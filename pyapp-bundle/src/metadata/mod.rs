@@ -140,6 +140,42 @@ pub struct Service {
     pub pid_file: bool,
     #[serde(default)]
     pub restart: Restart,
+    /// Hardening settings this service's server cannot run under (FORMAT.md 8.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub relax: Vec<Relaxation>,
+}
+
+/// A hardening setting of FORMAT.md 8.4 that a service may relax, because a real server
+/// breaks under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Relaxation {
+    /// The `@setuid` calls: gunicorn before 21 calls `setuid`/`initgroups` on its own user
+    /// in every worker.
+    Setuid,
+    /// The `@resources` calls (`setpriority`, `sched_setaffinity`, `setrlimit`): a server
+    /// that sets its own nice level, CPU affinity or limits.
+    Resources,
+    /// Memory both writable and executable: JITs (PyPy, numba), libffi closures on old
+    /// systems.
+    WriteExecuteMemory,
+    /// All of `/proc`, not only the service's processes: psutil, `/proc/meminfo`.
+    Proc,
+    /// `AF_NETLINK` sockets: listing network interfaces (`getifaddrs`, psutil).
+    Netlink,
+}
+
+impl Relaxation {
+    /// Its name in metadata.yaml.
+    pub fn name(self) -> &'static str {
+        match self {
+            Relaxation::Setuid => "setuid",
+            Relaxation::Resources => "resources",
+            Relaxation::WriteExecuteMemory => "write-execute-memory",
+            Relaxation::Proc => "proc",
+            Relaxation::Netlink => "netlink",
+        }
+    }
 }
 
 /// Where a service listens.

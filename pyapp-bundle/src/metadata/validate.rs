@@ -277,6 +277,15 @@ impl AppParts<'_> {
                 }
             }
             check_service_placeholders(&join_path(&path, "command"), service)?;
+            let mut relaxed = BTreeSet::new();
+            for relaxation in &service.relax {
+                if !relaxed.insert(relaxation) {
+                    return Err(Issue::new(
+                        join_path(&path, "relax"),
+                        format!("{} is given twice", relaxation.name()),
+                    ));
+                }
+            }
         }
         for (index, task) in self.tasks.iter().enumerate() {
             let path = format!("tasks[{index}]");

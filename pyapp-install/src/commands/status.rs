@@ -61,6 +61,10 @@ fn human(status: &AppStatus) -> String {
         if let Some(socket) = &service.socket {
             text.push_str(&format!(", socket {}", socket.display()));
         }
+        if !service.relaxed.is_empty() {
+            let names: Vec<&str> = service.relaxed.iter().map(|r| r.name()).collect();
+            text.push_str(&format!(", hardening relaxed: {}", names.join(" ")));
+        }
         rows.push(("service", format!("{:<width$}  {text}", service.state.unit)));
     }
     for task in &status.tasks {

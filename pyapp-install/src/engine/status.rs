@@ -11,7 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
-use pyapp_bundle::metadata::{DependencyMode, Listen};
+use pyapp_bundle::metadata::{DependencyMode, Listen, Relaxation};
 use serde::Serialize;
 
 use crate::app::config_file::ConfigFile;
@@ -86,6 +86,8 @@ pub struct ServiceStatus {
     pub listen: Listen,
     pub port: Option<u16>,
     pub socket: Option<PathBuf>,
+    /// The hardening settings its metadata relaxes (FORMAT.md 8.4).
+    pub relaxed: Vec<Relaxation>,
 }
 
 #[derive(Debug, Serialize)]
@@ -160,6 +162,7 @@ fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result
                 name: name.to_owned(),
                 state: unit(format!("{}.service", unit_stem(app, name))),
                 listen: service.listen,
+                relaxed: service.relax.clone(),
                 port: (service.listen == Listen::Port)
                     .then(|| ports.get(name).copied())
                     .flatten(),

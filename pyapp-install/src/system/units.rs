@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use pyapp_bundle::command::{Command, CommandError, Placeholder, PlaceholderValues};
-use pyapp_bundle::metadata::{Isolation, Listen, Metadata, Restart, Service, Task};
+use pyapp_bundle::metadata::{Isolation, Listen, Metadata, Relaxation, Restart, Service, Task};
 
 use anyhow::Result;
 use pyapp_cli::Refusal;
@@ -86,6 +86,19 @@ SystemCallArchitectures=native
 CapabilityBoundingSet=
 AmbientCapabilities=
 ";
+
+/// The directive that relaxes `relaxation`, written after [`HARDENING`]: a later
+/// boolean or `ProcSubset=` line wins, a later allow-list `SystemCallFilter=` or
+/// `RestrictAddressFamilies=` line adds to the list.
+fn relaxed(relaxation: Relaxation) -> (&'static str, &'static str) {
+    match relaxation {
+        Relaxation::Setuid => ("SystemCallFilter", "@setuid"),
+        Relaxation::Resources => ("SystemCallFilter", "@resources"),
+        Relaxation::WriteExecuteMemory => ("MemoryDenyWriteExecute", "no"),
+        Relaxation::Proc => ("ProcSubset", "all"),
+        Relaxation::Netlink => ("RestrictAddressFamilies", "AF_NETLINK"),
+    }
+}
 
 /// A unit that cannot be generated: the metadata (or a path) holds something unit files
 /// cannot carry.
@@ -358,6 +371,10 @@ fn service_unit(
         // Servers chown the socket they bind to their own user and group (gunicorn always
         // does), which @privileged forbids; without capabilities it can do no more.
         unit.directive("SystemCallFilter", "@chown");
+    }
+    for relaxation in &service.relax {
+        let (directive, value) = relaxed(*relaxation);
+        unit.directive(directive, value);
     }
     unit.line("");
     unit.line("[Install]");
@@ -636,6 +653,30 @@ tasks:
                 python,
             }
         }
+    }
+
+    #[test]
+    fn relaxed_settings_come_after_the_hardening_they_relax() {
+        let text = HELLO_METADATA.replace(
+            "    restart: on-failure\n",
+            "    restart: on-failure\n    relax: [setuid, proc, write-execute-memory, resources, netlink]\n",
+        );
+        let units = generate_text(&text).unwrap();
+        let web = &units
+            .iter()
+            .find(|unit| unit.name == "hello-web.service")
+            .unwrap()
+            .text;
+        assert!(
+            web.ends_with(
+                "\nAmbientCapabilities=\nSystemCallFilter=@setuid\nProcSubset=all\n\
+                 MemoryDenyWriteExecute=no\nSystemCallFilter=@resources\n\
+                 RestrictAddressFamilies=AF_NETLINK\n\n[Install]\nWantedBy=multi-user.target\n"
+            ),
+            "{web}"
+        );
+        let plain = generate_text(HELLO_METADATA).unwrap();
+        assert!(plain.iter().all(|unit| !unit.text.contains("@setuid")));
     }
 
     fn metadata(text: &str) -> Metadata {
