@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use pyapp_fs::lock::WhenHeld;
-use pyapp_venv::wheel_install::InstallOptions;
+use pyapp_venv::wheel_install::{Confine, InstallOptions};
 
 use crate::app::policy::Rules;
 use crate::app::ports::PortRange;
@@ -15,6 +15,7 @@ use crate::engine::install::InstallRequest;
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::output::Output;
+use crate::system::privilege::spawn_as_nobody;
 
 /// The target of every action: `--root`, `--apps-dir`, the port range, and `output` for
 /// messages and progress.
@@ -49,7 +50,7 @@ pub fn install_request(args: &InstallArgs) -> Result<InstallRequest> {
         when_held: when_held(args.wait),
         options: InstallOptions {
             verify_record: !args.no_verify_record,
-            compile_bytecode: args.compile_bytecode,
+            compile_bytecode: args.compile_bytecode.then_some(spawn_as_nobody as Confine),
         },
         user: args.user.clone(),
         set: args.set.clone(),

@@ -29,7 +29,7 @@ use crate::app::tree::AppTree;
 use crate::progress::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::ownership::{open_dir, open_dir_at};
-use crate::system::privilege::drop_privileges_on_spawn;
+use crate::system::privilege::spawn_as;
 use pyapp_cli::Refusal;
 
 /// The hooks' log, in `log/`.
@@ -191,7 +191,7 @@ pub fn run_hook(
                     .context("failed to duplicate the hook's output pipe")?,
             )
             .stderr(writer);
-        drop_privileges_on_spawn(&mut process, Some((user.uid, user.gid)));
+        spawn_as(&mut process, (user.uid, user.gid));
         process
             .spawn()
             .map_err(|err| spawn_error(hook, &program, user, err))?

@@ -156,3 +156,42 @@ pub fn cases() -> Vec<Case> {
         ),
     ]
 }
+
+/// Issue 12, item 2: compiling bytecode runs nothing of the bundle. Its wheel ships a
+/// `.pth` file and a `sitecustomize` that would leave a marker; the install compiles (the
+/// `.pyc` files are there) and the marker never appears.
+#[test]
+fn compiling_bytecode_runs_no_pth_file_or_sitecustomize() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let marker = work.path().join("ran-as-root");
+    let payload = format!(
+        "import os; open({:?}, 'w').write(str(os.getuid()))\n",
+        marker.display().to_string()
+    );
+    let bundle = with_app_wheel(|files| {
+        add_recorded(files, "hello-evil.pth", payload.as_bytes());
+        add_recorded(files, "sitecustomize.py", payload.as_bytes());
+    });
+    let path = work.path().join("hello-pth.pyapp");
+    std::fs::write(&path, bundle).expect("write the bundle");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    let path = path.to_str().expect("utf-8 path");
+    // The compiler runs as nobody: the interpreter must be one every user can run.
+    let python = "/usr/bin/python3.11";
+    let output =
+        crate::harness::pyapp_install_at(&root, &["--compile-bytecode", "--python", python, path]);
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::harness::stderr(&output)
+    );
+    let ran = std::fs::read_to_string(&marker).ok();
+    assert_eq!(ran, None, "bundle code ran while compiling, as uid {ran:?}");
+    let lib = root.join("applications/hello/current/venv/lib");
+    let compiled = walkdir::WalkDir::new(&lib)
+        .into_iter()
+        .filter_map(Result::ok)
+        .any(|entry| entry.path().ends_with("hello/__pycache__") && entry.file_type().is_dir());
+    assert!(compiled, "no hello/__pycache__ under {}", lib.display());
+}

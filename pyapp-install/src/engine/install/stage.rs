@@ -226,11 +226,27 @@ fn fill(
 /// failed to read or write a file.
 fn wheel_error(err: WheelInstallError) -> anyhow::Error {
     match &err {
+        WheelInstallError::Compile { python, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            anyhow::Error::new(
+                Refusal::new(format!(
+                    "the bytecode compiler runs as nobody, who cannot run `{}`: {source}",
+                    python.display()
+                ))
+                .with_hint(
+                    "the interpreter must be usable by every user (the app user too); \
+                     a Python under a private home (pyenv in /root) is not: install with --python /usr/bin/python3.X",
+                ),
+            )
+        }
         WheelInstallError::Wheel {
             problem: WheelProblem::Open { .. } | WheelProblem::Write { .. },
             ..
         }
         | WheelInstallError::Compile { .. }
+        | WheelInstallError::Compiler { .. }
+        | WheelInstallError::Bytecode { .. }
         | WheelInstallError::Directory { .. }
         | WheelInstallError::Store(_) => anyhow::Error::new(err),
         WheelInstallError::Incompatible { .. } => anyhow::Error::new(
