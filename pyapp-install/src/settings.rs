@@ -11,7 +11,7 @@ use pyapp_venv::wheel_install::{Confine, InstallOptions};
 use crate::app::policy::Rules;
 use crate::app::ports::PortRange;
 use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
-use crate::engine::install::InstallRequest;
+use crate::engine::install::{InstallRequest, DEFAULT_MAX_INSTALLED_SIZE};
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::output::Output;
@@ -63,6 +63,9 @@ pub fn install_request(args: &InstallArgs) -> Result<InstallRequest> {
             stage_only: args.stage_only,
         },
         web: args.web.map(Into::into),
+        max_installed_size: args
+            .max_installed_size
+            .unwrap_or(DEFAULT_MAX_INSTALLED_SIZE),
     })
 }
 
@@ -75,5 +78,8 @@ pub fn watch_request(args: &WatchArgs) -> WatchRequest {
         compile_bytecode: args.compile_bytecode,
         allow_major: args.allow_major,
         allow_downgrade: args.allow_downgrade,
+        max_installed_size: args
+            .max_installed_size
+            .unwrap_or(DEFAULT_MAX_INSTALLED_SIZE),
     }
 }

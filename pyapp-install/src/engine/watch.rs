@@ -75,6 +75,8 @@ pub struct WatchRequest {
     /// Minisign public keys bundles must be signed with.
     pub trusted_keys: Vec<PathBuf>,
     pub compile_bytecode: bool,
+    /// The most a release may take on disk (`--max-installed-size`).
+    pub max_installed_size: u64,
     /// Take a new major version of an app whose update policy is same-major.
     pub allow_major: bool,
     /// Take a version lower than the app's current one.
@@ -105,6 +107,7 @@ impl WatchRequest {
                 stage_only: false,
             },
             web: None,
+            max_installed_size: self.max_installed_size,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! something; the engine decides when.
 
 pub mod app_user;
+pub mod disk;
 pub mod health;
 pub mod hooks;
 pub mod ownership;

@@ -289,6 +289,26 @@ impl<R: WheelBytes> Source<R> {
     }
 }
 
+/// The size of each file the wheel `file_name` holds, as its central directory declares
+/// it (extraction writes no more than that): what installing it will write, known before
+/// anything is.
+pub fn declared_sizes<R: Read + Seek>(
+    file_name: &str,
+    bytes: R,
+) -> Result<Vec<u64>, WheelInstallError> {
+    let zip_error = |err| WheelInstallError::Wheel {
+        wheel: file_name.to_owned(),
+        problem: WheelProblem::Zip(err),
+    };
+    let archive = zip::ZipArchive::new(bytes).map_err(zip_error)?;
+    (0..archive.len())
+        .map(|index| {
+            let entry = archive.by_index_data(index).map_err(zip_error)?;
+            Ok(if entry.is_dir() { 0 } else { entry.size() })
+        })
+        .collect()
+}
+
 /// Install `wheels` into `venv`, the shared ones through `store` (when given);
 /// `on_installed` is called once per wheel when its files are in (from any thread).
 ///

@@ -195,3 +195,42 @@ fn compiling_bytecode_runs_no_pth_file_or_sitecustomize() {
         .any(|entry| entry.path().ends_with("hello/__pycache__") && entry.file_type().is_dir());
     assert!(compiled, "no hello/__pycache__ under {}", lib.display());
 }
+
+/// Issue 12, item 4: a small bundle whose wheel holds 256 MiB of zeros is refused under a
+/// 128 MiB `--max-installed-size`, before anything is written, with one line saying what
+/// it needs, what is free and the limit.
+#[test]
+fn a_wheel_that_expands_beyond_the_limit_is_refused_before_anything_is_written() {
+    let zeros = vec![0; 256 << 20];
+    let bundle = with_app_wheel(|files| add_recorded(files, "hello/zeros.bin", &zeros));
+    assert!(
+        bundle.len() < 4 << 20,
+        "the bundle is {} bytes",
+        bundle.len()
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let path = work.path().join("hello-zeros.pyapp");
+    std::fs::write(&path, bundle).expect("write the bundle");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    let before = crate::harness::listing(&root);
+    let path = path.to_str().expect("utf-8 path");
+    let output = crate::harness::pyapp_install_at(&root, &["--max-installed-size", "128M", path]);
+    let message = crate::harness::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "{message}");
+    assert!(
+        lines[0].starts_with("error: refusing the bundle: installing it needs ")
+            && lines[0].ends_with(" free, the limit (--max-installed-size) is 134.2 MB"),
+        "{message}"
+    );
+    let needed: u64 = lines[0]
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.split_once(" bytes)"))
+        .and_then(|(bytes, _)| bytes.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count: {message}"));
+    assert!(needed >= 256 << 20, "{message}");
+    assert!(lines[1].contains("--max-installed-size"), "{message}");
+    assert_eq!(crate::harness::listing(&root), before);
+}

@@ -17,6 +17,7 @@
 mod activate;
 mod plan;
 mod prune;
+mod space;
 mod stage;
 mod verify;
 
@@ -39,6 +40,7 @@ use pyapp_venv::store::Store;
 use pyapp_venv::wheel_install::InstallOptions;
 
 use activate::NewRelease;
+pub use space::DEFAULT_MAX_INSTALLED_SIZE;
 use stage::NewAppDir;
 use verify::Verified;
 
@@ -67,6 +69,8 @@ pub struct InstallRequest {
     pub rules: Rules,
     /// Link the app into this web server.
     pub web: Option<Server>,
+    /// The most the release may take on disk, in bytes (`--max-installed-size`).
+    pub max_installed_size: u64,
 }
 
 /// What an install did, as `--json` reports it (and `watch` records it).

@@ -224,7 +224,7 @@ fn fill(
 
 /// A wheel that cannot be installed is the bundle's fault (exit 1), unless this machine
 /// failed to read or write a file.
-fn wheel_error(err: WheelInstallError) -> anyhow::Error {
+pub fn wheel_error(err: WheelInstallError) -> anyhow::Error {
     match &err {
         WheelInstallError::Compile { python, source }
             if source.kind() == std::io::ErrorKind::PermissionDenied =>

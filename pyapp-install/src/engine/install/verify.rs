@@ -92,6 +92,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
+    super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
     let interpreter = match queried {
         Some((python, queried)) => queried.and_then(|found| found.require(python, requires)),
