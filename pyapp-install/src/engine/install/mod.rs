@@ -229,6 +229,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         &tree,
         &release,
         &request.options,
+        &record,
         store.as_ref(),
         target,
     )?;

@@ -12,6 +12,7 @@ use pyapp_bundle::metadata::{DependencyMode, Metadata};
 use pyapp_bundle::reader::Bundle;
 use pyapp_cli::StepLog;
 
+use crate::app::receipt::ReleaseRecord;
 use crate::app::release::Staging;
 use crate::app::tree::{AppTree, AppsDir, LASTING_DIRS};
 use crate::engine::{gc, Target};
@@ -109,6 +110,7 @@ pub fn build(
     tree: &AppTree,
     release: &str,
     options: &InstallOptions,
+    record: &ReleaseRecord,
     store: Option<&Store>,
     target: &Target,
 ) -> Result<bool> {
@@ -133,6 +135,7 @@ pub fn build(
         gc::collect_after(&target.apps, target.progress());
         return Err(err);
     }
+    staging.save_record(record)?;
     fault::point("staged");
     staging.finish()?;
     fault::point("after-staging");
