@@ -11,8 +11,9 @@
 //!    units, check health, rolling back to the old release when that fails. Until the
 //!    switch, a [`activate::NewRelease`] guard removes the release this run built whenever
 //!    the install stops early.
-//! 4. [`prune`]: write the receipt, remove old releases and the store entries they alone
-//!    used, publish the web server snippets.
+//! 4. [`prune`]: remove old releases and write the receipt (as the activation's last step,
+//!    undone with it), delete the store entries the pruned releases alone used, publish
+//!    the web server snippets.
 
 mod activate;
 mod plan;
@@ -268,18 +269,14 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         &lasting,
         config,
         new_release,
-    )?;
-
-    steps.begin("receipt, old releases, store");
-    prune::record(
-        target,
-        &tree,
-        previous.as_ref(),
-        record,
-        activated.user.as_ref(),
-        keep,
+        |user| {
+            steps.begin("receipt, old releases");
+            prune::record(&tree, previous.as_ref(), record, user, keep)
+        },
     )?;
     new_app_dir.keep();
+    steps.begin("store");
+    prune::report_pruned(target, &activated.pruned);
     steps.begin("web server");
     let web = prune::publish_web(
         target,
