@@ -25,10 +25,10 @@ pub fn room(dir: &Path) -> Result<Room> {
         .unwrap_or(Path::new("/"));
     let stats = statvfs(existing)
         .with_context(|| format!("failed to read the free space of `{}`", existing.display()))?;
-    let block = u64::from(stats.fragment_size()).max(1);
+    let block = stats.fragment_size().max(1);
     Ok(Room {
         dir: existing.to_owned(),
-        free: u64::from(stats.blocks_available()).saturating_mul(block),
+        free: stats.blocks_available().saturating_mul(block),
         block,
     })
 }
