@@ -6,16 +6,14 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use pyapp_fs::lock::WhenHeld;
-use pyapp_venv::wheel_install::{Confine, InstallOptions};
 
 use crate::app::policy::Rules;
 use crate::app::ports::PortRange;
 use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
-use crate::engine::install::{InstallRequest, DEFAULT_MAX_INSTALLED_SIZE};
+use crate::engine::install::{self, InstallRequest, DEFAULT_MAX_INSTALLED_SIZE};
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::output::Output;
-use crate::system::privilege::spawn_as_nobody;
 
 /// The target of every action: `--root`, `--apps-dir`, the port range, and `output` for
 /// messages and progress.
@@ -48,10 +46,7 @@ pub fn install_request(args: &InstallArgs) -> Result<InstallRequest> {
         python: args.python.clone(),
         dry_run: args.dry_run,
         when_held: when_held(args.wait),
-        options: InstallOptions {
-            verify_record: !args.no_verify_record,
-            compile_bytecode: args.compile_bytecode.then_some(spawn_as_nobody as Confine),
-        },
+        options: install::options(!args.no_verify_record, args.compile_bytecode),
         user: args.user.clone(),
         set: args.set.clone(),
         config: args.config.clone(),

@@ -17,10 +17,8 @@ use crate::app::policy::Rules;
 use crate::app::receipt::now_rfc3339;
 use crate::engine::install::{self, Action, InstallReport, InstallRequest};
 use crate::engine::Target;
-use crate::system::privilege::spawn_as_nobody;
 use pyapp_cli::{classify, Refusal};
 use pyapp_fs::lock::WhenHeld;
-use pyapp_venv::wheel_install::{Confine, InstallOptions};
 
 use inbox::{Dropped, Inbox, Outcome};
 
@@ -92,10 +90,7 @@ impl WatchRequest {
             python: self.python.clone(),
             dry_run: false,
             when_held: WhenHeld::Wait,
-            options: InstallOptions {
-                verify_record: true,
-                compile_bytecode: self.compile_bytecode.then_some(spawn_as_nobody as Confine),
-            },
+            options: install::options(true, self.compile_bytecode),
             user: None,
             set: Vec::new(),
             config: None,

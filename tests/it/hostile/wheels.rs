@@ -234,3 +234,75 @@ fn a_wheel_that_expands_beyond_the_limit_is_refused_before_anything_is_written()
     assert!(lines[1].contains("--max-installed-size"), "{message}");
     assert_eq!(crate::harness::listing(&root), before);
 }
+
+/// Issue 12: a pyapp-install killed while its bytecode compiler runs leaves no compiler
+/// running (`PR_SET_PDEATHSIG`). The app wheel carries a module of a million lines, which
+/// takes the compiler seconds: killed while it compiles, it must not finish (it would then
+/// stop anyway, on the pipe nobody reads).
+#[test]
+fn a_killed_install_takes_its_bytecode_compiler_with_it() {
+    let source = "x = 1\n".repeat(1_000_000);
+    let bundle = with_app_wheel(|files| add_recorded(files, "hello/big.py", source.as_bytes()));
+    let work = tempfile::tempdir().expect("temp dir");
+    let path = work.path().join("hello-big.pyapp");
+    std::fs::write(&path, bundle).expect("write the bundle");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    let mut install = std::process::Command::new(crate::harness::bin("pyapp-install"))
+        .arg("--root")
+        .arg(&root)
+        .args(["--compile-bytecode", "--python", "/usr/bin/python3.11"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pyapp-install");
+    // The compiler, a child of this pyapp-install: `python -m compileall` before issue 12,
+    // the stdin compiler now.
+    let parent = install.id().to_string();
+    let compilers = || {
+        let found = std::process::Command::new("pgrep")
+            .args(["-P", &parent, "-f", "compileall|MAGIC_NUMBER"])
+            .output()
+            .expect("run pgrep");
+        String::from_utf8_lossy(&found.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let running = loop {
+        let running = compilers();
+        if !running.is_empty() {
+            break running;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compiler never ran"
+        );
+        assert!(
+            install.try_wait().expect("poll").is_none(),
+            "pyapp-install ended before compiling"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // It has the source by then, and is compiling it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    install.kill().expect("kill pyapp-install");
+    install.wait().expect("reap pyapp-install");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Gone, or a zombie its new parent has not reaped yet.
+    let alive: Vec<&String> = running
+        .iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+        })
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "the compiler outlived pyapp-install: {alive:?}"
+    );
+}

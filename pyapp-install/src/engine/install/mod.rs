@@ -35,10 +35,11 @@ use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppTree;
 use crate::engine::Target;
+use crate::system::privilege::spawn_as_nobody;
 use crate::system::web::{self, Server, WebConfig, WebReport};
 use pyapp_fs::lock::{AppLock, WhenHeld};
 use pyapp_venv::store::Store;
-use pyapp_venv::wheel_install::InstallOptions;
+use pyapp_venv::wheel_install::{Confine, InstallOptions};
 
 use activate::NewRelease;
 pub use space::DEFAULT_MAX_INSTALLED_SIZE;
@@ -123,6 +124,15 @@ impl Action {
             (Action::Staged, false) => "staged",
             (Action::Staged, true) => "would stage",
         }
+    }
+}
+
+/// How the wheels are installed: RECORD checked unless `verify_record` is off, and with
+/// `compile_bytecode` bytecode compiled by a compiler that runs as `nobody`.
+pub fn options(verify_record: bool, compile_bytecode: bool) -> InstallOptions {
+    InstallOptions {
+        verify_record,
+        compile_bytecode: compile_bytecode.then_some(spawn_as_nobody as Confine),
     }
 }
 
@@ -270,12 +280,11 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         config,
         new_release,
         |user| {
-            steps.begin("receipt, old releases");
+            steps.begin("receipt, old releases, store");
             prune::record(&tree, previous.as_ref(), record, user, keep)
         },
     )?;
     new_app_dir.keep();
-    steps.begin("store");
     prune::report_pruned(target, &activated.pruned);
     steps.begin("web server");
     let web = prune::publish_web(
