@@ -2,7 +2,7 @@
 //! terminal), no new privileges, then setgroups, setgid, setuid in that order (FORMAT.md
 //! 6.2), and, for a child this process waits for, death with it. std's
 //! `CommandExt::uid`/`gid` use another order and keep the session, hence `pre_exec`: the
-//! only `unsafe` code of the workspace, kept to this one module.
+//! only `unsafe` code of the workspace, kept to one function (`confine`).
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -21,27 +21,29 @@ const NOBODY: (u32, u32) = (65534, 65534);
 /// and killed (SIGKILL) when the thread that spawned it ends: a pyapp-install that is
 /// killed leaves no hook or compiler running. Any step failing makes the spawn fail.
 pub fn spawn_as(command: &mut Command, user: (u32, u32)) {
-    confine(command, user, Some(Pid::this()));
+    confine(command, Some(user), Some(Pid::this()));
 }
 
 /// [`spawn_as`] the overflow user `nobody`: for the bytecode compiler, which reads
-/// sources from its stdin and writes bytecode to its stdout.
+/// sources from its stdin and writes bytecode to its stdout. Run by another user than
+/// root, it stays that user (it has no privileges to drop, nor the right to).
 pub fn spawn_as_nobody(command: &mut Command) {
-    spawn_as(command, NOBODY);
+    let user = Uid::effective().is_root().then_some(NOBODY);
+    confine(command, user, Some(Pid::this()));
 }
 
 /// [`spawn_as`] for a command that replaces this process (`Command::exec`): it outlives
 /// its parent, the shell that started pyapp-install.
 pub fn exec_as(command: &mut Command, user: (u32, u32)) {
-    confine(command, user, None);
+    confine(command, Some(user), None);
 }
 
-/// The `pre_exec` of [`spawn_as`] and [`exec_as`]; `parent`, when the child must die
-/// with it, is this process, the one the child checks it still has after asking for
-/// the signal (it may have died before).
+/// The `pre_exec` of [`spawn_as`] and [`exec_as`]: `user`, when given, is who the child
+/// becomes; `parent`, when the child must die with it, is this process, the one the child
+/// checks it still has after asking for the signal (it may have died before).
 #[allow(unsafe_code)]
-fn confine(command: &mut Command, (uid, gid): (u32, u32), parent: Option<Pid>) {
-    let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+fn confine(command: &mut Command, user: Option<(u32, u32)>, parent: Option<Pid>) {
+    let ids = user.map(|(uid, gid)| (Uid::from_raw(uid), Gid::from_raw(gid)));
     // SAFETY: the closure runs in the forked child before exec, where only
     // async-signal-safe calls are allowed. It only makes raw syscalls through nix
     // (setsid, prctl, setgroups on a one-element array on the stack, setgid, setuid,
@@ -51,9 +53,11 @@ fn confine(command: &mut Command, (uid, gid): (u32, u32), parent: Option<Pid>) {
         command.pre_exec(move || {
             setsid()?;
             nix::sys::prctl::set_no_new_privs()?;
-            setgroups(&[gid])?;
-            setgid(gid)?;
-            setuid(uid)?;
+            if let Some((uid, gid)) = ids {
+                setgroups(&[gid])?;
+                setgid(gid)?;
+                setuid(uid)?;
+            }
             // After setuid, which clears the parent-death signal.
             if let Some(parent) = parent {
                 nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
