@@ -1,8 +1,8 @@
 //! Whether the release fits, decided before anything is written: what every entry will
 //! expand to (the bundle's own from its verified manifest, each wheel's files from its
 //! central directory; extraction never writes more than either declares), each rounded up
-//! to the filesystem's block, against the free space of the apps filesystem and the
-//! `--max-installed-size` limit.
+//! to the filesystem's block (an empty file counts one), against the free space of the
+//! apps filesystem and the `--max-installed-size` limit.
 
 use anyhow::Result;
 use pyapp_bundle::layout::DEPS_PREFIX;
@@ -21,7 +21,9 @@ pub const DEFAULT_MAX_INSTALLED_SIZE: u64 = 4 << 30;
 /// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`.
 pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
     let room = disk::room(apps.path())?;
-    let on_disk = |size: u64| size.div_ceil(room.block).saturating_mul(room.block);
+    // An empty file takes an inode and a directory entry: a block each, so that a wheel of
+    // a million empty files is not free.
+    let on_disk = |size: u64| size.div_ceil(room.block).max(1).saturating_mul(room.block);
     let mut needed: u64 = 0;
     for entry in bundle.entries() {
         let Some(wheel) = entry.name.strip_prefix(DEPS_PREFIX) else {
