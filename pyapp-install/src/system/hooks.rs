@@ -29,7 +29,7 @@ use crate::app::tree::AppTree;
 use crate::progress::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::ownership::{open_dir, open_dir_at};
-use crate::system::privilege::spawn_as;
+use crate::system::privilege::{spawn_as, GroupGuard};
 use pyapp_cli::Refusal;
 
 /// The hooks' log, in `log/`.
@@ -198,6 +198,14 @@ pub fn run_hook(
         // `process`, holding the pipe's writing end, is dropped here: the reader sees the
         // end of the output when the hook and its children are done.
     };
+    // Killed with its children should this process be killed while it runs.
+    let _group = GroupGuard::start(child.id())
+        .map_err(|err| {
+            output.warning(&format!(
+                "hook {hook}: no guard of its process group (its children would outlive a killed pyapp-install): {err}"
+            ))
+        })
+        .ok();
     let copy_log = log
         .try_clone()
         .with_context(|| format!("failed to reopen `{}`", log_path.display()))?;

@@ -6,7 +6,7 @@
 
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use nix::sys::signal::Signal;
 use nix::unistd::{getppid, setgid, setgroups, setsid, setuid, Gid, Pid, Uid};
@@ -36,6 +36,45 @@ pub fn spawn_as_nobody(command: &mut Command) {
 /// its parent, the shell that started pyapp-install.
 pub fn exec_as(command: &mut Command, user: (u32, u32)) {
     confine(command, Some(user), None);
+}
+
+/// Kills the process group `pgid` (a hook's: its pid) with SIGKILL should this process
+/// die before the guard is dropped, however it dies: processes the hook started, which
+/// `PR_SET_PDEATHSIG` does not reach, go with it. The guard is a `/bin/sh` that waits for
+/// the end of a pipe only this process holds (close-on-exec: the hook has no copy).
+/// Dropping it ends the guard without a kill: the caller has dealt with the group.
+pub struct GroupGuard {
+    guard: Child,
+    _pipe: ChildStdin,
+}
+
+impl GroupGuard {
+    /// Starts the guard of the process group `pgid`.
+    pub fn start(pgid: u32) -> io::Result<GroupGuard> {
+        let mut guard = Command::new("/bin/sh")
+            .args(["-c", r#"read -r _; kill -9 -"$1""#, "pyapp-install-guard"])
+            .arg(pgid.to_string())
+            .env_clear()
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let Some(pipe) = guard.stdin.take() else {
+            let _ = guard.kill();
+            let _ = guard.wait();
+            return Err(io::Error::other("the guard's stdin was not set up"));
+        };
+        Ok(GroupGuard { guard, _pipe: pipe })
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        // Killed before its pipe closes (fields drop after this), so it never signals.
+        let _ = self.guard.kill();
+        let _ = self.guard.wait();
+    }
 }
 
 /// The `pre_exec` of [`spawn_as`] and [`exec_as`]: `user`, when given, is who the child

@@ -190,14 +190,17 @@ PY=/usr/bin/python3
 "$INSTALL" --python $PY "$V1" > $OUT/install.log 2>&1; echo $? > $OUT/install.rc
 "$INSTALL" --python $PY "$V2" > $OUT/upgrade.log 2>&1 &
 INSTALLER=$!
-for _ in $(seq 200); do pgrep -f 'time.sleep[(]604' > $OUT/before && break; sleep 0.1; done
+for _ in $(seq 200); do pgrep -f 'sleep 605' > $OUT/child.before && break; sleep 0.1; done
+pgrep -f 'time.sleep[(]604' > $OUT/before
 kill -KILL $INSTALLER
 wait $INSTALLER; echo $? > $OUT/upgrade.rc
 sleep 1
 pgrep -f 'time.sleep[(]604' > $OUT/after || true
+pgrep -f 'sleep 605' > $OUT/child.after || true
 "#;
 
-/// Issue 12: a killed pyapp-install leaves no hook running (`PR_SET_PDEATHSIG`).
+/// Issue 12: a killed pyapp-install leaves no hook running (`PR_SET_PDEATHSIG`), nor the
+/// processes the hook started (the guard of its process group).
 #[test]
 fn a_killed_install_takes_its_running_hook_with_it() {
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
@@ -207,7 +210,7 @@ fn a_killed_install_takes_its_running_hook_with_it() {
         "1.1.0",
         &[(
             "post-update: hello-migrate",
-            "pre-update: [python, -c, \"import time; time.sleep(604)\"]\n  post-update: hello-migrate",
+            "pre-update: [python, -c, \"import subprocess, time; subprocess.Popen(['sleep', '605']); time.sleep(604)\"]\n  post-update: hello-migrate",
         )],
     );
     let facts = in_sandbox(KILLED_SCRIPT, &[&v1, &v2], work.path());
@@ -223,5 +226,14 @@ fn a_killed_install_takes_its_running_hook_with_it() {
         fact("upgrade.log")
     );
     assert_eq!(fact("upgrade.rc"), "137", "{}", fact("upgrade.log"));
+    assert!(
+        !fact("child.before").is_empty(),
+        "the hook's child never ran"
+    );
     assert_eq!(fact("after"), "", "the hook outlived pyapp-install");
+    assert_eq!(
+        fact("child.after"),
+        "",
+        "the hook's child outlived pyapp-install"
+    );
 }
