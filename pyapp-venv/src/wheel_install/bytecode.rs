@@ -18,12 +18,20 @@ use super::WheelInstallError;
 /// the command before it is spawned.
 pub type Confine = fn(&mut Command);
 
-/// The compiler: stdlib only, runs on 3.6+. It says its cache tag, then, for each
+/// The compiler: stdlib only, runs on 3.6+. It first makes itself undumpable
+/// (`PR_SET_DUMPABLE` 0, where ctypes can call prctl): other processes of its user, which
+/// `nobody` is for more than one daemon, can then not trace it and change the bytecode it
+/// answers. It says its cache tag, then, for each
 /// `MTIME SIZE NAME_LENGTH` line followed by the name and the source, answers
 /// `C LENGTH` and a timestamp `.pyc` (PEP 552 flags 0), or `E LENGTH` and why not.
 const COMPILER: &str = r#"
 import marshal, sys
 from importlib.util import MAGIC_NUMBER
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+except Exception:
+    pass
 source_in, out = sys.stdin.buffer, sys.stdout.buffer
 out.write(sys.implementation.cache_tag.encode("ascii") + b"\n")
 out.flush()

@@ -236,7 +236,7 @@ fn a_wheel_that_expands_beyond_the_limit_is_refused_before_anything_is_written()
 }
 
 /// Issue 12: a pyapp-install killed while its bytecode compiler runs leaves no compiler
-/// running (`PR_SET_PDEATHSIG`). The app wheel carries a module of a million lines, which
+/// running (`PR_SET_PDEATHSIG`); the compiler runs as nobody and cannot be traced. The app wheel carries a module of a million lines, which
 /// takes the compiler seconds: killed while it compiles, it must not finish (it would then
 /// stop anyway, on the pipe nobody reads).
 #[test]
@@ -286,8 +286,25 @@ fn a_killed_install_takes_its_bytecode_compiler_with_it() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    // It has the source by then, and is compiling it.
+    // It has the source by then, and is compiling it: as nobody, and undumpable (its
+    // /proc files are root's), so that no other process of nobody can trace it.
     std::thread::sleep(std::time::Duration::from_millis(500));
+    for pid in &running {
+        use std::os::unix::fs::MetadataExt;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let uid = status
+            .lines()
+            .find(|line| line.starts_with("Uid:"))
+            .expect("Uid");
+        assert_eq!(uid.split_whitespace().nth(1), Some("65534"), "{uid}");
+        let owner = std::fs::metadata(format!("/proc/{pid}/fd"))
+            .expect("fd")
+            .uid();
+        assert_eq!(
+            owner, 0,
+            "the compiler can be traced by other processes of nobody"
+        );
+    }
     install.kill().expect("kill pyapp-install");
     install.wait().expect("reap pyapp-install");
     std::thread::sleep(std::time::Duration::from_millis(300));
