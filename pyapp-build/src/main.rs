@@ -1,22 +1,28 @@
 //! `pyapp-build`: parse the arguments, build (or make a key pair, or generate completions
-//! and man pages), print the result, map failures to exit codes.
+//! and man pages), print the result, map failures to exit codes (0, 1, or 2 for anything
+//! unexpected, a panic included).
 
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::CommandFactory;
 use pyapp_build::cli::{Args, Command};
-use pyapp_cli::Messages;
+use pyapp_cli::{print_stdout, Messages};
 
 fn main() -> ExitCode {
+    pyapp_cli::guard(run)
+}
+
+fn run() -> ExitCode {
     let args: Args = match pyapp_cli::parse_args() {
         Ok(args) => args,
         Err(code) => return code,
     };
     let messages = Messages::new(args.verbosity.level());
     pyapp_cli::init_log(messages.level());
-    match &args.command {
-        Some(Command::Keygen(keygen)) => match pyapp_build::keygen::keygen(keygen) {
-            Ok(files) => {
+    let (done, json) = match &args.command {
+        Some(Command::Keygen(keygen)) => {
+            let done = pyapp_build::keygen::keygen(keygen).and_then(|files| {
                 let protection = if files.encrypted {
                     "encrypted"
                 } else {
@@ -29,46 +35,37 @@ fn main() -> ExitCode {
                     files.public.display()
                 ));
                 messages.hint("copy the public key to each server's APPS/.pyapp-trusted-keys/");
-                println!("{}", files.public.display());
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&messages, err, false),
-        },
-        Some(Command::Generate(generate)) => match generate.run(Args::command()) {
-            Ok(pages) => {
-                for page in pages {
-                    println!("{}", page.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&messages, err, false),
-        },
-        None => match pyapp_build::run(&args) {
-            Ok(report) => {
-                if args.json {
-                    match serde_json::to_string_pretty(&report) {
-                        Ok(json) => println!("{json}"),
-                        Err(err) => {
-                            messages.error(&format!("cannot write the JSON report: {err}"), None);
-                            return ExitCode::from(2);
-                        }
-                    }
+                print_stdout(&format!("{}\n", files.public.display()))
+            });
+            (done, false)
+        }
+        Some(Command::Generate(generate)) => {
+            let done = generate.run(Args::command()).and_then(|pages| {
+                pages
+                    .iter()
+                    .try_for_each(|page| print_stdout(&format!("{}\n", page.display())))
+            });
+            (done, false)
+        }
+        None => {
+            let done = pyapp_build::run(&args).and_then(|report| {
+                let text = if args.json {
+                    serde_json::to_string_pretty(&report).context("cannot write the JSON report")?
                 } else {
-                    println!("{}", report.bundle.display());
-                }
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&messages, err, args.json),
-        },
+                    report.bundle.display().to_string()
+                };
+                print_stdout(&format!("{text}\n"))
+            });
+            (done, args.json)
+        }
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => pyapp_cli::fail(
+            &messages,
+            err,
+            json,
+            Some("this is a bug or an environment problem, not a problem with the project"),
+        ),
     }
-}
-
-/// Reports `err` on stderr and returns its exit status.
-fn fail(messages: &Messages, err: anyhow::Error, json: bool) -> ExitCode {
-    pyapp_cli::fail(
-        messages,
-        err,
-        json,
-        Some("this is a bug or an environment problem, not a problem with the project"),
-    )
 }

@@ -1,8 +1,12 @@
 //! The exit status of a failed command, decided in one place for both binaries: 1 when the
 //! error is the user's or the input's fault (a [`Refusal`], a bad bundle or project, a
 //! filesystem refusal such as a planted link or a held lock, a full disk), 2 for anything
-//! unexpected. [`fail`] prints the failure the same way for both.
+//! unexpected. [`fail`] prints the failure the same way for both, and [`guard`] makes a
+//! panic one more unexpected failure (2), not Rust's 101: a binary ends with 0, 1 or 2
+//! and nothing else (`pyapp-install run`, which becomes the app's process, aside).
 
+use std::io::Write;
+use std::panic::UnwindSafe;
 use std::process::ExitCode;
 
 use pyapp_bundle::writer::WriteError;
@@ -77,4 +81,39 @@ pub fn fail(
     });
     messages.failure(&format!("{err:#}"), hint, failure.status, json);
     ExitCode::from(failure.status)
+}
+
+/// Runs `body`, a binary's whole work, so that it ends with 0, 1 or 2 only: a panic (a
+/// bug, or a write to a stdout nobody reads with `println!`) is said as one `error:` line
+/// on stderr and is exit status 2.
+pub fn guard(body: impl FnOnce() -> ExitCode + UnwindSafe) -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        let place = info
+            .location()
+            .map(|at| format!(" at {}:{}", at.file(), at.line()))
+            .unwrap_or_default();
+        // Nothing is left to do when stderr is gone too.
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: internal error{place}: {}",
+            what.replace('\n', " ")
+        );
+    }));
+    std::panic::catch_unwind(body).unwrap_or(ExitCode::from(2))
+}
+
+/// Writes `text` to stdout and flushes it: a stdout that cannot be written (a reader that
+/// went away, a full disk) is an error naming it, not a panic.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("failed to write to stdout")
 }

@@ -1,7 +1,6 @@
 //! Shell completions and man pages from a binary's clap definition.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -35,13 +34,17 @@ impl Generate {
         match self {
             Generate::Completions { shell } => {
                 let name = command.get_name().to_string();
-                clap_complete::generate(*shell, &mut command, name, &mut io::stdout());
+                let mut script = Vec::new();
+                clap_complete::generate(*shell, &mut command, name, &mut script);
+                crate::print_stdout(&String::from_utf8_lossy(&script))?;
                 Ok(Vec::new())
             }
             Generate::Man { out_dir: None } => {
+                let mut roff = Vec::new();
                 clap_mangen::Man::new(command)
-                    .render(&mut io::stdout())
-                    .context("failed to write the man page")?;
+                    .render(&mut roff)
+                    .context("failed to render the man page")?;
+                crate::print_stdout(&String::from_utf8_lossy(&roff))?;
                 Ok(Vec::new())
             }
             Generate::Man { out_dir: Some(dir) } => write_pages(&command, dir),

@@ -92,7 +92,8 @@ impl Messages {
         self.error(message, hint);
         if json {
             let value = serde_json::json!({ "error": message, "hint": hint, "status": status });
-            println!("{value}");
+            // The failure is said on stderr already; nothing is left to do if stdout is gone.
+            let _ = crate::print_stdout(&format!("{value}\n"));
         }
     }
 

@@ -66,6 +66,11 @@ pub struct InstallArgs {
     #[arg(long)]
     pub no_verify_record: bool,
 
+    /// Refuse a bundle whose release would take more than SIZE on disk (bytes, or with K,
+    /// M, G or T: KiB, MiB, GiB, TiB) [default: 4G].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_installed_size: Option<u64>,
+
     /// Run the app as this existing user (and its primary group) instead of the system
     /// user pyapp-install creates, named after the app.
     #[arg(long, value_name = "NAME")]
@@ -313,6 +318,11 @@ pub struct WatchArgs {
     #[arg(long)]
     pub compile_bytecode: bool,
 
+    /// Refuse a bundle whose release would take more than SIZE on disk: as
+    /// `pyapp-install --max-installed-size`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_installed_size: Option<u64>,
+
     /// Write and enable the systemd units that run this command (with the same options)
     /// when a bundle lands in DIR, instead of processing DIR now.
     #[arg(long)]
@@ -370,3 +380,57 @@ NO_COLOR=1 turns colour off; -v names each step, -vv also each external command.
 
 Exit status: 0 done (or nothing to do), 1 refused: bad bundle or arguments, failed check,
 app locked by another run (the message says why), 2 unexpected failure.";
+
+/// `--max-installed-size`: a number of bytes, or of KiB, MiB, GiB or TiB (`512M`, `4G`,
+/// `4GiB`).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let shift = match unit.trim_end_matches("iB") {
+        "" if unit.is_empty() => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "`{text}`: not a size (a number, or one with K, M, G or T)"
+            ))
+        }
+    };
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: not a size (a number, or one with K, M, G or T)"))?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}`: too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_are_bytes_or_binary_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        for bad in [
+            "",
+            "G",
+            "4 G",
+            "4g",
+            "-1",
+            "4Gi",
+            "4GB",
+            "1.5G",
+            "99999999999T",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

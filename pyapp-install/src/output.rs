@@ -49,8 +49,7 @@ impl Output {
     /// Prints `value` as one line of JSON on stdout.
     pub fn print_json(&self, value: &impl Serialize) -> Result<()> {
         let text = serde_json::to_string(value).context("failed to encode the JSON output")?;
-        println!("{text}");
-        Ok(())
+        pyapp_cli::print_stdout(&format!("{text}\n"))
     }
 }
 

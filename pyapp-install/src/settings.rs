@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use pyapp_fs::lock::WhenHeld;
-use pyapp_venv::wheel_install::InstallOptions;
 
 use crate::app::policy::Rules;
 use crate::app::ports::PortRange;
 use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
-use crate::engine::install::InstallRequest;
+use crate::engine::install::{self, InstallRequest, DEFAULT_MAX_INSTALLED_SIZE};
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::output::Output;
@@ -47,10 +46,7 @@ pub fn install_request(args: &InstallArgs) -> Result<InstallRequest> {
         python: args.python.clone(),
         dry_run: args.dry_run,
         when_held: when_held(args.wait),
-        options: InstallOptions {
-            verify_record: !args.no_verify_record,
-            compile_bytecode: args.compile_bytecode,
-        },
+        options: install::options(!args.no_verify_record, args.compile_bytecode),
         user: args.user.clone(),
         set: args.set.clone(),
         config: args.config.clone(),
@@ -62,6 +58,9 @@ pub fn install_request(args: &InstallArgs) -> Result<InstallRequest> {
             stage_only: args.stage_only,
         },
         web: args.web.map(Into::into),
+        max_installed_size: args
+            .max_installed_size
+            .unwrap_or(DEFAULT_MAX_INSTALLED_SIZE),
     })
 }
 
@@ -74,5 +73,8 @@ pub fn watch_request(args: &WatchArgs) -> WatchRequest {
         compile_bytecode: args.compile_bytecode,
         allow_major: args.allow_major,
         allow_downgrade: args.allow_downgrade,
+        max_installed_size: args
+            .max_installed_size
+            .unwrap_or(DEFAULT_MAX_INSTALLED_SIZE),
     }
 }

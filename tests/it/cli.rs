@@ -261,3 +261,33 @@ fn verbose_install_names_each_step_with_its_duration() {
         "unchanged and quiet says nothing"
     );
 }
+
+/// Issue 12 (the exit status 32 seen once): whatever happens, both binaries end with 0, 1
+/// or 2. A stdout whose reader is gone made `println!` panic (exit 101, "failed printing
+/// to stdout: Broken pipe (os error 32)"); it is now one `error:` line and exit 2.
+#[test]
+fn a_stdout_nobody_reads_is_exit_2_not_a_panic() {
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().to_str().unwrap();
+    let cases: [(&str, Vec<&str>); 3] = [
+        ("pyapp-install", vec!["list", "--json", "--root", root]),
+        ("pyapp-install", vec!["completions", "bash"]),
+        ("pyapp-build", vec!["man"]),
+    ];
+    for (binary, args) in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = Command::new(bin(binary))
+            .args(&args)
+            .stdout(writer)
+            .output()
+            .expect("run binary");
+        let said = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{binary} {args:?}: {said}");
+        assert!(
+            said.lines().count() <= 2
+                && said.starts_with("error: failed to write to stdout: Broken pipe"),
+            "{binary} {args:?}: {said}"
+        );
+    }
+}

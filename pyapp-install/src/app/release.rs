@@ -7,10 +7,31 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use pyapp_fs::state::{self, Versioned};
+use serde::{Deserialize, Serialize};
 
 use crate::app::receipt::{Receipt, ReleaseRecord};
 use crate::app::tree::AppTree;
 use pyapp_fs::fault;
+
+/// Each release's own record, `releases/RELEASE/release.json`: what the receipt says of
+/// it, written into the release when it is built, so that a receipt a crash left behind
+/// `current` is completed from what is on disk ([`completed_receipt`]).
+pub const RECORD_FILE: &str = "release.json";
+
+/// The layout of [`RECORD_FILE`].
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct RecordFile {
+    release_format: u32,
+    record: ReleaseRecord,
+}
+
+impl Versioned for RecordFile {
+    const WHAT: &'static str = "release record";
+    const FORMAT_FIELD: &'static str = "release-format";
+    const FORMAT: u32 = 1;
+}
 
 /// Names under `releases/` with this prefix are unfinished releases.
 const STAGING_PREFIX: &str = ".staging-";
@@ -62,6 +83,15 @@ impl Staging {
     /// to write into files that refer to the release.
     pub fn final_path(&self) -> &Path {
         &self.final_dir
+    }
+
+    /// Writes `record`, the release's own record ([`RECORD_FILE`]), into it.
+    pub fn save_record(&self, record: &ReleaseRecord) -> Result<()> {
+        let file = RecordFile {
+            release_format: RecordFile::FORMAT,
+            record: record.clone(),
+        };
+        Ok(state::write(&self.staging_dir.join(RECORD_FILE), &file)?)
     }
 
     /// Makes the staged tree durable (its files, then its directories) and renames it to
@@ -173,6 +203,33 @@ pub fn current_release(tree: &AppTree) -> Result<Option<String>> {
         .and_then(|rest| rest.to_str())
         .map(str::to_owned);
     Ok(name)
+}
+
+/// The record `release` keeps of itself, if it has one (releases built before records were
+/// written have none).
+pub fn load_record(tree: &AppTree, release: &str) -> Result<Option<ReleaseRecord>> {
+    let path = tree.release_dir(release).join(RECORD_FILE);
+    Ok(state::read::<RecordFile>(&path)?.map(|file| file.record))
+}
+
+/// `receipt` as `current` says it is. A crash between the switch and the receipt leaves
+/// `current` at a release the receipt does not list: with that release's own record it
+/// becomes the current one, after the releases the receipt had (as the install would
+/// have written it), those no longer on disk (pruned before the crash) dropped. Otherwise
+/// (`current` agrees, is one of the listed releases, or has no record) `receipt` as it is.
+pub fn completed_receipt(tree: &AppTree, receipt: Receipt) -> Result<Receipt> {
+    let Some(current) = current_release(tree)? else {
+        return Ok(receipt);
+    };
+    if receipt.releases.iter().any(|r| r.release == current) {
+        return Ok(receipt);
+    }
+    let Some(record) = load_record(tree, &current)?.filter(|r| r.release == current) else {
+        return Ok(receipt);
+    };
+    let on_disk = releases_on_disk(tree)?;
+    Ok(Receipt::with_current(&receipt.name, Some(&receipt), record)
+        .retaining(|r| on_disk.contains(&r.release)))
 }
 
 /// The release an install of `release` replaces: the one `current` points at or, when

@@ -16,7 +16,7 @@ pub fn run(request: &ConfigSetRequest, target: &Target, output: &Output) -> Resu
         }
         if shown.exists {
             for line in &shown.lines {
-                println!("{line}");
+                pyapp_cli::print_stdout(&format!("{line}\n"))?;
             }
         }
         return Ok(());

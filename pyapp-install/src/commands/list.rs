@@ -24,12 +24,12 @@ pub fn run(target: &Target, output: &Output) -> Result<()> {
             Some(release) => format!(" (staged: {release})"),
             None => String::new(),
         };
-        println!(
-            "{:<32} {:<16} {}{staged}",
+        pyapp_cli::print_stdout(&format!(
+            "{:<32} {:<16} {}{staged}\n",
             app.name,
             app.version,
             releases_text(&app.releases)
-        );
+        ))?;
     }
     Ok(())
 }

@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         ),
         Some(Command::Generate(generate)) => {
             for page in generate.run(Cli::command())? {
-                println!("{}", page.display());
+                pyapp_cli::print_stdout(&format!("{}\n", page.display()))?;
             }
             Ok(())
         }

@@ -15,8 +15,7 @@ pub fn run(app: &str, target: &Target, output: &Output) -> Result<()> {
     if output.json() {
         return output.print_json(&status);
     }
-    print!("{}", human(&status));
-    Ok(())
+    pyapp_cli::print_stdout(&human(&status))
 }
 
 /// The human form: a header line, then one aligned `LABEL  VALUE` line per fact.

@@ -91,7 +91,7 @@ pub fn gc(request: &GcRequest, target: &Target) -> Result<GcReport> {
 }
 
 /// `1.5 MB`, for messages.
-fn human_bytes(bytes: u64) -> String {
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KB", "MB", "GB", "TB"];
     let mut value = bytes as f64;
     if value < 1000.0 {

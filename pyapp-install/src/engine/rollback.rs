@@ -58,6 +58,9 @@ pub fn rollback(request: &RollbackRequest, target: &Target) -> Result<RollbackRe
     let _lock = AppLock::acquire(&tree.lock_path(), app, request.when_held)?;
     let receipt = Receipt::load(&tree.receipt_path())?.ok_or_else(not_installed)?;
     release::remove_stale_staging(&tree)?;
+    // An install killed between its switch and its receipt: the release it switched to
+    // is the current one, and the one before it where this goes back to.
+    let receipt = release::completed_receipt(&tree, receipt)?;
     // Start from what `current` really points at (a crash may have come between the
     // switch and the receipt).
     let current = release::current_release(&tree)?.unwrap_or_else(|| receipt.release.clone());

@@ -14,7 +14,7 @@ use crate::app::release;
 use crate::engine::activation::Activation;
 use crate::engine::Target;
 use crate::system::app_user;
-use crate::system::privilege::drop_privileges_on_spawn;
+use crate::system::privilege::exec_as;
 use pyapp_cli::Refusal;
 
 /// What to run: `pyapp-install run APP SERVICE`.
@@ -81,7 +81,7 @@ pub fn run(request: &RunRequest, target: &Target) -> Result<()> {
         .envs(process.environment.vars())
         .current_dir(tree.lasting_dir("data"))
         .stdin(Stdio::null());
-    drop_privileges_on_spawn(&mut command, Some((user.uid, user.gid)));
+    exec_as(&mut command, (user.uid, user.gid));
     let err = command.exec();
     Err(anyhow::Error::new(err).context(format!("failed to start `{program}`")))
 }

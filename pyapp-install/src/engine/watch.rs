@@ -19,7 +19,6 @@ use crate::engine::install::{self, Action, InstallReport, InstallRequest};
 use crate::engine::Target;
 use pyapp_cli::{classify, Refusal};
 use pyapp_fs::lock::WhenHeld;
-use pyapp_venv::wheel_install::InstallOptions;
 
 use inbox::{Dropped, Inbox, Outcome};
 
@@ -74,6 +73,8 @@ pub struct WatchRequest {
     /// Minisign public keys bundles must be signed with.
     pub trusted_keys: Vec<PathBuf>,
     pub compile_bytecode: bool,
+    /// The most a release may take on disk (`--max-installed-size`).
+    pub max_installed_size: u64,
     /// Take a new major version of an app whose update policy is same-major.
     pub allow_major: bool,
     /// Take a version lower than the app's current one.
@@ -89,10 +90,7 @@ impl WatchRequest {
             python: self.python.clone(),
             dry_run: false,
             when_held: WhenHeld::Wait,
-            options: InstallOptions {
-                verify_record: true,
-                compile_bytecode: self.compile_bytecode,
-            },
+            options: install::options(true, self.compile_bytecode),
             user: None,
             set: Vec::new(),
             config: None,
@@ -104,6 +102,7 @@ impl WatchRequest {
                 stage_only: false,
             },
             web: None,
+            max_installed_size: self.max_installed_size,
         }
     }
 }

@@ -5,10 +5,13 @@
 //! The HTTP client is deliberately tiny: HTTP/1.0, one request, only the status line is
 //! read. A health endpoint is the app's own, on loopback or a unix socket.
 
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Where a service listens, as the health check reaches it.
@@ -65,7 +68,7 @@ fn get_status(endpoint: &Endpoint, path: &str) -> std::io::Result<u16> {
         format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: pyapp-install\r\n\r\n");
     match endpoint {
         Endpoint::Socket(socket) => {
-            let stream = UnixStream::connect(socket)?;
+            let stream = connect_no_follow(socket)?;
             stream.set_read_timeout(Some(ATTEMPT_TIMEOUT))?;
             stream.set_write_timeout(Some(ATTEMPT_TIMEOUT))?;
             exchange(stream, &request)
@@ -104,6 +107,24 @@ fn parse_status_line(line: &str) -> Option<u16> {
         .parse()
         .ok()
         .filter(|code| (100..600).contains(code))
+}
+
+/// Connects to the unix socket at `path` itself, never through a link: `run/` is the app
+/// user's, who could plant `run/web.sock -> /run/some-root-only.sock` for root to talk to.
+/// The socket is opened with `O_PATH|O_NOFOLLOW` (a link is then the link, not a socket)
+/// and connected through that descriptor's `/proc/self/fd/N`, which is the inode opened.
+fn connect_no_follow(path: &Path) -> std::io::Result<UnixStream> {
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH | nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)?;
+    if !opened.metadata()?.file_type().is_socket() {
+        return Err(std::io::Error::other(format!(
+            "`{}` is not a socket (a link, or another kind of file)",
+            path.display()
+        )));
+    }
+    UnixStream::connect(format!("/proc/self/fd/{}", opened.as_raw_fd()))
 }
 
 #[cfg(test)]
@@ -225,5 +246,27 @@ mod tests {
         assert_eq!(parse_status_line("HTTP/1.1 204 No Content\r\n"), Some(204));
         assert_eq!(parse_status_line("SSH-2.0-OpenSSH\r\n"), None);
         assert_eq!(parse_status_line("HTTP/1.0 99999\r\n"), None);
+    }
+
+    #[test]
+    fn a_link_in_place_of_the_socket_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = dir.path().join("root-only.sock");
+        let listener = UnixListener::bind(&elsewhere).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let planted = dir.path().join("web.sock");
+        std::os::unix::fs::symlink(&elsewhere, &planted).unwrap();
+        let error = check_http(
+            &Endpoint::Socket(planted.clone()),
+            "/",
+            Duration::from_secs(1),
+            &mut || None,
+        )
+        .unwrap_err();
+        assert!(
+            error.contains(&format!("`{}` is not a socket", planted.display())),
+            "{error}"
+        );
+        assert!(listener.accept().is_err(), "the planted link was followed");
     }
 }

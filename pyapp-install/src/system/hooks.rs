@@ -29,7 +29,7 @@ use crate::app::tree::AppTree;
 use crate::progress::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::ownership::{open_dir, open_dir_at};
-use crate::system::privilege::drop_privileges_on_spawn;
+use crate::system::privilege::{spawn_as, GroupGuard};
 use pyapp_cli::Refusal;
 
 /// The hooks' log, in `log/`.
@@ -191,13 +191,21 @@ pub fn run_hook(
                     .context("failed to duplicate the hook's output pipe")?,
             )
             .stderr(writer);
-        drop_privileges_on_spawn(&mut process, Some((user.uid, user.gid)));
+        spawn_as(&mut process, (user.uid, user.gid));
         process
             .spawn()
             .map_err(|err| spawn_error(hook, &program, user, err))?
         // `process`, holding the pipe's writing end, is dropped here: the reader sees the
         // end of the output when the hook and its children are done.
     };
+    // Killed with its children should this process be killed while it runs.
+    let _group = GroupGuard::start(child.id())
+        .map_err(|err| {
+            output.warning(&format!(
+                "hook {hook}: no guard of its process group (its children would outlive a killed pyapp-install): {err}"
+            ))
+        })
+        .ok();
     let copy_log = log
         .try_clone()
         .with_context(|| format!("failed to reopen `{}`", log_path.display()))?;

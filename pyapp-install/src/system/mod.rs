@@ -5,6 +5,7 @@
 
 pub mod app_user;
 pub mod calendar;
+pub mod disk;
 pub mod health;
 pub mod hooks;
 pub mod ownership;

@@ -11,6 +11,7 @@
 //! then published; and each wheel gets its launchers, `INSTALLER` and a RECORD of what was
 //! actually written.
 
+mod bytecode;
 pub mod entry_points;
 mod layout;
 mod place;
@@ -22,7 +23,6 @@ use std::collections::HashMap;
 use std::io::{self, Read, Seek, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use pyapp_bundle::wheel_name::WheelNameError;
@@ -31,6 +31,7 @@ use thiserror::Error;
 
 use crate::store::{EntryIndex, IndexedFile, PendingEntry, StoreEntry, StoreSession, INDEX_FORMAT};
 use crate::venv::Venv;
+pub use bytecode::Confine;
 use entry_points::EntryPointError;
 use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
 use place::{create_parents, extract_file, place_from_store, write_generated, Extraction};
@@ -50,20 +51,21 @@ const FILE_COST: u64 = 16 * 1024;
 const CHUNK_COST: u64 = 4 * 1024 * 1024;
 
 /// How to install.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct InstallOptions {
     /// Check every file's size and hash against the wheel's RECORD (the spec requires it;
     /// turning it off is for wheels known to have bad RECORDs, and must be asked for).
     pub verify_record: bool,
-    /// Compile bytecode with the venv's interpreter after all wheels are in.
-    pub compile_bytecode: bool,
+    /// Compile bytecode after all wheels are in, with the venv's base interpreter started
+    /// through this (which drops its privileges: see [`bytecode`]).
+    pub compile_bytecode: Option<Confine>,
 }
 
 impl Default for InstallOptions {
     fn default() -> Self {
         InstallOptions {
             verify_record: true,
-            compile_bytecode: false,
+            compile_bytecode: None,
         }
     }
 }
@@ -141,6 +143,10 @@ pub enum WheelInstallError {
     },
     #[error("failed to compile bytecode with `{python}`: {source}")]
     Compile { python: PathBuf, source: io::Error },
+    #[error("failed to compile bytecode with `{python}`: {reason}")]
+    Compiler { python: PathBuf, reason: String },
+    #[error("bytecode for `{path}`: {source}")]
+    Bytecode { path: PathBuf, source: io::Error },
     #[error("failed to create the directory `{path}`: {source}")]
     Directory { path: PathBuf, source: io::Error },
     /// The shared store could not be read or written.
@@ -283,6 +289,26 @@ impl<R: WheelBytes> Source<R> {
     }
 }
 
+/// The size of each file the wheel `file_name` holds, as its central directory declares
+/// it (extraction writes no more than that): what installing it will write, known before
+/// anything is.
+pub fn declared_sizes<R: Read + Seek>(
+    file_name: &str,
+    bytes: R,
+) -> Result<Vec<u64>, WheelInstallError> {
+    let zip_error = |err| WheelInstallError::Wheel {
+        wheel: file_name.to_owned(),
+        problem: WheelProblem::Zip(err),
+    };
+    let archive = zip::ZipArchive::new(bytes).map_err(zip_error)?;
+    (0..archive.len())
+        .map(|index| {
+            let entry = archive.by_index_data(index).map_err(zip_error)?;
+            Ok(if entry.is_dir() { 0 } else { entry.size() })
+        })
+        .collect()
+}
+
 /// Install `wheels` into `venv`, the shared ones through `store` (when given);
 /// `on_installed` is called once per wheel when its files are in (from any thread).
 ///
@@ -360,8 +386,10 @@ pub fn install_from<R: WheelBytes>(
             venv.root().display()
         ));
     }
-    if options.compile_bytecode {
-        report.warnings.extend(compile_bytecode(venv, &plans)?);
+    if let Some(confine) = options.compile_bytecode {
+        report
+            .warnings
+            .extend(compile_bytecode(venv, &plans, confine)?);
     }
     Ok(report)
 }
@@ -658,44 +686,20 @@ fn finish_wheel(
     })
 }
 
-/// Compile the installed `.py` files with the venv's interpreter. Files that do not
-/// compile on this Python (templates, code for other versions) are warnings, not errors.
-fn compile_bytecode(venv: &Venv, plans: &[WheelPlan]) -> Result<Vec<String>, WheelInstallError> {
-    let python = venv.python();
-    let compile_error = |source| WheelInstallError::Compile {
-        python: python.clone(),
-        source,
-    };
-    let mut list = String::new();
-    for file in plans.iter().flat_map(|p| &p.files) {
-        if file.dest.extension().is_some_and(|e| e == "py") {
-            if let Some(path) = file.dest.to_str() {
-                list.push_str(path);
-                list.push('\n');
-            }
-        }
-    }
-    let mut child = Command::new(&python)
-        .args(["-I", "-m", "compileall", "-q", "-j", "0", "-i", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(compile_error)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(list.as_bytes()).map_err(compile_error)?;
-    }
-    let output = child.wait_with_output().map_err(compile_error)?;
-    if output.status.success() {
-        return Ok(Vec::new());
-    }
-    let text = String::from_utf8_lossy(&output.stdout).into_owned()
-        + &String::from_utf8_lossy(&output.stderr);
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with("***") || l.contains("Error"))
-        .map(|l| format!("bytecode: {}", l.trim()))
-        .collect())
+/// Compiles the installed `.py` files with the venv's base interpreter, started through
+/// `confine` ([`bytecode`]).
+fn compile_bytecode(
+    venv: &Venv,
+    plans: &[WheelPlan],
+    confine: Confine,
+) -> Result<Vec<String>, WheelInstallError> {
+    let sources: Vec<PathBuf> = plans
+        .iter()
+        .flat_map(|plan| &plan.files)
+        .filter(|file| file.dest.extension().is_some_and(|e| e == "py"))
+        .map(|file| file.dest.clone())
+        .collect();
+    bytecode::compile(&venv.interpreter().base_executable, &sources, confine)
 }
 
 #[cfg(test)]

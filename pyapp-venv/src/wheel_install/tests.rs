@@ -264,7 +264,7 @@ fn verification_can_be_turned_off_explicitly() {
     let venv = venv(dir.path());
     let options = InstallOptions {
         verify_record: false,
-        compile_bytecode: false,
+        compile_bytecode: None,
     };
     install_wheels(&venv, &[wheel], &options, &|| {}).unwrap();
     assert_eq!(
@@ -468,18 +468,30 @@ fn record_paths_climb_out_of_site_packages() {
 }
 
 #[test]
-fn bytecode_is_compiled_on_request() {
+fn bytecode_is_compiled_on_request_and_no_code_of_the_wheels_runs() {
     let dir = tempfile::tempdir().unwrap();
     let venv = venv(dir.path());
+    let marker = dir.path().join("ran");
+    let pth = format!(
+        "import os; open({:?}, 'w').close()\n",
+        marker.display().to_string()
+    );
     let wheel = WheelSpec::new("c-1.0-py3-none-any.whl")
         .file("c/__init__.py", b"X = 1\n")
         .file("c/broken.py", b"def (:\n")
+        .file("c/latin.py", b"# -*- coding: pyapp-evil -*-\nX = 2\n")
+        .file("c.pth", pth.as_bytes())
+        .file("sitecustomize.py", pth.as_bytes())
         .write(dir.path());
     let options = InstallOptions {
         verify_record: true,
-        compile_bytecode: true,
+        compile_bytecode: Some(|_: &mut Command| {}),
     };
     let report = install_wheels(&venv, &[wheel], &options, &|| {}).unwrap();
+    assert!(
+        !marker.exists(),
+        "a .pth file or sitecustomize ran while compiling"
+    );
     let cache = venv.purelib().join("c/__pycache__");
     let names: Vec<String> = fs::read_dir(&cache)
         .unwrap()
@@ -489,9 +501,24 @@ fn bytecode_is_compiled_on_request() {
         names.iter().any(|n| n.starts_with("__init__.")),
         "{names:?}"
     );
+    for broken in ["broken.py", "latin.py"] {
+        assert!(
+            report.warnings.iter().any(|w| w.contains(broken)),
+            "{broken}: {:?}",
+            report.warnings
+        );
+    }
+    // The interpreter takes the bytecode as it is: loaded, not found stale and rewritten.
+    let output = Command::new(venv.python())
+        .args(["-S", "-v", "-c", "import c"])
+        .env("PYTHONPATH", venv.purelib())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
     assert!(
-        report.warnings.iter().any(|w| w.contains("broken.py")),
-        "{:?}",
-        report.warnings
+        said.lines()
+            .any(|l| l.starts_with("# code object from") && l.contains("c/__pycache__/__init__.")),
+        "{said}"
     );
 }

@@ -2,7 +2,10 @@
 
 use std::time::Instant;
 
-use super::{crash_and_recover, on_two_threads, Kill, Lab, Op};
+use std::os::unix::process::ExitStatusExt;
+
+use super::{crash_and_recover, on_two_threads, pyapp_install, run, scratch_dir, Kill, Lab, Op};
+use crate::harness::stderr;
 
 /// Which commands reach each fault point (`Op::Install` is a first install, which has no
 /// old release to prune or revert to).
@@ -56,4 +59,30 @@ fn a_kill_at_any_fault_point_loses_nothing_and_the_next_run_recovers() {
         cases.len(),
         started.elapsed()
     );
+}
+
+/// Issue 12: an upgrade (1.1.0 to 1.2.0) killed between its switch and its receipt, then
+/// `rollback`: it goes back to 1.1.0, the receipt completed from 1.2.0's own record,
+/// instead of refusing until the bundle is installed again.
+#[test]
+fn a_rollback_after_a_crash_between_switch_and_receipt_goes_back() {
+    let lab = Lab::new();
+    for point in ["after-switch", "before-receipt"] {
+        let work = scratch_dir();
+        let root = Op::Upgrade.prepare(&lab, work.path());
+        let killed = pyapp_install(&root, &Op::Upgrade.args(&lab))
+            .env("PYAPP_INSTALL_KILL_AT", point)
+            .output()
+            .expect("run pyapp-install");
+        assert_eq!(
+            killed.status.signal(),
+            Some(9),
+            "{point}: {}",
+            stderr(&killed)
+        );
+        let rolled = run(&root, &Op::Rollback.args(&lab));
+        assert!(rolled.status.success(), "{point}: {}", stderr(&rolled));
+        lab.check_recovered(&root, Some(lab.release(1)), Some(&lab.kept))
+            .unwrap_or_else(|err| panic!("{point}: {err}"));
+    }
 }

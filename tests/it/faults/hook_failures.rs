@@ -180,3 +180,60 @@ fn hooks_that_fail_or_hang_roll_the_upgrade_back_with_the_old_units() {
     assert_eq!(fact("pre-hangs.pid.after"), fact("pre-hangs.pid.before"));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Runs in systemd-sandbox: installs hello 1.0.0, starts an upgrade whose `pre-update`
+/// hook sleeps, kills pyapp-install with SIGKILL while the hook runs, and records whether
+/// the hook was running before and is still running after.
+const KILLED_SCRIPT: &str = r#"set -u
+OUT=$1; INSTALL=$2; V1=$3; V2=$4
+PY=/usr/bin/python3
+"$INSTALL" --python $PY "$V1" > $OUT/install.log 2>&1; echo $? > $OUT/install.rc
+"$INSTALL" --python $PY "$V2" > $OUT/upgrade.log 2>&1 &
+INSTALLER=$!
+for _ in $(seq 200); do pgrep -f 'sleep 605' > $OUT/child.before && break; sleep 0.1; done
+pgrep -f 'time.sleep[(]604' > $OUT/before
+kill -KILL $INSTALLER
+wait $INSTALLER; echo $? > $OUT/upgrade.rc
+sleep 1
+pgrep -f 'time.sleep[(]604' > $OUT/after || true
+pgrep -f 'sleep 605' > $OUT/child.after || true
+"#;
+
+/// Issue 12: a killed pyapp-install leaves no hook running (`PR_SET_PDEATHSIG`), nor the
+/// processes the hook started (the guard of its process group).
+#[test]
+fn a_killed_install_takes_its_running_hook_with_it() {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let v1 = sandbox_bundle(work.path(), "1.0.0", &[]);
+    let v2 = sandbox_bundle(
+        work.path(),
+        "1.1.0",
+        &[(
+            "post-update: hello-migrate",
+            "pre-update: [python, -c, \"import subprocess, time; subprocess.Popen(['sleep', '605']); time.sleep(604)\"]\n  post-update: hello-migrate",
+        )],
+    );
+    let facts = in_sandbox(KILLED_SCRIPT, &[&v1, &v2], work.path());
+    let fact = |name: &str| -> &str {
+        facts
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} in {facts:#?}"))
+    };
+    assert_eq!(fact("install.rc"), "0", "{}", fact("install.log"));
+    assert!(
+        !fact("before").is_empty(),
+        "the hook never ran: {}",
+        fact("upgrade.log")
+    );
+    assert_eq!(fact("upgrade.rc"), "137", "{}", fact("upgrade.log"));
+    assert!(
+        !fact("child.before").is_empty(),
+        "the hook's child never ran"
+    );
+    assert_eq!(fact("after"), "", "the hook outlived pyapp-install");
+    assert_eq!(
+        fact("child.after"),
+        "",
+        "the hook's child outlived pyapp-install"
+    );
+}

@@ -156,3 +156,178 @@ pub fn cases() -> Vec<Case> {
         ),
     ]
 }
+
+/// Issue 12, item 2: compiling bytecode runs nothing of the bundle. Its wheel ships a
+/// `.pth` file and a `sitecustomize` that would leave a marker; the install compiles (the
+/// `.pyc` files are there) and the marker never appears.
+#[test]
+fn compiling_bytecode_runs_no_pth_file_or_sitecustomize() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let marker = work.path().join("ran-as-root");
+    let payload = format!(
+        "import os; open({:?}, 'w').write(str(os.getuid()))\n",
+        marker.display().to_string()
+    );
+    let bundle = with_app_wheel(|files| {
+        add_recorded(files, "hello-evil.pth", payload.as_bytes());
+        add_recorded(files, "sitecustomize.py", payload.as_bytes());
+    });
+    let path = work.path().join("hello-pth.pyapp");
+    std::fs::write(&path, bundle).expect("write the bundle");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    let path = path.to_str().expect("utf-8 path");
+    // The compiler runs as nobody: the interpreter must be one every user can run.
+    let python = "/usr/bin/python3.11";
+    let output =
+        crate::harness::pyapp_install_at(&root, &["--compile-bytecode", "--python", python, path]);
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::harness::stderr(&output)
+    );
+    let ran = std::fs::read_to_string(&marker).ok();
+    assert_eq!(ran, None, "bundle code ran while compiling, as uid {ran:?}");
+    let lib = root.join("applications/hello/current/venv/lib");
+    let compiled = walkdir::WalkDir::new(&lib)
+        .into_iter()
+        .filter_map(Result::ok)
+        .any(|entry| entry.path().ends_with("hello/__pycache__") && entry.file_type().is_dir());
+    assert!(compiled, "no hello/__pycache__ under {}", lib.display());
+}
+
+/// Issue 12, item 4: a small bundle whose wheel holds 256 MiB of zeros is refused under a
+/// 128 MiB `--max-installed-size`, before anything is written, with one line saying what
+/// it needs, what is free and the limit.
+#[test]
+fn a_wheel_that_expands_beyond_the_limit_is_refused_before_anything_is_written() {
+    let zeros = vec![0; 256 << 20];
+    let bundle = with_app_wheel(|files| add_recorded(files, "hello/zeros.bin", &zeros));
+    assert!(
+        bundle.len() < 4 << 20,
+        "the bundle is {} bytes",
+        bundle.len()
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let path = work.path().join("hello-zeros.pyapp");
+    std::fs::write(&path, bundle).expect("write the bundle");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    let before = crate::harness::listing(&root);
+    let path = path.to_str().expect("utf-8 path");
+    let output = crate::harness::pyapp_install_at(&root, &["--max-installed-size", "128M", path]);
+    let message = crate::harness::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let lines: Vec<&str> = message.lines().collect();
+    assert_eq!(lines.len(), 2, "{message}");
+    assert!(
+        lines[0].starts_with("error: refusing the bundle: installing it needs ")
+            && lines[0].ends_with(" free, the limit (--max-installed-size) is 134.2 MB"),
+        "{message}"
+    );
+    let needed: u64 = lines[0]
+        .split_once(" (")
+        .and_then(|(_, rest)| rest.split_once(" bytes)"))
+        .and_then(|(bytes, _)| bytes.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count: {message}"));
+    assert!(needed >= 256 << 20, "{message}");
+    assert!(lines[1].contains("--max-installed-size"), "{message}");
+    assert_eq!(crate::harness::listing(&root), before);
+}
+
+/// Issue 12: a pyapp-install killed while its bytecode compiler runs leaves no compiler
+/// running (`PR_SET_PDEATHSIG`); the compiler runs as nobody and cannot be traced. The app wheel carries a module of a million lines, which
+/// takes the compiler seconds: killed while it compiles, it must not finish (it would then
+/// stop anyway, on the pipe nobody reads).
+#[test]
+fn a_killed_install_takes_its_bytecode_compiler_with_it() {
+    let source = "x = 1\n".repeat(1_000_000);
+    let bundle = with_app_wheel(|files| add_recorded(files, "hello/big.py", source.as_bytes()));
+    let work = tempfile::tempdir().expect("temp dir");
+    let path = work.path().join("hello-big.pyapp");
+    std::fs::write(&path, bundle).expect("write the bundle");
+    let root = work.path().join("root");
+    std::fs::create_dir(&root).expect("mkdir root");
+    let mut install = std::process::Command::new(crate::harness::bin("pyapp-install"))
+        .arg("--root")
+        .arg(&root)
+        .args(["--compile-bytecode", "--python", "/usr/bin/python3.11"])
+        .arg(&path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pyapp-install");
+    // The compiler, a child of this pyapp-install: `python -m compileall` before issue 12,
+    // the stdin compiler now.
+    let parent = install.id().to_string();
+    let compilers = || {
+        let found = std::process::Command::new("pgrep")
+            .args(["-P", &parent, "-f", "compileall|MAGIC_NUMBER"])
+            .output()
+            .expect("run pgrep");
+        String::from_utf8_lossy(&found.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<String>>()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let running = loop {
+        let running = compilers();
+        if !running.is_empty() {
+            break running;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the compiler never ran"
+        );
+        assert!(
+            install.try_wait().expect("poll").is_none(),
+            "pyapp-install ended before compiling"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // It has the source by then, and is compiling it: as nobody, and undumpable (its
+    // /proc files are root's), so that no other process of nobody can trace it.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // (One compiler a CPU: those given only small files may be done already.)
+    let compiling: Vec<(&String, String)> = running
+        .iter()
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            Some((pid, status))
+        })
+        .collect();
+    assert!(!compiling.is_empty(), "no compiler is compiling");
+    for (pid, status) in &compiling {
+        use std::os::unix::fs::MetadataExt;
+        let uid = status
+            .lines()
+            .find(|line| line.starts_with("Uid:"))
+            .expect("Uid");
+        assert_eq!(uid.split_whitespace().nth(1), Some("65534"), "{uid}");
+        let owner = std::fs::metadata(format!("/proc/{pid}/fd"))
+            .expect("fd")
+            .uid();
+        assert_eq!(
+            owner, 0,
+            "the compiler can be traced by other processes of nobody"
+        );
+    }
+    install.kill().expect("kill pyapp-install");
+    install.wait().expect("reap pyapp-install");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Gone, or a zombie its new parent has not reaped yet.
+    let alive: Vec<&String> = running
+        .iter()
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+        })
+        .collect();
+    assert!(
+        alive.is_empty(),
+        "the compiler outlived pyapp-install: {alive:?}"
+    );
+}

@@ -63,17 +63,18 @@ impl Drop for NewRelease<'_> {
 
 /// What the activated release runs with.
 pub struct Activated {
-    /// The app's account (none when installing into an image without /etc/passwd).
-    pub user: Option<AppUser>,
     /// The web server site of the release, published once the receipt is written.
     pub site: Option<Site>,
+    /// The old releases pruned when the receipt was written.
+    pub pruned: Vec<String>,
 }
 
 /// Activates `new` in place of the release `previous` records as current: the user the
 /// app was installed with (or `explicit_user`), its lasting directories (`lasting`) and
-/// configuration (`config`), the hooks, units and health check. Any failure before the
-/// switch leaves the old release running and drops `new_release`; a failure after it
-/// switches back first.
+/// configuration (`config`), the hooks, units and health check, then `commit` (the
+/// receipt, given the app's user; it returns the releases it pruned). Any failure before
+/// the switch leaves the old release running and drops `new_release`; a failure after it,
+/// `commit`'s included, switches back first.
 #[allow(clippy::too_many_arguments)]
 pub fn activate(
     target: &Target,
@@ -84,6 +85,7 @@ pub fn activate(
     lasting: &[(PathBuf, u32)],
     config: ConfigPlan,
     new_release: NewRelease,
+    commit: impl FnOnce(Option<&AppUser>) -> Result<Vec<String>>,
 ) -> Result<Activated> {
     let progress = target.progress();
     // An upgrade keeps the user the app was installed with (`--user` is remembered).
@@ -150,20 +152,24 @@ pub fn activate(
     let activated = activation
         .hook(after, new)
         .and_then(|()| activation.start(new, &units))
-        .and_then(|()| activation.check_health(new));
-    if let Err(err) = activated {
-        if let Err(revert) = activation.revert_to(old.as_ref()) {
-            new_release.keep();
-            return Err(revert);
+        .and_then(|()| activation.check_health(new))
+        .and_then(|()| commit(user.as_ref()));
+    let pruned = match activated {
+        Ok(pruned) => pruned,
+        Err(err) => {
+            if let Err(revert) = activation.revert_to(old.as_ref()) {
+                new_release.keep();
+                return Err(revert);
+            }
+            return Err(err.context(format!(
+                "{} {version} was rolled back, {} runs",
+                tree.name(),
+                describe(old.as_ref())
+            )));
         }
-        return Err(err.context(format!(
-            "{} {version} was rolled back, {} runs",
-            tree.name(),
-            describe(old.as_ref())
-        )));
-    }
+    };
     new_release.keep();
-    Ok(Activated { user, site })
+    Ok(Activated { site, pruned })
 }
 
 /// The release that runs after a refused or rolled-back upgrade, for messages.

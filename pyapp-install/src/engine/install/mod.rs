@@ -11,12 +11,14 @@
 //!    units, check health, rolling back to the old release when that fails. Until the
 //!    switch, a [`activate::NewRelease`] guard removes the release this run built whenever
 //!    the install stops early.
-//! 4. [`prune`]: write the receipt, remove old releases and the store entries they alone
-//!    used, publish the web server snippets.
+//! 4. [`prune`]: remove old releases and write the receipt (as the activation's last step,
+//!    undone with it), delete the store entries the pruned releases alone used, publish
+//!    the web server snippets.
 
 mod activate;
 mod plan;
 mod prune;
+mod space;
 mod stage;
 mod verify;
 
@@ -33,12 +35,14 @@ use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppTree;
 use crate::engine::Target;
+use crate::system::privilege::spawn_as_nobody;
 use crate::system::web::{self, Server, WebConfig, WebReport};
 use pyapp_fs::lock::{AppLock, WhenHeld};
 use pyapp_venv::store::Store;
-use pyapp_venv::wheel_install::InstallOptions;
+use pyapp_venv::wheel_install::{Confine, InstallOptions};
 
 use activate::NewRelease;
+pub use space::DEFAULT_MAX_INSTALLED_SIZE;
 use stage::NewAppDir;
 use verify::Verified;
 
@@ -67,6 +71,8 @@ pub struct InstallRequest {
     pub rules: Rules,
     /// Link the app into this web server.
     pub web: Option<Server>,
+    /// The most the release may take on disk, in bytes (`--max-installed-size`).
+    pub max_installed_size: u64,
 }
 
 /// What an install did, as `--json` reports it (and `watch` records it).
@@ -118,6 +124,15 @@ impl Action {
             (Action::Staged, false) => "staged",
             (Action::Staged, true) => "would stage",
         }
+    }
+}
+
+/// How the wheels are installed: RECORD checked unless `verify_record` is off, and with
+/// `compile_bytecode` bytecode compiled by a compiler that runs as `nobody`.
+pub fn options(verify_record: bool, compile_bytecode: bool) -> InstallOptions {
+    InstallOptions {
+        verify_record,
+        compile_bytecode: compile_bytecode.then_some(spawn_as_nobody as Confine),
     }
 }
 
@@ -225,6 +240,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         &tree,
         &release,
         &request.options,
+        &record,
         store.as_ref(),
         target,
     )?;
@@ -263,18 +279,13 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         &lasting,
         config,
         new_release,
-    )?;
-
-    steps.begin("receipt, old releases, store");
-    prune::record(
-        target,
-        &tree,
-        previous.as_ref(),
-        record,
-        activated.user.as_ref(),
-        keep,
+        |user| {
+            steps.begin("receipt, old releases, store");
+            prune::record(&tree, previous.as_ref(), record, user, keep)
+        },
     )?;
     new_app_dir.keep();
+    prune::report_pruned(target, &activated.pruned);
     steps.begin("web server");
     let web = prune::publish_web(
         target,

@@ -12,6 +12,7 @@ use pyapp_bundle::metadata::{DependencyMode, Metadata};
 use pyapp_bundle::reader::Bundle;
 use pyapp_cli::StepLog;
 
+use crate::app::receipt::ReleaseRecord;
 use crate::app::release::Staging;
 use crate::app::tree::{AppTree, AppsDir, LASTING_DIRS};
 use crate::engine::{gc, Target};
@@ -109,6 +110,7 @@ pub fn build(
     tree: &AppTree,
     release: &str,
     options: &InstallOptions,
+    record: &ReleaseRecord,
     store: Option<&Store>,
     target: &Target,
 ) -> Result<bool> {
@@ -133,6 +135,7 @@ pub fn build(
         gc::collect_after(&target.apps, target.progress());
         return Err(err);
     }
+    staging.save_record(record)?;
     fault::point("staged");
     staging.finish()?;
     fault::point("after-staging");
@@ -224,13 +227,29 @@ fn fill(
 
 /// A wheel that cannot be installed is the bundle's fault (exit 1), unless this machine
 /// failed to read or write a file.
-fn wheel_error(err: WheelInstallError) -> anyhow::Error {
+pub fn wheel_error(err: WheelInstallError) -> anyhow::Error {
     match &err {
+        WheelInstallError::Compile { python, source }
+            if source.kind() == std::io::ErrorKind::PermissionDenied =>
+        {
+            anyhow::Error::new(
+                Refusal::new(format!(
+                    "the bytecode compiler runs as nobody, who cannot run `{}`: {source}",
+                    python.display()
+                ))
+                .with_hint(
+                    "the interpreter must be usable by every user (the app user too); \
+                     a Python under a private home (pyenv in /root) is not: install with --python /usr/bin/python3.X",
+                ),
+            )
+        }
         WheelInstallError::Wheel {
             problem: WheelProblem::Open { .. } | WheelProblem::Write { .. },
             ..
         }
         | WheelInstallError::Compile { .. }
+        | WheelInstallError::Compiler { .. }
+        | WheelInstallError::Bytecode { .. }
         | WheelInstallError::Directory { .. }
         | WheelInstallError::Store(_) => anyhow::Error::new(err),
         WheelInstallError::Incompatible { .. } => anyhow::Error::new(

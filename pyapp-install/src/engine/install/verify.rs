@@ -94,6 +94,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
+    super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
     // The app's user runs the venv: an interpreter only root can reach would fail its
     // hooks and services after the release was built.

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::app::ports::PortRange;
 use crate::app::tree::DEFAULT_APPS_DIR;
+use crate::engine::install::DEFAULT_MAX_INSTALLED_SIZE;
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::system::systemd::{existing_unit_text, Systemd};
@@ -153,6 +154,10 @@ fn command_line(
     }
     if args.compile_bytecode {
         command.push("--compile-bytecode".to_owned());
+    }
+    if args.max_installed_size != DEFAULT_MAX_INSTALLED_SIZE {
+        command.push("--max-installed-size".to_owned());
+        command.push(args.max_installed_size.to_string());
     }
     Ok(command)
 }

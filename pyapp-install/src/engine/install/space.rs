@@ -1,0 +1,56 @@
+//! Whether the release fits, decided before anything is written: what every entry will
+//! expand to (the bundle's own from its verified manifest, each wheel's files from its
+//! central directory; extraction never writes more than either declares), each rounded up
+//! to the filesystem's block (an empty file counts one), against the free space of the
+//! apps filesystem and the `--max-installed-size` limit.
+
+use anyhow::Result;
+use pyapp_bundle::layout::DEPS_PREFIX;
+use pyapp_bundle::reader::Bundle;
+use pyapp_cli::Refusal;
+use pyapp_venv::wheel_install::declared_sizes;
+
+use super::stage::wheel_error;
+use crate::app::tree::AppsDir;
+use crate::engine::gc::human_bytes;
+use crate::system::disk;
+
+/// The default of `--max-installed-size`: 4 GiB.
+pub const DEFAULT_MAX_INSTALLED_SIZE: u64 = 4 << 30;
+
+/// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`.
+pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
+    let room = disk::room(apps.path())?;
+    // An empty file takes an inode and a directory entry: a block each, so that a wheel of
+    // a million empty files is not free.
+    let on_disk = |size: u64| size.div_ceil(room.block).max(1).saturating_mul(room.block);
+    let mut needed: u64 = 0;
+    for entry in bundle.entries() {
+        let Some(wheel) = entry.name.strip_prefix(DEPS_PREFIX) else {
+            needed = needed.saturating_add(on_disk(entry.size));
+            continue;
+        };
+        let sizes =
+            declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?;
+        needed = sizes
+            .into_iter()
+            .fold(needed, |sum, size| sum.saturating_add(on_disk(size)));
+    }
+    if needed <= limit && needed <= room.free {
+        return Ok(());
+    }
+    let hint = if needed > limit {
+        "a bundle from a source you trust may be given a higher --max-installed-size"
+    } else {
+        "free space on that filesystem (pyapp-install gc removes unused store entries)"
+    };
+    Err(Refusal::new(format!(
+        "refusing the bundle: installing it needs {} ({needed} bytes), `{}` has {} free, the limit (--max-installed-size) is {}",
+        human_bytes(needed),
+        room.dir.display(),
+        human_bytes(room.free),
+        human_bytes(limit)
+    ))
+    .with_hint(hint)
+    .into())
+}
