@@ -4,6 +4,7 @@
 #   target/wheels/hello      the pins of fixtures/hello
 #   target/wheels/reference  tests/reference-wheels.txt, the set the native installer is
 #                            compared with `python -m installer` on
+#   target/wheels/backends   tests/build-backends.txt, the build backends apps are built with
 # and the reference installer itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,7 @@ fetch() { # fetch DIR REQUIREMENTS-FILE
 }
 fetch target/wheels/hello fixtures/hello/pinned-requirements.txt
 fetch target/wheels/reference tests/reference-wheels.txt
+fetch target/wheels/backends tests/build-backends.txt
 
 python3 -c 'import installer' 2>/dev/null ||
   python3 -m pip install --quiet --disable-pip-version-check installer

@@ -9,7 +9,8 @@ use pyapp_cli::{Generate, Verbosity};
 /// Pack a Python application, all of its pinned dependencies as wheels, its metadata.yaml
 /// and configuration.yaml into one reproducible `.pyapp` bundle.
 ///
-/// PROJECT_DIR holds pyproject.toml, pinned-requirements.txt (exact `name==version` pins in
+/// PROJECT_DIR holds the project (pyproject.toml, setup.py or setup.cfg: its own build
+/// backend builds the app's wheel), pinned-requirements.txt (exact `name==version` pins in
 /// pip's requirement-file format, `--hash=sha256:` honoured), metadata.yaml and configuration.yaml (see spec/FORMAT.md).
 /// Wheels are taken from the --wheels directories first and fetched with
 /// `pip download` for the rest (unless --no-index). The bundle's path is printed on stdout.
@@ -37,6 +38,11 @@ pub struct Args {
     /// for the pins found there.
     #[arg(long = "wheels", value_name = "DIR")]
     pub wheel_dirs: Vec<PathBuf>,
+
+    /// Where downloaded build requirements' wheels are kept between builds (default
+    /// $XDG_CACHE_HOME/pyapp-build/wheels or ~/.cache/pyapp-build/wheels).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 
     /// Never download: every pin must be in a --wheels directory.
     #[arg(long)]

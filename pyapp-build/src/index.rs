@@ -1,6 +1,7 @@
 //! Wheels that are not in a `--wheels` directory come from the package index, fetched by
-//! `python -m pip download --only-binary=:all: --no-deps` (so private indexes, proxies,
-//! certificates and credentials work as they do for pip), for the bundle's target Python.
+//! `python -m pip download --only-binary=:all:` (so private indexes, proxies, certificates
+//! and credentials work as they do for pip): pins with `--no-deps` for the bundle's target
+//! Python, build requirements with their dependencies for the interpreter that builds.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -35,13 +36,23 @@ pub struct PipTarget {
     pub platforms: Vec<String>,
 }
 
-/// Download `requirements` (`name==version`) into `dest` with pip.
+/// Whether pip also downloads what the requirements depend on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependencies {
+    /// Only the requirements (pins, whose closure is pinned too).
+    None,
+    /// The requirements and their dependencies, resolved by pip.
+    Resolved,
+}
+
+/// Download `requirements` into `dest` with pip.
 pub fn download(
     python: &Path,
     requirements: &[String],
     dest: &Path,
     index: &IndexOptions,
     target: &PipTarget,
+    dependencies: Dependencies,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let mut command = Command::new(python);
@@ -51,11 +62,13 @@ pub fn download(
             "pip",
             "download",
             "--only-binary=:all:",
-            "--no-deps",
             "--disable-pip-version-check",
         ])
         .arg("--dest")
         .arg(dest);
+    if dependencies == Dependencies::None {
+        command.arg("--no-deps");
+    }
     if let Some(version) = &target.python_version {
         command.args(["--python-version", version]);
     }

@@ -4,12 +4,14 @@
 //!
 //! The steps, in order: read the project ([`project`], [`pins`]), validate the metadata
 //! template and configuration spec (each schedule also by `systemd-analyze calendar` where it
-//! is installed, [`systemd_calendar`]), choose a wheel per pin ([`wheels`], [`index`]), build the
-//! app's wheel ([`app_wheel`]), check the dependency closure ([`closure`]), collect the source
-//! tree ([`sources`]) and write the bundle with `pyapp_bundle::writer`, signing its manifest
+//! is installed, [`systemd_calendar`]), collect the source tree ([`sources`]), build the app's
+//! wheel with its own build backend ([`app_wheel`], in an environment of [`build_env`]), whose
+//! core metadata names the app, choose a wheel per pin ([`wheels`], [`index`]), check the
+//! dependency closure ([`closure`]) and write the bundle with `pyapp_bundle::writer`, signing its manifest
 //! with `--sign` ([`signing`]; [`keygen`] makes the key pair).
 
 pub mod app_wheel;
+pub mod build_env;
 pub mod cli;
 pub mod closure;
 pub mod index;
@@ -47,7 +49,10 @@ pub struct Report {
     pub name: String,
     pub version: String,
     pub app_wheel: String,
-    pub app_wheel_built_with: app_wheel::BuiltWith,
+    /// The `build-backend` that built the app's wheel.
+    pub build_backend: String,
+    /// The wheels of the environment it was built in.
+    pub build_wheels: Vec<String>,
     pub source_commit: Option<String>,
     pub dependencies: Vec<ReportedWheel>,
     pub source_files: usize,
@@ -71,13 +76,6 @@ pub struct ReportedWheel {
 pub fn run(args: &Args) -> anyhow::Result<Report> {
     let progress = progress::Steps::new(args.verbosity.level(), 5);
     let dir = &args.project_dir;
-    if !dir.join("pyproject.toml").is_file() {
-        return Err(Refusal::new(format!(
-            "{}: no pyproject.toml here: give the project directory",
-            dir.display()
-        ))
-        .into());
-    }
     // Before the long part: a wrong password or a bad key fails at once.
     let signing_key = args
         .sign
@@ -98,34 +96,13 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
     pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
     let pins_path = dir.join("pinned-requirements.txt");
-    let requirements = if pins_path.exists() {
-        pins::load(&pins_path)?
-    } else if project.dependencies.is_empty() {
-        pins::Requirements::default()
-    } else {
-        return Err(Refusal::new(format!(
-            "{}: missing; pyproject.toml has dependencies, so they must be pinned",
-            pins_path.display()
-        ))
-        .with_hint("uv pip compile pyproject.toml -o pinned-requirements.txt")
-        .into());
-    };
-
+    let requirements = pins_path
+        .exists()
+        .then(|| pins::load(&pins_path))
+        .transpose()?;
     let target = target_python(args)?;
     let supported = target.supported_tags();
     let env = target.marker_environment();
-    let pins = requirements.for_target(&env)?;
-    for name in template.local_dependencies() {
-        if !pins
-            .iter()
-            .any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name))
-        {
-            return Err(Refusal::new(format!(
-                "metadata.yaml: local-dependencies: {name} is not pinned in pinned-requirements.txt"
-            ))
-            .into());
-        }
-    }
 
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
@@ -139,28 +116,32 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             )
         })?;
 
-    progress.step("collecting wheels");
-    let chosen = collect_wheels(args, &pins, &supported, scratch.path())?;
-
     progress.step("building the app's wheel");
-    let mtime = pyapp_bundle::writer::zip_timestamp(source_date_epoch()?);
-    let (app_wheel_path, built_with) = app_wheel::build(
-        &project,
-        template.module(),
+    let sources = sources::collect(dir, Some(&args.out_dir))?;
+    let wheel_sources = build_env::WheelSources {
+        dirs: args.wheel_dirs.clone(),
+        cache: args
+            .cache_dir
+            .clone()
+            .or_else(build_env::default_cache)
+            .unwrap_or_else(|| scratch.path().join("wheel-cache")),
+        no_index: args.no_index,
+        index: index_options(args),
+        python: args.python.clone(),
+        quiet: args.verbosity.quiet,
+    };
+    let built = app_wheel::build(
+        &project.dir,
+        &project.build_system,
+        &sources,
+        &app_wheel::BuildInputs {
+            python: &args.python,
+            wheels: &wheel_sources,
+            source_date_epoch: source_date_epoch()?,
+        },
         scratch.path(),
-        &args.python,
-        &index_options(args),
-        mtime,
     )?;
-    let app = wheels::ChosenWheel::from_path(&app_wheel_path, wheels::Origin::Built)?;
-    if app.name.name() != pyapp_bundle::wheel_name::normalize_name(&project.name) {
-        return Err(Refusal::new(format!(
-            "the app's wheel {} does not belong to project {}",
-            app.name.file_name(),
-            project.name
-        ))
-        .into());
-    }
+    let app = wheels::ChosenWheel::from_path(&built.path, wheels::Origin::Built)?;
     if app.name.compatibility(&supported).is_none() {
         return Err(Refusal::new(format!(
             "the app's wheel {} does not fit the target Python",
@@ -168,6 +149,40 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         ))
         .into());
     }
+    let requirements = match requirements {
+        Some(requirements) => requirements,
+        None => match app
+            .contents
+            .requires_dist
+            .iter()
+            .find(|requirement| requirement.evaluate_markers(&env, &[]))
+        {
+            Some(requirement) => {
+                return Err(Refusal::new(format!(
+                    "{}: missing; the app requires `{requirement}` (and maybe more), so its dependencies must be pinned",
+                    pins_path.display()
+                ))
+                .with_hint("uv pip compile pyproject.toml -o pinned-requirements.txt")
+                .into())
+            }
+            None => pins::Requirements::default(),
+        },
+    };
+    let pins = requirements.for_target(&env)?;
+    for name in template.local_dependencies() {
+        if !pins
+            .iter()
+            .any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name))
+        {
+            return Err(Refusal::new(format!(
+                "metadata.yaml: local-dependencies: {name} is not pinned in pinned-requirements.txt"
+            ))
+            .into());
+        }
+    }
+
+    progress.step("collecting wheels");
+    let chosen = collect_wheels(args, &pins, &supported, scratch.path())?;
 
     progress.step("checking the dependency closure");
     let mut all_wheels = chosen;
@@ -175,13 +190,12 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let closure = closure::check(&app, &all_wheels, &env)?;
 
     progress.step("writing the bundle");
-    let sources = sources::collect(dir, Some(&args.out_dir))?;
     let source_commit = source_commit(dir);
     let metadata = template.into_metadata(pyapp_bundle::metadata::Computed {
-        name: project.name.clone(),
-        version: project.version.clone(),
-        summary: project.description.clone(),
-        requires_python: project.requires_python.clone(),
+        name: app.contents.name.clone(),
+        version: app.contents.version.clone(),
+        summary: app.contents.summary.clone(),
+        requires_python: app.contents.requires_python.clone(),
         source_commit: source_commit.clone(),
         built_by: format!("pyapp-build {}", env!("CARGO_PKG_VERSION")),
         app_wheel: app.name.file_name().to_string(),
@@ -234,7 +248,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         name: metadata.name.to_string(),
         version: metadata.version.to_string(),
         app_wheel: app.name.file_name().to_string(),
-        app_wheel_built_with: built_with,
+        build_backend: built.backend,
+        build_wheels: built.build_wheels,
         source_commit,
         dependencies: all_wheels
             .iter()
@@ -293,6 +308,7 @@ fn collect_wheels(
         &downloads,
         &index_options(args),
         &pip_target(args),
+        index::Dependencies::None,
         args.verbosity.quiet,
     )?;
     let fetched = wheels::select(

@@ -141,6 +141,8 @@ fn rebuilds_are_byte_identical_and_follow_source_date_epoch() {
         .arg(third.path())
         .arg("--wheels")
         .arg(crate::harness::hello_wheels())
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
         .arg("--no-index")
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
@@ -158,7 +160,11 @@ fn json_report_describes_the_bundle() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
     assert_eq!(report["name"], "hello");
     assert_eq!(report["version"], "1.0.0");
-    assert_eq!(report["app-wheel-built-with"], "native");
+    assert_eq!(report["build-backend"], "setuptools.build_meta");
+    assert_eq!(
+        report["build-wheels"],
+        serde_json::json!(["setuptools-84.2.1-py3-none-any.whl"])
+    );
     assert_eq!(report["dependencies"].as_array().unwrap().len(), 11);
     let bundle = std::fs::read(report["bundle"].as_str().unwrap()).unwrap();
     assert_eq!(report["sha256"], hex::encode(Sha256::digest(&bundle)));
@@ -278,6 +284,8 @@ fn systemd_analyze_has_the_last_word_on_schedules() {
         .arg(out.path())
         .arg("--wheels")
         .arg(crate::harness::hello_wheels())
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
         .arg("--no-index")
         .env(
             "PATH",
@@ -487,4 +495,181 @@ fn refuses_an_option_pyapp_does_not_support_naming_it() {
         (code, message.as_str()),
         (1, "error: pinned-requirements.txt:5: option -e is not supported in a pinned requirements file: pin the distribution as name==version and give its wheel")
     );
+}
+
+/// The files of a wheel (name -> content), read from `bytes`.
+fn wheel_files(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("wheel zip");
+    (0..archive.len())
+        .map(|index| {
+            let mut entry = archive.by_index(index).expect("entry");
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).expect("read entry");
+            (entry.name().expect("entry name").into_owned(), content)
+        })
+        .collect()
+}
+
+/// Build fixtures/backends/NAME offline; returns the JSON report and the app wheel's files.
+fn build_backend_fixture(name: &str, out: &Path) -> (serde_json::Value, BTreeMap<String, Vec<u8>>) {
+    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+        .arg(workspace().join("fixtures/backends").join(name))
+        .arg("-o")
+        .arg(out)
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
+        .args(["--no-index", "--json"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{name}: {}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let app_wheel = format!("deps/{}", report["app-wheel"].as_str().unwrap());
+    let bundle = Path::new(report["bundle"].as_str().unwrap());
+    let (_, _, _, content) = entries(bundle)
+        .into_iter()
+        .find(|entry| entry.0 == app_wheel)
+        .expect("the app's wheel is in the bundle");
+    (report, wheel_files(&content))
+}
+
+/// The app's wheel is what the project's own build backend makes, for each backend's way
+/// of saying what goes in: the same files, byte for byte, as `pip wheel` builds (build
+/// isolation, the same backend wheels, offline), and every package, data file and script.
+#[test]
+fn app_wheel_is_what_pip_builds_with_the_projects_backend() {
+    let expected: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "poetry",
+            "poetry.core.masonry.api",
+            &["alpha/templates/index.html", "beta/worker.py"],
+            "beta-worker = beta.worker:main",
+        ),
+        (
+            "setuptools",
+            "setuptools.build_meta",
+            &["alpha/data/table.json", "beta/worker.py"],
+            "st-worker = beta.worker:main",
+        ),
+        (
+            "setup-cfg",
+            "setuptools.build_meta:__legacy__",
+            &["alpha/__init__.py", "beta/worker.py"],
+            "cfg-worker = beta.worker:main",
+        ),
+        (
+            "hatchling",
+            "hatchling.build",
+            &["alpha/static/style.css", "beta/worker.py"],
+            "hatch-worker = beta.worker:main",
+        ),
+        (
+            "flit",
+            "flit_core.buildapi",
+            &["flit_app/templates/page.html"],
+            "flit-worker = flit_app:main",
+        ),
+        (
+            "pdm",
+            "pdm.backend",
+            &["alpha/assets/logo.txt", "beta/worker.py"],
+            "pdm-worker = beta.worker:main",
+        ),
+    ];
+    for (name, backend, files, script) in expected {
+        let out = tempfile::tempdir().unwrap();
+        let (report, ours) = build_backend_fixture(name, out.path());
+        assert_eq!(report["build-backend"], *backend, "{name}");
+        for file in *files {
+            assert!(
+                ours.contains_key(*file),
+                "{name}: {file} not in {:?}",
+                ours.keys()
+            );
+        }
+        let entry_points = ours
+            .iter()
+            .find(|(path, _)| path.ends_with(".dist-info/entry_points.txt"))
+            .map(|(_, text)| String::from_utf8_lossy(text).into_owned())
+            .unwrap_or_default();
+        assert!(
+            entry_points
+                .replace(' ', "")
+                .contains(&script.replace(' ', "")),
+            "{name}: {entry_points}"
+        );
+
+        // The same project through pip (a copy: setuptools writes build/ into the tree).
+        let project = tempfile::tempdir().unwrap();
+        let source = workspace().join("fixtures/backends").join(name);
+        for entry in walkdir::WalkDir::new(&source) {
+            let entry = entry.unwrap();
+            let target = project
+                .path()
+                .join(entry.path().strip_prefix(&source).unwrap());
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+        let pip_out = tempfile::tempdir().unwrap();
+        let pip = std::process::Command::new("python3")
+            .args(["-m", "pip", "wheel", "--no-deps", "--no-index", "--quiet"])
+            .arg("--find-links")
+            .arg(crate::harness::backend_wheels())
+            .arg("--wheel-dir")
+            .arg(pip_out.path())
+            .arg(project.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env_remove("PIP_FIND_LINKS")
+            .output()
+            .unwrap();
+        assert!(pip.status.success(), "{name}: pip wheel: {}", stderr(&pip));
+        let pip_wheel = std::fs::read_dir(pip_out.path())
+            .unwrap()
+            .flatten()
+            .find(|entry| entry.file_name().to_string_lossy().ends_with(".whl"))
+            .expect("pip built a wheel");
+        assert_eq!(
+            pip_wheel.file_name().to_string_lossy(),
+            report["app-wheel"].as_str().unwrap(),
+            "{name}"
+        );
+        let theirs = wheel_files(&std::fs::read(pip_wheel.path()).unwrap());
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{name}: the wheels' files differ"
+        );
+        for (path, content) in &ours {
+            assert!(
+                content == &theirs[path],
+                "{name}: {path} differs from pip's"
+            );
+        }
+    }
+}
+
+/// The bug of issue 13: a poetry project with two top-level packages installs both, and
+/// its `[tool.poetry.scripts]` program runs code from both.
+#[test]
+fn poetry_project_with_two_packages_installs_and_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let (report, _) = build_backend_fixture("poetry", out.path());
+    assert_eq!(report["name"], "two-packages");
+    assert_eq!(report["version"], "1.2.0");
+    let root = tempfile::tempdir().unwrap();
+    let installed =
+        crate::harness::pyapp_install_at(root.path(), &[report["bundle"].as_str().unwrap()]);
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let python = root
+        .path()
+        .join("applications/two-packages/current/venv/bin/python");
+    let run = std::process::Command::new(&python)
+        .args(["-c", "import beta.worker; beta.worker.main()"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "alpha beta\n");
 }
