@@ -16,6 +16,7 @@ pub mod cli;
 pub mod closure;
 pub mod index;
 pub mod keygen;
+pub mod locks;
 pub mod pins;
 mod progress;
 pub mod project;
@@ -54,6 +55,8 @@ pub struct Report {
     /// The wheels of the environment it was built in.
     pub build_wheels: Vec<String>,
     pub source_commit: Option<String>,
+    /// The file the pins were read from: pinned-requirements.txt, uv.lock or poetry.lock.
+    pub pins_from: Option<String>,
     pub dependencies: Vec<ReportedWheel>,
     pub source_files: usize,
     pub unused_pins: Vec<String>,
@@ -100,6 +103,9 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         .exists()
         .then(|| pins::load(&pins_path))
         .transpose()?;
+    let lock_file = locks::LOCK_FILES
+        .into_iter()
+        .find(|name| dir.join(name).is_file());
     let target = target_python(args)?;
     let supported = target.supported_tags();
     let env = target.marker_environment();
@@ -149,9 +155,16 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         ))
         .into());
     }
-    let requirements = match requirements {
-        Some(requirements) => requirements,
-        None => match app
+    let (pins, pins_from) = match (requirements, lock_file) {
+        (Some(requirements), _) => (
+            requirements.for_target(&env)?,
+            Some("pinned-requirements.txt"),
+        ),
+        (None, Some(lock_file)) => (
+            locks::pins(dir, lock_file, &app.contents.requires_dist, &env)?,
+            Some(lock_file),
+        ),
+        (None, None) => match app
             .contents
             .requires_dist
             .iter()
@@ -159,16 +172,15 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         {
             Some(requirement) => {
                 return Err(Refusal::new(format!(
-                    "{}: missing; the app requires `{requirement}` (and maybe more), so its dependencies must be pinned",
+                    "{}: missing (nor is there a uv.lock or poetry.lock); the app requires `{requirement}` (and maybe more), so its dependencies must be pinned",
                     pins_path.display()
                 ))
-                .with_hint("uv pip compile pyproject.toml -o pinned-requirements.txt")
+                .with_hint("uv lock, poetry lock, or uv pip compile pyproject.toml -o pinned-requirements.txt")
                 .into())
             }
-            None => pins::Requirements::default(),
+            None => (Vec::new(), None),
         },
     };
-    let pins = requirements.for_target(&env)?;
     for name in template.local_dependencies() {
         if !pins
             .iter()
@@ -251,6 +263,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         build_backend: built.backend,
         build_wheels: built.build_wheels,
         source_commit,
+        pins_from: pins_from.map(str::to_string),
         dependencies: all_wheels
             .iter()
             .map(|wheel| ReportedWheel {

@@ -673,3 +673,66 @@ fn poetry_project_with_two_packages_installs_and_runs() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert_eq!(String::from_utf8_lossy(&run.stdout), "alpha beta\n");
 }
+
+/// fixtures/hello with `lock` (from fixtures/locks) in place of pinned-requirements.txt.
+fn hello_locked_with(lock: &str) -> tempfile::TempDir {
+    let project = fixture_copy("hello");
+    std::fs::remove_file(project.path().join("pinned-requirements.txt")).unwrap();
+    std::fs::copy(
+        workspace().join("fixtures/locks").join(lock),
+        project.path().join(lock),
+    )
+    .unwrap();
+    project
+}
+
+/// uv.lock and poetry.lock are read as they are: the bundle gets the wheels
+/// pinned-requirements.txt would give it, each checked against the lock's sha256.
+#[test]
+fn uv_lock_and_poetry_lock_pin_the_bundle() {
+    let dependencies = |report: &serde_json::Value| -> Vec<String> {
+        report["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["wheel"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = pyapp_build(&workspace().join("fixtures/hello"), out.path(), &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let from_requirements: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(from_requirements["pins-from"], "pinned-requirements.txt");
+    for lock in ["uv.lock", "poetry.lock"] {
+        let project = hello_locked_with(lock);
+        let out = tempfile::tempdir().unwrap();
+        let output = pyapp_build(project.path(), out.path(), &["--json"]);
+        assert!(output.status.success(), "{lock}: {}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["pins-from"], lock);
+        assert_eq!(
+            dependencies(&report),
+            dependencies(&from_requirements),
+            "{lock}"
+        );
+    }
+
+    let (code, message) = {
+        let project = hello_locked_with("uv.lock");
+        edit(
+            project.path(),
+            "uv.lock",
+            "sha256:ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        );
+        let out = tempfile::tempdir().unwrap();
+        let output = pyapp_build(project.path(), out.path(), &[]);
+        (output.status.code(), stderr(&output))
+    };
+    assert_eq!(code, Some(1), "{message}");
+    assert!(
+        message
+            .starts_with("error: blinker==1.9.0: no wheel matches the --hash values at uv.lock:"),
+        "{message}"
+    );
+}
