@@ -44,6 +44,11 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Also pack pinned wheels nothing requires (by default they are left out and named in
+    /// a warning and the report's unused-pins).
+    #[arg(long)]
+    pub keep_unused_pins: bool,
+
     /// Never download: every pin must be in a --wheels directory.
     #[arg(long)]
     pub no_index: bool,
@@ -56,8 +61,10 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub extra_index_url: Vec<String>,
 
-    /// Python version of the target server (e.g. 3.11), when it differs from --python's.
-    #[arg(long, value_name = "X.Y")]
+    /// Python version of the target server (e.g. 3.11, or Debian 12's 3.11.2 so that
+    /// `python_full_version` markers are decided for it; 3.11 means 3.11.0), when it
+    /// differs from --python's.
+    #[arg(long, value_name = "X.Y[.Z]")]
     pub python_version: Option<String>,
 
     /// Platform tag of the target server (e.g. manylinux_2_28_x86_64), when it differs

@@ -187,7 +187,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             .any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name))
         {
             return Err(Refusal::new(format!(
-                "metadata.yaml: local-dependencies: {name} is not pinned in pinned-requirements.txt"
+                "metadata.yaml: local-dependencies: {name} is not pinned in {}",
+                pins_from.unwrap_or("pinned-requirements.txt")
             ))
             .into());
         }
@@ -200,6 +201,9 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let mut all_wheels = chosen;
     all_wheels.push(app.clone());
     let closure = closure::check(&app, &all_wheels, &env)?;
+    if !args.keep_unused_pins {
+        all_wheels.retain(|wheel| !closure.unused.iter().any(|name| name == wheel.name.name()));
+    }
 
     progress.step("writing the bundle");
     let source_commit = source_commit(dir);
@@ -315,15 +319,38 @@ fn collect_wheels(
         .iter()
         .map(|pin| format!("{}=={}", pin.name, pin.version))
         .collect();
-    index::download(
-        &args.python,
-        &requirements,
-        &downloads,
-        &index_options(args),
-        &pip_target(args),
-        index::Dependencies::None,
-        args.verbosity.quiet,
-    )?;
+    let download = |requirements: &[String], quiet: bool| {
+        index::download(
+            &args.python,
+            requirements,
+            &downloads,
+            &index_options(args),
+            &pip_target(args),
+            index::Dependencies::None,
+            quiet,
+        )
+    };
+    if let Err(err) = download(&requirements, args.verbosity.quiet) {
+        // pip stops at the first pin it cannot fetch: ask for each alone to name them all.
+        let culprits: Vec<String> = local
+            .missing
+            .iter()
+            .zip(&requirements)
+            .filter(|(_, requirement)| download(std::slice::from_ref(requirement), true).is_err())
+            .map(|(pin, requirement)| format!("{requirement} ({})", pin.place()))
+            .collect();
+        if culprits.is_empty() {
+            return Err(err);
+        }
+        return Err(Refusal::new(format!(
+            "pip download found no wheel for {} of {} pin(s): {}",
+            culprits.len(),
+            requirements.len(),
+            culprits.join(", ")
+        ))
+        .with_hint("give their wheels with --wheels DIR, or check --index-url/--extra-index-url")
+        .into());
+    }
     let fetched = wheels::select(
         &local.missing,
         &[downloads],

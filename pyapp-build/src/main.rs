@@ -45,6 +45,18 @@ fn main() -> ExitCode {
         },
         None => match pyapp_build::run(&args) {
             Ok(report) => {
+                if !report.unused_pins.is_empty() {
+                    let verb = if args.keep_unused_pins {
+                        "packed"
+                    } else {
+                        "left out"
+                    };
+                    messages.warning(&format!(
+                        "{verb} {} pin(s) nothing requires: {}",
+                        report.unused_pins.len(),
+                        report.unused_pins.join(", ")
+                    ));
+                }
                 if args.json {
                     match serde_json::to_string_pretty(&report) {
                         Ok(json) => println!("{json}"),

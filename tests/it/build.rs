@@ -736,3 +736,98 @@ fn uv_lock_and_poetry_lock_pin_the_bundle() {
         "{message}"
     );
 }
+
+/// A pin nothing requires is named in a warning and the report, and left out of the bundle
+/// unless --keep-unused-pins.
+#[test]
+fn pins_nothing_requires_are_reported_and_left_out() {
+    let project = fixture_copy("hello");
+    let pins = project.path().join("pinned-requirements.txt");
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text.push_str("pluggy==1.7.0\n");
+    std::fs::write(&pins, text).unwrap();
+    for (extra, packed) in [(&[][..], false), (&["--keep-unused-pins"][..], true)] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let output = pyapp_build(project.path(), out.path(), &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["unused-pins"], serde_json::json!(["pluggy"]));
+        let verb = if packed { "packed" } else { "left out" };
+        assert!(
+            stderr(&output).contains(&format!(
+                "warning: {verb} 1 pin(s) nothing requires: pluggy"
+            )),
+            "{}",
+            stderr(&output)
+        );
+        let names: Vec<String> = entries(Path::new(report["bundle"].as_str().unwrap()))
+            .into_iter()
+            .map(|entry| entry.0)
+            .collect();
+        assert_eq!(
+            names.contains(&"deps/pluggy-1.7.0-py3-none-any.whl".to_string()),
+            packed,
+            "{names:?}"
+        );
+    }
+}
+
+/// When pip cannot fetch some pins, the message names those, not all of them.
+#[test]
+fn a_missing_wheel_names_the_pins_without_one() {
+    let project = fixture_copy("hello");
+    let pins = project.path().join("pinned-requirements.txt");
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text.push_str("no-such-dist-xyz==1.0\nalso-missing-xyz==2.0\n");
+    std::fs::write(&pins, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // pip, offline: the fixture's wheels are its only "index".
+    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+        .arg(project.path())
+        .arg("-o")
+        .arg(out.path())
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", crate::harness::hello_wheels())
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let error = message
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default();
+    assert_eq!(
+        error,
+        "error: pip download found no wheel for 2 of 12 pin(s): no-such-dist-xyz==1.0 (pinned-requirements.txt:12), also-missing-xyz==2.0 (pinned-requirements.txt:13)"
+    );
+}
+
+/// --python-version takes the server's full version: a `python_full_version` marker is
+/// decided for it (Debian 12's 3.11.2), not for the Python that builds.
+#[test]
+fn python_full_version_markers_are_decided_for_the_server() {
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pinned-requirements.txt",
+        "flask==3.0.3",
+        "flask==3.0.3 ; python_full_version >= '3.11.3'",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let newer = pyapp_build(project.path(), out.path(), &["--python-version", "3.11.7"]);
+    assert!(newer.status.success(), "{}", stderr(&newer));
+    let out = tempfile::tempdir().unwrap();
+    let debian = pyapp_build(project.path(), out.path(), &["--python-version", "3.11.2"]);
+    assert_eq!(debian.status.code(), Some(1), "{}", stderr(&debian));
+    assert!(
+        stderr(&debian).starts_with(
+            "error: the pinned dependencies are incomplete: hello-1.0.0-py3-none-any.whl requires `flask>=3.0`, which is not pinned"
+        ),
+        "{}",
+        stderr(&debian)
+    );
+}
