@@ -74,9 +74,29 @@ pub fn build(
 ) -> anyhow::Result<AppWheel> {
     let tree = scratch.join("app-source");
     copy_sources(sources, &tree)?;
+    let work = scratch.join("app-build");
+    std::fs::create_dir(&work)?;
+    build_tree(
+        &project_dir.join("pyproject.toml"),
+        &tree,
+        build_system,
+        inputs,
+        &work,
+    )
+}
+
+/// Build the wheel of the project in `tree` (which the build may write into), using the
+/// empty directory `work` for its venv and output; `pyproject` names the project's
+/// `pyproject.toml` in messages.
+pub fn build_tree(
+    pyproject: &Path,
+    tree: &Path,
+    build_system: &BuildSystem,
+    inputs: &BuildInputs,
+    work: &Path,
+) -> anyhow::Result<AppWheel> {
     let interpreter = Interpreter::query(inputs.python)?;
-    let venv = Venv::create(&scratch.join("build-venv"), &interpreter, &[] as &[&str])?;
-    let pyproject = project_dir.join("pyproject.toml");
+    let venv = Venv::create(&work.join("venv"), &interpreter, &[] as &[&str])?;
     let place = || format!("{}: [build-system]", pyproject.display());
 
     let mut requires = build_system.requires.clone();
@@ -84,7 +104,8 @@ pub fn build(
     let extra = run_hook(
         &venv,
         build_system,
-        &tree,
+        tree,
+        pyproject,
         "get_requires_for_build_wheel",
         None,
         inputs,
@@ -96,12 +117,13 @@ pub fn build(
         installed.extend(more);
     }
 
-    let out = scratch.join("app-wheel");
+    let out = work.join("wheel");
     std::fs::create_dir(&out)?;
     let result = run_hook(
         &venv,
         build_system,
-        &tree,
+        tree,
+        pyproject,
         "build_wheel",
         Some(&out),
         inputs,
@@ -148,11 +170,13 @@ fn install(
 }
 
 /// Run `hook` of the backend in `venv` with `tree` as the working directory; returns the
-/// JSON it wrote. Its output is shown only when it fails (or with -vv, through the log).
+/// JSON it wrote beside `tree`. Its output is shown only when it fails (or with -vv,
+/// through the log); `pyproject` names the project in the message.
 fn run_hook(
     venv: &Venv,
     build_system: &BuildSystem,
     tree: &Path,
+    pyproject: &Path,
     hook: &str,
     out_dir: Option<&Path>,
     inputs: &BuildInputs,
@@ -191,8 +215,10 @@ fn run_hook(
             String::from_utf8_lossy(&output.stderr)
         );
         return Err(Refusal::new(format!(
-            "pyproject.toml: build backend `{}` failed in {hook} ({}); its output is above",
-            build_system.backend, output.status
+            "{}: build backend `{}` failed in {hook} ({}); its output is above",
+            pyproject.display(),
+            build_system.backend,
+            output.status
         ))
         .into());
     }

@@ -97,7 +97,7 @@ pub fn resolve(
         &sources.cache,
         &sources.index,
         &PipTarget::default(),
-        index::Dependencies::Resolved,
+        index::Fetch::WheelsWithDependencies,
         sources.quiet,
     )?;
     match pick(&requirements, &sources.search_path(), &tags, &env, place) {

@@ -36,13 +36,15 @@ pub struct PipTarget {
     pub platforms: Vec<String>,
 }
 
-/// Whether pip also downloads what the requirements depend on.
+/// What pip fetches for the requirements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dependencies {
-    /// Only the requirements (pins, whose closure is pinned too).
-    None,
-    /// The requirements and their dependencies, resolved by pip.
-    Resolved,
+pub enum Fetch {
+    /// Their wheels only (pins, whose closure is pinned too), for the target.
+    Wheels,
+    /// Their wheels and those of their dependencies, resolved by pip.
+    WheelsWithDependencies,
+    /// Their source distributions only (pins without a wheel, given as `name==version`).
+    Sdists,
 }
 
 /// Download `requirements` into `dest` with pip.
@@ -52,21 +54,26 @@ pub fn download(
     dest: &Path,
     index: &IndexOptions,
     target: &PipTarget,
-    dependencies: Dependencies,
+    fetch: Fetch,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let mut command = Command::new(python);
     command
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-        ])
+        .args(["-m", "pip", "download", "--disable-pip-version-check"])
+        .arg(if fetch == Fetch::Sdists {
+            // Only for these names: `:all:` would reach the build environment pip makes to
+            // prepare the sdists' metadata, and refuse their backends' wheels.
+            let names: Vec<&str> = requirements
+                .iter()
+                .map(|r| r.split("==").next().unwrap_or(r))
+                .collect();
+            format!("--no-binary={}", names.join(","))
+        } else {
+            "--only-binary=:all:".to_string()
+        })
         .arg("--dest")
         .arg(dest);
-    if dependencies == Dependencies::None {
+    if fetch != Fetch::WheelsWithDependencies {
         command.arg("--no-deps");
     }
     if let Some(version) = &target.python_version {

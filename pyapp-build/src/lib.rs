@@ -20,6 +20,7 @@ pub mod locks;
 pub mod pins;
 mod progress;
 pub mod project;
+pub mod sdist;
 pub mod signing;
 pub mod sources;
 pub mod systemd_calendar;
@@ -60,6 +61,8 @@ pub struct Report {
     pub dependencies: Vec<ReportedWheel>,
     pub source_files: usize,
     pub unused_pins: Vec<String>,
+    /// The wheels built from a pin's sdist, for pins that have no wheel.
+    pub built_from_sdist: Vec<String>,
     /// The id of the key that signed the manifest, with `--sign`.
     pub signed_with: Option<String>,
 }
@@ -136,15 +139,16 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         python: args.python.clone(),
         quiet: args.verbosity.quiet,
     };
+    let build_inputs = app_wheel::BuildInputs {
+        python: &args.python,
+        wheels: &wheel_sources,
+        source_date_epoch: source_date_epoch()?,
+    };
     let built = app_wheel::build(
         &project.dir,
         &project.build_system,
         &sources,
-        &app_wheel::BuildInputs {
-            python: &args.python,
-            wheels: &wheel_sources,
-            source_date_epoch: source_date_epoch()?,
-        },
+        &build_inputs,
         scratch.path(),
     )?;
     let app = wheels::ChosenWheel::from_path(&built.path, wheels::Origin::Built)?;
@@ -195,7 +199,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     }
 
     progress.step("collecting wheels");
-    let chosen = collect_wheels(args, &pins, &supported, scratch.path())?;
+    let (chosen, built_from_sdist) =
+        collect_wheels(args, &pins, &supported, scratch.path(), &build_inputs)?;
 
     progress.step("checking the dependency closure");
     let mut all_wheels = chosen;
@@ -280,92 +285,105 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             .collect(),
         source_files: sources.len(),
         unused_pins: closure.unused,
+        built_from_sdist,
         signed_with: signing_key.map(|key| key.id().to_string()),
     })
 }
 
-/// Choose every pin's wheel: `--wheels` directories first, then pip for what is missing.
+/// Choose every pin's wheel: `--wheels` directories first, then pip for what is missing,
+/// then, for pins with no wheel at all, a wheel built from their sdist ([`sdist`]).
+/// Returns the wheels and the file names of those built from an sdist.
 fn collect_wheels(
     args: &Args,
     pins: &[pins::Pin],
     supported: &[pyapp_bundle::tags::Tag],
     scratch: &Path,
-) -> anyhow::Result<Vec<wheels::ChosenWheel>> {
+    inputs: &app_wheel::BuildInputs,
+) -> anyhow::Result<(Vec<wheels::ChosenWheel>, Vec<String>)> {
     let local = wheels::select(pins, &args.wheel_dirs, supported, wheels::Origin::WheelDir)?;
     let mut chosen = local.chosen;
-    if local.missing.is_empty() {
-        return Ok(chosen);
-    }
-    let missing_list = || {
-        local
-            .missing
-            .iter()
-            .map(|pin| format!("{}=={} ({})", pin.name, pin.version, pin.place()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if args.no_index {
+    // Sdists built before are taken from the cache, without asking the index.
+    let (mut without_wheel, missing): (Vec<pins::Pin>, Vec<pins::Pin>) = local
+        .missing
+        .into_iter()
+        .partition(|pin| sdist::is_cached(pin, &inputs.wheels.cache));
+    if !missing.is_empty() && args.no_index {
         return Err(Refusal::new(format!(
             "no wheel in the --wheels directories for {} (and --no-index forbids downloading)",
-            missing_list()
+            missing
+                .iter()
+                .map(|pin| format!("{}=={} ({})", pin.name, pin.version, pin.place()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .with_hint("add the wheels to a --wheels directory (pip download --only-binary=:all: -d DIR ...), or drop --no-index")
         .into());
     }
-    let downloads = scratch.join("downloads");
-    std::fs::create_dir_all(&downloads)?;
-    let requirements: Vec<String> = local
-        .missing
-        .iter()
-        .map(|pin| format!("{}=={}", pin.name, pin.version))
-        .collect();
-    let download = |requirements: &[String], quiet: bool| {
-        index::download(
-            &args.python,
-            requirements,
-            &downloads,
-            &index_options(args),
-            &pip_target(args),
-            index::Dependencies::None,
-            quiet,
-        )
-    };
-    if let Err(err) = download(&requirements, args.verbosity.quiet) {
-        // pip stops at the first pin it cannot fetch: ask for each alone to name them all.
-        let culprits: Vec<String> = local
-            .missing
+    if !missing.is_empty() {
+        let downloads = scratch.join("downloads");
+        std::fs::create_dir_all(&downloads)?;
+        let requirements: Vec<String> = missing
             .iter()
-            .zip(&requirements)
-            .filter(|(_, requirement)| download(std::slice::from_ref(requirement), true).is_err())
-            .map(|(pin, requirement)| format!("{requirement} ({})", pin.place()))
+            .map(|pin| format!("{}=={}", pin.name, pin.version))
             .collect();
-        if culprits.is_empty() {
-            return Err(err);
+        let download = |requirements: &[String], quiet: bool| {
+            index::download(
+                &args.python,
+                requirements,
+                &downloads,
+                &index_options(args),
+                &pip_target(args),
+                index::Fetch::Wheels,
+                quiet,
+            )
+        };
+        if download(&requirements, true).is_err() {
+            // pip stops at the first pin it cannot fetch: ask for each alone to find them all.
+            for (pin, requirement) in missing.iter().zip(&requirements) {
+                if download(std::slice::from_ref(requirement), true).is_err() {
+                    without_wheel.push(pin.clone());
+                }
+            }
         }
+        let fetched = wheels::select(&missing, &[downloads], supported, wheels::Origin::Index)?;
+        chosen.extend(fetched.chosen);
+        for pin in fetched.missing {
+            if !without_wheel.iter().any(|p| p.name == pin.name) {
+                without_wheel.push(pin);
+            }
+        }
+    }
+    let mut built = Vec::new();
+    let mut failures = Vec::new();
+    for (index, pin) in without_wheel.iter().enumerate() {
+        let work = scratch.join(format!("sdist-{index}"));
+        std::fs::create_dir(&work)?;
+        let wheel = sdist::wheel_for(pin, inputs, &work)
+            .and_then(|path| wheels::ChosenWheel::from_path(&path, wheels::Origin::Built));
+        match wheel {
+            Ok(wheel) if wheel.name.compatibility(supported).is_some() => {
+                built.push(wheel.name.file_name().to_string());
+                chosen.push(wheel);
+            }
+            Ok(wheel) => failures.push(format!(
+                "{}: {} was built from its sdist on --python, whose tags do not fit the target",
+                pin.place(),
+                wheel.name.file_name()
+            )),
+            Err(err) => failures.push(err.to_string()),
+        }
+    }
+    if !failures.is_empty() {
         return Err(Refusal::new(format!(
-            "pip download found no wheel for {} of {} pin(s): {}",
-            culprits.len(),
-            requirements.len(),
-            culprits.join(", ")
+            "no wheel for {} of {} pin(s): {}",
+            failures.len(),
+            pins.len(),
+            failures.join("; ")
         ))
         .with_hint("give their wheels with --wheels DIR, or check --index-url/--extra-index-url")
         .into());
     }
-    let fetched = wheels::select(
-        &local.missing,
-        &[downloads],
-        supported,
-        wheels::Origin::Index,
-    )?;
-    if !fetched.missing.is_empty() {
-        return Err(Refusal::new(format!(
-            "pip download brought no wheel for {}",
-            missing_list()
-        ))
-        .into());
-    }
-    chosen.extend(fetched.chosen);
-    Ok(chosen)
+    Ok((chosen, built))
 }
 
 fn index_options(args: &Args) -> index::IndexOptions {

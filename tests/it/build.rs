@@ -802,7 +802,7 @@ fn a_missing_wheel_names_the_pins_without_one() {
         .unwrap_or_default();
     assert_eq!(
         error,
-        "error: pip download found no wheel for 2 of 12 pin(s): no-such-dist-xyz==1.0 (pinned-requirements.txt:12), also-missing-xyz==2.0 (pinned-requirements.txt:13)"
+        "error: no wheel for 2 of 12 pin(s): pinned-requirements.txt:12: no-such-dist-xyz==1.0: pip download found neither a wheel nor an sdist; pinned-requirements.txt:13: also-missing-xyz==2.0: pip download found neither a wheel nor an sdist"
     );
 }
 
@@ -829,5 +829,92 @@ fn python_full_version_markers_are_decided_for_the_server() {
         ),
         "{}",
         stderr(&debian)
+    );
+}
+
+/// A pin that has only an sdist (docopt 0.6.2, setup.py only) is built into a wheel by its
+/// own backend, checked against its --hash, cached, bundled and named in the report; the
+/// next build takes the cached wheel without the index.
+#[test]
+fn a_pin_with_only_an_sdist_is_built_cached_and_bundled() {
+    const DOCOPT_SHA256: &str = "49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491";
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pyproject.toml",
+        "\"pyyaml>=6\",",
+        "\"pyyaml>=6\",\n    \"docopt>=0.6\",",
+    );
+    let pins = project.path().join("pinned-requirements.txt");
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text.push_str(&format!("docopt==0.6.2 --hash=sha256:{DOCOPT_SHA256}\n"));
+    std::fs::write(&pins, text).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let build = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+            .arg(project.path())
+            .arg("-o")
+            .arg(out.path())
+            .arg("--wheels")
+            .arg(crate::harness::hello_wheels())
+            .arg("--wheels")
+            .arg(crate::harness::backend_wheels())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["--json"])
+            .args(extra)
+            // pip, offline: the sdists and, for preparing their metadata, the build
+            // backends are its only "index".
+            .env("PIP_NO_INDEX", "1")
+            .env(
+                "PIP_FIND_LINKS",
+                format!(
+                    "{} {}",
+                    workspace().join("target/wheels/sdists").display(),
+                    crate::harness::backend_wheels().display()
+                ),
+            )
+            .output()
+            .unwrap();
+        (out, output)
+    };
+    let (_first_out, first) = build(&[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        report["built-from-sdist"],
+        serde_json::json!(["docopt-0.6.2-py2.py3-none-any.whl"])
+    );
+    let bundle = Path::new(report["bundle"].as_str().unwrap());
+    assert!(entries(bundle)
+        .iter()
+        .any(|entry| entry.0 == "deps/docopt-0.6.2-py2.py3-none-any.whl"));
+    assert!(cache
+        .path()
+        .join("built")
+        .join(DOCOPT_SHA256)
+        .join("docopt-0.6.2-py2.py3-none-any.whl")
+        .is_file());
+
+    let (_second_out, second) = build(&["--no-index"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let again: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(
+        again["sha256"], report["sha256"],
+        "the cached wheel is the one built"
+    );
+
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text = text.replace(DOCOPT_SHA256, &"0".repeat(64));
+    std::fs::write(&pins, text).unwrap();
+    let (_third_out, third) = build(&["--no-index"]);
+    assert_eq!(third.status.code(), Some(1), "{}", stderr(&third));
+    assert!(
+        stderr(&third).starts_with(
+            "error: no wheel for 1 of 11 pin(s): pinned-requirements.txt:12: docopt==0.6.2: its sdist docopt-0.6.2.tar.gz matches none of the --hash values"
+        ),
+        "{}",
+        stderr(&third)
     );
 }
