@@ -10,7 +10,8 @@ use pyapp_cli::{Generate, Verbosity};
 /// and configuration.yaml into one reproducible `.pyapp` bundle.
 ///
 /// PROJECT_DIR holds the project (pyproject.toml, setup.py or setup.cfg: its own build
-/// backend builds the app's wheel), pinned-requirements.txt (exact `name==version` pins in
+/// backend builds the app's wheel), pinned-requirements.txt (or uv.lock, poetry.lock or
+/// pylock.toml) (exact `name==version` pins in
 /// pip's requirement-file format, `--hash=sha256:` honoured), metadata.yaml and configuration.yaml (see spec/FORMAT.md).
 /// Wheels are taken from the --wheels directories first and fetched with
 /// `pip download` for the rest (unless --no-index). The bundle's path is printed on stdout.

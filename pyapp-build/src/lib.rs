@@ -56,7 +56,7 @@ pub struct Report {
     /// The wheels of the environment it was built in.
     pub build_wheels: Vec<String>,
     pub source_commit: Option<String>,
-    /// The file the pins were read from: pinned-requirements.txt, uv.lock or poetry.lock.
+    /// The file the pins were read from: pinned-requirements.txt, uv.lock, poetry.lock or pylock.toml.
     pub pins_from: Option<String>,
     pub dependencies: Vec<ReportedWheel>,
     pub source_files: usize,
@@ -176,7 +176,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         {
             Some(requirement) => {
                 return Err(Refusal::new(format!(
-                    "{}: missing (nor is there a uv.lock or poetry.lock); the app requires `{requirement}` (and maybe more), so its dependencies must be pinned",
+                    "{}: missing (nor is there a uv.lock, poetry.lock or pylock.toml); the app requires `{requirement}` (and maybe more), so its dependencies must be pinned",
                     pins_path.display()
                 ))
                 .with_hint("uv lock, poetry lock, or uv pip compile pyproject.toml -o pinned-requirements.txt")

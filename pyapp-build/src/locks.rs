@@ -1,9 +1,11 @@
 //! Lock files read as the app's pins, so nobody has to export a requirements file:
-//! `uv.lock` and `poetry.lock` (spec/FORMAT.md 3.4). A lock file holds every platform's
-//! resolution; the pins are what the target installs: starting from the `Requires-Dist` of
-//! the app's own wheel whose markers hold on the target, each dependency is followed through
-//! the lock's dependency lists (markers evaluated for the target, extras followed), and every
-//! locked entry reached is pinned with the sha256 digests the lock lists for its files.
+//! `uv.lock`, `poetry.lock` and PEP 751's `pylock.toml` (spec/FORMAT.md 3.4). A lock file
+//! holds every platform's resolution; the pins are what the target installs. For uv.lock and
+//! poetry.lock: starting from the `Requires-Dist` of the app's own wheel whose markers hold on
+//! the target, each dependency is followed through the lock's dependency lists (markers
+//! evaluated for the target, extras followed), and every locked entry reached is pinned with
+//! the sha256 digests the lock lists for its files. pylock.toml says it itself: every package
+//! whose `marker` holds on the target is installed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -18,7 +20,7 @@ use crate::pins::Pin;
 use crate::Refusal;
 
 /// The lock files pyapp-build reads, in the order it looks for them.
-pub const LOCK_FILES: [&str; 2] = ["uv.lock", "poetry.lock"];
+pub const LOCK_FILES: [&str; 3] = ["uv.lock", "poetry.lock", "pylock.toml"];
 
 /// One locked distribution, whichever file it comes from.
 #[derive(Debug)]
@@ -58,12 +60,15 @@ pub fn pins(
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path)
         .map_err(|err| Refusal::new(format!("{file}: cannot read: {err}")))?;
-    let locked = match file {
-        "uv.lock" => read_uv(&text),
-        _ => read_poetry(&text),
+    let refuse = |what: String| Refusal::new(format!("{file}: {what}"));
+    match file {
+        "uv.lock" => walk(file, &read_uv(&text).map_err(refuse)?, roots, env).map_err(refuse),
+        "poetry.lock" => {
+            walk(file, &read_poetry(&text).map_err(refuse)?, roots, env).map_err(refuse)
+        }
+        _ => pylock(&text, env).map_err(refuse),
     }
-    .map_err(|what| Refusal::new(format!("{file}: {what}")))?;
-    walk(file, &locked, roots, env).map_err(|what| Refusal::new(format!("{file}: {what}")).into())
+    .map_err(Into::into)
 }
 
 /// Follow the dependencies from `roots` through `locked`.
@@ -297,6 +302,94 @@ fn read_uv(text: &str) -> Result<Vec<Locked>, String> {
             })
         })
         .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct PyLock {
+    lock_version: Option<String>,
+    #[serde(default)]
+    packages: Vec<PyLockPackage>,
+}
+
+#[derive(Deserialize)]
+struct PyLockPackage {
+    name: String,
+    version: Option<String>,
+    marker: Option<String>,
+    sdist: Option<PyLockFile>,
+    #[serde(default)]
+    wheels: Vec<PyLockFile>,
+    directory: Option<toml::Table>,
+    vcs: Option<toml::Table>,
+    archive: Option<toml::Table>,
+}
+
+#[derive(Deserialize)]
+struct PyLockFile {
+    #[serde(default)]
+    hashes: BTreeMap<String, String>,
+}
+
+/// The packages of a PEP 751 lock whose marker holds on the target. A `directory` package is
+/// a project of the lock's own tree (the app itself, as `uv export` writes it) and is left
+/// out; `vcs` and `archive` ones cannot be pinned to an index's wheel.
+fn pylock(text: &str, env: &MarkerEnvironment) -> Result<Vec<Pin>, String> {
+    let lock: PyLock = toml::from_str(text).map_err(|err| err.message().trim_end().to_string())?;
+    match lock.lock_version.as_deref() {
+        Some(version) if version.split('.').next() == Some("1") => {}
+        other => {
+            return Err(format!(
+                "lock-version {} is not supported (pyapp-build reads 1.x)",
+                other.unwrap_or("(missing)")
+            ))
+        }
+    }
+    let mut pins: Vec<Pin> = Vec::new();
+    for package in lock.packages {
+        if let Some(marker) = &package.marker {
+            if !holds(marker, env, &[])? {
+                continue;
+            }
+        }
+        if package.directory.is_some() {
+            continue;
+        }
+        let name = normalize_name(&package.name);
+        let Some(version_text) = package.version else {
+            return Err(format!(
+                "{name}: no version (pyapp-build pins index packages only)"
+            ));
+        };
+        let line = line_of(text, &package.name, &version_text);
+        if package.vcs.is_some() || package.archive.is_some() {
+            return Err(format!(
+                "line {line}: {name} {version_text}: a `vcs` or `archive` package, not from a package index: build its wheel and give it with --wheels"
+            ));
+        }
+        if let Some(earlier) = pins.iter().find(|pin| pin.name == name) {
+            return Err(format!(
+                "line {line}: {name} is locked twice for the target (also at line {})",
+                earlier.line
+            ));
+        }
+        let version = parse_version(&name, &version_text)?;
+        pins.push(Pin {
+            requirement: Requirement::from_str(&format!("{name}=={version}"))
+                .unwrap_or_else(|_| unreachable!("a normalised name and a parsed version")),
+            name,
+            version,
+            hashes: package
+                .sdist
+                .iter()
+                .chain(&package.wheels)
+                .filter_map(|file| file.hashes.get("sha256").map(|h| h.to_ascii_lowercase()))
+                .collect(),
+            file: PathBuf::from("pylock.toml"),
+            line,
+        });
+    }
+    Ok(pins)
 }
 
 #[derive(Deserialize)]

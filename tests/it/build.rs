@@ -686,10 +686,10 @@ fn hello_locked_with(lock: &str) -> tempfile::TempDir {
     project
 }
 
-/// uv.lock and poetry.lock are read as they are: the bundle gets the wheels
+/// uv.lock, poetry.lock and pylock.toml are read as they are: the bundle gets the wheels
 /// pinned-requirements.txt would give it, each checked against the lock's sha256.
 #[test]
-fn uv_lock_and_poetry_lock_pin_the_bundle() {
+fn uv_lock_poetry_lock_and_pylock_pin_the_bundle() {
     let dependencies = |report: &serde_json::Value| -> Vec<String> {
         report["dependencies"]
             .as_array()
@@ -703,7 +703,7 @@ fn uv_lock_and_poetry_lock_pin_the_bundle() {
     assert!(output.status.success(), "{}", stderr(&output));
     let from_requirements: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(from_requirements["pins-from"], "pinned-requirements.txt");
-    for lock in ["uv.lock", "poetry.lock"] {
+    for lock in ["uv.lock", "poetry.lock", "pylock.toml"] {
         let project = hello_locked_with(lock);
         let out = tempfile::tempdir().unwrap();
         let output = pyapp_build(project.path(), out.path(), &["--json"]);

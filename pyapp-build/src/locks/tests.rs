@@ -193,3 +193,42 @@ fn poetry_lock_pins_what_the_target_installs() {
         ]
     );
 }
+
+const PYLOCK: &str = r#"lock-version = "1.0"
+created-by = "uv"
+requires-python = ">=3.9"
+
+[[packages]]
+name = "app"
+directory = { path = ".", editable = true }
+
+[[packages]]
+name = "numpy"
+version = "1.26.4"
+marker = "python_full_version < '3.11.3'"
+wheels = [{ url = "https://x/numpy.whl", hashes = { sha256 = "AB" } }]
+
+[[packages]]
+name = "numpy"
+version = "2.1.0"
+marker = "python_full_version >= '3.11.3'"
+
+[[packages]]
+name = "colorama"
+version = "0.4.6"
+marker = "sys_platform == 'win32'"
+"#;
+
+#[test]
+fn pylock_pins_the_packages_whose_marker_holds() {
+    let pins = pylock(PYLOCK, &env("3.11.2")).unwrap();
+    assert_eq!(pinned(&pins), ["numpy==1.26.4@10"]);
+    assert_eq!(pins[0].hashes, ["ab"]);
+    let pins = pylock(PYLOCK, &env("3.12")).unwrap();
+    assert_eq!(pinned(&pins), ["numpy==2.1.0@16"]);
+    let err = pylock("lock-version = \"2.0\"\n", &env("3.12")).unwrap_err();
+    assert_eq!(
+        err,
+        "lock-version 2.0 is not supported (pyapp-build reads 1.x)"
+    );
+}
