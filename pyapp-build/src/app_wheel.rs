@@ -7,10 +7,15 @@
 //! pyapp-venv, the `[build-system] requires` wheels (and those `get_requires_for_build_wheel`
 //! adds) chosen from the `--wheels` directories by [`crate::build_env`], `pip download`ed into
 //! the wheel cache only for what they lack. `SOURCE_DATE_EPOCH` is passed on (1980-01-01 when
-//! unset), so backends that honour it write the same wheel every time.
+//! unset), so backends that honour it write the same wheel every time; and the wheel is kept
+//! in the cache under a digest of everything the build was given (the files, the backend and
+//! its wheels, the interpreter, the epoch), so building the same inputs again takes it from
+//! there instead of running the backend.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use sha2::{Digest, Sha256};
 
 use pyapp_venv::interpreter::Interpreter;
 use pyapp_venv::venv::Venv;
@@ -24,6 +29,9 @@ use crate::Refusal;
 /// The earliest time a zip entry can have: the epoch given to backends when
 /// `SOURCE_DATE_EPOCH` is unset, so that their wheels are reproducible too.
 const ZIP_EPOCH: u64 = 315_532_800;
+
+/// The file of a cache entry naming its wheel and the build environment's wheels.
+const CACHE_RECORD: &str = "build.json";
 
 /// Runs one PEP 517 hook: `python -I -c HOOK_RUNNER HOOK BACKEND RESULT_FILE [OUT_DIR]`.
 /// The hook's return value is written to RESULT_FILE as JSON (backends print on stdout).
@@ -57,7 +65,7 @@ pub struct AppWheel {
 /// What a build needs besides the project.
 pub struct BuildInputs<'a> {
     /// The interpreter the backend runs on.
-    pub python: &'a Path,
+    pub interpreter: &'a Interpreter,
     /// Where build requirements come from.
     pub wheels: &'a WheelSources,
     /// `SOURCE_DATE_EPOCH`, when set.
@@ -72,17 +80,117 @@ pub fn build(
     inputs: &BuildInputs,
     scratch: &Path,
 ) -> anyhow::Result<AppWheel> {
+    let pyproject = project_dir.join("pyproject.toml");
+    let place = format!("{}: [build-system]", pyproject.display());
+    let backend_wheels = build_env::resolve(
+        &build_system.requires,
+        &inputs.interpreter.target,
+        inputs.wheels,
+        &place,
+    )?;
+    let key = cache_key(build_system, &backend_wheels, sources, inputs)?;
+    let cached = inputs.wheels.cache.join("app-builds").join(key);
+    if let Some(wheel) = from_cache(&cached, build_system)? {
+        log::debug!(
+            "the app's wheel is the one built before: {}",
+            wheel.path.display()
+        );
+        return Ok(wheel);
+    }
     let tree = scratch.join("app-source");
     copy_sources(sources, &tree)?;
     let work = scratch.join("app-build");
     std::fs::create_dir(&work)?;
-    build_tree(
-        &project_dir.join("pyproject.toml"),
-        &tree,
-        build_system,
-        inputs,
-        &work,
-    )
+    let built = build_tree(&pyproject, &tree, build_system, inputs, &work)?;
+    store(&cached, &built)?;
+    Ok(built)
+}
+
+/// The digest of everything a build of the app's wheel is given.
+fn cache_key(
+    build_system: &BuildSystem,
+    backend_wheels: &[PathBuf],
+    sources: &[SourceFile],
+    inputs: &BuildInputs,
+) -> anyhow::Result<String> {
+    let mut hasher = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    field(build_system.backend.as_bytes());
+    for text in build_system
+        .requires
+        .iter()
+        .chain(&build_system.backend_path)
+    {
+        field(text.as_bytes());
+    }
+    for wheel in backend_wheels {
+        field(wheel.as_os_str().as_encoded_bytes());
+    }
+    field(
+        inputs
+            .interpreter
+            .base_executable
+            .as_os_str()
+            .as_encoded_bytes(),
+    );
+    field(inputs.interpreter.version_info.as_bytes());
+    field(&inputs.source_date_epoch.unwrap_or(ZIP_EPOCH).to_le_bytes());
+    for source in sources {
+        field(source.relative.as_bytes());
+        field(&[u8::from(source.executable)]);
+        field(crate::wheels::sha256_file(&source.path)?.as_bytes());
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// The wheel kept in `dir` by an earlier build of the same inputs.
+fn from_cache(dir: &Path, build_system: &BuildSystem) -> anyhow::Result<Option<AppWheel>> {
+    let Ok(text) = std::fs::read_to_string(dir.join(CACHE_RECORD)) else {
+        return Ok(None);
+    };
+    let Ok((wheel, build_wheels)) = serde_json::from_str::<(String, Vec<String>)>(&text) else {
+        return Ok(None);
+    };
+    let path = dir.join(&wheel);
+    Ok(path.is_file().then(|| AppWheel {
+        path,
+        backend: build_system.backend.clone(),
+        build_wheels,
+    }))
+}
+
+/// Keep `built` in `dir` for the next build of the same inputs: written beside it, then
+/// renamed into place, so a cache entry is whole or absent.
+fn store(dir: &Path, built: &AppWheel) -> anyhow::Result<()> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    std::fs::create_dir_all(parent)
+        .map_err(|err| anyhow::anyhow!("cannot create {}: {err}", parent.display()))?;
+    let partial = tempfile::tempdir_in(parent)?;
+    let file_name = built
+        .path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("a built wheel without a name"))?;
+    std::fs::copy(&built.path, partial.path().join(file_name))?;
+    let record = (file_name.to_string_lossy(), &built.build_wheels);
+    std::fs::write(
+        partial.path().join(CACHE_RECORD),
+        serde_json::to_string(&record)?,
+    )?;
+    match std::fs::rename(partial.path(), dir) {
+        Ok(()) => {
+            // Renamed away: nothing is left for the guard to delete.
+            let _ = partial.keep();
+            Ok(())
+        }
+        // Another build stored the same inputs first.
+        Err(_) if dir.is_dir() => Ok(()),
+        Err(err) => Err(anyhow::anyhow!("cannot store {}: {err}", dir.display())),
+    }
 }
 
 /// Build the wheel of the project in `tree` (which the build may write into), using the
@@ -95,12 +203,12 @@ pub fn build_tree(
     inputs: &BuildInputs,
     work: &Path,
 ) -> anyhow::Result<AppWheel> {
-    let interpreter = Interpreter::query(inputs.python)?;
-    let venv = Venv::create(&work.join("venv"), &interpreter, &[] as &[&str])?;
+    let interpreter = inputs.interpreter;
+    let venv = Venv::create(&work.join("venv"), interpreter, &[] as &[&str])?;
     let place = || format!("{}: [build-system]", pyproject.display());
 
     let mut requires = build_system.requires.clone();
-    let mut installed = install(&venv, &interpreter, &requires, &[], inputs, &place())?;
+    let mut installed = install(&venv, interpreter, &requires, &[], inputs, &place())?;
     let extra = run_hook(
         &venv,
         build_system,
@@ -113,7 +221,7 @@ pub fn build_tree(
     let extra: Vec<String> = serde_json::from_str::<Vec<String>>(&extra)?;
     if !extra.is_empty() {
         requires.extend(extra);
-        let more = install(&venv, &interpreter, &requires, &installed, inputs, &place())?;
+        let more = install(&venv, interpreter, &requires, &installed, inputs, &place())?;
         installed.extend(more);
     }
 

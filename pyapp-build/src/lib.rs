@@ -139,8 +139,9 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         python: args.python.clone(),
         quiet: args.verbosity.quiet,
     };
+    let build_interpreter = pyapp_venv::interpreter::Interpreter::query(&args.python)?;
     let build_inputs = app_wheel::BuildInputs {
-        python: &args.python,
+        interpreter: &build_interpreter,
         wheels: &wheel_sources,
         source_date_epoch: source_date_epoch()?,
     };

@@ -918,3 +918,46 @@ fn a_pin_with_only_an_sdist_is_built_cached_and_bundled() {
         stderr(&third)
     );
 }
+
+/// The app's wheel is taken from the cache only for the same inputs: a changed source file
+/// builds a new wheel with the change, and the unchanged tree the same bundle as before.
+#[test]
+fn the_cached_app_wheel_is_used_only_for_the_same_sources() {
+    let project = fixture_copy("hello");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap().to_string();
+    let app_file = |out: &Path| -> String {
+        let output = pyapp_build(project.path(), out, &["--json", "--cache-dir", &cache_arg]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let app_wheel = format!("deps/{}", report["app-wheel"].as_str().unwrap());
+        let (_, _, _, wheel) = entries(Path::new(report["bundle"].as_str().unwrap()))
+            .into_iter()
+            .find(|entry| entry.0 == app_wheel)
+            .unwrap();
+        String::from_utf8(wheel_files(&wheel)["hello/web.py"].clone()).unwrap()
+    };
+    let first = tempfile::tempdir().unwrap();
+    let before = app_file(first.path());
+    let entries_in_cache = || {
+        std::fs::read_dir(cache.path().join("app-builds"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(entries_in_cache(), 1);
+    let again = tempfile::tempdir().unwrap();
+    assert_eq!(app_file(again.path()), before);
+    assert_eq!(entries_in_cache(), 1, "the same inputs are not built again");
+    assert!(
+        std::fs::read(first.path().join("hello-1.0.0.pyapp")).unwrap()
+            == std::fs::read(again.path().join("hello-1.0.0.pyapp")).unwrap()
+    );
+
+    let web = project.path().join("src/hello/web.py");
+    let mut text = std::fs::read_to_string(&web).unwrap();
+    text.push_str("\nCHANGED = True\n");
+    std::fs::write(&web, text).unwrap();
+    let changed = tempfile::tempdir().unwrap();
+    assert!(app_file(changed.path()).ends_with("\nCHANGED = True\n"));
+    assert_eq!(entries_in_cache(), 2);
+}

@@ -220,7 +220,7 @@ fn a_failure_with_json_is_json_on_stdout_too() {
     assert!(value["error"]
         .as_str()
         .unwrap()
-        .contains("no pyproject.toml"));
+        .contains("not a Python project: it has no pyproject.toml, setup.py or setup.cfg"));
 }
 
 #[test]
