@@ -65,6 +65,15 @@ fn bundle_has_the_specified_layout_and_a_true_manifest() {
         "10 pins + the app's wheel"
     );
     assert!(!names.iter().any(|n| n.contains("__pycache__")));
+    let app_wheel = &entries
+        .iter()
+        .find(|e| e.0 == "deps/hello-1.0.0-py3-none-any.whl")
+        .unwrap()
+        .3;
+    assert!(
+        wheel_files(app_wheel).contains_key("hello/static/style.css"),
+        "setuptools packs the package data pyproject.toml names"
+    );
 
     for (name, method, mode, _) in &entries {
         let expected = if name.ends_with(".whl") {
