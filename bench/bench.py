@@ -299,9 +299,11 @@ class Scenario:
 class Bench:
     """Everything the scenarios share: binaries, tools, wheels, bundles, interpreter."""
 
-    def __init__(self, scratch, binaries, tools, wheels, pins, python):
+    def __init__(self, scratch, binaries, tools, wheels, backends, pins, python):
         self.scratch, self.bin, self.tools, self.wheels, self.python = (
             scratch, binaries, tools, wheels, python)
+        # The build backends' wheels: pyapp-build builds the app's wheel with its backend.
+        self.backends = backends
         self.projects = scratch / "projects"
         self.bundles = scratch / "bundles"
         self.projects.mkdir(parents=True)
@@ -342,6 +344,7 @@ class Bench:
 
     def build_argv(self, project, out_dir):
         return [self.bin / "pyapp-build", project, "-o", out_dir, "--wheels", self.wheels,
+                "--wheels", self.backends,
                 "--no-index", "--python", self.python, "--quiet"]
 
     def install_argv(self, root, bundle):
@@ -618,7 +621,9 @@ def main():
     if len(downloaded) != len(pins):
         raise Broken(f"{wheels}: {len(downloaded)} wheels for {len(pins)} pins")
     try:
-        bench = Bench(scratch, binaries, tools, wheels, pins, python)
+        backends = download(cache, tools, "backends", REPO / "tests" / "build-backends.txt",
+                            python_version)
+        bench = Bench(scratch, binaries, tools, wheels, backends, pins, python)
         scenarios = bench.scenarios()
         measure(bench, scenarios, args.rounds, args.warmup)
         installed_files, installed_bytes = tree_stats(bench.release)

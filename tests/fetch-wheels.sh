@@ -5,22 +5,31 @@
 #   target/wheels/reference  tests/reference-wheels.txt, the set the native installer is
 #                            compared with `python -m installer` on
 #   target/wheels/old-gunicorn  tests/old-gunicorn.txt, a server the hardening breaks
+#   target/wheels/backends   tests/build-backends.txt, the build backends apps are built with
+#   target/wheels/sdists     tests/sdist-pins.txt, sdists of pins that have no wheel
 # and the reference installer itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-fetch() { # fetch DIR REQUIREMENTS-FILE
+fetch() { # fetch DIR REQUIREMENTS-FILE [sdists]
   local dir=$1 requirements=$2 stamp
   stamp="$dir/.complete-$(sha256sum "$requirements" | cut -c1-16)"
   [ -e "$stamp" ] && return 0
   mkdir -p "$dir"
-  python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-    --python-version 3.11 --platform manylinux_2_17_x86_64 -d "$dir" -r "$requirements"
+  if [ "${3:-}" = sdists ]; then
+    python3 -m pip download --quiet --disable-pip-version-check --no-binary=:all: --no-deps \
+      -d "$dir" -r "$requirements"
+  else
+    python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
+      --python-version 3.11 --platform manylinux_2_17_x86_64 -d "$dir" -r "$requirements"
+  fi
   touch "$stamp"
 }
 fetch target/wheels/hello fixtures/hello/pinned-requirements.txt
 fetch target/wheels/reference tests/reference-wheels.txt
 fetch target/wheels/old-gunicorn tests/old-gunicorn.txt
+fetch target/wheels/backends tests/build-backends.txt
+fetch target/wheels/sdists tests/sdist-pins.txt sdists
 
 python3 -c 'import installer' 2>/dev/null ||
   python3 -m pip install --quiet --disable-pip-version-check installer

@@ -9,7 +9,9 @@ use pyapp_cli::{Generate, Verbosity};
 /// Pack a Python application, all of its pinned dependencies as wheels, its metadata.yaml
 /// and configuration.yaml into one reproducible `.pyapp` bundle.
 ///
-/// PROJECT_DIR holds pyproject.toml, pinned-requirements.txt (exact `name==version` pins in
+/// PROJECT_DIR holds the project (pyproject.toml, setup.py or setup.cfg: its own build
+/// backend builds the app's wheel), pinned-requirements.txt (or uv.lock, poetry.lock or
+/// pylock.toml) (exact `name==version` pins in
 /// pip's requirement-file format, `--hash=sha256:` honoured), metadata.yaml and configuration.yaml (see spec/FORMAT.md).
 /// Wheels are taken from the --wheels directories first and fetched with
 /// `pip download` for the rest (unless --no-index). The bundle's path is printed on stdout.
@@ -38,6 +40,16 @@ pub struct Args {
     #[arg(long = "wheels", value_name = "DIR")]
     pub wheel_dirs: Vec<PathBuf>,
 
+    /// Where downloaded build requirements' wheels are kept between builds (default
+    /// $XDG_CACHE_HOME/pyapp-build/wheels or ~/.cache/pyapp-build/wheels).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Also pack pinned wheels nothing requires (by default they are left out and named in
+    /// a warning and the report's unused-pins).
+    #[arg(long)]
+    pub keep_unused_pins: bool,
+
     /// Never download: every pin must be in a --wheels directory.
     #[arg(long)]
     pub no_index: bool,
@@ -50,8 +62,10 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub extra_index_url: Vec<String>,
 
-    /// Python version of the target server (e.g. 3.11), when it differs from --python's.
-    #[arg(long, value_name = "X.Y")]
+    /// Python version of the target server (e.g. 3.11, or Debian 12's 3.11.2 so that
+    /// `python_full_version` markers are decided for it; 3.11 means 3.11.0), when it
+    /// differs from --python's.
+    #[arg(long, value_name = "X.Y[.Z]")]
     pub python_version: Option<String>,
 
     /// Platform tag of the target server (e.g. manylinux_2_28_x86_64), when it differs

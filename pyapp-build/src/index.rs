@@ -1,6 +1,7 @@
 //! Wheels that are not in a `--wheels` directory come from the package index, fetched by
-//! `python -m pip download --only-binary=:all: --no-deps` (so private indexes, proxies,
-//! certificates and credentials work as they do for pip), for the bundle's target Python.
+//! `python -m pip download --only-binary=:all:` (so private indexes, proxies, certificates
+//! and credentials work as they do for pip): pins with `--no-deps` for the bundle's target
+//! Python, build requirements with their dependencies for the interpreter that builds.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -35,27 +36,46 @@ pub struct PipTarget {
     pub platforms: Vec<String>,
 }
 
-/// Download `requirements` (`name==version`) into `dest` with pip.
+/// What pip fetches for the requirements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fetch {
+    /// Their wheels only (pins, whose closure is pinned too), for the target.
+    Wheels,
+    /// Their wheels and those of their dependencies, resolved by pip.
+    WheelsWithDependencies,
+    /// Their source distributions only (pins without a wheel, given as `name==version`).
+    Sdists,
+}
+
+/// Download `requirements` into `dest` with pip.
 pub fn download(
     python: &Path,
     requirements: &[String],
     dest: &Path,
     index: &IndexOptions,
     target: &PipTarget,
+    fetch: Fetch,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let mut command = Command::new(python);
     command
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--only-binary=:all:",
-            "--no-deps",
-            "--disable-pip-version-check",
-        ])
+        .args(["-m", "pip", "download", "--disable-pip-version-check"])
+        .arg(if fetch == Fetch::Sdists {
+            // Only for these names: `:all:` would reach the build environment pip makes to
+            // prepare the sdists' metadata, and refuse their backends' wheels.
+            let names: Vec<&str> = requirements
+                .iter()
+                .map(|r| r.split("==").next().unwrap_or(r))
+                .collect();
+            format!("--no-binary={}", names.join(","))
+        } else {
+            "--only-binary=:all:".to_string()
+        })
         .arg("--dest")
         .arg(dest);
+    if fetch != Fetch::WheelsWithDependencies {
+        command.arg("--no-deps");
+    }
     if let Some(version) = &target.python_version {
         command.args(["--python-version", version]);
     }

@@ -4,19 +4,23 @@
 //!
 //! The steps, in order: read the project ([`project`], [`pins`]), validate the metadata
 //! template and configuration spec (each schedule also by `systemd-analyze calendar` where it
-//! is installed, [`systemd_calendar`]), choose a wheel per pin ([`wheels`], [`index`]), build the
-//! app's wheel ([`app_wheel`]), check the dependency closure ([`closure`]), collect the source
-//! tree ([`sources`]) and write the bundle with `pyapp_bundle::writer`, signing its manifest
+//! is installed, [`systemd_calendar`]), collect the source tree ([`sources`]), build the app's
+//! wheel with its own build backend ([`app_wheel`], in an environment of [`build_env`]), whose
+//! core metadata names the app, choose a wheel per pin ([`wheels`], [`index`]), check the
+//! dependency closure ([`closure`]) and write the bundle with `pyapp_bundle::writer`, signing its manifest
 //! with `--sign` ([`signing`]; [`keygen`] makes the key pair).
 
 pub mod app_wheel;
+pub mod build_env;
 pub mod cli;
 pub mod closure;
 pub mod index;
 pub mod keygen;
+pub mod locks;
 pub mod pins;
 mod progress;
 pub mod project;
+pub mod sdist;
 pub mod signing;
 pub mod sources;
 pub mod wheel_contents;
@@ -46,11 +50,18 @@ pub struct Report {
     pub name: String,
     pub version: String,
     pub app_wheel: String,
-    pub app_wheel_built_with: app_wheel::BuiltWith,
+    /// The `build-backend` that built the app's wheel.
+    pub build_backend: String,
+    /// The wheels of the environment it was built in.
+    pub build_wheels: Vec<String>,
     pub source_commit: Option<String>,
+    /// The file the pins were read from: pinned-requirements.txt, uv.lock, poetry.lock or pylock.toml.
+    pub pins_from: Option<String>,
     pub dependencies: Vec<ReportedWheel>,
     pub source_files: usize,
     pub unused_pins: Vec<String>,
+    /// The wheels built from a pin's sdist, for pins that have no wheel.
+    pub built_from_sdist: Vec<String>,
     /// The id of the key that signed the manifest, with `--sign`.
     pub signed_with: Option<String>,
 }
@@ -70,13 +81,6 @@ pub struct ReportedWheel {
 pub fn run(args: &Args) -> anyhow::Result<Report> {
     let progress = progress::Steps::new(args.verbosity.level(), 5);
     let dir = &args.project_dir;
-    if !dir.join("pyproject.toml").is_file() {
-        return Err(Refusal::new(format!(
-            "{}: no pyproject.toml here: give the project directory",
-            dir.display()
-        ))
-        .into());
-    }
     // Before the long part: a wrong password or a bad key fails at once.
     let signing_key = args
         .sign
@@ -103,34 +107,16 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
     let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
     pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
     let pins_path = dir.join("pinned-requirements.txt");
-    let requirements = if pins_path.exists() {
-        pins::load(&pins_path)?
-    } else if project.dependencies.is_empty() {
-        pins::Requirements::default()
-    } else {
-        return Err(Refusal::new(format!(
-            "{}: missing; pyproject.toml has dependencies, so they must be pinned",
-            pins_path.display()
-        ))
-        .with_hint("uv pip compile pyproject.toml -o pinned-requirements.txt")
-        .into());
-    };
-
+    let requirements = pins_path
+        .exists()
+        .then(|| pins::load(&pins_path))
+        .transpose()?;
+    let lock_file = locks::LOCK_FILES
+        .into_iter()
+        .find(|name| dir.join(name).is_file());
     let target = target_python(args)?;
     let supported = target.supported_tags();
     let env = target.marker_environment();
-    let pins = requirements.for_target(&env)?;
-    for name in template.local_dependencies() {
-        if !pins
-            .iter()
-            .any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name))
-        {
-            return Err(Refusal::new(format!(
-                "metadata.yaml: local-dependencies: {name} is not pinned in pinned-requirements.txt"
-            ))
-            .into());
-        }
-    }
 
     std::fs::create_dir_all(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
@@ -144,28 +130,34 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             )
         })?;
 
-    progress.step("collecting wheels");
-    let chosen = collect_wheels(args, &pins, &supported, scratch.path())?;
-
     progress.step("building the app's wheel");
-    let mtime = pyapp_bundle::writer::zip_timestamp(source_date_epoch()?);
-    let (app_wheel_path, built_with) = app_wheel::build(
-        &project,
-        template.module(),
+    let sources = sources::collect(dir, Some(&args.out_dir))?;
+    let wheel_sources = build_env::WheelSources {
+        dirs: args.wheel_dirs.clone(),
+        cache: args
+            .cache_dir
+            .clone()
+            .or_else(build_env::default_cache)
+            .unwrap_or_else(|| scratch.path().join("wheel-cache")),
+        no_index: args.no_index,
+        index: index_options(args),
+        python: args.python.clone(),
+        quiet: args.verbosity.quiet,
+    };
+    let build_interpreter = pyapp_venv::interpreter::Interpreter::query(&args.python)?;
+    let build_inputs = app_wheel::BuildInputs {
+        interpreter: &build_interpreter,
+        wheels: &wheel_sources,
+        source_date_epoch: source_date_epoch()?,
+    };
+    let built = app_wheel::build(
+        &project.dir,
+        &project.build_system,
+        &sources,
+        &build_inputs,
         scratch.path(),
-        &args.python,
-        &index_options(args),
-        mtime,
     )?;
-    let app = wheels::ChosenWheel::from_path(&app_wheel_path, wheels::Origin::Built)?;
-    if app.name.name() != pyapp_bundle::wheel_name::normalize_name(&project.name) {
-        return Err(Refusal::new(format!(
-            "the app's wheel {} does not belong to project {}",
-            app.name.file_name(),
-            project.name
-        ))
-        .into());
-    }
+    let app = wheels::ChosenWheel::from_path(&built.path, wheels::Origin::Built)?;
     if app.name.compatibility(&supported).is_none() {
         return Err(Refusal::new(format!(
             "the app's wheel {} does not fit the target Python",
@@ -173,20 +165,64 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         ))
         .into());
     }
+    let (pins, pins_from) = match (requirements, lock_file) {
+        (Some(requirements), _) => (
+            requirements.for_target(&env)?,
+            Some("pinned-requirements.txt"),
+        ),
+        (None, Some(lock_file)) => (
+            locks::pins(dir, lock_file, &app.contents.requires_dist, &env)?,
+            Some(lock_file),
+        ),
+        (None, None) => match app
+            .contents
+            .requires_dist
+            .iter()
+            .find(|requirement| requirement.evaluate_markers(&env, &[]))
+        {
+            Some(requirement) => {
+                return Err(Refusal::new(format!(
+                    "{}: missing (nor is there a uv.lock, poetry.lock or pylock.toml); the app requires `{requirement}` (and maybe more), so its dependencies must be pinned",
+                    pins_path.display()
+                ))
+                .with_hint("uv lock, poetry lock, or uv pip compile pyproject.toml -o pinned-requirements.txt")
+                .into())
+            }
+            None => (Vec::new(), None),
+        },
+    };
+    for name in template.local_dependencies() {
+        if !pins
+            .iter()
+            .any(|pin| pin.name == pyapp_bundle::wheel_name::normalize_name(name))
+        {
+            return Err(Refusal::new(format!(
+                "metadata.yaml: local-dependencies: {name} is not pinned in {}",
+                pins_from.unwrap_or("pinned-requirements.txt")
+            ))
+            .into());
+        }
+    }
+
+    progress.step("collecting wheels");
+    let (chosen, built_from_sdist) =
+        collect_wheels(args, &pins, &supported, scratch.path(), &build_inputs)?;
 
     progress.step("checking the dependency closure");
     let mut all_wheels = chosen;
     all_wheels.push(app.clone());
     let closure = closure::check(&app, &all_wheels, &env)?;
+    if !args.keep_unused_pins {
+        all_wheels.retain(|wheel| !closure.unused.iter().any(|name| name == wheel.name.name()));
+    }
 
     progress.step("writing the bundle");
-    let sources = sources::collect(dir, Some(&args.out_dir))?;
     let source_commit = source_commit(dir);
     let metadata = template.into_metadata(pyapp_bundle::metadata::Computed {
-        name: project.name.clone(),
-        version: project.version.clone(),
-        summary: project.description.clone(),
-        requires_python: project.requires_python.clone(),
+        name: app.contents.name.clone(),
+        version: app.contents.version.clone(),
+        summary: app.contents.summary.clone(),
+        requires_python: app.contents.requires_python.clone(),
         source_commit: source_commit.clone(),
         built_by: format!("pyapp-build {}", env!("CARGO_PKG_VERSION")),
         app_wheel: app.name.file_name().to_string(),
@@ -239,8 +275,10 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         name: metadata.name.to_string(),
         version: metadata.version.to_string(),
         app_wheel: app.name.file_name().to_string(),
-        app_wheel_built_with: built_with,
+        build_backend: built.backend,
+        build_wheels: built.build_wheels,
         source_commit,
+        pins_from: pins_from.map(str::to_string),
         dependencies: all_wheels
             .iter()
             .map(|wheel| ReportedWheel {
@@ -253,68 +291,105 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
             .collect(),
         source_files: sources.len(),
         unused_pins: closure.unused,
+        built_from_sdist,
         signed_with: signing_key.map(|key| key.id().to_string()),
     })
 }
 
-/// Choose every pin's wheel: `--wheels` directories first, then pip for what is missing.
+/// Choose every pin's wheel: `--wheels` directories first, then pip for what is missing,
+/// then, for pins with no wheel at all, a wheel built from their sdist ([`sdist`]).
+/// Returns the wheels and the file names of those built from an sdist.
 fn collect_wheels(
     args: &Args,
     pins: &[pins::Pin],
     supported: &[pyapp_bundle::tags::Tag],
     scratch: &Path,
-) -> anyhow::Result<Vec<wheels::ChosenWheel>> {
+    inputs: &app_wheel::BuildInputs,
+) -> anyhow::Result<(Vec<wheels::ChosenWheel>, Vec<String>)> {
     let local = wheels::select(pins, &args.wheel_dirs, supported, wheels::Origin::WheelDir)?;
     let mut chosen = local.chosen;
-    if local.missing.is_empty() {
-        return Ok(chosen);
-    }
-    let missing_list = || {
-        local
-            .missing
-            .iter()
-            .map(|pin| format!("{}=={} ({})", pin.name, pin.version, pin.place()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if args.no_index {
+    // Sdists built before are taken from the cache, without asking the index.
+    let (mut without_wheel, missing): (Vec<pins::Pin>, Vec<pins::Pin>) = local
+        .missing
+        .into_iter()
+        .partition(|pin| sdist::is_cached(pin, &inputs.wheels.cache));
+    if !missing.is_empty() && args.no_index {
         return Err(Refusal::new(format!(
             "no wheel in the --wheels directories for {} (and --no-index forbids downloading)",
-            missing_list()
+            missing
+                .iter()
+                .map(|pin| format!("{}=={} ({})", pin.name, pin.version, pin.place()))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .with_hint("add the wheels to a --wheels directory (pip download --only-binary=:all: -d DIR ...), or drop --no-index")
         .into());
     }
-    let downloads = scratch.join("downloads");
-    std::fs::create_dir_all(&downloads)?;
-    let requirements: Vec<String> = local
-        .missing
-        .iter()
-        .map(|pin| format!("{}=={}", pin.name, pin.version))
-        .collect();
-    index::download(
-        &args.python,
-        &requirements,
-        &downloads,
-        &index_options(args),
-        &pip_target(args),
-        args.verbosity.quiet,
-    )?;
-    let fetched = wheels::select(
-        &local.missing,
-        &[downloads],
-        supported,
-        wheels::Origin::Index,
-    )?;
-    if !fetched.missing.is_empty() {
+    if !missing.is_empty() {
+        let downloads = scratch.join("downloads");
+        std::fs::create_dir_all(&downloads)?;
+        let requirements: Vec<String> = missing
+            .iter()
+            .map(|pin| format!("{}=={}", pin.name, pin.version))
+            .collect();
+        let download = |requirements: &[String], quiet: bool| {
+            index::download(
+                &args.python,
+                requirements,
+                &downloads,
+                &index_options(args),
+                &pip_target(args),
+                index::Fetch::Wheels,
+                quiet,
+            )
+        };
+        if download(&requirements, true).is_err() {
+            // pip stops at the first pin it cannot fetch: ask for each alone to find them all.
+            for (pin, requirement) in missing.iter().zip(&requirements) {
+                if download(std::slice::from_ref(requirement), true).is_err() {
+                    without_wheel.push(pin.clone());
+                }
+            }
+        }
+        let fetched = wheels::select(&missing, &[downloads], supported, wheels::Origin::Index)?;
+        chosen.extend(fetched.chosen);
+        for pin in fetched.missing {
+            if !without_wheel.iter().any(|p| p.name == pin.name) {
+                without_wheel.push(pin);
+            }
+        }
+    }
+    let mut built = Vec::new();
+    let mut failures = Vec::new();
+    for (index, pin) in without_wheel.iter().enumerate() {
+        let work = scratch.join(format!("sdist-{index}"));
+        std::fs::create_dir(&work)?;
+        let wheel = sdist::wheel_for(pin, inputs, &work)
+            .and_then(|path| wheels::ChosenWheel::from_path(&path, wheels::Origin::Built));
+        match wheel {
+            Ok(wheel) if wheel.name.compatibility(supported).is_some() => {
+                built.push(wheel.name.file_name().to_string());
+                chosen.push(wheel);
+            }
+            Ok(wheel) => failures.push(format!(
+                "{}: {} was built from its sdist on --python, whose tags do not fit the target",
+                pin.place(),
+                wheel.name.file_name()
+            )),
+            Err(err) => failures.push(err.to_string()),
+        }
+    }
+    if !failures.is_empty() {
         return Err(Refusal::new(format!(
-            "pip download brought no wheel for {}",
-            missing_list()
+            "no wheel for {} of {} pin(s): {}",
+            failures.len(),
+            pins.len(),
+            failures.join("; ")
         ))
+        .with_hint("give their wheels with --wheels DIR, or check --index-url/--extra-index-url")
         .into());
     }
-    chosen.extend(fetched.chosen);
-    Ok(chosen)
+    Ok((chosen, built))
 }
 
 fn index_options(args: &Args) -> index::IndexOptions {

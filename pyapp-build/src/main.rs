@@ -49,6 +49,18 @@ fn run() -> ExitCode {
         }
         None => {
             let done = pyapp_build::run(&args).and_then(|report| {
+                if !report.unused_pins.is_empty() {
+                    let verb = if args.keep_unused_pins {
+                        "packed"
+                    } else {
+                        "left out"
+                    };
+                    messages.warning(&format!(
+                        "{verb} {} pin(s) nothing requires: {}",
+                        report.unused_pins.len(),
+                        report.unused_pins.join(", ")
+                    ));
+                }
                 let text = if args.json {
                     serde_json::to_string_pretty(&report).context("cannot write the JSON report")?
                 } else {

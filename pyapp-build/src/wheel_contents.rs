@@ -1,6 +1,8 @@
 //! What pyapp-build needs to know from inside a wheel, read once per wheel: its
-//! `Requires-Dist` (for the closure check) and the programs it installs into `bin/`
-//! (console and GUI entry points, `.data/scripts/` files) for the command check.
+//! `Requires-Dist` (for the closure check), the programs it installs into `bin/`
+//! (console and GUI entry points, `.data/scripts/` files) for the command check, and the
+//! core metadata the app's own wheel gives the bundle (name, version, summary,
+//! `Requires-Python`).
 
 use std::io::Read;
 use std::path::Path;
@@ -16,6 +18,12 @@ pub struct WheelContents {
     pub requires_dist: Vec<Requirement>,
     /// Names of the programs the wheel puts in the venv's `bin/`.
     pub programs: Vec<String>,
+    /// METADATA's `Name`, as written.
+    pub name: String,
+    /// METADATA's `Version`, as written.
+    pub version: String,
+    pub summary: Option<String>,
+    pub requires_python: Option<String>,
 }
 
 /// Cap on the size of the small text files read from a wheel.
@@ -45,9 +53,14 @@ impl WheelContents {
             .into());
         };
         let metadata = read_text(&mut archive, &format!("{dist_info}/METADATA"), label)?;
+        let field = |name: &str| header(&metadata, name);
         let mut contents = WheelContents {
             requires_dist: requires_dist(&metadata, label)?,
             programs: Vec::new(),
+            name: field("Name").unwrap_or_default(),
+            version: field("Version").unwrap_or_default(),
+            summary: field("Summary").filter(|summary| !summary.is_empty()),
+            requires_python: field("Requires-Python").filter(|spec| !spec.is_empty()),
         };
         let entry_points_name = format!("{dist_info}/entry_points.txt");
         if names.contains(&entry_points_name) {
@@ -79,6 +92,18 @@ fn read_text(
         .read_to_string(&mut text)
         .map_err(|err| Refusal::new(format!("{label}: {name}: {err}")))?;
     Ok(text)
+}
+
+/// The first value of header `name` of a METADATA file.
+fn header(metadata: &str, name: &str) -> Option<String> {
+    metadata
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
 }
 
 /// The `Requires-Dist` header values of a METADATA file.
@@ -124,5 +149,13 @@ mod tests {
     fn script_names_come_from_script_sections_only() {
         let text = "[console_scripts]\nflask = flask.cli:main\n\n[flask.commands]\nroutes = x:y\n[gui_scripts]\nviewer = v:main\n";
         assert_eq!(script_entry_points(text), ["flask", "viewer"]);
+    }
+
+    #[test]
+    fn headers_end_at_the_first_blank_line() {
+        let metadata = "Metadata-Version: 2.1\nName: My_App\nversion: 1.0\n\nSummary: body\n";
+        assert_eq!(header(metadata, "Name").as_deref(), Some("My_App"));
+        assert_eq!(header(metadata, "Version").as_deref(), Some("1.0"));
+        assert_eq!(header(metadata, "Summary"), None);
     }
 }

@@ -138,7 +138,9 @@ fn describe_target(supported: &[Tag]) -> String {
 }
 
 /// Every parseable `*.whl` in `dirs`, by normalised project name.
-fn list_wheels(dirs: &[PathBuf]) -> anyhow::Result<BTreeMap<String, Vec<(PathBuf, WheelName)>>> {
+pub(crate) fn list_wheels(
+    dirs: &[PathBuf],
+) -> anyhow::Result<BTreeMap<String, Vec<(PathBuf, WheelName)>>> {
     let mut by_name: BTreeMap<String, Vec<(PathBuf, WheelName)>> = BTreeMap::new();
     for dir in dirs {
         let entries = std::fs::read_dir(dir).map_err(|err| {

@@ -65,6 +65,15 @@ fn bundle_has_the_specified_layout_and_a_true_manifest() {
         "10 pins + the app's wheel"
     );
     assert!(!names.iter().any(|n| n.contains("__pycache__")));
+    let app_wheel = &entries
+        .iter()
+        .find(|e| e.0 == "deps/hello-1.0.0-py3-none-any.whl")
+        .unwrap()
+        .3;
+    assert!(
+        wheel_files(app_wheel).contains_key("hello/static/style.css"),
+        "setuptools packs the package data pyproject.toml names"
+    );
 
     for (name, method, mode, _) in &entries {
         let expected = if name.ends_with(".whl") {
@@ -141,6 +150,8 @@ fn rebuilds_are_byte_identical_and_follow_source_date_epoch() {
         .arg(third.path())
         .arg("--wheels")
         .arg(crate::harness::hello_wheels())
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
         .arg("--no-index")
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
@@ -158,7 +169,11 @@ fn json_report_describes_the_bundle() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("stdout is JSON");
     assert_eq!(report["name"], "hello");
     assert_eq!(report["version"], "1.0.0");
-    assert_eq!(report["app-wheel-built-with"], "native");
+    assert_eq!(report["build-backend"], "setuptools.build_meta");
+    assert_eq!(
+        report["build-wheels"],
+        serde_json::json!(["setuptools-84.2.1-py3-none-any.whl"])
+    );
     assert_eq!(report["dependencies"].as_array().unwrap().len(), 11);
     let bundle = std::fs::read(report["bundle"].as_str().unwrap()).unwrap();
     assert_eq!(report["sha256"], hex::encode(Sha256::digest(&bundle)));
@@ -278,6 +293,8 @@ fn systemd_analyze_has_the_last_word_on_schedules() {
         .arg(out.path())
         .arg("--wheels")
         .arg(crate::harness::hello_wheels())
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
         .arg("--no-index")
         .env(
             "PATH",
@@ -487,4 +504,469 @@ fn refuses_an_option_pyapp_does_not_support_naming_it() {
         (code, message.as_str()),
         (1, "error: pinned-requirements.txt:5: option -e is not supported in a pinned requirements file: pin the distribution as name==version and give its wheel")
     );
+}
+
+/// The files of a wheel (name -> content), read from `bytes`.
+fn wheel_files(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("wheel zip");
+    (0..archive.len())
+        .map(|index| {
+            let mut entry = archive.by_index(index).expect("entry");
+            let mut content = Vec::new();
+            entry.read_to_end(&mut content).expect("read entry");
+            (entry.name().expect("entry name").into_owned(), content)
+        })
+        .collect()
+}
+
+/// Build fixtures/backends/NAME offline; returns the JSON report and the app wheel's files.
+fn build_backend_fixture(name: &str, out: &Path) -> (serde_json::Value, BTreeMap<String, Vec<u8>>) {
+    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+        .arg(workspace().join("fixtures/backends").join(name))
+        .arg("-o")
+        .arg(out)
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
+        .args(["--no-index", "--json"])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{name}: {}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let app_wheel = format!("deps/{}", report["app-wheel"].as_str().unwrap());
+    let bundle = Path::new(report["bundle"].as_str().unwrap());
+    let (_, _, _, content) = entries(bundle)
+        .into_iter()
+        .find(|entry| entry.0 == app_wheel)
+        .expect("the app's wheel is in the bundle");
+    (report, wheel_files(&content))
+}
+
+/// The app's wheel is what the project's own build backend makes, for each backend's way
+/// of saying what goes in: the same files, byte for byte, as `pip wheel` builds (build
+/// isolation, the same backend wheels, offline), and every package, data file and script.
+#[test]
+fn app_wheel_is_what_pip_builds_with_the_projects_backend() {
+    let expected: &[(&str, &str, &[&str], &str)] = &[
+        (
+            "poetry",
+            "poetry.core.masonry.api",
+            &["alpha/templates/index.html", "beta/worker.py"],
+            "beta-worker = beta.worker:main",
+        ),
+        (
+            "setuptools",
+            "setuptools.build_meta",
+            &["alpha/data/table.json", "beta/worker.py"],
+            "st-worker = beta.worker:main",
+        ),
+        (
+            "setup-cfg",
+            "setuptools.build_meta:__legacy__",
+            &["alpha/__init__.py", "beta/worker.py"],
+            "cfg-worker = beta.worker:main",
+        ),
+        (
+            "hatchling",
+            "hatchling.build",
+            &["alpha/static/style.css", "beta/worker.py"],
+            "hatch-worker = beta.worker:main",
+        ),
+        (
+            "flit",
+            "flit_core.buildapi",
+            &["flit_app/templates/page.html"],
+            "flit-worker = flit_app:main",
+        ),
+        (
+            "pdm",
+            "pdm.backend",
+            &["alpha/assets/logo.txt", "beta/worker.py"],
+            "pdm-worker = beta.worker:main",
+        ),
+    ];
+    for (name, backend, files, script) in expected {
+        let out = tempfile::tempdir().unwrap();
+        let (report, ours) = build_backend_fixture(name, out.path());
+        assert_eq!(report["build-backend"], *backend, "{name}");
+        for file in *files {
+            assert!(
+                ours.contains_key(*file),
+                "{name}: {file} not in {:?}",
+                ours.keys()
+            );
+        }
+        let entry_points = ours
+            .iter()
+            .find(|(path, _)| path.ends_with(".dist-info/entry_points.txt"))
+            .map(|(_, text)| String::from_utf8_lossy(text).into_owned())
+            .unwrap_or_default();
+        assert!(
+            entry_points
+                .replace(' ', "")
+                .contains(&script.replace(' ', "")),
+            "{name}: {entry_points}"
+        );
+
+        // The same project through pip (a copy: setuptools writes build/ into the tree).
+        let project = tempfile::tempdir().unwrap();
+        let source = workspace().join("fixtures/backends").join(name);
+        for entry in walkdir::WalkDir::new(&source) {
+            let entry = entry.unwrap();
+            let target = project
+                .path()
+                .join(entry.path().strip_prefix(&source).unwrap());
+            if entry.file_type().is_dir() {
+                std::fs::create_dir_all(&target).unwrap();
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+        let pip_out = tempfile::tempdir().unwrap();
+        let pip = std::process::Command::new("python3")
+            .args(["-m", "pip", "wheel", "--no-deps", "--no-index", "--quiet"])
+            .arg("--find-links")
+            .arg(crate::harness::backend_wheels())
+            .arg("--wheel-dir")
+            .arg(pip_out.path())
+            .arg(project.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .env_remove("PIP_FIND_LINKS")
+            .output()
+            .unwrap();
+        assert!(pip.status.success(), "{name}: pip wheel: {}", stderr(&pip));
+        let pip_wheel = std::fs::read_dir(pip_out.path())
+            .unwrap()
+            .flatten()
+            .find(|entry| entry.file_name().to_string_lossy().ends_with(".whl"))
+            .expect("pip built a wheel");
+        assert_eq!(
+            pip_wheel.file_name().to_string_lossy(),
+            report["app-wheel"].as_str().unwrap(),
+            "{name}"
+        );
+        let theirs = wheel_files(&std::fs::read(pip_wheel.path()).unwrap());
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{name}: the wheels' files differ"
+        );
+        for (path, content) in &ours {
+            assert!(
+                content == &theirs[path],
+                "{name}: {path} differs from pip's"
+            );
+        }
+    }
+}
+
+/// The bug of issue 13: a poetry project with two top-level packages installs both, and
+/// its `[tool.poetry.scripts]` program runs code from both.
+#[test]
+fn poetry_project_with_two_packages_installs_and_runs() {
+    let out = tempfile::tempdir().unwrap();
+    let (report, _) = build_backend_fixture("poetry", out.path());
+    assert_eq!(report["name"], "two-packages");
+    assert_eq!(report["version"], "1.2.0");
+    let root = tempfile::tempdir().unwrap();
+    let installed =
+        crate::harness::pyapp_install_at(root.path(), &[report["bundle"].as_str().unwrap()]);
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    let python = root
+        .path()
+        .join("applications/two-packages/current/venv/bin/python");
+    let run = std::process::Command::new(&python)
+        .args(["-c", "import beta.worker; beta.worker.main()"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "alpha beta\n");
+}
+
+/// fixtures/hello with `lock` (from fixtures/locks) in place of pinned-requirements.txt.
+fn hello_locked_with(lock: &str) -> tempfile::TempDir {
+    let project = fixture_copy("hello");
+    std::fs::remove_file(project.path().join("pinned-requirements.txt")).unwrap();
+    std::fs::copy(
+        workspace().join("fixtures/locks").join(lock),
+        project.path().join(lock),
+    )
+    .unwrap();
+    project
+}
+
+/// uv.lock, poetry.lock and pylock.toml are read as they are: the bundle gets the wheels
+/// pinned-requirements.txt would give it, each checked against the lock's sha256.
+#[test]
+fn uv_lock_poetry_lock_and_pylock_pin_the_bundle() {
+    let dependencies = |report: &serde_json::Value| -> Vec<String> {
+        report["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["wheel"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let output = pyapp_build(&workspace().join("fixtures/hello"), out.path(), &["--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let from_requirements: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(from_requirements["pins-from"], "pinned-requirements.txt");
+    for lock in ["uv.lock", "poetry.lock", "pylock.toml"] {
+        let project = hello_locked_with(lock);
+        let out = tempfile::tempdir().unwrap();
+        let output = pyapp_build(project.path(), out.path(), &["--json"]);
+        assert!(output.status.success(), "{lock}: {}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["pins-from"], lock);
+        assert_eq!(
+            dependencies(&report),
+            dependencies(&from_requirements),
+            "{lock}"
+        );
+    }
+
+    let (code, message) = {
+        let project = hello_locked_with("uv.lock");
+        edit(
+            project.path(),
+            "uv.lock",
+            "sha256:ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        );
+        let out = tempfile::tempdir().unwrap();
+        let output = pyapp_build(project.path(), out.path(), &[]);
+        (output.status.code(), stderr(&output))
+    };
+    assert_eq!(code, Some(1), "{message}");
+    assert!(
+        message
+            .starts_with("error: blinker==1.9.0: no wheel matches the --hash values at uv.lock:"),
+        "{message}"
+    );
+}
+
+/// A pin nothing requires is named in a warning and the report, and left out of the bundle
+/// unless --keep-unused-pins.
+#[test]
+fn pins_nothing_requires_are_reported_and_left_out() {
+    let project = fixture_copy("hello");
+    let pins = project.path().join("pinned-requirements.txt");
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text.push_str("pluggy==1.7.0\n");
+    std::fs::write(&pins, text).unwrap();
+    for (extra, packed) in [(&[][..], false), (&["--keep-unused-pins"][..], true)] {
+        let out = tempfile::tempdir().unwrap();
+        let mut args = vec!["--json"];
+        args.extend_from_slice(extra);
+        let output = pyapp_build(project.path(), out.path(), &args);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["unused-pins"], serde_json::json!(["pluggy"]));
+        let verb = if packed { "packed" } else { "left out" };
+        assert!(
+            stderr(&output).contains(&format!(
+                "warning: {verb} 1 pin(s) nothing requires: pluggy"
+            )),
+            "{}",
+            stderr(&output)
+        );
+        let names: Vec<String> = entries(Path::new(report["bundle"].as_str().unwrap()))
+            .into_iter()
+            .map(|entry| entry.0)
+            .collect();
+        assert_eq!(
+            names.contains(&"deps/pluggy-1.7.0-py3-none-any.whl".to_string()),
+            packed,
+            "{names:?}"
+        );
+    }
+}
+
+/// When pip cannot fetch some pins, the message names those, not all of them.
+#[test]
+fn a_missing_wheel_names_the_pins_without_one() {
+    let project = fixture_copy("hello");
+    let pins = project.path().join("pinned-requirements.txt");
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text.push_str("no-such-dist-xyz==1.0\nalso-missing-xyz==2.0\n");
+    std::fs::write(&pins, text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    // pip, offline: the fixture's wheels are its only "index".
+    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+        .arg(project.path())
+        .arg("-o")
+        .arg(out.path())
+        .arg("--wheels")
+        .arg(crate::harness::backend_wheels())
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", crate::harness::hello_wheels())
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let error = message
+        .lines()
+        .find(|line| line.starts_with("error: "))
+        .unwrap_or_default();
+    assert_eq!(
+        error,
+        "error: no wheel for 2 of 12 pin(s): pinned-requirements.txt:12: no-such-dist-xyz==1.0: pip download found neither a wheel nor an sdist; pinned-requirements.txt:13: also-missing-xyz==2.0: pip download found neither a wheel nor an sdist"
+    );
+}
+
+/// --python-version takes the server's full version: a `python_full_version` marker is
+/// decided for it (Debian 12's 3.11.2), not for the Python that builds.
+#[test]
+fn python_full_version_markers_are_decided_for_the_server() {
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pinned-requirements.txt",
+        "flask==3.0.3",
+        "flask==3.0.3 ; python_full_version >= '3.11.3'",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let newer = pyapp_build(project.path(), out.path(), &["--python-version", "3.11.7"]);
+    assert!(newer.status.success(), "{}", stderr(&newer));
+    let out = tempfile::tempdir().unwrap();
+    let debian = pyapp_build(project.path(), out.path(), &["--python-version", "3.11.2"]);
+    assert_eq!(debian.status.code(), Some(1), "{}", stderr(&debian));
+    assert!(
+        stderr(&debian).starts_with(
+            "error: the pinned dependencies are incomplete: hello-1.0.0-py3-none-any.whl requires `flask>=3.0`, which is not pinned"
+        ),
+        "{}",
+        stderr(&debian)
+    );
+}
+
+/// A pin that has only an sdist (docopt 0.6.2, setup.py only) is built into a wheel by its
+/// own backend, checked against its --hash, cached, bundled and named in the report; the
+/// next build takes the cached wheel without the index.
+#[test]
+fn a_pin_with_only_an_sdist_is_built_cached_and_bundled() {
+    const DOCOPT_SHA256: &str = "49b3a825280bd66b3aa83585ef59c4a8c82f2c8a522dbe754a8bc8d08c85c491";
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "pyproject.toml",
+        "\"pyyaml>=6\",",
+        "\"pyyaml>=6\",\n    \"docopt>=0.6\",",
+    );
+    let pins = project.path().join("pinned-requirements.txt");
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text.push_str(&format!("docopt==0.6.2 --hash=sha256:{DOCOPT_SHA256}\n"));
+    std::fs::write(&pins, text).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let build = |extra: &[&str]| {
+        let out = tempfile::tempdir().unwrap();
+        let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
+            .arg(project.path())
+            .arg("-o")
+            .arg(out.path())
+            .arg("--wheels")
+            .arg(crate::harness::hello_wheels())
+            .arg("--wheels")
+            .arg(crate::harness::backend_wheels())
+            .arg("--cache-dir")
+            .arg(cache.path())
+            .args(["--json"])
+            .args(extra)
+            // pip, offline: the sdists and, for preparing their metadata, the build
+            // backends are its only "index".
+            .env("PIP_NO_INDEX", "1")
+            .env(
+                "PIP_FIND_LINKS",
+                format!(
+                    "{} {}",
+                    workspace().join("target/wheels/sdists").display(),
+                    crate::harness::backend_wheels().display()
+                ),
+            )
+            .output()
+            .unwrap();
+        (out, output)
+    };
+    let (_first_out, first) = build(&[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    assert_eq!(
+        report["built-from-sdist"],
+        serde_json::json!(["docopt-0.6.2-py2.py3-none-any.whl"])
+    );
+    let bundle = Path::new(report["bundle"].as_str().unwrap());
+    assert!(entries(bundle)
+        .iter()
+        .any(|entry| entry.0 == "deps/docopt-0.6.2-py2.py3-none-any.whl"));
+    assert!(cache
+        .path()
+        .join("built")
+        .join(DOCOPT_SHA256)
+        .join("docopt-0.6.2-py2.py3-none-any.whl")
+        .is_file());
+
+    let (_second_out, second) = build(&["--no-index"]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    let again: serde_json::Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(
+        again["sha256"], report["sha256"],
+        "the cached wheel is the one built"
+    );
+
+    let mut text = std::fs::read_to_string(&pins).unwrap();
+    text = text.replace(DOCOPT_SHA256, &"0".repeat(64));
+    std::fs::write(&pins, text).unwrap();
+    let (_third_out, third) = build(&["--no-index"]);
+    assert_eq!(third.status.code(), Some(1), "{}", stderr(&third));
+    assert!(
+        stderr(&third).starts_with(
+            "error: no wheel for 1 of 11 pin(s): pinned-requirements.txt:12: docopt==0.6.2: its sdist docopt-0.6.2.tar.gz matches none of the --hash values"
+        ),
+        "{}",
+        stderr(&third)
+    );
+}
+
+/// The app's wheel is taken from the cache only for the same inputs: a changed source file
+/// builds a new wheel with the change, and the unchanged tree the same bundle as before.
+#[test]
+fn the_cached_app_wheel_is_used_only_for_the_same_sources() {
+    let project = fixture_copy("hello");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap().to_string();
+    let app_file = |out: &Path| -> String {
+        let output = pyapp_build(project.path(), out, &["--json", "--cache-dir", &cache_arg]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let app_wheel = format!("deps/{}", report["app-wheel"].as_str().unwrap());
+        let (_, _, _, wheel) = entries(Path::new(report["bundle"].as_str().unwrap()))
+            .into_iter()
+            .find(|entry| entry.0 == app_wheel)
+            .unwrap();
+        String::from_utf8(wheel_files(&wheel)["hello/web.py"].clone()).unwrap()
+    };
+    let first = tempfile::tempdir().unwrap();
+    let before = app_file(first.path());
+    let entries_in_cache = || {
+        std::fs::read_dir(cache.path().join("app-builds"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(entries_in_cache(), 1);
+    let again = tempfile::tempdir().unwrap();
+    assert_eq!(app_file(again.path()), before);
+    assert_eq!(entries_in_cache(), 1, "the same inputs are not built again");
+    assert!(
+        std::fs::read(first.path().join("hello-1.0.0.pyapp")).unwrap()
+            == std::fs::read(again.path().join("hello-1.0.0.pyapp")).unwrap()
+    );
+
+    let web = project.path().join("src/hello/web.py");
+    let mut text = std::fs::read_to_string(&web).unwrap();
+    text.push_str("\nCHANGED = True\n");
+    std::fs::write(&web, text).unwrap();
+    let changed = tempfile::tempdir().unwrap();
+    assert!(app_file(changed.path()).ends_with("\nCHANGED = True\n"));
+    assert_eq!(entries_in_cache(), 2);
 }

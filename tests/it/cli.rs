@@ -137,6 +137,7 @@ fn errors_are_coloured_only_when_allowed() {
 fn quiet_and_verbose_levels_of_pyapp_build() {
     let project = fixture_copy("hello");
     let wheels = hello_wheels();
+    let backends = crate::harness::backend_wheels();
     let build = |flags: &[&str]| {
         let out = tempfile::tempdir().unwrap();
         let mut args = vec![
@@ -145,6 +146,8 @@ fn quiet_and_verbose_levels_of_pyapp_build() {
             out.path().to_str().unwrap(),
             "--wheels",
             wheels.to_str().unwrap(),
+            "--wheels",
+            backends.to_str().unwrap(),
             "--no-index",
         ];
         args.extend_from_slice(flags);
@@ -217,7 +220,7 @@ fn a_failure_with_json_is_json_on_stdout_too() {
     assert!(value["error"]
         .as_str()
         .unwrap()
-        .contains("no pyproject.toml"));
+        .contains("not a Python project: it has no pyproject.toml, setup.py or setup.cfg"));
 }
 
 #[test]

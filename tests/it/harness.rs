@@ -38,6 +38,18 @@ pub fn hello_wheels() -> PathBuf {
     dir
 }
 
+/// The build backends' wheels (tests/build-backends.txt), downloaded by tests/run: every
+/// offline build takes its app's build backend from here.
+pub fn backend_wheels() -> PathBuf {
+    let dir = workspace().join("target/wheels/backends");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: tests/run downloads the build backends' wheels first",
+        dir.display()
+    );
+    dir
+}
+
 /// A fresh copy of `fixtures/NAME` in a temporary directory, to modify.
 pub fn fixture_copy(name: &str) -> tempfile::TempDir {
     let copy = tempfile::tempdir().expect("temp dir");
@@ -94,6 +106,8 @@ pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
         .arg(out_dir)
         .arg("--wheels")
         .arg(hello_wheels())
+        .arg("--wheels")
+        .arg(backend_wheels())
         .arg("--no-index")
         .args(extra)
         .env_remove("SOURCE_DATE_EPOCH")

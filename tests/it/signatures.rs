@@ -294,6 +294,8 @@ fn a_password_protected_key_signs_with_the_password_from_the_environment() {
             .arg(out.path())
             .arg("--wheels")
             .arg(crate::harness::hello_wheels())
+            .arg("--wheels")
+            .arg(crate::harness::backend_wheels())
             .args(["--no-index", "--quiet", "--sign"])
             .arg(&secret)
             .env("PYAPP_SIGNING_PASSWORD", password)

@@ -47,6 +47,13 @@ fn build(name: &str, version: &str) -> Built {
         "version = \"1.0.0\"",
         &format!("version = \"{version}\""),
     );
+    // A dependency of the app, so that its pin is packed (pins nothing requires are not).
+    edit(
+        dir,
+        "pyproject.toml",
+        "\"pyyaml>=6\",",
+        "\"pyyaml>=6\",\n    \"docutils\",",
+    );
     edit(dir, "metadata.yaml", "keep-releases: 3", "keep-releases: 2");
     let mut metadata = fs::read_to_string(dir.join("metadata.yaml")).expect("read metadata");
     metadata.push_str("local-dependencies: [pyyaml]\n");

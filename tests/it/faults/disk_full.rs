@@ -61,12 +61,12 @@ fn an_upgrade_that_does_not_fit_on_the_disk_is_refused_and_changes_nothing() {
     assert!(installed.status.success(), "{}", stderr(&installed));
     fs::write(root.join(APP).join("data/visits.txt"), "41").expect("write data");
 
-    // 1.1.0 carries 16 MiB of random bytes in src/ (and so in its app wheel too): the
-    // release does not fit in what is left.
+    // 1.1.0 carries 16 MiB of random bytes in src/ (and, as package data of static/, in
+    // its app wheel too): the release does not fit in what is left.
     let project = hello_at_version("1.1.0");
     let mut rng = SplitMix(16);
     let padding: Vec<u8> = (0..16 << 20).map(|_| rng.below(256) as u8).collect();
-    fs::write(project.path().join("src/hello/padding.bin"), padding).expect("write padding");
+    fs::write(project.path().join("src/hello/static/padding.bin"), padding).expect("write padding");
     let padded = build_bundle(project.path(), dir.path());
 
     let before = listing(&root);
