@@ -50,6 +50,8 @@ fn bundle(work: &Path, wheels: &Path, name: &str, relax: &str) -> std::path::Pat
         .arg(&out)
         .arg("--wheels")
         .arg(wheels)
+        .arg("--wheels")
+        .arg(harness::backend_wheels())
         .arg("--no-index")
         .output()
         .unwrap();
