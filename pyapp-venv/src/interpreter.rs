@@ -196,29 +196,24 @@ impl Interpreter {
         for (path, needs) in [(&self.base_executable, 0o001), (&self.stdlib, 0o005)] {
             let real = std::fs::canonicalize(path)
                 .map_err(|err| unreachable(format!("`{}`: {err}", path.display())))?;
-            for dir in real.ancestors().skip(1) {
-                let mode = std::fs::metadata(dir)
-                    .map_err(|err| unreachable(format!("`{}`: {err}", dir.display())))?
+            // Every directory above it must be searchable, then it must be usable itself.
+            let checks = real
+                .ancestors()
+                .skip(1)
+                .map(|dir| (dir, 0o001))
+                .chain([(real.as_path(), needs)]);
+            for (checked, needs) in checks {
+                let mode = std::fs::metadata(checked)
+                    .map_err(|err| unreachable(format!("`{}`: {err}", checked.display())))?
                     .permissions()
                     .mode();
-                if mode & 0o001 == 0 {
+                if mode & needs != needs {
                     return Err(unreachable(format!(
                         "`{}` (mode {:04o}) is closed to other users",
-                        dir.display(),
+                        checked.display(),
                         mode & 0o7777
                     )));
                 }
-            }
-            let mode = std::fs::metadata(&real)
-                .map_err(|err| unreachable(format!("`{}`: {err}", real.display())))?
-                .permissions()
-                .mode();
-            if mode & needs != needs {
-                return Err(unreachable(format!(
-                    "`{}` (mode {:04o}) is closed to other users",
-                    real.display(),
-                    mode & 0o7777
-                )));
             }
         }
         Ok(())

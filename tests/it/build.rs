@@ -144,14 +144,7 @@ fn rebuilds_are_byte_identical_and_follow_source_date_epoch() {
     assert!(a == b, "two builds of the same inputs differ");
 
     let third = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
-        .arg(&project)
-        .arg("-o")
-        .arg(third.path())
-        .arg("--wheels")
-        .arg(crate::harness::hello_wheels())
-        .arg("--wheels")
-        .arg(crate::harness::backend_wheels())
+    let output = crate::harness::pyapp_build_command(&project, third.path())
         .arg("--no-index")
         .env("SOURCE_DATE_EPOCH", "1700000000")
         .output()
@@ -287,14 +280,7 @@ fn systemd_analyze_has_the_last_word_on_schedules() {
     let project = fixture_copy("hello");
     let tools = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
-    let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
-        .arg(project.path())
-        .arg("-o")
-        .arg(out.path())
-        .arg("--wheels")
-        .arg(crate::harness::hello_wheels())
-        .arg("--wheels")
-        .arg(crate::harness::backend_wheels())
+    let output = crate::harness::pyapp_build_command(project.path(), out.path())
         .arg("--no-index")
         .env(
             "PATH",
@@ -861,14 +847,7 @@ fn a_pin_with_only_an_sdist_is_built_cached_and_bundled() {
     let cache = tempfile::tempdir().unwrap();
     let build = |extra: &[&str]| {
         let out = tempfile::tempdir().unwrap();
-        let output = std::process::Command::new(crate::harness::bin("pyapp-build"))
-            .arg(project.path())
-            .arg("-o")
-            .arg(out.path())
-            .arg("--wheels")
-            .arg(crate::harness::hello_wheels())
-            .arg("--wheels")
-            .arg(crate::harness::backend_wheels())
+        let output = crate::harness::pyapp_build_command(project.path(), out.path())
             .arg("--cache-dir")
             .arg(cache.path())
             .args(["--json"])

@@ -98,16 +98,24 @@ pub fn pyapp_install_at(root: &Path, args: &[&str]) -> Output {
         .expect("run pyapp-install")
 }
 
-/// Run pyapp-build offline on `project` with the fixture's wheels; `extra` adds arguments.
-pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
-    Command::new(bin("pyapp-build"))
+/// pyapp-build on `project` into `out_dir`, with the fixture's and the build backends'
+/// wheels, ready for more arguments and its environment.
+pub fn pyapp_build_command(project: &Path, out_dir: &Path) -> Command {
+    let mut command = Command::new(bin("pyapp-build"));
+    command
         .arg(project)
         .arg("-o")
         .arg(out_dir)
         .arg("--wheels")
         .arg(hello_wheels())
         .arg("--wheels")
-        .arg(backend_wheels())
+        .arg(backend_wheels());
+    command
+}
+
+/// Run pyapp-build offline on `project` with the fixture's wheels; `extra` adds arguments.
+pub fn pyapp_build(project: &Path, out_dir: &Path, extra: &[&str]) -> Output {
+    pyapp_build_command(project, out_dir)
         .arg("--no-index")
         .args(extra)
         .env_remove("SOURCE_DATE_EPOCH")

@@ -288,14 +288,7 @@ fn a_password_protected_key_signs_with_the_password_from_the_environment() {
     let project = fixture_copy("hello");
     let out = tempfile::tempdir().expect("temp out");
     let sign = |password: &str| {
-        Command::new(bin("pyapp-build"))
-            .arg(project.path())
-            .arg("-o")
-            .arg(out.path())
-            .arg("--wheels")
-            .arg(crate::harness::hello_wheels())
-            .arg("--wheels")
-            .arg(crate::harness::backend_wheels())
+        crate::harness::pyapp_build_command(project.path(), out.path())
             .args(["--no-index", "--quiet", "--sign"])
             .arg(&secret)
             .env("PYAPP_SIGNING_PASSWORD", password)

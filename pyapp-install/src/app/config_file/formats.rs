@@ -31,7 +31,8 @@ pub fn parse_json(text: &str) -> Result<ConfigValues, FormatError> {
         .collect()
 }
 
-/// `value` in JSON.
+/// `value` in JSON, and in TOML: JSON's string escapes are TOML's basic string escapes,
+/// and its numbers and booleans TOML's.
 pub fn json_scalar(value: &ConfigValue) -> String {
     match value {
         ConfigValue::Boolean(value) => value.to_string(),
@@ -59,11 +60,6 @@ pub fn parse_toml(text: &str) -> Result<ConfigValues, FormatError> {
             Ok((key, value))
         })
         .collect()
-}
-
-/// `value` in TOML: JSON's string escapes are TOML's basic string escapes.
-pub fn toml_scalar(value: &ConfigValue) -> String {
-    json_scalar(value)
 }
 
 /// The `KEY=VALUE` pairs of a `.env` file, in file order, as python-dotenv and shells read
@@ -134,7 +130,7 @@ mod tests {
         );
         let toml: String = values()
             .iter()
-            .map(|(key, value)| format!("{key} = {}\n", toml_scalar(value)))
+            .map(|(key, value)| format!("{key} = {}\n", json_scalar(value)))
             .collect();
         let expected: ConfigValues = values()
             .into_iter()

@@ -385,7 +385,7 @@ impl ConfigFile {
                         "spaces around a line, an empty line, or a line starting with # or ;",
                     )
                 })?,
-                FileFormat::Toml => formats::toml_scalar(value),
+                FileFormat::Toml => formats::json_scalar(value),
                 FileFormat::Env => formats::env_scalar(value)
                     .ok_or_else(|| cannot(key, value, "a .env", "a ' or a line break"))?,
                 FileFormat::Yaml | FileFormat::Json => yaml_scalar(value),
