@@ -212,6 +212,13 @@ impl ConfigSpec {
         self.fields.iter().find(|field| field.key.as_str() == key)
     }
 
+    /// The field whose key is `key` ignoring ASCII case (keys are unique that way).
+    pub fn field_ignoring_case(&self, key: &str) -> Option<&Field> {
+        self.fields
+            .iter()
+            .find(|field| field.key.as_str().eq_ignore_ascii_case(key))
+    }
+
     /// The INI section holding the keys (`app` unless the spec says otherwise).
     pub fn ini_section(&self) -> &str {
         self.ini_section.as_deref().unwrap_or("app")
@@ -308,10 +315,14 @@ impl ConfigSpec {
         let mut keys = BTreeSet::new();
         for (index, field) in self.fields.iter().enumerate() {
             let path = format!("fields[{index}]");
-            if !keys.insert(field.key.as_str()) {
+            if !keys.insert(field.key.as_str().to_ascii_lowercase()) {
                 return Err(Issue::new(
                     join_path(&path, "key"),
-                    format!("{} is already a key", field.key),
+                    format!(
+                        "{} is already a key (keys are compared ignoring case: INI and .env \
+                         files do not tell secret_key from SECRET_KEY)",
+                        field.key
+                    ),
                 ));
             }
             field.validate(&path)?;
@@ -513,6 +524,9 @@ impl Field {
     }
 
     fn check_text(&self, text: &str) -> Result<(), String> {
+        if text.is_empty() && self.is_secret() && !self.required {
+            return Ok(());
+        }
         let multi_line = self.widget == Widget::Text;
         if text
             .chars()
@@ -760,7 +774,13 @@ fields:
     fn build_time_rules() {
         assert_eq!(
             refusal(&edited("  - key: workers", "  - key: site_title")),
-            "configuration.yaml:10: fields[1].key: site_title is already a key"
+            "configuration.yaml:10: fields[1].key: site_title is already a key (keys are \
+             compared ignoring case: INI and .env files do not tell secret_key from SECRET_KEY)"
+        );
+        assert_eq!(
+            refusal(&edited("  - key: workers", "  - key: Site_Title")),
+            "configuration.yaml:10: fields[1].key: Site_Title is already a key (keys are \
+             compared ignoring case: INI and .env files do not tell secret_key from SECRET_KEY)"
         );
         assert_eq!(
             refusal(&edited("    default: 2\n", "    default: 100\n")),

@@ -121,14 +121,15 @@ pub fn check_writable_dir_name(value: &str) -> Result<(), NameError> {
     refuse_unless(valid, "directory name", value, "[a-z0-9][a-z0-9._-]{0,63}")
 }
 
-/// Configuration keys: `[a-z][a-z0-9_]{0,63}`.
+/// Configuration keys: `[A-Za-z][A-Za-z0-9_]{0,63}`, in whatever case the app reads them
+/// (`secret_key`, `SECRET_KEY`, `SecretKey`).
 pub fn check_config_key(value: &str) -> Result<(), NameError> {
-    let valid = starts_with(value, |c| c.is_ascii_lowercase())
+    let valid = starts_with(value, |c| c.is_ascii_alphabetic())
         && value.len() <= 64
         && value
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    refuse_unless(valid, "configuration key", value, "[a-z][a-z0-9_]{0,63}")
+            .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    refuse_unless(valid, "configuration key", value, "[A-Za-z][A-Za-z0-9_]{0,63}")
 }
 
 /// Python module names: ASCII identifiers, `[A-Za-z_][A-Za-z0-9_]*`.
@@ -239,7 +240,7 @@ mod tests {
         assert_eq!(check_config_key("secret_key"), Ok(()));
         assert_eq!(
             refusal(check_config_key("site-title")),
-            "\"site-title\" is not a valid configuration key (expected [a-z][a-z0-9_]{0,63})"
+            "\"site-title\" is not a valid configuration key (expected [A-Za-z][A-Za-z0-9_]{0,63})"
         );
         assert!(check_config_key("_x").is_err());
     }

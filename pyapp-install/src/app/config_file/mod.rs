@@ -199,15 +199,14 @@ impl ConfigFile {
         let text = String::from_utf8(bytes)
             .map_err(|_| unreadable(format!("`{}` is not UTF-8", path.display())))?;
         let label = path.display().to_string();
+        // INI and .env files do not keep the case of keys (configparser lower-cases them,
+        // .env upper-cases them): each is the spec's key that matches it ignoring case.
         let by_widget = |pairs: Vec<(String, String)>| -> ConfigValues {
             pairs
                 .into_iter()
-                .map(|(key, text)| {
-                    let value = match spec.field(&key) {
-                        Some(field) => typed(field.widget, &text),
-                        None => ConfigValue::String(text),
-                    };
-                    (key, value)
+                .map(|(key, text)| match spec.field_ignoring_case(&key) {
+                    Some(field) => (field.key.to_string(), typed(field.widget, &text)),
+                    None => (key.to_ascii_lowercase(), ConfigValue::String(text)),
                 })
                 .collect()
         };
@@ -220,14 +219,7 @@ impl ConfigFile {
             ),
             FileFormat::Json => formats::parse_json(&text).map_err(in_file)?,
             FileFormat::Toml => formats::parse_toml(&text).map_err(in_file)?,
-            // A .env file's keys are upper case; the spec's are lower case.
-            FileFormat::Env => by_widget(
-                formats::parse_env(&text)
-                    .map_err(in_file)?
-                    .into_iter()
-                    .map(|(key, text)| (key.to_ascii_lowercase(), text))
-                    .collect(),
-            ),
+            FileFormat::Env => by_widget(formats::parse_env(&text).map_err(in_file)?),
         };
         Ok(Some(ExistingConfig {
             path: path.to_owned(),
@@ -273,6 +265,8 @@ impl ConfigFile {
                 (default.clone(), Origin::Default)
             } else if field.generate {
                 (ConfigValue::String(generate()?), Origin::Generated)
+            } else if field.is_secret() && !field.required {
+                (ConfigValue::String(String::new()), Origin::Default)
             } else if field.required {
                 return Err(Refusal::new(format!("config: {key}: required but not set"))
                     .with_hint(format!("give it with --set {key}=VALUE"))
@@ -539,6 +533,9 @@ impl ConfigPlan {
         }
         for change in &self.changes {
             notes.push(match change {
+                KeyChange::Added { key, value } if *value == ConfigValue::String(String::new()) => {
+                    format!("config: new key {key} = \"\" (an optional secret: empty until set)")
+                }
                 KeyChange::Added { key, value } => format!(
                     "config: new key {key} = {} (its default)",
                     self.shown(key, value)

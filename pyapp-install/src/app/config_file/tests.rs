@@ -128,7 +128,7 @@ fn first_install_writes_defaults_generated_secrets_and_given_values() {
              KEY=VALUE\n\
              \n# The word the front page greets visitors with\ngreeting: Hello\n\
              \nworkers: 4\n\n# ratio:\n\ndebug: false\n\nlog_level: info\n\
-             \nsecret_key: generated-1\n\n# api_token:\n\nadmin_email: ops@example.com\n"
+             \nsecret_key: generated-1\n\napi_token: \"\"\n\nadmin_email: ops@example.com\n"
     );
     assert_eq!(plan.mode(), 0o600);
     assert!(plan.changed());
@@ -271,6 +271,7 @@ fn upgrade_keeps_values_adds_fields_and_keeps_removed_keys() {
         [
             "config: new key debug = false (its default)",
             "config: new key log_level = \"info\" (its default)",
+            "config: new key api_token = \"\" (an optional secret: empty until set)",
             "config: old_setting is no longer in the app's configuration.yaml: kept in \
                  the file, unused",
         ]
@@ -310,7 +311,8 @@ fn upgrade_is_refused_when_a_kept_value_breaks_the_new_spec() {
         [
             "config: workers = 16 (was 32)",
             "config: new key debug = false (its default)",
-            "config: new key log_level = \"info\" (its default)"
+            "config: new key log_level = \"info\" (its default)",
+            "config: new key api_token = \"\" (an optional secret: empty until set)"
         ]
     );
 }
@@ -524,6 +526,66 @@ fn json_toml_and_env_round_trip_every_widget() {
         let read = file.read(&spec).unwrap().unwrap();
         assert_eq!(&read.values, plan.values(), "{format}");
     }
+}
+
+#[test]
+fn keys_keep_their_case_and_optional_secrets_are_empty_in_every_format() {
+    const CASED: &str = "format: 1
+fields:
+  - key: SECRET_KEY
+    widget: secret
+    generate: true
+  - key: Debug
+    widget: boolean
+    default: false
+  - key: EMAIL_HOST_PASSWORD
+    widget: secret
+    min-length: 12
+  - key: site_title
+    widget: string
+    default: Shop
+";
+    for (format, expected) in [
+        ("yaml", "SECRET_KEY: generated-1\n\nDebug: false\n\nEMAIL_HOST_PASSWORD: \"\"\n"),
+        ("ini", "SECRET_KEY = generated-1\n\nDebug = false\n\nEMAIL_HOST_PASSWORD = \n"),
+        ("json", "\"SECRET_KEY\": \"generated-1\",\n  \"Debug\": false,\n  \"EMAIL_HOST_PASSWORD\": \"\""),
+        ("toml", "SECRET_KEY = \"generated-1\"\n\nDebug = false\n\nEMAIL_HOST_PASSWORD = \"\"\n"),
+        ("env", "SECRET_KEY='generated-1'\n\nDEBUG=false\n\nEMAIL_HOST_PASSWORD=''\n"),
+    ] {
+        let spec = spec(&CASED.replace("format: 1\n", &format!("format: 1\nfile-format: {format}\n")));
+        let (_root, file) = scratch(&spec);
+        let plan = plan(&file, &spec, None, &[]).unwrap();
+        assert!(plan.contents.contains(expected), "{format}: {}", plan.contents);
+        plan.write(None).unwrap();
+        let read = file.read(&spec).unwrap().unwrap();
+        assert_eq!(&read.values, plan.values(), "{format}");
+        assert_eq!(
+            read.values.keys().collect::<Vec<_>>(),
+            ["Debug", "EMAIL_HOST_PASSWORD", "SECRET_KEY", "site_title"],
+            "{format}"
+        );
+        let again = plan_again(&file, &spec, &read, &["EMAIL_HOST_PASSWORD="]);
+        assert!(!again.changed(), "{format}: {}", again.contents);
+        let (message, _) = refusal(plan_with_existing(&file, &spec, &read, &["EMAIL_HOST_PASSWORD=short"]));
+        assert_eq!(
+            message,
+            "config: EMAIL_HOST_PASSWORD: ******** is shorter than min-length 12",
+            "{format}"
+        );
+    }
+}
+
+fn plan_with_existing(
+    file: &ConfigFile,
+    spec: &ConfigSpec,
+    existing: &ExistingConfig,
+    set: &[&str],
+) -> Result<ConfigPlan> {
+    plan(file, spec, Some(existing), set)
+}
+
+fn plan_again(file: &ConfigFile, spec: &ConfigSpec, existing: &ExistingConfig, set: &[&str]) -> ConfigPlan {
+    plan_with_existing(file, spec, existing, set).unwrap()
 }
 
 #[test]
