@@ -9,20 +9,28 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let values: PlaceholderValues = Placeholder::ALL
+    let fixed: PlaceholderValues = Placeholder::ALL
         .iter()
         .map(|p| (*p, format!("/v/{}", p.name())))
         .collect();
-    if let Ok(command) = Command::from_line(text) {
+    let check = |command: Command| {
         let _ = command.program();
-        let _ = command.placeholders();
+        let mut values = fixed.clone();
+        values.set_config(
+            command
+                .config_keys()
+                .into_iter()
+                .map(|key| (key.to_owned(), format!("v-{key}")))
+                .collect(),
+        );
         let rendered = command.render(&values).expect("every placeholder has a value");
         assert_eq!(rendered.len(), command.written().len());
+    };
+    if let Ok(command) = Command::from_line(text) {
+        check(command);
     }
     let args = text.split('\0').map(str::to_owned).collect();
     if let Ok(command) = Command::from_args(args) {
-        let _ = command.placeholders();
-        let rendered = command.render(&values).expect("every placeholder has a value");
-        assert_eq!(rendered.len(), command.written().len());
+        check(command);
     }
 });

@@ -105,7 +105,8 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         }
     }
     let config_text = read_text(&dir.join(CONFIGURATION_NAME))?;
-    pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
+    let spec = pyapp_bundle::config_spec::ConfigSpec::parse(&config_text, CONFIGURATION_NAME)?;
+    template.check_config_placeholders(&spec)?;
     let pins_path = dir.join("pinned-requirements.txt");
     let requirements = pins_path
         .exists()

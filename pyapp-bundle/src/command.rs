@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::names::check_config_key;
+
 /// A value the installer substitutes into a command argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Placeholder {
@@ -35,10 +37,12 @@ pub enum Placeholder {
     Workers,
     /// `{threads}`: a service's `threads`.
     Threads,
+    /// `{mount}`: the URL path a web server serves the app under, empty for `/`.
+    Mount,
 }
 
 impl Placeholder {
-    pub const ALL: [Placeholder; 12] = [
+    pub const ALL: [Placeholder; 13] = [
         Placeholder::App,
         Placeholder::Data,
         Placeholder::Tmp,
@@ -51,6 +55,7 @@ impl Placeholder {
         Placeholder::Port,
         Placeholder::Workers,
         Placeholder::Threads,
+        Placeholder::Mount,
     ];
 
     /// The name between the braces: `app` for `{app}`.
@@ -68,6 +73,7 @@ impl Placeholder {
             Placeholder::Port => "port",
             Placeholder::Workers => "workers",
             Placeholder::Threads => "threads",
+            Placeholder::Mount => "mount",
         }
     }
 
@@ -96,8 +102,55 @@ impl fmt::Display for Placeholder {
     }
 }
 
-/// The placeholders' values for one command, as the installer knows them.
-pub type PlaceholderValues = BTreeMap<Placeholder, String>;
+/// The prefix of a configuration placeholder: `{config.workers}` is the value of the
+/// configuration field `workers`.
+const CONFIG_PREFIX: &str = "config.";
+
+/// The placeholders' values for one command, as the installer knows them: the fixed
+/// placeholders and the configuration's values by key (`{config.KEY}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlaceholderValues {
+    fixed: BTreeMap<Placeholder, String>,
+    config: BTreeMap<String, String>,
+}
+
+impl PlaceholderValues {
+    pub fn new() -> PlaceholderValues {
+        PlaceholderValues::default()
+    }
+
+    pub fn insert(&mut self, placeholder: Placeholder, value: String) {
+        self.fixed.insert(placeholder, value);
+    }
+
+    /// The values `{config.KEY}` takes, by key (as the configuration file holds them).
+    pub fn set_config(&mut self, values: BTreeMap<String, String>) {
+        self.config = values;
+    }
+
+    /// Every value of `other` added to (or replacing) these.
+    pub fn extend(&mut self, other: &PlaceholderValues) {
+        self.fixed
+            .extend(other.fixed.iter().map(|(p, v)| (*p, v.clone())));
+        self.config
+            .extend(other.config.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+impl<const N: usize> From<[(Placeholder, String); N]> for PlaceholderValues {
+    fn from(fixed: [(Placeholder, String); N]) -> PlaceholderValues {
+        fixed.into_iter().collect()
+    }
+}
+
+impl FromIterator<(Placeholder, String)> for PlaceholderValues {
+    fn from_iter<I: IntoIterator<Item = (Placeholder, String)>>(iter: I) -> PlaceholderValues {
+        PlaceholderValues {
+            fixed: iter.into_iter().collect(),
+            config: BTreeMap::new(),
+        }
+    }
+}
 
 /// A command that does not follow FORMAT.md 2.2, or could not be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +165,7 @@ pub enum CommandError {
          a directory placeholder such as \"{{venv}}/\")"
     )]
     BadProgram { program: String },
-    #[error("unknown placeholder \"{{{name}}}\" in {argument:?} (known: {known}; write {{{{ and }}}} for literal braces)")]
+    #[error("unknown placeholder \"{{{name}}}\" in {argument:?} (known: {known}, {{config.KEY}}; write {{{{ and }}}} for literal braces)")]
     UnknownPlaceholder {
         name: String,
         argument: String,
@@ -124,6 +177,14 @@ pub enum CommandError {
     UnmatchedBrace { argument: String },
     #[error("placeholder {placeholder} has no value here")]
     NoValue { placeholder: Placeholder },
+    #[error("\"{{config.{key}}}\" in {argument:?} does not name a configuration key ({problem})")]
+    BadConfigKey {
+        key: String,
+        argument: String,
+        problem: String,
+    },
+    #[error("placeholder {{config.{key}}} has no value: the configuration does not set {key}")]
+    NoConfigValue { key: String },
 }
 
 /// One piece of an argument: literal text or a placeholder.
@@ -131,6 +192,8 @@ pub enum CommandError {
 enum Piece {
     Text(String),
     Value(Placeholder),
+    /// `{config.KEY}`.
+    Config(String),
 }
 
 /// A checked command: its arguments as written, and parsed into pieces.
@@ -191,7 +254,19 @@ impl Command {
             .flatten()
             .filter_map(|piece| match piece {
                 Piece::Value(placeholder) => Some(*placeholder),
-                Piece::Text(_) => None,
+                Piece::Text(_) | Piece::Config(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every configuration key the command uses (`{config.KEY}`).
+    pub fn config_keys(&self) -> BTreeSet<&str> {
+        self.parsed
+            .iter()
+            .flatten()
+            .filter_map(|piece| match piece {
+                Piece::Config(key) => Some(key.as_str()),
+                Piece::Text(_) | Piece::Value(_) => None,
             })
             .collect()
     }
@@ -206,10 +281,13 @@ impl Command {
                     match piece {
                         Piece::Text(text) => argument.push_str(text),
                         Piece::Value(placeholder) => argument.push_str(
-                            values.get(placeholder).ok_or(CommandError::NoValue {
+                            values.fixed.get(placeholder).ok_or(CommandError::NoValue {
                                 placeholder: *placeholder,
                             })?,
                         ),
+                        Piece::Config(key) => argument.push_str(values.config.get(key).ok_or_else(
+                            || CommandError::NoConfigValue { key: key.clone() },
+                        )?),
                     }
                 }
                 Ok(argument)
@@ -271,17 +349,27 @@ fn parse_argument(argument: &str) -> Result<Vec<Piece>, CommandError> {
                         }
                     }
                 }
-                let placeholder = Placeholder::from_name(&name).ok_or_else(|| {
-                    CommandError::UnknownPlaceholder {
-                        name: name.clone(),
-                        argument: argument.to_owned(),
-                        known: Placeholder::ALL.map(|p| p.to_string()).join(", "),
+                let piece = match name.strip_prefix(CONFIG_PREFIX) {
+                    Some(key) => {
+                        check_config_key(key).map_err(|err| CommandError::BadConfigKey {
+                            key: key.to_owned(),
+                            argument: argument.to_owned(),
+                            problem: err.to_string(),
+                        })?;
+                        Piece::Config(key.to_owned())
                     }
-                })?;
+                    None => Piece::Value(Placeholder::from_name(&name).ok_or_else(|| {
+                        CommandError::UnknownPlaceholder {
+                            name: name.clone(),
+                            argument: argument.to_owned(),
+                            known: Placeholder::ALL.map(|p| p.to_string()).join(", "),
+                        }
+                    })?),
+                };
                 if !text.is_empty() {
                     pieces.push(Piece::Text(std::mem::take(&mut text)));
                 }
-                pieces.push(Piece::Value(placeholder));
+                pieces.push(piece);
             }
             other => text.push(other),
         }
@@ -385,6 +473,33 @@ mod tests {
     }
 
     #[test]
+    fn config_placeholders_name_keys_and_take_the_configuration_values() {
+        let command = Command::from_line("gunicorn --workers={config.workers} --log-level {config.LOG_LEVEL} {mount}")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(command.config_keys(), BTreeSet::from(["LOG_LEVEL", "workers"]));
+        assert_eq!(command.placeholders(), BTreeSet::from([Placeholder::Mount]));
+        let mut values = PlaceholderValues::from([(Placeholder::Mount, "/shop".to_owned())]);
+        assert_eq!(
+            command.render(&values).map_err(|e| e.to_string()),
+            Err("placeholder {config.workers} has no value: the configuration does not set workers".to_owned())
+        );
+        values.set_config(BTreeMap::from([
+            ("workers".to_owned(), "4".to_owned()),
+            ("LOG_LEVEL".to_owned(), "info".to_owned()),
+        ]));
+        assert_eq!(
+            command.render(&values),
+            Ok(["gunicorn", "--workers=4", "--log-level", "info", "/shop"].map(String::from).to_vec())
+        );
+        assert_eq!(
+            refusal("tool {config.log-level}"),
+            "\"{config.log-level}\" in \"{config.log-level}\" does not name a configuration key \
+             (\"log-level\" is not a valid configuration key (expected [A-Za-z][A-Za-z0-9_]{0,63}))"
+        );
+        assert!(Command::from_line("{config.tool}").is_err());
+    }
+
+    #[test]
     fn programs() {
         for good in [
             "python",
@@ -413,8 +528,8 @@ mod tests {
         assert_eq!(
             refusal("tool {home}"),
             "unknown placeholder \"{home}\" in \"{home}\" (known: {app}, {data}, {tmp}, {run}, \
-             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}; write {{ \
-             and }} for literal braces)"
+             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}, {mount}, \
+             {config.KEY}; write {{ and }} for literal braces)"
         );
         assert_eq!(
             refusal("tool {app"),
@@ -463,7 +578,7 @@ mod tests {
             Some(
                 "metadata.yaml:2: [1].command: unknown placeholder \"{nope}\" in \"{nope}\" \
                  (known: {app}, {data}, {tmp}, {run}, {log}, {config}, {venv}, {src}, {listen}, \
-                 {port}, {workers}, {threads}; write {{ and }} for literal braces)"
+                 {port}, {workers}, {threads}, {mount}, {config.KEY}; write {{ and }} for literal braces)"
             )
         );
     }

@@ -126,6 +126,17 @@ pub enum ConfigValue {
     String(String),
 }
 
+impl ConfigValue {
+    /// The value as an environment variable or a command argument carries it: `true`, `2`,
+    /// `0.5`, or the string itself.
+    pub fn as_text(&self) -> String {
+        match self {
+            ConfigValue::String(text) => text.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigValue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -274,12 +285,21 @@ impl ConfigSpec {
     ) -> BTreeMap<String, String> {
         self.environment
             .iter()
-            .filter_map(|(name, key)| {
-                let text = match values.get(key.as_str())? {
-                    ConfigValue::String(text) => text.clone(),
-                    other => other.to_string(),
-                };
-                Some((name.clone(), text))
+            .filter_map(|(name, key)| Some((name.clone(), values.get(key.as_str())?.as_text())))
+            .collect()
+    }
+
+    /// The values `{config.KEY}` takes in commands, by key, from `values` (a complete
+    /// configuration): every field that has a value and may be on a command line (not a
+    /// secret, not a `text` field: the metadata is checked for those), written as in
+    /// [`ConfigSpec::environment_values`].
+    pub fn command_values(&self, values: &BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
+        self.fields
+            .iter()
+            .filter(|field| !field.is_secret() && field.widget != Widget::Text)
+            .filter_map(|field| {
+                let key = field.key.as_str();
+                Some((key.to_owned(), values.get(key)?.as_text()))
             })
             .collect()
     }

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
-use crate::harness::{bin, build_bundle, fixture_copy, stderr};
+use crate::harness::{bin, build_bundle, edit, fixture_copy, pyapp_build, pyapp_install_at, stderr};
 
 /// The fixture's bundle, built once for every test here.
 fn hello_bundle() -> &'static Path {
@@ -365,4 +365,65 @@ fn an_app_that_is_not_installed_is_refused() {
             app.root()
         )
     );
+}
+
+/// `{config.KEY}` and `{mount}` in a service's command: the unit carries the configuration's
+/// values, `config --set` rewrites it, and a secret or unknown key is refused at build time.
+#[test]
+fn commands_carry_configuration_values_and_config_set_rewrites_their_units() {
+    let project = fixture_copy("hello");
+    edit(
+        project.path(),
+        "metadata.yaml",
+        "--workers, \"{workers}\",",
+        "--workers, \"{config.workers}\", --log-level, \"{config.log_level}\", \
+         --env, \"HELLO_MOUNT={mount}\",",
+    );
+    let out = tempfile::tempdir().expect("temp out dir");
+    let bundle = build_bundle(project.path(), out.path());
+    let root = tempfile::tempdir().expect("temp root");
+    let unit = root
+        .path()
+        .join("etc/systemd/system/hello-web.service");
+    let install = pyapp_install_at(root.path(), &[bundle.to_str().expect("utf-8")]);
+    assert!(install.status.success(), "install: {}", stderr(&install));
+    let exec = |unit: &Path| {
+        fs::read_to_string(unit)
+            .expect("the unit")
+            .lines()
+            .find(|line| line.starts_with("ExecStart="))
+            .expect("ExecStart")
+            .to_owned()
+    };
+    let first = exec(&unit);
+    assert!(
+        first.ends_with(
+            r#" "--workers" "2" "--log-level" "info" "--env" "HELLO_MOUNT=" "hello.web:app""#
+        ),
+        "{first}"
+    );
+    let set = pyapp_install_at(root.path(), &["config", "hello", "--set", "workers=5"]);
+    assert!(set.status.success(), "config --set: {}", stderr(&set));
+    let after = exec(&unit);
+    assert!(after.contains(r#" "--workers" "5" "--log-level" "info" "#), "{after}");
+
+    for (command, problem) in [
+        (
+            "\"{config.secret_key}\"",
+            "metadata.yaml: services[0].command: {config.secret_key} is a secret, which a \
+             command line would show to every user (put it in the environment with \
+             configuration.yaml's environment:)",
+        ),
+        (
+            "\"{config.colour}\"",
+            "metadata.yaml: services[0].command: {config.colour} names no field of \
+             configuration.yaml (fields: greeting, site_url, workers, log_level, secret_key)",
+        ),
+    ] {
+        let refused = fixture_copy("hello");
+        edit(refused.path(), "metadata.yaml", "\"{workers}\"", command);
+        let build = pyapp_build(refused.path(), out.path(), &[]);
+        assert_eq!(build.status.code(), Some(1), "{}", stderr(&build));
+        assert!(stderr(&build).contains(problem), "{}", stderr(&build));
+    }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use pyapp_bundle::calendar::Schedule;
-use pyapp_bundle::command::Command as AppCommand;
+use pyapp_bundle::command::{Command as AppCommand, PlaceholderValues};
 use pyapp_bundle::metadata::{Isolation, Metadata, Task};
 use pyapp_bundle::names::UnitName;
 use pyapp_bundle::reader::{Bundle, Limits};
@@ -63,6 +63,7 @@ fn generate(
         ports: &ports,
         environment_file: Some(Path::new("/applications/hello/.pyapp/environment")),
         python,
+        app_values: &PlaceholderValues::new(),
     };
     units::generate(metadata, &context).unwrap()
 }
@@ -344,6 +345,7 @@ fn demo_units(services: &[&str]) -> Vec<UnitFile> {
         ports: &ports,
         environment_file: None,
         python: Path::new("/usr/bin/python3"),
+        app_values: &PlaceholderValues::new(),
     };
     units::generate(&demo_metadata(services), &context).unwrap()
 }

@@ -13,6 +13,7 @@ use super::{
     Dependency, DependencyMode, Hooks, Interface, Isolation, Metadata, Resources, Service, System,
     Task, Update, Web,
 };
+use crate::config_spec::ConfigSpec;
 use crate::layout::METADATA_NAME;
 use crate::names::{check_dist_name, AppName, PythonModule};
 use crate::wheel_name::{normalize_name, WheelName};
@@ -107,6 +108,25 @@ impl ProjectMetadata {
         self.local_dependencies.iter().map(String::as_str)
     }
 
+    /// Every `{config.KEY}` of a command names a field of `spec` (see
+    /// [`crate::metadata::Metadata::check_config_placeholders`]).
+    pub fn check_config_placeholders(&self, spec: &ConfigSpec) -> Result<(), SchemaError> {
+        self.parts().check_config_placeholders(spec)
+    }
+
+    fn parts(&self) -> AppParts<'_> {
+        AppParts {
+            summary: self.summary.as_deref(),
+            entry_point: self.entry_point.as_deref(),
+            resources: &self.resources,
+            services: &self.services,
+            tasks: &self.tasks,
+            hooks: &self.hooks,
+            update: &self.update,
+            web: self.web.as_ref(),
+        }
+    }
+
     fn validate(&self) -> Result<(), Issue> {
         let computed_fields = [
             ("source-commit", self.computed_source_commit.is_some()),
@@ -127,17 +147,7 @@ impl ProjectMetadata {
                 Issue::new(format!("local-dependencies[{index}]"), error.to_string())
             })?;
         }
-        AppParts {
-            summary: self.summary.as_deref(),
-            entry_point: self.entry_point.as_deref(),
-            resources: &self.resources,
-            services: &self.services,
-            tasks: &self.tasks,
-            hooks: &self.hooks,
-            update: &self.update,
-            web: self.web.as_ref(),
-        }
-        .validate()
+        self.parts().validate()
     }
 
     /// The bundle's metadata: this template completed with what pyapp-build computed.

@@ -8,7 +8,8 @@ use super::{
     parse_body_size, Dependency, Hooks, Listen, Metadata, Resources, Service, Task, Update, Web,
 };
 use crate::command::{Command, Placeholder};
-use crate::layout::{DEPS_PREFIX, METADATA_NAME, SRC_PREFIX};
+use crate::config_spec::{ConfigSpec, Widget};
+use crate::layout::{CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME, SRC_PREFIX};
 use crate::names::{check_dist_name, UnitName};
 use crate::wheel_name::normalize_name;
 use crate::wheel_name::WheelName;
@@ -118,6 +119,12 @@ impl Metadata {
         Ok(())
     }
 
+    /// Every `{config.KEY}` of a command names a field of `spec` whose value can be put
+    /// on a command line: one line, and not a secret (unit files are world-readable).
+    pub fn check_config_placeholders(&self, spec: &ConfigSpec) -> Result<(), SchemaError> {
+        self.parts().check_config_placeholders(spec)
+    }
+
     fn parts(&self) -> AppParts<'_> {
         AppParts {
             summary: self.summary.as_deref(),
@@ -207,6 +214,57 @@ const SERVICE_ONLY: [Placeholder; 4] = [
 ];
 
 impl AppParts<'_> {
+    /// Every command, with its field path.
+    fn commands(&self) -> Vec<(String, &Command)> {
+        let services = self.services.iter().enumerate().map(|(index, service)| {
+            (format!("services[{index}].command"), &service.command)
+        });
+        let tasks = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(index, task)| (format!("tasks[{index}].command"), &task.command));
+        let hooks = self
+            .hooks
+            .commands()
+            .map(|(name, command)| (format!("hooks.{name}"), command));
+        let health = self
+            .update
+            .health_check
+            .as_ref()
+            .and_then(|check| check.command.as_ref())
+            .map(|command| ("update.health-check.command".to_owned(), command));
+        services.chain(tasks).chain(hooks).chain(health).collect()
+    }
+
+    pub(super) fn check_config_placeholders(&self, spec: &ConfigSpec) -> Result<(), SchemaError> {
+        for (path, command) in self.commands() {
+            for key in command.config_keys() {
+                let problem = match spec.field(key) {
+                    None => format!(
+                        "{{config.{key}}} names no field of {CONFIGURATION_NAME} (fields: {})",
+                        spec.fields
+                            .iter()
+                            .map(|field| field.key.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(field) if field.is_secret() => format!(
+                        "{{config.{key}}} is a secret, which a command line would show to every \
+                         user (put it in the environment with {CONFIGURATION_NAME}'s environment:)"
+                    ),
+                    Some(field) if field.widget == Widget::Text => format!(
+                        "{{config.{key}}} is a text field: its value may span lines, which an \
+                         argument cannot carry"
+                    ),
+                    Some(_) => continue,
+                };
+                return Err(unlocated(&path, problem));
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn validate(&self) -> Result<(), Issue> {
         if let Some(summary) = self.summary {
             check_one_line("summary", summary)?;

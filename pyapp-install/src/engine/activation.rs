@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use pyapp_bundle::command::{Placeholder, PlaceholderValues};
 use pyapp_bundle::metadata::{Isolation, Listen};
 
-use crate::app::config_file::ConfigFile;
+use crate::app::config_file::{ConfigFile, ConfigValues};
 use crate::app::env::AppEnvironment;
 use crate::app::installed::ReleaseInfo;
 use crate::app::ports::{self, PortRange};
@@ -33,6 +34,7 @@ struct UnitInputs {
     environment: AppEnvironment,
     environment_file: Option<PathBuf>,
     account: String,
+    app_values: PlaceholderValues,
 }
 
 impl UnitInputs {
@@ -46,6 +48,7 @@ impl UnitInputs {
             ports: &self.ports,
             environment_file: self.environment_file.as_deref(),
             python,
+            app_values: &self.app_values,
         }
     }
 }
@@ -69,13 +72,13 @@ pub struct Activation<'a> {
 impl Activation<'_> {
     /// The units of `info`'s release: ports allocated (and remembered), the chroot
     /// directory made when asked for, every value escaped or refused, every name checked
-    /// against the system ([`Systemd::check_units`]). Nothing is stopped
-    /// or written to the unit directory yet.
-    pub fn units_for(&self, info: &ReleaseInfo) -> Result<Vec<UnitFile>> {
+    /// against the system ([`Systemd::check_units`]), `{config.KEY}` taken from `config`.
+    /// Nothing is stopped or written to the unit directory yet.
+    pub fn units_for(&self, info: &ReleaseInfo, config: &ConfigValues) -> Result<Vec<UnitFile>> {
         if info.metadata.isolation == Isolation::Chroot {
             pyapp_fs::ensure_dir(&units::chroot_dir(self.tree), 0o755)?;
         }
-        let inputs = self.unit_inputs(info)?;
+        let inputs = self.unit_inputs(info, config)?;
         let units = units::generate(&info.metadata, &inputs.context(self.tree, &info.python))
             .map_err(|err| Refusal::new(format!("cannot write the units: {err}")))?;
         self.systemd.check_units(self.tree.name(), &units)?;
@@ -102,7 +105,7 @@ impl Activation<'_> {
                     known.join(", ")
                 ))
             })?;
-        let inputs = self.unit_inputs(info)?;
+        let inputs = self.unit_inputs(info, &self.config_values(info)?)?;
         let mut process = units::service_process(
             &info.metadata,
             service,
@@ -115,7 +118,7 @@ impl Activation<'_> {
     }
 
     /// What the units of `info` are made from besides its metadata.
-    fn unit_inputs(&self, info: &ReleaseInfo) -> Result<UnitInputs> {
+    fn unit_inputs(&self, info: &ReleaseInfo, config: &ConfigValues) -> Result<UnitInputs> {
         let ports = ports::allocate(self.apps, self.tree, &info.metadata, self.port_range)?;
         let config_file = ConfigFile::new(self.tree, &info.spec).runtime_path();
         let venv = self.tree.runtime_dir().join("current/venv");
@@ -132,18 +135,25 @@ impl Activation<'_> {
             environment,
             environment_file,
             account,
+            app_values: app_values(info, config),
         })
+    }
+
+    /// The configuration file of `info`'s release as it is now (empty before it exists).
+    fn config_values(&self, info: &ReleaseInfo) -> Result<ConfigValues> {
+        Ok(ConfigFile::new(self.tree, &info.spec)
+            .read(&info.spec)?
+            .map(|existing| existing.values)
+            .unwrap_or_default())
     }
 
     /// The variables configuration.yaml's `environment` sets for `info`'s release, from
     /// the configuration file as it is now.
     fn app_variables(&self, info: &ReleaseInfo) -> Result<BTreeMap<String, String>> {
-        let values = ConfigFile::new(self.tree, &info.spec)
-            .read(&info.spec)?
-            .map(|existing| existing.values)
-            .unwrap_or_default();
-        Ok(info.spec.environment_values(&values))
+        Ok(info.spec.environment_values(&self.config_values(info)?))
     }
+
+
 
     /// Stops every unit of the app (before `current` moves).
     pub fn stop(&self) -> Result<()> {
@@ -170,6 +180,17 @@ impl Activation<'_> {
             self.output.note(&steps);
         }
         Ok(())
+    }
+
+    /// Writes `info`'s units again, `{config.KEY}` from the configuration file as it is
+    /// now, and reloads systemd when one changed (which it returns); starts nothing.
+    pub fn rewrite_units(&self, info: &ReleaseInfo) -> Result<bool> {
+        let units = self.units_for(info, &self.config_values(info)?)?;
+        let changed = self.systemd.write_units(self.tree.name(), &units)?.changed();
+        if changed {
+            self.systemd.daemon_reload()?;
+        }
+        Ok(changed)
     }
 
     /// Runs `hook` of `info`'s release, if the app has one.
@@ -296,6 +317,7 @@ impl Activation<'_> {
             timeout,
         );
         context.env.extend(&self.app_variables(info)?);
+        context.app_values = app_values(info, &self.config_values(info)?);
         Ok(context)
     }
 
@@ -306,7 +328,7 @@ impl Activation<'_> {
         fault::point("revert-after-stop");
         match previous {
             Some(info) => {
-                let units = self.units_for(info)?;
+                let units = self.units_for(info, &self.config_values(info)?)?;
                 release::switch_current(self.tree, &info.release)?;
                 fault::point("revert-after-switch");
                 self.start(info, &units)
@@ -322,4 +344,15 @@ impl Activation<'_> {
             }
         }
     }
+}
+
+/// What `{mount}` and `{config.KEY}` stand for in `info`'s commands: its web mount, and
+/// the values of `config`.
+fn app_values(info: &ReleaseInfo, config: &ConfigValues) -> PlaceholderValues {
+    let mut values = PlaceholderValues::from([(
+        Placeholder::Mount,
+        info.metadata.web_settings().prefix().to_owned(),
+    )]);
+    values.set_config(info.spec.command_values(config));
+    values
 }

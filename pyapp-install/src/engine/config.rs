@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use pyapp_bundle::config_spec::ConfigValue;
 use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
@@ -16,8 +16,10 @@ use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
+use crate::engine::activation::Activation;
 use crate::engine::Target;
 use crate::progress::Progress;
+use crate::system::app_user;
 use crate::system::systemd::Systemd;
 use crate::system::units::{self, unit_stem};
 use pyapp_cli::Refusal;
@@ -109,6 +111,21 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
     };
     if change.written() {
         units::write_environment_file(&tree, &current.spec.environment_values(plan.values()))?;
+        // Commands may carry configuration values (`{config.KEY}`): their units change too.
+        let receipt = Receipt::load(&tree.receipt_path())?
+            .context("the app's receipt disappeared while its lock was held")?;
+        let user = app_user::user_of(&target.root, &receipt)?;
+        let activation = Activation {
+            apps: &target.apps,
+            tree: &tree,
+            systemd: target.systemd.clone(),
+            user: user.as_ref(),
+            port_range: target.port_range,
+            output,
+        };
+        if activation.rewrite_units(&current)? {
+            output.note("units rewritten: their commands use the configuration");
+        }
         change.restarted = restart_services(&tree, &current.metadata, &target.systemd, output)?;
         output.note(&format!("saved {}", change.file.display()));
     } else {

@@ -110,6 +110,8 @@ pub struct HookContext<'a> {
     pub release_dir: PathBuf,
     /// `hooks.timeout` of the metadata.
     pub timeout: Duration,
+    /// The values of `{mount}` and `{config.KEY}`; none unless set.
+    pub app_values: PlaceholderValues,
 }
 
 impl<'a> HookContext<'a> {
@@ -133,6 +135,7 @@ impl<'a> HookContext<'a> {
             version: version.to_owned(),
             release_dir,
             timeout: Duration::from_secs(u64::from(timeout_seconds)),
+            app_values: PlaceholderValues::new(),
         }
     }
 }
@@ -302,7 +305,7 @@ fn render(hook: HookName, command: &Command, ctx: &HookContext) -> Result<Vec<St
         .get("PYAPP_CONFIG_FILE")
         .with_context(|| format!("hook {hook}: the environment has no PYAPP_CONFIG_FILE"))?;
     let path = |p: PathBuf| p.display().to_string();
-    let values = PlaceholderValues::from([
+    let mut values = PlaceholderValues::from([
         (Placeholder::App, path(app.to_path_buf())),
         (Placeholder::Data, path(app.join("data"))),
         (Placeholder::Tmp, path(app.join("tmp"))),
@@ -312,6 +315,7 @@ fn render(hook: HookName, command: &Command, ctx: &HookContext) -> Result<Vec<St
         (Placeholder::Venv, path(ctx.release_dir.join("venv"))),
         (Placeholder::Src, path(ctx.release_dir.join("src"))),
     ]);
+    values.extend(&ctx.app_values);
     command.render(&values).map_err(|err| {
         Refusal::new(format!("hook {hook}: {err}"))
             .with_hint("fix the hook's command in metadata.yaml and rebuild the bundle")

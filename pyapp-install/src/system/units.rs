@@ -137,6 +137,8 @@ pub struct UnitContext<'a> {
     /// The base interpreter the venv was built on (the receipt's `python`): its prefix is
     /// bound into the units when it lives under a home directory or in a chroot.
     pub python: &'a Path,
+    /// The values of `{mount}` and `{config.KEY}` (the configuration file as it is now).
+    pub app_values: &'a PlaceholderValues,
 }
 
 /// The name of a service's or task's unit, without suffix: `hello-web`.
@@ -454,7 +456,7 @@ fn unit_section(unit: &mut Writer, description: &str) -> Result<(), UnitError> {
 /// The placeholders every command may use (FORMAT.md 2.2), as run-time paths.
 fn common_values(paths: &Paths, context: &UnitContext) -> PlaceholderValues {
     let dir = |name: &str| paths.dir(name).display().to_string();
-    PlaceholderValues::from([
+    let mut values = PlaceholderValues::from([
         (Placeholder::App, paths.app.display().to_string()),
         (Placeholder::Data, dir("data")),
         (Placeholder::Tmp, dir("tmp")),
@@ -469,7 +471,9 @@ fn common_values(paths: &Paths, context: &UnitContext) -> PlaceholderValues {
             Placeholder::Src,
             paths.current.join("src").display().to_string(),
         ),
-    ])
+    ]);
+    values.extend(context.app_values);
+    values
 }
 
 /// The rendered command of `unit`, its program resolved (a bare name is the venv's
@@ -622,6 +626,7 @@ tasks:
         tree: AppTree,
         environment: AppEnvironment,
         ports: BTreeMap<String, u16>,
+        app_values: PlaceholderValues,
     }
 
     impl Fixture {
@@ -638,6 +643,7 @@ tasks:
                 tree,
                 environment,
                 ports: BTreeMap::from([("web".to_owned(), 8000)]),
+                app_values: PlaceholderValues::new(),
             }
         }
 
@@ -651,6 +657,7 @@ tasks:
                 ports: &self.ports,
                 environment_file: None,
                 python,
+                app_values: &self.app_values,
             }
         }
     }

@@ -111,7 +111,7 @@ pub fn activate(
         },
         None => None,
     };
-    let units = activation.units_for(new)?;
+    let units = activation.units_for(new, config.values())?;
     // The web server snippets are written once the release runs, but refused now.
     let site = web::Site::of(tree, &new.metadata)?;
     for (dir, mode) in lasting {

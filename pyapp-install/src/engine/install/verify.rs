@@ -299,5 +299,8 @@ fn open_bundle(path: &Path) -> Result<(BundleReader, Metadata, ConfigSpec)> {
     metadata
         .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
         .map_err(|err| refuse(&err))?;
+    metadata
+        .check_config_placeholders(&spec)
+        .map_err(|err| refuse(&err))?;
     Ok((bundle, metadata, spec))
 }
