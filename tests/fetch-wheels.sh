@@ -7,6 +7,9 @@
 #   target/wheels/old-gunicorn  tests/old-gunicorn.txt, a server the hardening breaks
 #   target/wheels/backends   tests/build-backends.txt, the build backends apps are built with
 #   target/wheels/sdists     tests/sdist-pins.txt, sdists of pins that have no wheel
+#   target/wheels/apps/NAME  the hash-pinned wheels of fixtures/apps/NAME: real public apps
+#                            (datasette, pypiserver, Django, huey) as their authors published
+#                            them, for tests/it/real_apps
 # and the reference installer itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +33,10 @@ fetch target/wheels/reference tests/reference-wheels.txt
 fetch target/wheels/old-gunicorn tests/old-gunicorn.txt
 fetch target/wheels/backends tests/build-backends.txt
 fetch target/wheels/sdists tests/sdist-pins.txt sdists
+for app in fixtures/apps/*/; do
+  app=$(basename "$app")
+  fetch "target/wheels/apps/$app" "fixtures/apps/$app/pinned-requirements.txt"
+done
 
 python3 -c 'import installer' 2>/dev/null ||
   python3 -m pip install --quiet --disable-pip-version-check installer

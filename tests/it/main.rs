@@ -17,6 +17,7 @@ mod hostile;
 mod install;
 mod layers;
 mod lifecycle;
+mod real_apps;
 mod reference_installer;
 mod signatures;
 mod status;
