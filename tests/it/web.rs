@@ -114,7 +114,7 @@ impl Server {
                 "lighttpd",
                 format!(
                     "server.document-root = \"{dir_text}\"\nserver.port = 8482\n\
-                     server.modules = ( \"mod_alias\", \"mod_redirect\", \"mod_proxy\" )\n{}",
+                     server.modules = ( \"mod_alias\", \"mod_redirect\", \"mod_setenv\", \"mod_proxy\" )\n{}",
                     includes("include", "")
                 ),
                 vec!["-tt".into()],
@@ -154,7 +154,13 @@ impl Server {
 #[test]
 fn every_snippet_passes_its_servers_check() {
     let scratch = tempfile::tempdir().unwrap();
-    for (listen, web) in [("port", MOUNTED), ("socket", MOUNTED), ("port", "")] {
+    let stripped = format!("{MOUNTED}  strip-prefix: true\n");
+    for (listen, web) in [
+        ("port", MOUNTED),
+        ("socket", MOUNTED),
+        ("port", ""),
+        ("socket", stripped.as_str()),
+    ] {
         let (_root, dir) = installed(listen, web);
         for server in Server::ALL {
             let snippet = dir.join(server.snippet());
@@ -610,13 +616,15 @@ fn nginx_serves_hello_under_its_mount_under_systemd() {
     assert_eq!(read(&out, "socket-remove.rc").trim(), "0");
 }
 
-/// Runs in the sandbox: hello through Apache, then through lighttpd.
-const OTHER_SERVERS_SCRIPT: &str = r#"set -u
+/// Runs in the sandbox: hello through each server of `SERVERS` in turn.
+const SERVERS_SCRIPT: &str = r#"set -u
 OUT=$1; INSTALL=$2; V1=$3; GET=$4
 PY=/usr/bin/python3
 step() { NAME=$1; shift; "$@" > $OUT/$NAME.log 2>&1; echo $? > $OUT/$NAME.rc; }
 get() { python3 $GET "$@"; }
-for server in apache lighttpd; do
+# Debian's default site would be the default server on port 80 beside pyapp's.
+rm -f /etc/nginx/sites-enabled/default
+for server in SERVERS; do
   unit=$server; [ $server = apache ] && unit=apache2
   systemctl start $unit.service
   step $server "$INSTALL" --python $PY --web $server $V1
@@ -637,18 +645,42 @@ fn apache_and_lighttpd_serve_hello_under_its_mount_under_systemd() {
     let sandbox = harness::sandbox();
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let v1 = bundle(work.path(), "1.0.0", "port", MOUNTED);
-    let out = run_in_sandbox(&sandbox, work.path(), OTHER_SERVERS_SCRIPT, &[&v1]);
+    let script = SERVERS_SCRIPT.replace("SERVERS", "apache lighttpd");
+    let out = run_in_sandbox(&sandbox, work.path(), &script, &[&v1]);
+    check_served(&out, &["apache", "lighttpd"], "/hello/health");
+}
+
+/// With `web.strip-prefix`, every server passes the app paths without the mount and names
+/// it in `X-Forwarded-Prefix`: hello (no `SCRIPT_NAME` now) answers `/hello/` and builds
+/// its links under the mount from the header; its health check is asked without it.
+#[test]
+fn every_server_strips_the_mount_when_asked_under_systemd() {
+    let sandbox = harness::sandbox();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let stripped = format!("{MOUNTED}  strip-prefix: true\n");
+    let v1 = bundle(work.path(), "1.0.0", "socket", &stripped);
+    let servers = ["nginx", "apache", "lighttpd"];
+    let script = SERVERS_SCRIPT.replace("SERVERS", &servers.join(" "));
+    let out = run_in_sandbox(&sandbox, work.path(), &script, &[&v1]);
+    check_served(&out, &servers, "/health");
+}
+
+/// What [`SERVERS_SCRIPT`] left in `out` for each of `servers`: hello served under its
+/// mount (static files from disk, pages from the app, links under the mount), its health
+/// check asked at `health`, then removed.
+fn check_served(out: &Path, servers: &[&str], health: &str) {
     let style =
         fs::read_to_string(harness::workspace().join("fixtures/hello/src/hello/static/style.css"))
             .unwrap();
-    for server in ["apache", "lighttpd"] {
-        let log = read(&out, &format!("{server}.log"));
-        assert_eq!(read(&out, &format!("{server}.rc")).trim(), "0", "{log}");
+    for &server in servers {
+        let log = read(out, &format!("{server}.log"));
+        assert_eq!(read(out, &format!("{server}.rc")).trim(), "0", "{log}");
         assert!(
-            log.contains(&format!("reloaded {server} for hello")),
+            log.contains(&format!("reloaded {server} for hello"))
+                && log.contains(&format!("health check: GET {health} on ")),
             "{log}"
         );
-        let got = |name: &str| read(&out, &format!("{server}.{name}"));
+        let got = |name: &str| read(out, &format!("{server}.{name}"));
         let static_got = got("static");
         assert_eq!(answer(&static_got), ("200", "", style.as_str()), "{server}");
         assert_eq!(
@@ -667,8 +699,60 @@ fn apache_and_lighttpd_serve_hello_under_its_mount_under_systemd() {
         let bare = got("bare");
         assert_eq!(answer(&bare).0, "301", "{server}: {bare}");
         assert!(answer(&bare).1.ends_with("/hello/"), "{server}: {bare}");
-        assert_eq!(read(&out, &format!("{server}-remove.rc")).trim(), "0");
+        assert_eq!(read(out, &format!("{server}-remove.rc")).trim(), "0");
         assert_eq!(answer(&got("removed")).0, "404", "{server}");
         assert_eq!(got("active").trim(), "active", "{server}");
     }
+}
+
+/// Runs in the sandbox: hello with a static directory of `data/` behind nginx, filled by
+/// the app user as a hook would (collectstatic), and a link the app user planted there.
+const DATA_STATIC_SCRIPT: &str = r#"set -u
+OUT=$1; INSTALL=$2; V1=$3; GET=$4
+A=/applications/hello
+step() { NAME=$1; shift; "$@" > $OUT/$NAME.log 2>&1; echo $? > $OUT/$NAME.rc; }
+get() { python3 $GET "$@"; }
+rm -f /etc/nginx/sites-enabled/default
+systemctl start nginx.service
+step install "$INSTALL" --python /usr/bin/python3 --web nginx $V1
+stat -c '%U %G %a' $A/data > $OUT/data.mode
+stat -c '%U %G %a' $A/data/media > $OUT/media.mode
+as_app() { setpriv --reuid=hello --regid=hello --init-groups sh -c "umask 027; $1"; }
+as_app "mkdir -p $A/data/media/css && echo 'body{}' > $A/data/media/css/site.css"
+as_app "ln -s /etc/passwd $A/data/media/passwd"
+get http://127.0.0.1/hello/media/css/site.css once > $OUT/media.got
+get http://127.0.0.1/hello/media/passwd once > $OUT/link.got
+setpriv --reuid=nobody --regid=nogroup --clear-groups cat $A/data/media/css/site.css > $OUT/nobody.got 2>&1
+step again "$INSTALL" --python /usr/bin/python3 --web nginx $V1
+"#;
+
+/// `resources.static` `from: data`: the directory is made for the app user with the web
+/// server's group (setgid, so what the app writes there is the web server's to read),
+/// `data/` lets only that group pass, nginx serves the files and follows no link the app
+/// planted.
+#[test]
+fn nginx_serves_a_static_directory_of_data_and_follows_no_planted_link() {
+    let sandbox = harness::sandbox();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let project = crate::harness::hello_at_version("1.0.0");
+    edit(
+        project.path(),
+        "metadata.yaml",
+        "      path: src/hello/static\n",
+        "      path: src/hello/static\n    - url: /media\n      path: media\n      from: data\n",
+    );
+    let metadata = project.path().join("metadata.yaml");
+    let text = fs::read_to_string(&metadata).unwrap();
+    fs::write(&metadata, format!("{text}{MOUNTED}")).unwrap();
+    let v1 = build_bundle(project.path(), work.path());
+    let out = run_in_sandbox(&sandbox, work.path(), DATA_STATIC_SCRIPT, &[&v1]);
+    assert_eq!(read(&out, "install.rc").trim(), "0", "{}", read(&out, "install.log"));
+    assert_eq!(read(&out, "data.mode").trim(), "hello www-data 710");
+    assert_eq!(read(&out, "media.mode").trim(), "hello www-data 2750");
+    let media = read(&out, "media.got");
+    assert_eq!(answer(&media), ("200", "", "body{}\n"), "{media}");
+    let link = read(&out, "link.got");
+    assert_eq!(answer(&link).0, "403", "{link}");
+    assert!(read(&out, "nobody.got").contains("Permission denied"));
+    assert_eq!(read(&out, "again.rc").trim(), "0", "{}", read(&out, "again.log"));
 }

@@ -111,14 +111,29 @@ pub struct Resources {
     pub static_paths: Vec<StaticPath>,
 }
 
-/// A URL path served from a directory of the app's source tree.
+/// A URL path served from a directory of the app's source tree, or of its data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticPath {
     /// Starts with `/`; no `..` or `//`.
     pub url: String,
-    /// Relative to `src/`; must be a directory in the bundle.
+    /// `from: src`: relative to `src/`, a directory in the bundle; `from: data`: a directory
+    /// name of `data/` (a writable-directory name), made at install.
     pub path: String,
+    /// Where `path` is.
+    #[serde(default)]
+    pub from: StaticRoot,
+}
+
+/// The tree a static directory is in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StaticRoot {
+    /// The release's source tree: files the bundle carries.
+    #[default]
+    Src,
+    /// The app's `data/`: files a hook makes (Django's `collectstatic`).
+    Data,
 }
 
 /// A long-running process: unit `APP-NAME.service`.
@@ -350,6 +365,10 @@ pub struct Web {
     /// Seconds the web server waits for the app to accept, read or answer, 1..=3600.
     #[serde(default = "Web::default_timeout")]
     pub timeout: u32,
+    /// The web server takes the mount off the path it passes on (`/blog/x` reaches the app
+    /// as `/x`) and says it in `X-Forwarded-Prefix`; the app gets no `SCRIPT_NAME`.
+    #[serde(default)]
+    pub strip_prefix: bool,
 }
 
 /// The largest `web.max-body-size`: 1 GiB (Apache's `LimitRequestBody` stops at 2 GiB).
@@ -387,6 +406,7 @@ impl Default for Web {
             service: None,
             max_body_size: Web::default_max_body_size(),
             timeout: Web::default_timeout(),
+            strip_prefix: false,
         }
     }
 }

@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    parse_body_size, Dependency, Hooks, Listen, Metadata, Resources, Service, Task, Update, Web,
+    parse_body_size, Dependency, Hooks, Listen, Metadata, Resources, Service, StaticRoot, Task,
+    Update, Web,
 };
 use crate::command::{Command, Placeholder};
 use crate::config_spec::{ConfigSpec, Widget};
 use crate::layout::{CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME, SRC_PREFIX};
-use crate::names::{check_dist_name, UnitName};
+use crate::names::{check_dist_name, check_writable_dir_name, UnitName};
 use crate::wheel_name::normalize_name;
 use crate::wheel_name::WheelName;
 use crate::yaml::{join_path, Issue, SchemaError};
@@ -101,6 +102,9 @@ impl Metadata {
         entries: impl IntoIterator<Item = &'a str> + Clone,
     ) -> Result<(), SchemaError> {
         for (index, static_path) in self.resources.static_paths.iter().enumerate() {
+            if static_path.from == StaticRoot::Data {
+                continue;
+            }
             let prefix = format!("{SRC_PREFIX}{}/", static_path.path.trim_end_matches('/'));
             if !entries
                 .clone()
@@ -300,7 +304,13 @@ impl AppParts<'_> {
                      path, e.g. /static)",
                 ));
             }
-            check_relative_dir(&join_path(&path, "path"), &static_path.path)?;
+            match static_path.from {
+                StaticRoot::Src => {
+                    check_relative_dir(&join_path(&path, "path"), &static_path.path)?
+                }
+                StaticRoot::Data => check_writable_dir_name(&static_path.path)
+                    .map_err(|error| Issue::new(join_path(&path, "path"), error.to_string()))?,
+            }
             if !urls.insert(static_path.url.trim_end_matches('/')) {
                 return Err(Issue::new(
                     join_path(&path, "url"),
@@ -427,6 +437,12 @@ impl AppParts<'_> {
         let Some(web) = self.web else {
             return Ok(());
         };
+        if web.strip_prefix && web.prefix().is_empty() {
+            return Err(Issue::new(
+                "web.strip-prefix",
+                "the app is served at \"/\": there is no mount to strip (set web.mount)",
+            ));
+        }
         if web.mount != "/" {
             check_static_url("web.mount", &web.mount)?;
             if web.mount.ends_with('/') {

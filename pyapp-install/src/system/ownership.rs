@@ -81,7 +81,7 @@ pub fn open_dir_at(parent: &impl AsFd, name: &str, path: &Path) -> Result<OwnedF
 }
 
 /// `fchown` of an open directory, only when its owner differs.
-fn set_owner(dir: &impl AsFd, path: &Path, uid: Uid, gid: Gid) -> Result<()> {
+pub fn set_owner(dir: &impl AsFd, path: &Path, uid: Uid, gid: Gid) -> Result<()> {
     let stat = fstat(dir).with_context(|| format!("failed to inspect `{}`", path.display()))?;
     if stat.st_uid == uid.as_raw() && stat.st_gid == gid.as_raw() {
         return Ok(());

@@ -26,7 +26,7 @@ use std::process::Command;
 use anyhow::{Context, Result};
 use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{fchown, Gid, Uid};
-use pyapp_bundle::metadata::{Listen, Metadata, Service};
+use pyapp_bundle::metadata::{Listen, Metadata, Service, StaticRoot};
 use serde::Serialize;
 
 use crate::app::ports;
@@ -48,6 +48,15 @@ pub const WEB_GROUP: &str = "www-data";
 /// refuse), and is connectable by whoever reaches it (gunicorn binds it 0777, uvicorn
 /// makes it 0666).
 const SOCKET_RUN_DIR_MODE: u32 = 0o750;
+
+/// The mode of `data/` when the web server serves a directory of it: the web server's
+/// group may pass through (to the static directories) but not list it.
+const DATA_DIR_PASS_MODE: u32 = 0o710;
+
+/// The mode of a static directory of `data/`: the app writes, the web server's group reads;
+/// setgid, so what the app makes in it (collectstatic's files and directories) has the web
+/// server's group too.
+const DATA_STATIC_DIR_MODE: u32 = 0o2750;
 
 /// The longest wait for the app to accept a connection, whatever `web.timeout` says
 /// (nginx's `proxy_connect_timeout` stops at 75 s).
@@ -125,11 +134,15 @@ pub enum Backend {
 }
 
 /// A static directory: the URL prefix (with the mount, ending in `/`) and the run-time
-/// directory under `current/src/` (ending in `/`).
+/// directory under `current/src/` or `data/` (ending in `/`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticDir {
     pub url: String,
     pub dir: String,
+    /// For a directory of `data/`, which the app user writes: `APPS/APP/data`, below which
+    /// the web server must follow no symbolic link (one the app planted could point at any
+    /// file the web server may read).
+    pub no_links_below: Option<String>,
 }
 
 /// Everything a snippet says about one app, checked for what the servers' syntax needs.
@@ -143,6 +156,9 @@ pub struct Site {
     pub max_body_bytes: u64,
     /// Seconds (`web.timeout`).
     pub timeout: u32,
+    /// `web.strip-prefix`: the app gets paths without the prefix, and the prefix in
+    /// `X-Forwarded-Prefix`.
+    pub strip_prefix: bool,
 }
 
 impl Site {
@@ -167,17 +183,23 @@ impl Site {
             Listen::None => return Ok(None),
         };
         let src = tree.runtime_dir().join("current/src");
+        let data = tree.runtime_dir().join("data");
         let statics = metadata
             .resources
             .static_paths
             .iter()
             .map(|static_path| {
+                let (base, no_links_below) = match static_path.from {
+                    StaticRoot::Src => (&src, None),
+                    StaticRoot::Data => (&data, Some(config_path(&data)?)),
+                };
                 Ok(StaticDir {
                     url: format!("{}{}/", web.prefix(), static_path.url.trim_end_matches('/')),
                     dir: format!(
                         "{}/",
-                        config_path(&src.join(static_path.path.trim_end_matches('/')))?
+                        config_path(&base.join(static_path.path.trim_end_matches('/')))?
                     ),
+                    no_links_below,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -188,12 +210,22 @@ impl Site {
             statics,
             max_body_bytes: web.max_body_bytes(),
             timeout: web.timeout,
+            strip_prefix: web.strip_prefix,
         }))
     }
 
     /// The mount with a trailing `/`: `/` or `/blog/`.
     fn mount(&self) -> String {
         format!("{}/", self.prefix)
+    }
+
+    /// The path the app's `/` is proxied as: the mount, or `/` when the prefix is stripped.
+    fn upstream_root(&self) -> String {
+        if self.strip_prefix {
+            "/".to_owned()
+        } else {
+            self.mount()
+        }
     }
 
     fn connect_timeout(&self) -> u32 {
@@ -247,22 +279,28 @@ fn config_path(path: &Path) -> Result<String> {
     .into())
 }
 
-/// What `SCRIPT_NAME` a service gets: the mount, for the proxied service of an app mounted
-/// below `/` (gunicorn strips it from request paths and the app builds its URLs under it).
-pub fn script_name(metadata: &Metadata, service: &Service) -> Option<String> {
-    let prefix = metadata.web_settings().prefix().to_owned();
+/// The mount the proxied `service` sees in its request paths: the mount below `/`, unless
+/// the web server strips it (`web.strip-prefix`); `None` for any other service.
+fn path_prefix(metadata: &Metadata, service: &str) -> Option<String> {
+    let web = metadata.web_settings();
     let proxied = metadata.proxied_service()?;
-    (proxied.name == service.name && !prefix.is_empty()).then_some(prefix)
+    (proxied.name.as_str() == service && !web.prefix().is_empty() && !web.strip_prefix)
+        .then(|| web.prefix().to_owned())
+}
+
+/// What `SCRIPT_NAME` a service gets: the mount, for the proxied service of an app mounted
+/// below `/` whose paths keep it (gunicorn strips it from request paths and the app builds
+/// its URLs under it).
+pub fn script_name(metadata: &Metadata, service: &Service) -> Option<String> {
+    path_prefix(metadata, service.name.as_str())
 }
 
 /// The path a health check requests from `service`: the mount before `path` when the
-/// service is the proxied one (it expects every path under its `SCRIPT_NAME`).
+/// service is the proxied one and sees the mount (it expects every path under its
+/// `SCRIPT_NAME`).
 pub fn service_path(metadata: &Metadata, service: &str, path: &str) -> String {
-    match metadata
-        .proxied_service()
-        .filter(|proxied| proxied.name.as_str() == service)
-    {
-        Some(_) => format!("{}{path}", metadata.web_settings().prefix()),
+    match path_prefix(metadata, service) {
+        Some(prefix) => format!("{prefix}{path}"),
         None => path.to_owned(),
     }
 }
@@ -307,6 +345,64 @@ pub fn own_run_dir(
     }
     fchmod(&run, Mode::from_bits_truncate(SOCKET_RUN_DIR_MODE))
         .with_context(|| format!("failed to set the mode of `{}`", path.display()))
+}
+
+/// Makes each `resources.static` directory `from: data` of `metadata` (`data/NAME`, before
+/// the hooks that fill it run), owned by the app user with the group [`WEB_GROUP`] and mode
+/// 2750, and lets that group pass through `data/` (0710): the web server reads the
+/// directories, nobody else does. Through descriptors that refuse links, like
+/// [`ownership::own_lasting_dirs`], which runs first. Without [`WEB_GROUP`], the
+/// directories stay the app's and a note says the web server cannot read them.
+pub fn own_data_statics(
+    root: &Path,
+    tree: &AppTree,
+    user: &AppUser,
+    metadata: &Metadata,
+    output: &dyn Progress,
+) -> Result<()> {
+    let names: Vec<&str> = metadata
+        .resources
+        .static_paths
+        .iter()
+        .filter(|static_path| static_path.from == StaticRoot::Data)
+        .map(|static_path| static_path.path.as_str())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let (uid, app_gid) = (Uid::from_raw(user.uid), Gid::from_raw(user.gid));
+    let web_gid = app_user::lookup_group(root, WEB_GROUP)?.map(Gid::from_raw);
+    let data_path = tree.lasting_dir("data");
+    let app_dir = ownership::open_dir(tree.dir())?;
+    let data = ownership::open_dir_at(&app_dir, "data", &data_path)?;
+    match web_gid {
+        Some(gid) => {
+            ownership::set_owner(&data, &data_path, uid, gid)?;
+            fchmod(&data, Mode::from_bits_truncate(DATA_DIR_PASS_MODE))
+                .with_context(|| format!("failed to set the mode of `{}`", data_path.display()))?;
+        }
+        None => output.note(&format!(
+            "no group {WEB_GROUP} in {}: a web server cannot read {}'s static files in data/",
+            root.join("etc/group").display(),
+            tree.name()
+        )),
+    }
+    for name in names {
+        let path = data_path.join(name);
+        match nix::sys::stat::mkdirat(&data, name, Mode::from_bits_truncate(0o750)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(err) => {
+                return Err(anyhow::Error::new(err)
+                    .context(format!("failed to create `{}`", path.display())))
+            }
+        }
+        let dir = ownership::open_dir_at(&data, name, &path)?;
+        ownership::set_owner(&dir, &path, uid, web_gid.unwrap_or(app_gid))?;
+        let mode = if web_gid.is_some() { DATA_STATIC_DIR_MODE } else { 0o750 };
+        fchmod(&dir, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("failed to set the mode of `{}`", path.display()))?;
+    }
+    Ok(())
 }
 
 /// What `--json` reports about the web server configuration.

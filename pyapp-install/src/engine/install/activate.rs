@@ -120,6 +120,7 @@ pub fn activate(
     if let Some(user) = &user {
         ownership::own_lasting_dirs(tree, user, &new.metadata.resources.writable_dirs)?;
         web::own_run_dir(&target.root, tree, user, &new.metadata, progress)?;
+        web::own_data_statics(&target.root, tree, user, &new.metadata, progress)?;
     }
     for note in config.notes() {
         progress.note(&note);

@@ -64,15 +64,22 @@ pub fn snippet(site: &Site) -> String {
         );
     }
     // The address mod_proxy connects to, and the URL the app's redirects name.
+    // The path after the address replaces the <Location>'s: the mount, or `/` to strip it.
+    let upstream = site.upstream_root();
     let (target, reverse) = match &site.backend {
         Backend::Socket(path) => (
-            format!("unix:{path}|http://localhost{mount}"),
-            format!("http://localhost{mount}"),
+            format!("unix:{path}|http://localhost{upstream}"),
+            format!("http://localhost{upstream}"),
         ),
         Backend::Port(port) => {
-            let url = format!("http://127.0.0.1:{port}{mount}");
+            let url = format!("http://127.0.0.1:{port}{upstream}");
             (url.clone(), url)
         }
+    };
+    let prefix_header = if site.strip_prefix {
+        format!("\n    RequestHeader set X-Forwarded-Prefix \"{}\"", site.prefix)
+    } else {
+        String::new()
     };
     let _ = writeln!(
         text,
@@ -80,7 +87,7 @@ pub fn snippet(site: &Site) -> String {
          ProxyPass \"{target}\" connectiontimeout={connect} timeout={timeout}\n    \
          ProxyPassReverse \"{reverse}\"\n    \
          ProxyPreserveHost On\n    \
-         RequestHeader set X-Forwarded-Proto \"expr=%{{REQUEST_SCHEME}}\"\n    \
+         RequestHeader set X-Forwarded-Proto \"expr=%{{REQUEST_SCHEME}}\"{prefix_header}\n    \
          LimitRequestBody {body}\n\
          </Location>",
         connect = site.connect_timeout(),

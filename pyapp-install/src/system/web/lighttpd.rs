@@ -32,7 +32,7 @@ const INCLUDE_POINT: &str = "\
 # section 11), and enabled (conf-enabled/50-pyapp.conf). It is yours now: pyapp-install
 # never changes or removes an existing one. Each app linked with
 # `pyapp-install --web lighttpd` is a file of /etc/lighttpd/pyapp.d/.
-server.modules += ( \"mod_alias\", \"mod_redirect\", \"mod_proxy\" )
+server.modules += ( \"mod_alias\", \"mod_redirect\", \"mod_setenv\", \"mod_proxy\" )
 include \"/etc/lighttpd/pyapp.d/*.conf\"
 ";
 
@@ -40,14 +40,20 @@ include \"/etc/lighttpd/pyapp.d/*.conf\"
 pub fn snippet(site: &Site) -> String {
     let mut text = site.header(
         "lighttpd 1.4",
-        "with mod_alias, mod_redirect and mod_proxy in server.modules: include it in lighttpd.conf",
+        "with mod_alias, mod_redirect, mod_setenv and mod_proxy in server.modules: include it in lighttpd.conf",
     );
     let mount = site.mount();
     let mut branch = "";
     for dir in &site.statics {
+        // A directory the app writes: no link the app planted is followed.
+        let links = if dir.no_links_below.is_some() {
+            "\n    server.follow-symlink = \"disable\""
+        } else {
+            ""
+        };
         let _ = writeln!(
             text,
-            "{branch}$HTTP[\"url\"] =^ \"{url}\" {{\n    alias.url = ( \"{url}\" => \"{path}\" )\n}}",
+            "{branch}$HTTP[\"url\"] =^ \"{url}\" {{\n    alias.url = ( \"{url}\" => \"{path}\" ){links}\n}}",
             url = dir.url,
             path = dir.dir
         );
@@ -65,9 +71,19 @@ pub fn snippet(site: &Site) -> String {
         Backend::Socket(path) => format!("\"host\" => \"{path}\""),
         Backend::Port(port) => format!("\"host\" => \"127.0.0.1\", \"port\" => {port}"),
     };
+    // mod_proxy maps the mount to `/`; mod_setenv says what it was.
+    let strip = if site.strip_prefix {
+        format!(
+            "\n    proxy.header = ( \"map-urlpath\" => ( \"{mount}\" => \"/\" ) )\n    \
+             setenv.add-request-header = ( \"X-Forwarded-Prefix\" => \"{prefix}\" )",
+            prefix = site.prefix
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         text,
-        "{branch}$HTTP[\"url\"] =^ \"{mount}\" {{\n    \
+        "{branch}$HTTP[\"url\"] =^ \"{mount}\" {{{strip}\n    \
          server.max-request-size = {kib}\n    \
          proxy.server = ( \"\" => ( ( {host}, \"connect-timeout\" => {connect}, \
          \"write-timeout\" => {timeout}, \"read-timeout\" => {timeout} ) ) )\n    \

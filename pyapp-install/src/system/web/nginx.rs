@@ -53,9 +53,13 @@ pub fn snippet(site: &Site) -> String {
         );
     }
     for dir in &site.statics {
+        let links = match &dir.no_links_below {
+            Some(below) => format!("\n    disable_symlinks on from={below};"),
+            None => String::new(),
+        };
         let _ = writeln!(
             text,
-            "location ^~ {url} {{\n    alias \"{dir}\";\n}}",
+            "location ^~ {url} {{\n    alias \"{dir}\";{links}\n}}",
             url = dir.url,
             dir = dir.dir
         );
@@ -63,14 +67,21 @@ pub fn snippet(site: &Site) -> String {
     // `^~` keeps the server's regex locations from taking the app's requests; at `/` a
     // plain prefix location leaves them their usual precedence.
     let modifier = if site.prefix.is_empty() { "" } else { "^~ " };
+    // With a URI after the address, nginx replaces the location's prefix by it.
+    let path = if site.strip_prefix { "/" } else { "" };
     let upstream = match &site.backend {
-        Backend::Socket(path) => format!("http://unix:{path}:"),
-        Backend::Port(port) => format!("http://127.0.0.1:{port}"),
+        Backend::Socket(socket) => format!("http://unix:{socket}:{path}"),
+        Backend::Port(port) => format!("http://127.0.0.1:{port}{path}"),
+    };
+    let prefix_header = if site.strip_prefix {
+        format!("\n    proxy_set_header X-Forwarded-Prefix {};", site.prefix)
+    } else {
+        String::new()
     };
     let _ = writeln!(
         text,
         "location {modifier}{mount} {{\n    \
-         proxy_pass \"{upstream}\";\n    \
+         proxy_pass \"{upstream}\";{prefix_header}\n    \
          proxy_set_header Host $host;\n    \
          proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n    \
          proxy_set_header X-Forwarded-Proto $scheme;\n    \

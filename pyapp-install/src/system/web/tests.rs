@@ -59,7 +59,8 @@ fn a_port_service_mounted_below_the_root() {
         site.statics,
         [StaticDir {
             url: "/blog/static/".into(),
-            dir: "/applications/hello/current/src/src/hello/static/".into()
+            dir: "/applications/hello/current/src/src/hello/static/".into(),
+            no_links_below: None,
         }]
     );
     let nginx = nginx::snippet(&site);
@@ -171,4 +172,41 @@ fn the_proxied_service_gets_the_mount() {
     let at_root = metadata("port", "", &[]);
     assert_eq!(script_name(&at_root, &at_root.services[0]), None);
     assert_eq!(service_path(&at_root, "web", "/health"), "/health");
+    let stripped = metadata("socket", "web:\n  mount: /blog\n  strip-prefix: true\n", &[]);
+    assert_eq!(script_name(&stripped, &stripped.services[0]), None);
+    assert_eq!(service_path(&stripped, "web", "/health"), "/health");
+}
+
+#[test]
+fn a_stripped_mount_is_replaced_by_the_root_and_named_in_a_header() {
+    let (_root, tree) = root_with_port();
+    let web = "web:\n  mount: /blog\n  strip-prefix: true\n";
+    let site = Site::of(&tree, &metadata("port", web, &[])).unwrap().unwrap();
+    let nginx = nginx::snippet(&site);
+    assert!(
+        nginx.contains(
+            "location ^~ /blog/ {\n    proxy_pass \"http://127.0.0.1:8042/\";\n    \
+             proxy_set_header X-Forwarded-Prefix /blog;\n"
+        ),
+        "{nginx}"
+    );
+    let apache = apache::snippet(&site);
+    assert!(
+        apache.contains("ProxyPass \"http://127.0.0.1:8042/\" ")
+            && apache.contains("ProxyPassReverse \"http://127.0.0.1:8042/\"")
+            && apache.contains("RequestHeader set X-Forwarded-Prefix \"/blog\""),
+        "{apache}"
+    );
+    let lighttpd = lighttpd::snippet(&site);
+    assert!(
+        lighttpd.contains("proxy.header = ( \"map-urlpath\" => ( \"/blog/\" => \"/\" ) )")
+            && lighttpd
+                .contains("setenv.add-request-header = ( \"X-Forwarded-Prefix\" => \"/blog\" )"),
+        "{lighttpd}"
+    );
+    let kept = Site::of(&tree, &metadata("port", "web:\n  mount: /blog\n", &[]))
+        .unwrap()
+        .unwrap();
+    assert!(!nginx::snippet(&kept).contains("X-Forwarded-Prefix"));
+    assert!(nginx::snippet(&kept).contains("proxy_pass \"http://127.0.0.1:8042\";"));
 }
