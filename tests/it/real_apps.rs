@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::harness::{self, bin, edit, fact, fixture_copy, stderr, workspace};
+use crate::units::exposure;
 
 /// The wheels tests/fetch-wheels.sh downloaded for `fixtures/apps/NAME`.
 fn app_wheels(name: &str) -> PathBuf {
@@ -69,6 +70,9 @@ rm -f /etc/nginx/sites-enabled/default
 systemctl start nginx.service
 step install "$INSTALL" --python $PY --web nginx $V1
 phase installed 1.0.0
+for unit in $(systemctl list-unit-files --no-legend "$APP-*.service" | awk '{print $1}'); do
+  systemd-analyze security --no-pager $unit > $OUT/security.$unit 2>&1
+done
 step upgrade "$INSTALL" --python $PY --web nginx $V2
 phase upgraded 1.1.0
 step rollback "$INSTALL" rollback $APP
@@ -135,9 +139,11 @@ fn answer(out: &Path, name: &str) -> (String, String) {
     (status.to_owned(), body.to_owned())
 }
 
-/// Asserts that install, upgrade and rollback succeeded and that `status` reported the
-/// version each left current.
-fn assert_lifecycle(out: &Path) {
+/// Asserts that install, upgrade and rollback succeeded, that `status` reported the
+/// version each left current, and that `systemd-analyze security` scores each of the app's
+/// services (the real servers run under the default hardening, nothing relaxed) at 3.0 or
+/// less.
+fn assert_lifecycle(out: &Path, services: &[&str]) {
     for step in ["install", "upgrade", "rollback"] {
         assert_eq!(
             fact(out, &format!("{step}.rc")),
@@ -157,6 +163,27 @@ fn assert_lifecycle(out: &Path) {
                 .unwrap_or_else(|e| panic!("{phase}.status: {e}"));
         assert_eq!(status["version"], version, "{phase}: {status}");
     }
+    let app = out
+        .read_dir()
+        .unwrap()
+        .filter_map(|entry| {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("security.")?
+                .strip_suffix(".service")
+                .map(str::to_owned)
+        })
+        .collect::<std::collections::BTreeSet<_>>();
+    assert!(
+        services
+            .iter()
+            .all(|service| app.iter().any(|unit| unit.ends_with(&format!("-{service}")))),
+        "scored {app:?}, expected {services:?}"
+    );
+    for unit in &app {
+        let score = exposure(&fact(out, &format!("security.{unit}.service")));
+        eprintln!("systemd-analyze security {unit}.service: {score}");
+        assert!(score <= 3.0, "{unit}.service scores {score}");
+    }
 }
 
 /// Checks of taskboard: both services active; a job queued through nginx is run by the
@@ -175,7 +202,7 @@ fn a_poetry_app_with_two_packages_and_a_worker_runs_its_jobs() {
     let v1 = bundle(work.path(), "taskboard", "1.0.0");
     let v2 = bundle(work.path(), "taskboard", "1.1.0");
     let out = run(work.path(), "taskboard", TASKBOARD_CHECK, [&v1, &v2], &[]);
-    assert_lifecycle(&out);
+    assert_lifecycle(&out, &["web", "worker"]);
     for (phase, version) in [
         ("installed", "1.0.0"),
         ("upgraded", "1.1.0"),
@@ -219,7 +246,7 @@ fn a_django_project_migrates_collects_static_and_nginx_serves_it() {
     let v1 = bundle(work.path(), "shopsite", "1.0.0");
     let v2 = bundle(work.path(), "shopsite", "1.1.0");
     let out = run(work.path(), "shopsite", SHOPSITE_CHECK, [&v1, &v2], &[]);
-    assert_lifecycle(&out);
+    assert_lifecycle(&out, &["web"]);
     for phase in ["installed", "upgraded", "rolled"] {
         let (status, body) = answer(&out, &format!("{phase}.login"));
         assert_eq!(status, "200", "{phase}: {body}");
@@ -270,7 +297,7 @@ fn datasette_answers_under_a_sub_path_on_a_unix_socket() {
     let v1 = bundle(work.path(), "databrowser", "1.0.0");
     let v2 = bundle(work.path(), "databrowser", "1.1.0");
     let out = run(work.path(), "databrowser", DATABROWSER_CHECK, [&v1, &v2], &[]);
-    assert_lifecycle(&out);
+    assert_lifecycle(&out, &["web"]);
     for phase in ["installed", "upgraded", "rolled"] {
         let (status, body) = answer(&out, &format!("{phase}.versions"));
         assert_eq!(status, "200", "{phase}: {body}");
@@ -316,7 +343,7 @@ fn pypiserver_serves_a_package_index_pip_downloads_from() {
     let name = "defusedxml-0.7.1-py2.py3-none-any.whl";
     let wheel = app_wheels("pkgindex").join(name);
     let out = run(work.path(), "pkgindex", PKGINDEX_CHECK, [&v1, &v2], &[&wheel]);
-    assert_lifecycle(&out);
+    assert_lifecycle(&out, &["web"]);
     let published = fs::read(&wheel).unwrap();
     for phase in ["installed", "upgraded", "rolled"] {
         let (status, body) = answer(&out, &format!("{phase}.simple"));
