@@ -108,22 +108,38 @@ sys.stdout.write(body)
 
 /// Runs the sandbox script for `app` (`check` is its `check PHASE VERSION` function, `extra`
 /// more arguments, $6 on) with both bundles, and returns the directory of its facts.
-fn run(
-    work: &Path,
-    app: &str,
-    check: &str,
-    bundles: [&Path; 2],
-    extra: &[&Path],
-) -> PathBuf {
+fn run(work: &Path, app: &str, check: &str, bundles: [&Path; 2], extra: &[&Path]) -> PathBuf {
     let http = work.join("request.py");
     fs::write(&http, HTTP).unwrap();
     let script = format!(
         "set -u\nOUT=$1; INSTALL=$2; V1=$3; V2=$4; HTTP=$5\nAPP={app}; A=/applications/{app}; \
          PY=/usr/bin/python3\n{check}{FRAME}"
     );
-    let mut args = vec![bin("pyapp-install"), bundles[0].into(), bundles[1].into(), http];
+    let mut args = vec![
+        bin("pyapp-install"),
+        bundles[0].into(),
+        bundles[1].into(),
+        http,
+    ];
     args.extend(extra.iter().map(|path| path.to_path_buf()));
     harness::run_in_sandbox(&harness::sandbox(), work, &script, args)
+}
+
+/// Builds `fixtures/apps/APP` at 1.0.0 and 1.1.0 and runs its sandbox script (see [`run`]);
+/// asserts its lifecycle with [`assert_lifecycle`]. The scratch directory (keep it while
+/// reading the facts) and the facts' directory.
+fn deployed(
+    app: &str,
+    check: &str,
+    services: &[&str],
+    extra: &[&Path],
+) -> (tempfile::TempDir, PathBuf) {
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let v1 = bundle(work.path(), app, "1.0.0");
+    let v2 = bundle(work.path(), app, "1.1.0");
+    let out = run(work.path(), app, check, [&v1, &v2], extra);
+    assert_lifecycle(&out, services);
+    (work, out)
 }
 
 /// (status, body) of an `http` answer the script left in `out/name`.
@@ -137,6 +153,13 @@ fn answer(out: &Path, name: &str) -> (String, String) {
         fs::read_to_string(out.join("http.err")).unwrap_or_default()
     );
     (status.to_owned(), body.to_owned())
+}
+
+/// The body of an `http` answer in `out/name`, which must be `200 OK`.
+fn ok(out: &Path, name: &str) -> String {
+    let (status, body) = answer(out, name);
+    assert_eq!(status, "200", "{name}: {body}");
+    body
 }
 
 /// Asserts that install, upgrade and rollback succeeded, that `status` reported the
@@ -174,9 +197,9 @@ fn assert_lifecycle(out: &Path, services: &[&str]) {
         })
         .collect::<std::collections::BTreeSet<_>>();
     assert!(
-        services
+        services.iter().all(|service| app
             .iter()
-            .all(|service| app.iter().any(|unit| unit.ends_with(&format!("-{service}")))),
+            .any(|unit| unit.ends_with(&format!("-{service}")))),
         "scored {app:?}, expected {services:?}"
     );
     for unit in &app {
@@ -198,11 +221,7 @@ check() {
 
 #[test]
 fn a_poetry_app_with_two_packages_and_a_worker_runs_its_jobs() {
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let v1 = bundle(work.path(), "taskboard", "1.0.0");
-    let v2 = bundle(work.path(), "taskboard", "1.1.0");
-    let out = run(work.path(), "taskboard", TASKBOARD_CHECK, [&v1, &v2], &[]);
-    assert_lifecycle(&out, &["web", "worker"]);
+    let (_work, out) = deployed("taskboard", TASKBOARD_CHECK, &["web", "worker"], &[]);
     for (phase, version) in [
         ("installed", "1.0.0"),
         ("upgraded", "1.1.0"),
@@ -211,8 +230,7 @@ fn a_poetry_app_with_two_packages_and_a_worker_runs_its_jobs() {
         assert_eq!(fact(&out, &format!("{phase}.active")), "active\nactive");
         let (status, body) = answer(&out, &format!("{phase}.queued"));
         assert_eq!(status, "202", "{phase}: {body}");
-        let (status, body) = answer(&out, &format!("{phase}.done"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.done"));
         assert!(
             body.contains(&format!("{phase} (worker {version})")),
             "{phase}: the worker of {version} did not run the job: {body}"
@@ -242,22 +260,16 @@ check() {
 
 #[test]
 fn a_django_project_migrates_collects_static_and_nginx_serves_it() {
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let v1 = bundle(work.path(), "shopsite", "1.0.0");
-    let v2 = bundle(work.path(), "shopsite", "1.1.0");
-    let out = run(work.path(), "shopsite", SHOPSITE_CHECK, [&v1, &v2], &[]);
-    assert_lifecycle(&out, &["web"]);
+    let (_work, out) = deployed("shopsite", SHOPSITE_CHECK, &["web"], &[]);
     for phase in ["installed", "upgraded", "rolled"] {
-        let (status, body) = answer(&out, &format!("{phase}.login"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.login"));
         assert!(
             body.contains("Django administration")
                 && body.contains("action=\"/shop/admin/login/\"")
                 && body.contains("href=\"/shop/static/admin/css/base.css\""),
             "{phase}: {body}"
         );
-        let (status, css) = answer(&out, &format!("{phase}.css"));
-        assert_eq!(status, "200", "{phase}: {css}");
+        let css = ok(&out, &format!("{phase}.css"));
         assert_eq!(css, fact(&out, &format!("{phase}.css-disk")) + "\n");
     }
     assert_eq!(answer(&out, "stopped.css"), answer(&out, "installed.css"));
@@ -293,18 +305,12 @@ check() {
 
 #[test]
 fn datasette_answers_under_a_sub_path_on_a_unix_socket() {
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let v1 = bundle(work.path(), "databrowser", "1.0.0");
-    let v2 = bundle(work.path(), "databrowser", "1.1.0");
-    let out = run(work.path(), "databrowser", DATABROWSER_CHECK, [&v1, &v2], &[]);
-    assert_lifecycle(&out, &["web"]);
+    let (_work, out) = deployed("databrowser", DATABROWSER_CHECK, &["web"], &[]);
     for phase in ["installed", "upgraded", "rolled"] {
-        let (status, body) = answer(&out, &format!("{phase}.versions"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.versions"));
         let versions: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(versions["datasette"]["version"], "0.65.5", "{body}");
-        let (status, body) = answer(&out, &format!("{phase}.rows"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.rows"));
         let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
             rows,
@@ -314,8 +320,7 @@ fn datasette_answers_under_a_sub_path_on_a_unix_socket() {
             ]),
             "{phase}: the seed hook ran once per release, adding nothing twice"
         );
-        let (status, body) = answer(&out, &format!("{phase}.index"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.index"));
         assert!(body.contains("href=\"/data/catalog\""), "{phase}: {body}");
         assert_eq!(fact(&out, &format!("{phase}.socket")), "socket 666");
     }
@@ -337,20 +342,14 @@ check() {
 
 #[test]
 fn pypiserver_serves_a_package_index_pip_downloads_from() {
-    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let v1 = bundle(work.path(), "pkgindex", "1.0.0");
-    let v2 = bundle(work.path(), "pkgindex", "1.1.0");
     let name = "defusedxml-0.7.1-py2.py3-none-any.whl";
     let wheel = app_wheels("pkgindex").join(name);
-    let out = run(work.path(), "pkgindex", PKGINDEX_CHECK, [&v1, &v2], &[&wheel]);
-    assert_lifecycle(&out, &["web"]);
+    let (_work, out) = deployed("pkgindex", PKGINDEX_CHECK, &["web"], &[&wheel]);
     let published = fs::read(&wheel).unwrap();
     for phase in ["installed", "upgraded", "rolled"] {
-        let (status, body) = answer(&out, &format!("{phase}.simple"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.simple"));
         assert!(body.contains("defusedxml"), "{phase}: {body}");
-        let (status, body) = answer(&out, &format!("{phase}.project"));
-        assert_eq!(status, "200", "{phase}: {body}");
+        let body = ok(&out, &format!("{phase}.project"));
         assert!(
             body.contains(&format!("/pypi/packages/{name}")),
             "{phase}: links under the mount: {body}"
