@@ -142,6 +142,16 @@ fn deployed(
     (work, out)
 }
 
+/// Asserts that the upgrade's health check asked for `path`: under the mount, or (with
+/// `web.strip-prefix`) as the app sees it.
+fn assert_health_check(out: &Path, path: &str) {
+    let log = fact(out, "upgrade.log");
+    assert!(
+        log.contains(&format!("health check: GET {path} on ")),
+        "{log}"
+    );
+}
+
 /// (status, body) of an `http` answer the script left in `out/name`.
 fn answer(out: &Path, name: &str) -> (String, String) {
     let text = fs::read_to_string(out.join(name))
@@ -222,6 +232,7 @@ check() {
 #[test]
 fn a_poetry_app_with_two_packages_and_a_worker_runs_its_jobs() {
     let (_work, out) = deployed("taskboard", TASKBOARD_CHECK, &["web", "worker"], &[]);
+    assert_health_check(&out, "/tasks/health");
     for (phase, version) in [
         ("installed", "1.0.0"),
         ("upgraded", "1.1.0"),
@@ -261,6 +272,7 @@ check() {
 #[test]
 fn a_django_project_migrates_collects_static_and_nginx_serves_it() {
     let (_work, out) = deployed("shopsite", SHOPSITE_CHECK, &["web"], &[]);
+    assert_health_check(&out, "/shop/admin/login/");
     for phase in ["installed", "upgraded", "rolled"] {
         let body = ok(&out, &format!("{phase}.login"));
         assert!(
@@ -306,6 +318,7 @@ check() {
 #[test]
 fn datasette_answers_under_a_sub_path_on_a_unix_socket() {
     let (_work, out) = deployed("databrowser", DATABROWSER_CHECK, &["web"], &[]);
+    assert_health_check(&out, "/-/versions.json");
     for phase in ["installed", "upgraded", "rolled"] {
         let body = ok(&out, &format!("{phase}.versions"));
         let versions: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -345,6 +358,7 @@ fn pypiserver_serves_a_package_index_pip_downloads_from() {
     let name = "defusedxml-0.7.1-py2.py3-none-any.whl";
     let wheel = app_wheels("pkgindex").join(name);
     let (_work, out) = deployed("pkgindex", PKGINDEX_CHECK, &["web"], &[&wheel]);
+    assert_health_check(&out, "/pypi/health");
     let published = fs::read(&wheel).unwrap();
     for phase in ["installed", "upgraded", "rolled"] {
         let body = ok(&out, &format!("{phase}.simple"));
