@@ -9,7 +9,8 @@
 #   target/wheels/sdists     tests/sdist-pins.txt, sdists of pins that have no wheel
 #   target/wheels/apps/NAME  the hash-pinned wheels of fixtures/apps/NAME: real public apps
 #                            (datasette, pypiserver, Django, huey) as their authors published
-#                            them, for tests/it/real_apps
+#                            them, for tests/it/real_apps, and the older releases its
+#                            previous-requirements.txt pins (the release upgraded from)
 # and the reference installer itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,10 @@ fetch target/wheels/backends tests/build-backends.txt
 fetch target/wheels/sdists tests/sdist-pins.txt sdists
 for app in fixtures/apps/*/; do
   app=$(basename "$app")
-  fetch "target/wheels/apps/$app" "fixtures/apps/$app/pinned-requirements.txt"
+  for requirements in pinned previous; do
+    file=fixtures/apps/$app/$requirements-requirements.txt
+    if [ -e "$file" ]; then fetch "target/wheels/apps/$app" "$file"; fi
+  done
 done
 
 python3 -c 'import installer' 2>/dev/null ||

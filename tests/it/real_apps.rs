@@ -30,10 +30,14 @@ fn app_wheels(name: &str) -> PathBuf {
     dir
 }
 
-/// `fixtures/apps/NAME` at `version` (1.0.0 as committed), built offline into `work`.
+/// `fixtures/apps/NAME` at `version`, built offline into `work`: 1.0.0 is the project as
+/// committed but with the older releases its previous-requirements.txt pins, if it has one
+/// (so that the upgrade to 1.1.0 is also one of those apps' own).
 fn bundle(work: &Path, name: &str, version: &str) -> PathBuf {
     let project = fixture_copy(&format!("apps/{name}"));
-    if version != "1.0.0" {
+    if version == "1.0.0" {
+        pin_previous(project.path());
+    } else {
         edit(
             project.path(),
             "pyproject.toml",
@@ -57,6 +61,36 @@ fn bundle(work: &Path, name: &str, version: &str) -> PathBuf {
         .unwrap();
     assert!(built.status.success(), "{name}: {}", stderr(&built));
     PathBuf::from(String::from_utf8(built.stdout).unwrap().trim())
+}
+
+/// Each pin of `project`'s previous-requirements.txt (if any) replaces its name's pin,
+/// hashes and all, in pinned-requirements.txt, and its `NAME==VERSION` in pyproject.toml.
+fn pin_previous(project: &Path) {
+    let Ok(previous) = fs::read_to_string(project.join("previous-requirements.txt")) else {
+        return;
+    };
+    // Requirement files' logical lines (continuations joined), without comments.
+    let entries = |text: &str| -> Vec<String> {
+        text.replace("\\\n", "")
+            .lines()
+            .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let pinned_path = project.join("pinned-requirements.txt");
+    let mut pinned = entries(&fs::read_to_string(&pinned_path).unwrap());
+    for entry in entries(&previous) {
+        let pin = entry.split_whitespace().next().unwrap();
+        let name = pin.split("==").next().unwrap();
+        let old = pinned
+            .iter_mut()
+            .find(|old| old.starts_with(&format!("{name}==")))
+            .unwrap_or_else(|| panic!("{name} is not pinned"));
+        let old_pin = old.split_whitespace().next().unwrap().to_owned();
+        edit(project, "pyproject.toml", &old_pin, pin);
+        old.clone_from(&entry);
+    }
+    fs::write(&pinned_path, pinned.join("\n") + "\n").unwrap();
 }
 
 /// The part of every app's sandbox script around its `check PHASE VERSION` function: nginx
@@ -319,10 +353,18 @@ check() {
 fn datasette_answers_under_a_sub_path_on_a_unix_socket() {
     let (_work, out) = deployed("databrowser", DATABROWSER_CHECK, &["web"], &[]);
     assert_health_check(&out, "/-/versions.json");
-    for phase in ["installed", "upgraded", "rolled"] {
+    // databrowser 1.0.0 pins datasette 0.65.4 (previous-requirements.txt), 1.1.0 0.65.5.
+    for (phase, datasette) in [
+        ("installed", "0.65.4"),
+        ("upgraded", "0.65.5"),
+        ("rolled", "0.65.4"),
+    ] {
         let body = ok(&out, &format!("{phase}.versions"));
         let versions: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(versions["datasette"]["version"], "0.65.5", "{body}");
+        assert_eq!(
+            versions["datasette"]["version"], datasette,
+            "{phase}: {body}"
+        );
         let body = ok(&out, &format!("{phase}.rows"));
         let rows: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(
