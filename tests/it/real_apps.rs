@@ -346,6 +346,12 @@ check() {
   http GET "http://127.0.0.1/data/catalog/releases.json?_shape=array" > $OUT/$1.rows
   http GET http://127.0.0.1/data/ > $OUT/$1.index
   stat -c '%F %a' $A/run/web.sock > $OUT/$1.socket
+  http GET http://127.0.0.1/data/-/settings.json > $OUT/$1.settings
+  if [ $1 = rolled ]; then
+    "$INSTALL" config $APP --set sql_time_limit_ms=2500 > $OUT/config.log 2>&1
+    echo $? > $OUT/config.rc
+    http GET http://127.0.0.1/data/-/settings.json --until '"sql_time_limit_ms": 2500' > $OUT/changed.settings
+  fi
 }
 "#;
 
@@ -378,7 +384,15 @@ fn datasette_answers_under_a_sub_path_on_a_unix_socket() {
         let body = ok(&out, &format!("{phase}.index"));
         assert!(body.contains("href=\"/data/catalog\""), "{phase}: {body}");
         assert_eq!(fact(&out, &format!("{phase}.socket")), "socket 666");
+        let settings: serde_json::Value =
+            serde_json::from_str(&ok(&out, &format!("{phase}.settings"))).unwrap();
+        assert_eq!(settings["sql_time_limit_ms"], 1000, "{phase}: {settings}");
     }
+    // `config --set` rewrites the unit whose command takes {config.sql_time_limit_ms} and
+    // restarts it: datasette runs with the new value.
+    assert_eq!(fact(&out, "config.rc"), "0", "{}", fact(&out, "config.log"));
+    let settings: serde_json::Value = serde_json::from_str(&ok(&out, "changed.settings")).unwrap();
+    assert_eq!(settings["sql_time_limit_ms"], 2500, "{settings}");
 }
 
 /// Checks of pkgindex: a wheel put into data/packages is listed by pypiserver's simple
