@@ -5,6 +5,8 @@
 #   target/wheels/reference  tests/reference-wheels.txt, the set the native installer is
 #                            compared with `python -m installer` on
 #   target/wheels/old-gunicorn  tests/old-gunicorn.txt, a server the hardening breaks
+#   target/wheels/servers    the pins of fixtures/servers: uvicorn, hypercorn, daphne,
+#                            waitress, gunicorn and celery, run under the hardening
 #   target/wheels/backends   tests/build-backends.txt, the build backends apps are built with
 #   target/wheels/sdists     tests/sdist-pins.txt, sdists of pins that have no wheel
 #   target/wheels/apps/NAME  the hash-pinned wheels of fixtures/apps/NAME: real public apps
@@ -25,13 +27,15 @@ fetch() { # fetch DIR REQUIREMENTS-FILE [sdists]
       -d "$dir" -r "$requirements"
   else
     python3 -m pip download --quiet --disable-pip-version-check --only-binary=:all: --no-deps \
-      --python-version 3.11 --platform manylinux_2_17_x86_64 -d "$dir" -r "$requirements"
+      --python-version 3.11 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+      -d "$dir" -r "$requirements"
   fi
   touch "$stamp"
 }
 fetch target/wheels/hello fixtures/hello/pinned-requirements.txt
 fetch target/wheels/reference tests/reference-wheels.txt
 fetch target/wheels/old-gunicorn tests/old-gunicorn.txt
+fetch target/wheels/servers fixtures/servers/pinned-requirements.txt
 fetch target/wheels/backends tests/build-backends.txt
 fetch target/wheels/sdists tests/sdist-pins.txt sdists
 for app in fixtures/apps/*/; do

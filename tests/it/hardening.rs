@@ -3,7 +3,10 @@
 //! which `SystemCallFilter=~@privileged` refuses. Under a real systemd (`systemd-sandbox`)
 //! the example built with it fails its health check, and the error shows the journal's
 //! `PermissionError`; with `relax: [setuid]` on the service it runs, `status` says what is
-//! relaxed, and `systemd-analyze security` scores the relaxed unit (FORMAT.md 8.4).
+//! relaxed, and `systemd-analyze security` scores the relaxed unit (FORMAT.md 8.4). And the
+//! servers apps usually run on — uvicorn, hypercorn, daphne, waitress, gunicorn and a celery
+//! worker, as released on PyPI — run under the default hardening: each answers, the worker
+//! runs a task.
 
 use std::path::Path;
 use std::process::Command;
@@ -113,5 +116,89 @@ fn an_old_gunicorn_needs_setuid_relaxed_and_says_so() {
     assert!(
         score <= 3.0,
         "relaxing setuid costs too much: {score}\n{security}"
+    );
+}
+
+const SERVERS_SCRIPT: &str = r#"set -u
+OUT=$1; INSTALL=$2; BUNDLE=$3
+A=/applications/probe
+timeout 300 "$INSTALL" --python /usr/bin/python3 "$BUNDLE" > $OUT/install.log 2>&1
+echo $? > $OUT/install.rc
+"$INSTALL" --json status probe > $OUT/status.json 2>&1
+# A task through the worker: queued by the app user, run by the worker within 60 s.
+setpriv --reuid=probe --regid=probe --init-groups env PYAPP_DATA_PATH=$A/data \
+  $A/current/venv/bin/python -c 'from probe.tasks import ping; print(ping.delay().id)' \
+  > $OUT/task.id 2> $OUT/task.err
+for attempt in $(seq 60); do
+  journalctl -u probe-celery.service --no-pager | grep -q "Task probe.tasks.ping\[$(cat $OUT/task.id)\] succeeded" && break
+  sleep 1
+done
+for s in uvicorn hypercorn daphne waitress gunicorn celery; do
+  echo "$s $(systemctl is-active probe-$s.service) $(systemctl show -p NRestarts --value probe-$s.service)"
+done > $OUT/states
+python3 - $OUT > $OUT/answers <<'PY'
+import json, sys, time, urllib.request
+status = json.load(open(sys.argv[1] + "/status.json"))
+for service in status["services"]:
+    if not service.get("port"):
+        continue
+    for attempt in range(100):
+        try:
+            url = f"http://127.0.0.1:{service['port']}/"
+            print(service["name"], urllib.request.urlopen(url, timeout=5).read().decode().strip())
+            break
+        except OSError as error:
+            last = error
+            time.sleep(0.1)
+    else:
+        print(service["name"], "unreachable:", last)
+PY
+journalctl -u 'probe-*' --no-pager > $OUT/journal
+exit 0
+"#;
+
+#[test]
+fn common_servers_run_under_the_default_hardening() {
+    let sandbox = harness::sandbox();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let built = Command::new(harness::bin("pyapp-build"))
+        .arg(workspace().join("fixtures/servers"))
+        .arg("-o")
+        .arg(work.path().join("bundle"))
+        .arg("--wheels")
+        .arg(workspace().join("target/wheels/servers"))
+        .arg("--wheels")
+        .arg(harness::backend_wheels())
+        .arg("--no-index")
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{}", harness::stderr(&built));
+    let bundle = String::from_utf8(built.stdout).unwrap().trim().to_owned();
+    let out = run_in_sandbox(
+        &sandbox,
+        work.path(),
+        SERVERS_SCRIPT,
+        [harness::bin("pyapp-install").display().to_string(), bundle],
+    );
+    let read = |name: &str| fact(&out, name);
+    assert_eq!(read("install.rc"), "0", "{}", read("install.log"));
+    assert_eq!(
+        read("states"),
+        "uvicorn active 0\nhypercorn active 0\ndaphne active 0\nwaitress active 0\n\
+         gunicorn active 0\ncelery active 0",
+        "{}",
+        read("journal")
+    );
+    assert_eq!(
+        read("answers"),
+        "uvicorn ok\nhypercorn ok\ndaphne ok\nwaitress ok\ngunicorn ok",
+        "{}",
+        read("journal")
+    );
+    let journal = read("journal");
+    assert!(
+        journal.contains(&format!("Task probe.tasks.ping[{}] succeeded", read("task.id"))),
+        "task: {}\n{journal}",
+        read("task.err")
     );
 }
