@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::installed::InstalledApp;
@@ -38,7 +39,7 @@ const POLL: Duration = Duration::from_millis(200);
 const FOLLOW_BACKLOG: usize = 10;
 
 /// The journal fields a line is made of (`__REALTIME_TIMESTAMP` and `__CURSOR` always come).
-const JOURNAL_FIELDS: &str = "MESSAGE,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER,_PID";
+const JOURNAL_FIELDS: &str = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER,_PID";
 
 /// What to show.
 #[derive(Debug, Clone)]
@@ -60,6 +61,20 @@ pub struct LogLine {
     /// `hello-web.service[1234]`, `systemd[1]` or `hook post-install`.
     pub source: String,
     pub message: String,
+    /// The journal's syslog priority (0 emerg … 7 debug); `None` for the hook log.
+    pub priority: Option<u8>,
+}
+
+/// A line as `logs --json` prints it and the management API sends it (FORMAT.md 9.2).
+#[derive(Debug, Serialize)]
+pub struct LogEntry<'a> {
+    /// The time with microseconds, `2026-11-21T15:15:30.123456Z`.
+    pub time: String,
+    pub source: &'a str,
+    pub message: &'a str,
+    /// The journal's syslog priority, 0 (emerg) to 7 (debug); absent for the hook log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }
 
 /// Where the lines go, in order, as they come.
@@ -69,6 +84,16 @@ pub trait LogSink {
 }
 
 impl LogLine {
+    /// The line as JSON shows it.
+    pub fn entry(&self) -> LogEntry<'_> {
+        LogEntry {
+            time: self.precise_time(),
+            source: &self.source,
+            message: &self.message,
+            priority: self.priority,
+        }
+    }
+
     /// The time with microseconds, `2026-11-21T15:15:30.123456Z`.
     pub fn precise_time(&self) -> String {
         let seconds = rfc3339_utc(self.micros / 1_000_000);
@@ -410,6 +435,7 @@ impl HookLogLines {
                 micros,
                 source: format!("hook {hook}"),
                 message: format!("=== {rest}"),
+                priority: None,
             };
         }
         LogLine {
@@ -419,6 +445,7 @@ impl HookLogLines {
                 .as_ref()
                 .map_or_else(|| HOOK_LOG.to_owned(), |hook| format!("hook {hook}")),
             message: text.to_owned(),
+            priority: None,
         }
     }
 }
@@ -557,6 +584,7 @@ fn journal_entry(json: &[u8], units: &[String]) -> Result<(LogLine, Option<Strin
         micros,
         source,
         message: field(&entry, "MESSAGE").unwrap_or_default(),
+        priority: field(&entry, "PRIORITY").and_then(|text| text.parse().ok()),
     };
     Ok((line, field(&entry, "__CURSOR")))
 }
@@ -614,6 +642,7 @@ mod tests {
             micros,
             source: source.into(),
             message: message.into(),
+            priority: None,
         }
     }
 
