@@ -116,6 +116,20 @@ pub struct InstallArgs {
     /// reload; `remove` unlinks it.
     #[arg(long, value_name = "SERVER", value_enum)]
     pub web: Option<WebServer>,
+
+    /// Install the bundle on the `pyapp-install serve` at URL instead of here:
+    /// http://HOST:PORT (another machine through an SSH tunnel) or unix:/run/pyapp/api.sock.
+    /// The server's update policy and options apply; of this command's, only
+    /// --allow-downgrade is sent. The token comes from --token-file or $PYAPP_TOKEN.
+    #[arg(long, value_name = "URL", conflicts_with_all = [
+        "python", "dry_run", "set", "config", "user", "stage_only", "web", "compile_bytecode",
+        "trusted_keys", "max_installed_size", "no_verify_record", "wait",
+    ])]
+    pub remote: Option<String>,
+
+    /// With --remote: the file holding the server's token [default: $PYAPP_TOKEN].
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The web servers `--web` links an app into (`system::web::Server`).
@@ -421,6 +435,7 @@ Examples:
   pyapp-install logs -f hello                        its units' journal and hook log, followed
   pyapp-install gc --dry-run                         what the store holds that no release uses
   pyapp-install serve --http 8470                    the API and web console on 127.0.0.1:8470
+  pyapp-install --remote http://127.0.0.1:8470 hello-1.1.0.pyapp   install it through that server
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,

@@ -81,6 +81,12 @@ pub struct LogEntry<'a> {
 pub trait LogSink {
     /// Takes `line`; `false` when nobody wants more (the reader of the output is gone).
     fn line(&mut self, line: &LogLine) -> Result<bool>;
+
+    /// Whether more lines are still wanted, asked while following when none came for a
+    /// while (a reader that went away is noticed without waiting for the next line).
+    fn wanted(&self) -> bool {
+        true
+    }
 }
 
 impl LogLine {
@@ -155,7 +161,7 @@ pub fn logs(request: &LogsRequest, target: &Target, sink: &mut dyn LogSink) -> R
         }
         loop {
             std::thread::sleep(POLL);
-            if !send_all(sink, hook_log.read_new()?)? {
+            if !sink.wanted() || !send_all(sink, hook_log.read_new()?)? {
                 return Ok(());
             }
         }
@@ -233,7 +239,7 @@ fn follow(journal: Journal, mut hook_log: HookLog, sink: &mut dyn LogSink) -> Re
             }
         }
         if Instant::now() >= next_poll {
-            if !send_all(sink, hook_log.read_new()?)? {
+            if !sink.wanted() || !send_all(sink, hook_log.read_new()?)? {
                 return Ok(());
             }
             next_poll = Instant::now() + POLL;

@@ -160,13 +160,20 @@ impl Change {
         }
     }
 
-    /// Writes the audit record of how `result` ended.
-    pub fn audit<T>(&self, result: &Result<T>) {
-        let outcome = match result {
-            Ok(_) => "ok".to_owned(),
-            Err(err) => format!("failed: {err:#}"),
+    /// Writes the audit record of how `result` ended (the app named by the report when
+    /// the request did not say: an upload's).
+    pub fn audit<T: Serialize>(&self, result: &Result<T>) {
+        let (outcome, reported) = match result {
+            Ok(report) => (
+                "ok".to_owned(),
+                serde_json::to_value(report)
+                    .ok()
+                    .and_then(|value| value["app"].as_str().map(str::to_owned)),
+            ),
+            Err(err) => (format!("failed: {err:#}"), None),
         };
-        audit::record(&self.who, self.action, self.app.as_deref(), &outcome);
+        let app = self.app.clone().or(reported);
+        audit::record(&self.who, self.action, app.as_deref(), &outcome);
     }
 }
 
@@ -344,7 +351,17 @@ async fn install(
         max_installed_size: install::DEFAULT_MAX_INSTALLED_SIZE,
     };
     let audit = Change::new(&caller, "install", None);
+    let turn = server.clone();
     change(&server, audit, wants_events(&headers), move |target| {
+        let _turn = match turn.installs.try_lock() {
+            Ok(turn) => turn,
+            Err(_) => {
+                target.progress().note("waiting for the install in progress to finish");
+                turn.installs
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("an earlier install panicked"))?
+            }
+        };
         let report = install::install(&request, target);
         drop(upload);
         report
@@ -661,6 +678,10 @@ impl LogSink for Streamed {
             self.events.send("line", &line.entry());
         }
         Ok(!self.events.is_closed())
+    }
+
+    fn wanted(&self) -> bool {
+        !self.events.is_closed()
     }
 }
 

@@ -15,6 +15,7 @@ mod audit;
 mod console;
 mod events;
 mod listen;
+pub mod remote;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ pub struct Server {
     /// progress.
     pub(crate) target: Target,
     pub(crate) access: access::Access,
+    /// Held by the install running: installs in one process would share the store's
+    /// staging names (they are made per process), so they take turns; their uploads do not.
+    pub(crate) installs: std::sync::Mutex<()>,
 }
 
 /// Runs the server until SIGTERM or SIGINT.
@@ -71,12 +75,17 @@ pub fn serve(request: &ServeRequest, target: &Target) -> Result<()> {
         request: request.clone(),
         target: target.clone(),
         access,
+        installs: std::sync::Mutex::new(()),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("failed to start the server's runtime")?;
-    runtime.block_on(listen::run(server))
+    let result = runtime.block_on(listen::run(server));
+    // An operation still running on a worker thread is not waited for long: the server
+    // is stopping.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 /// `path` (absolute, as seen inside the target root) on this machine.
