@@ -434,13 +434,21 @@ fn field_input(field: &Field, value: &str, is_set: bool) -> Markup {
                 _ => "text",
             };
             let pattern = match field.widget {
-                Widget::Path => Some(pattern.map_or_else(|| "/.*".to_owned(), |p| p)),
+                Widget::Path => Some(pattern.map_or_else(
+                    || "/.*".to_owned(),
+                    |pattern| format!("(?=/)(?:{pattern})"),
+                )),
                 Widget::Duration => Some("\\s*[0-9].*".to_owned()),
                 _ => pattern,
             };
+            let rule = field
+                .regex
+                .as_ref()
+                .map(|regex| format!("must match regex {regex}"));
             html! {
                 input #(key) type=(kind) name=(key) value=(value) required[required]
-                    pattern=[pattern] minlength=[min_length] maxlength=[max_length];
+                    pattern=[pattern] minlength=[min_length] maxlength=[max_length]
+                    data-rule=[rule];
             }
         }
     }

@@ -12,7 +12,10 @@ function csrfToken() {
 document.querySelectorAll("form[data-validate]").forEach((form) => {
   const show = (field) => {
     const error = document.getElementById("error-" + field.name);
-    if (error && field.type !== "hidden") error.textContent = field.validity.valid ? "" : field.validationMessage;
+    if (error && field.type !== "hidden") {
+      const rule = field.validity.patternMismatch && field.dataset.rule ? " (" + field.dataset.rule + ")" : "";
+      error.textContent = field.validity.valid ? "" : field.validationMessage + rule;
+    }
     return field.validity.valid;
   };
   form.addEventListener("input", (event) => show(event.target));
