@@ -750,3 +750,99 @@ async fn logs(
     });
     events::stream_response(receiver)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn line(source: &str, message: &str, priority: Option<u8>) -> LogLine {
+        LogLine {
+            micros: 1_795_283_351_000_000,
+            source: source.to_owned(),
+            message: message.to_owned(),
+            priority,
+        }
+    }
+
+    fn filter(query: LogQuery) -> LogFilter {
+        query.parse("hello").unwrap().1
+    }
+
+    #[test]
+    fn a_log_query_filters_by_unit_level_text_and_regex() {
+        let web = line("hello-web.service[812]", "[INFO] Listening at: x", Some(6));
+        let error = line("hello-web.service[812]", "Traceback", Some(3));
+        let other = line("hello-webx.service[9]", "Listening at: y", Some(6));
+        let hook = line("hook post-install", "migrated to 1.0.0", None);
+        let by_unit = filter(LogQuery {
+            unit: Some("hello-web.service".into()),
+            ..LogQuery::default()
+        });
+        assert!(by_unit.matches(&web) && !by_unit.matches(&other) && !by_unit.matches(&hook));
+        let hooks = filter(LogQuery {
+            unit: Some("hooks".into()),
+            ..LogQuery::default()
+        });
+        assert!(hooks.matches(&hook) && !hooks.matches(&web));
+        let errors = filter(LogQuery {
+            level: Some("err".into()),
+            ..LogQuery::default()
+        });
+        assert!(errors.matches(&error) && !errors.matches(&web) && !errors.matches(&hook));
+        let text = filter(LogQuery {
+            text: Some("LISTENING".into()),
+            ..LogQuery::default()
+        });
+        assert!(text.matches(&web) && text.matches(&other) && !text.matches(&error));
+        let regex = filter(LogQuery {
+            regex: Some(r"migrated to 1\.\d".into()),
+            ..LogQuery::default()
+        });
+        assert!(regex.matches(&hook) && !regex.matches(&web));
+        let until = filter(LogQuery {
+            until: Some("2020-01-01T00:00:00Z".into()),
+            ..LogQuery::default()
+        });
+        assert!(!until.matches(&web));
+    }
+
+    #[test]
+    fn bad_log_queries_are_refused_naming_the_parameter() {
+        for (query, word) in [
+            (
+                LogQuery {
+                    level: Some("loud".into()),
+                    ..LogQuery::default()
+                },
+                "level",
+            ),
+            (
+                LogQuery {
+                    regex: Some("(".into()),
+                    ..LogQuery::default()
+                },
+                "regex",
+            ),
+            (
+                LogQuery {
+                    since: Some("yesterday-ish".into()),
+                    ..LogQuery::default()
+                },
+                "since",
+            ),
+        ] {
+            let err = query.parse("hello").err().unwrap();
+            assert!(format!("{err:#}").contains(word), "{err:#}");
+            assert_eq!(pyapp_cli::classify(&err).status, 1);
+        }
+    }
+
+    #[test]
+    fn json_values_become_config_assignments() {
+        assert_eq!(assignment("workers", &serde_json::json!(4)).unwrap(), "workers=4");
+        assert_eq!(assignment("debug", &serde_json::json!(true)).unwrap(), "debug=true");
+        assert_eq!(assignment("greeting", &serde_json::json!("Hi")).unwrap(), "greeting=Hi");
+        assert!(assignment("list", &serde_json::json!([1])).is_err());
+    }
+}
