@@ -264,7 +264,10 @@ fn events(text: &str) -> Vec<(String, Value)> {
 
 /// A recorded answer: its status code and body.
 fn answer(out: &Path, name: &str) -> (String, String) {
-    (fact(out, &format!("{name}.code")), fact(out, &format!("{name}.body")))
+    (
+        fact(out, &format!("{name}.code")),
+        fact(out, &format!("{name}.body")),
+    )
 }
 
 #[test]
@@ -307,7 +310,10 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
 
     // No token, a wrong one: refused; the console sends the browser to its login form.
     let refused = check("no-token", "get", "/api/v1/apps", "401");
-    assert!(refused["hint"].as_str().unwrap().contains("Bearer"), "{refused}");
+    assert!(
+        refused["hint"].as_str().unwrap().contains("Bearer"),
+        "{refused}"
+    );
     check("wrong-token", "get", "/api/v1/apps", "401");
     assert_eq!(fact(&out, "console-no-token.code"), "303");
 
@@ -342,27 +348,44 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     let bad = check("config-bad", "put", "/api/v1/apps/{app}/config", "400");
     assert!(bad["error"].as_str().unwrap().contains("workers"), "{bad}");
     let not_json = check("config-not-json", "put", "/api/v1/apps/{app}/config", "400");
-    assert!(not_json["hint"].as_str().unwrap().contains("values"), "{not_json}");
+    assert!(
+        not_json["hint"].as_str().unwrap().contains("values"),
+        "{not_json}"
+    );
     assert_eq!(
         fact(&out, "config-before.yaml"),
         fact(&out, "config-after-bad.yaml")
     );
     let change = check("config-set", "put", "/api/v1/apps/{app}/config", "200");
-    assert_eq!(change["restarted"], serde_json::json!(["hello-web.service"]));
+    assert_eq!(
+        change["restarted"],
+        serde_json::json!(["hello-web.service"])
+    );
     assert!(fact(&out, "page-before.html").contains("Hello, world!"));
     assert!(fact(&out, "page-after.html").contains("Howdy, world!"));
-    let after = check("config-get-after", "get", "/api/v1/apps/{app}/config", "200");
+    let after = check(
+        "config-get-after",
+        "get",
+        "/api/v1/apps/{app}/config",
+        "200",
+    );
     assert_eq!(after["values"]["greeting"], "Howdy");
     assert_eq!(after["values"]["secret_key"], "********");
     assert!(!fact(&out, "config-get-after.body").contains("a-new-secret"));
 
     // Too large, however it is sent: 413, and no upload left behind.
     let large = check("too-large", "post", "/api/v1/apps", "413");
-    assert!(large["error"].as_str().unwrap().contains("larger"), "{large}");
+    assert!(
+        large["error"].as_str().unwrap().contains("larger"),
+        "{large}"
+    );
     check("too-large-chunked", "post", "/api/v1/apps", "413");
     assert_eq!(fact(&out, "uploads.left"), "");
     let not_bundle = check("not-a-bundle", "post", "/api/v1/apps", "400");
-    assert!(not_bundle["error"].as_str().unwrap().contains("zip"), "{not_bundle}");
+    assert!(
+        not_bundle["error"].as_str().unwrap().contains("zip"),
+        "{not_bundle}"
+    );
 
     // Upgrade (streamed), roll back, an unknown app refused.
     let (code, body) = answer(&out, "upgrade");
@@ -373,14 +396,22 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     assert_eq!(upgraded["version"], "1.1.0");
     let rolled = check("rollback", "post", "/api/v1/apps/{app}/rollback", "200");
     assert_eq!(rolled["version"], "1.0.0");
-    check("rollback-unknown", "post", "/api/v1/apps/{app}/rollback", "400");
+    check(
+        "rollback-unknown",
+        "post",
+        "/api/v1/apps/{app}/rollback",
+        "400",
+    );
 
     // Logs by unit and text, by regex in the hook log, by level; bad queries refused.
     let logs = check("logs", "get", "/api/v1/apps/{app}/logs", "200");
     let lines = logs["lines"].as_array().unwrap();
     assert!(!lines.is_empty(), "{logs}");
     for line in lines {
-        assert!(line["source"].as_str().unwrap().starts_with("hello-web.service["));
+        assert!(line["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("hello-web.service["));
         let message = line["message"].as_str().unwrap().to_lowercase();
         assert!(message.contains("listening at"), "{line}");
     }
@@ -392,8 +423,12 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
         .map(|line| line["message"].as_str().unwrap())
         .collect();
     assert!(
-        migrated.iter().any(|line| line.contains("migrated to 1.0.0"))
-            && migrated.iter().any(|line| line.contains("migrated to 1.1.0")),
+        migrated
+            .iter()
+            .any(|line| line.contains("migrated to 1.0.0"))
+            && migrated
+                .iter()
+                .any(|line| line.contains("migrated to 1.1.0")),
         "{migrated:?}"
     );
     let errors = check("logs-level", "get", "/api/v1/apps/{app}/logs", "200");
@@ -425,7 +460,10 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     assert_eq!(doc, api.doc, "the server serves spec/openapi.json");
     let (code, unknown) = answer(&out, "unknown");
     assert_eq!(code, "404");
-    assert!(json(&unknown)["error"].as_str().unwrap().contains("/api/v1/nothing"));
+    assert!(json(&unknown)["error"]
+        .as_str()
+        .unwrap()
+        .contains("/api/v1/nothing"));
 
     // The session: reads pass; changes need the CSRF token and the server's own origin.
     assert_eq!(fact(&out, "login-wrong.code"), "401");
@@ -435,7 +473,10 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     check("session-read", "get", "/api/v1/apps", "200");
     for name in ["csrf-missing", "csrf-wrong", "csrf-origin"] {
         let refused = check(name, "post", "/api/v1/gc", "403");
-        assert!(refused["error"].as_str().unwrap().contains("CSRF"), "{refused}");
+        assert!(
+            refused["error"].as_str().unwrap().contains("CSRF"),
+            "{refused}"
+        );
     }
     assert_eq!(fact(&out, "csrf-form-missing.code"), "403");
     check("csrf-ok", "post", "/api/v1/gc", "200");
@@ -454,8 +495,16 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     assert!(fact(&out, "remote.err").contains("upgraded hello 1.1.0"));
     assert_eq!(fact(&out, "remote-no-token.rc"), "1");
     assert!(fact(&out, "remote-no-token.err").contains("needs the server's token"));
-    assert_eq!(fact(&out, "remote-socket.rc"), "0", "{}", fact(&out, "remote-socket.err"));
-    assert_eq!(json(&fact(&out, "remote-socket.out"))["action"], "unchanged");
+    assert_eq!(
+        fact(&out, "remote-socket.rc"),
+        "0",
+        "{}",
+        fact(&out, "remote-socket.err")
+    );
+    assert_eq!(
+        json(&fact(&out, "remote-socket.out"))["action"],
+        "unchanged"
+    );
 
     // Rotation.
     assert!(fact(&out, "rotate.out").ends_with("/var/lib/pyapp/console/token"));
@@ -475,7 +524,12 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     // Shipped disabled; stopped by SIGTERM cleanly, socket removed. Every change was
     // audited.
     assert_eq!(fact(&out, "enabled"), "disabled");
-    assert_eq!(fact(&out, "serve.result"), "success", "{}", fact(&out, "serve.log"));
+    assert_eq!(
+        fact(&out, "serve.result"),
+        "success",
+        "{}",
+        fact(&out, "serve.log")
+    );
     assert_eq!(fact(&out, "socket.gone"), "1");
     let audit: Vec<Value> = fact(&out, "audit.json").lines().map(json).collect();
     let said = |action: &str, app: &str, result: &str| {
@@ -487,17 +541,23 @@ fn the_api_does_every_operation_and_refuses_what_it_must() {
     };
     assert!(said("install", "hello", "ok"), "{audit:?}");
     assert!(said("install", "greeter", "ok"), "{audit:?}");
-    assert!(said("config", "hello", "failed: config: workers"), "{audit:?}");
+    assert!(
+        said("config", "hello", "failed: config: workers"),
+        "{audit:?}"
+    );
     assert!(said("config", "hello", "ok"), "{audit:?}");
     assert!(said("rollback", "hello", "ok"), "{audit:?}");
     assert!(said("remove", "greeter", "ok"), "{audit:?}");
-    assert!(audit
-        .iter()
-        .any(|entry| entry["PYAPP_WHO"].as_str().unwrap().starts_with("uid 0 (socket)")));
-    assert!(audit
-        .iter()
-        .any(|entry| entry["PYAPP_WHO"].as_str().unwrap().starts_with("token from 127.0.0.1")));
-    assert!(audit
-        .iter()
-        .any(|entry| entry["PYAPP_WHO"].as_str().unwrap().starts_with("session from 127.0.0.1")));
+    assert!(audit.iter().any(|entry| entry["PYAPP_WHO"]
+        .as_str()
+        .unwrap()
+        .starts_with("uid 0 (socket)")));
+    assert!(audit.iter().any(|entry| entry["PYAPP_WHO"]
+        .as_str()
+        .unwrap()
+        .starts_with("token from 127.0.0.1")));
+    assert!(audit.iter().any(|entry| entry["PYAPP_WHO"]
+        .as_str()
+        .unwrap()
+        .starts_with("session from 127.0.0.1")));
 }

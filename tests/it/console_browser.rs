@@ -214,7 +214,10 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     let token = fact(&out, "token");
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", driver_port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(30), "chromedriver did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "chromedriver did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 
@@ -248,11 +251,29 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         .send_keys("not the token")
         .await
         .unwrap();
-    client.find(Locator::Css("form button")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     await_text(&client, "form .error", "wrong token").await;
     shots.take(&client, "01-login-refused").await;
-    client.find(Locator::Css("#token")).await.unwrap().send_keys(&token).await.unwrap();
-    client.find(Locator::Css("form button")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#token"))
+        .await
+        .unwrap()
+        .send_keys(&token)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let row = await_text(&client, "ul.apps", "hello").await;
     assert!(row.contains("1.0.0") && row.contains("running"), "{row}");
     shots.take(&client, "02-apps").await;
@@ -265,21 +286,38 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
 
     // A bad greeting: its error next to the field, nothing saved, also when the browser's
     // check is bypassed and the server checks it.
-    client.goto(&format!("{base}/apps/hello/config")).await.unwrap();
+    client
+        .goto(&format!("{base}/apps/hello/config"))
+        .await
+        .unwrap();
     let greeting = client.find(Locator::Css("#greeting")).await.unwrap();
     greeting.clear().await.unwrap();
     greeting.send_keys("Hi 123").await.unwrap();
-    client.find(Locator::Css("#save")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let start = Instant::now();
     loop {
         let error = client.find(Locator::Css("#error-greeting")).await.unwrap();
         if !error.text().await.unwrap().is_empty() {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no error next to greeting");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no error next to greeting"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(client.current_url().await.unwrap().path().ends_with("/config"));
+    assert!(client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/config"));
     shots.take(&client, "04-config-refused-in-browser").await;
     client
         .execute(
@@ -297,14 +335,23 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     let greeting = client.find(Locator::Css("#greeting")).await.unwrap();
     greeting.clear().await.unwrap();
     greeting.send_keys("Howdy").await.unwrap();
-    client.find(Locator::Css("#save")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let flash = await_text(&client, "#flash", "saved greeting").await;
     assert!(flash.contains("restarted hello-web.service"), "{flash}");
     shots.take(&client, "06-config-saved").await;
     // The service may still be starting: the page is asked for again until it answers.
     let start = Instant::now();
     loop {
-        client.goto(&format!("http://127.0.0.1:{hello}/")).await.unwrap();
+        client
+            .goto(&format!("http://127.0.0.1:{hello}/"))
+            .await
+            .unwrap();
         let heading = match client.find(Locator::Css("h1")).await {
             Ok(heading) => heading.text().await.unwrap_or_default(),
             Err(_) => String::new(),
@@ -312,7 +359,10 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         if heading.contains("Howdy, world!") {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(60), "hello says {heading:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "hello says {heading:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     shots.take(&client, "07-hello-greets").await;
@@ -326,29 +376,69 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         .send_keys(v2.to_str().unwrap())
         .await
         .unwrap();
-    client.find(Locator::Css("#send")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#send"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     await_text(&client, "#phase", "upgraded hello 1.1.0").await;
-    let events = client.find(Locator::Css("#events")).await.unwrap().text().await.unwrap();
+    let events = client
+        .find(Locator::Css("#events"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!events.is_empty(), "the install said nothing while it ran");
     shots.take(&client, "08-upload-upgraded").await;
-    client.find(Locator::Css("#open-app")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#open-app"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     await_text(&client, "h1", "1.1.0").await;
     await_text(&client, "#health", "running").await;
     shots.take(&client, "09-app-upgraded").await;
 
     // Roll back.
-    client.find(Locator::Css("#rollback")).await.unwrap().click().await.unwrap();
+    client
+        .find(Locator::Css("#rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     await_text(&client, "#flash", "rolled back to 1.0.0").await;
     await_text(&client, "h1", "1.0.0").await;
     shots.take(&client, "10-rolled-back").await;
 
     // Find a log line by searching.
-    client.goto(&format!("{base}/apps/hello/logs")).await.unwrap();
-    client.find(Locator::Css("#search")).await.unwrap().send_keys("Listening at").await.unwrap();
-    client.find(Locator::Css("#search-button")).await.unwrap().click().await.unwrap();
+    client
+        .goto(&format!("{base}/apps/hello/logs"))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#search"))
+        .await
+        .unwrap()
+        .send_keys("Listening at")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("#search-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let log = await_text(&client, "#log", "Listening at").await;
     assert!(
-        log.lines().all(|line| line.to_lowercase().contains("listening at")),
+        log.lines()
+            .all(|line| line.to_lowercase().contains("listening at")),
         "{log}"
     );
     shots.take(&client, "11-log-search").await;

@@ -50,7 +50,10 @@ fn the_package_holds_both_binaries_their_man_pages_and_completions() {
     ];
     // The console's socket group is made on install; its unit is shipped, not enabled.
     let postinst = dpkg_deb(&["-I", deb, "postinst"]);
-    assert!(postinst.contains("groupadd --system pyapp-admin"), "{postinst}");
+    assert!(
+        postinst.contains("groupadd --system pyapp-admin"),
+        "{postinst}"
+    );
     assert!(!postinst.contains("systemctl enable"), "{postinst}");
     for binary in ["pyapp-build", "pyapp-install"] {
         expected.push(format!("./usr/bin/{binary}"));

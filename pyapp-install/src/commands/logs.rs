@@ -32,7 +32,8 @@ impl LogSink for Printer {
     /// Prints `line`; `false` when nobody reads the output any more.
     fn line(&mut self, line: &LogLine) -> Result<bool> {
         let text = if self.json {
-            let mut text = serde_json::to_string(&line.entry()).context("failed to encode a log line")?;
+            let mut text =
+                serde_json::to_string(&line.entry()).context("failed to encode a log line")?;
             text.push('\n');
             text
         } else {

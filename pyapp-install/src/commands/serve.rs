@@ -12,9 +12,12 @@ use crate::settings;
 pub fn run(args: &ServeArgs, target: &Target, output: &Output) -> Result<()> {
     let request = settings::serve_request(args);
     if args.rotate_token {
-        let dir = target
-            .root
-            .join(request.state_dir.strip_prefix("/").unwrap_or(&request.state_dir));
+        let dir = target.root.join(
+            request
+                .state_dir
+                .strip_prefix("/")
+                .unwrap_or(&request.state_dir),
+        );
         let path = server::rotate_token(&dir)?;
         output.report(&serde_json::json!({ "action": "rotated", "token-file": path }))?;
         if !output.json() {

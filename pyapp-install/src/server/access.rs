@@ -136,7 +136,10 @@ impl Access {
     }
 
     fn failed_attempt_allowed(&self) -> bool {
-        self.failures.lock().map(|mut bucket| bucket.take()).unwrap_or(false)
+        self.failures
+            .lock()
+            .map(|mut bucket| bucket.take())
+            .unwrap_or(false)
     }
 
     /// A new session for the current token: (its id, its CSRF token).
@@ -364,14 +367,16 @@ async fn check_csrf(request: Request, csrf: &str) -> Result<Request, Response> {
     };
     let headers = request.headers();
     if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN), headers.get(header::HOST)) {
-        let same = origin.to_str().ok().zip(host.to_str().ok()).is_some_and(
-            |(origin, host)| {
+        let same = origin
+            .to_str()
+            .ok()
+            .zip(host.to_str().ok())
+            .is_some_and(|(origin, host)| {
                 origin
                     .strip_prefix("http://")
                     .or_else(|| origin.strip_prefix("https://"))
                     == Some(host)
-            },
-        );
+            });
         if !same {
             return Err(refused());
         }
@@ -392,11 +397,7 @@ async fn check_csrf(request: Request, csrf: &str) -> Result<Request, Response> {
     }
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, FORM_LIMIT).await.map_err(|_| {
-        refusal_response(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the form is too large",
-            None,
-        )
+        refusal_response(StatusCode::PAYLOAD_TOO_LARGE, "the form is too large", None)
     })?;
     let given = form_urlencoded_field(&bytes, "csrf");
     if given.as_deref() != Some(csrf) {
@@ -440,7 +441,10 @@ pub fn login(server: &Server, token: &str) -> Result<Response> {
     );
     Ok((
         StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie), (header::LOCATION, "/".to_owned())],
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/".to_owned()),
+        ],
     )
         .into_response())
 }
@@ -453,7 +457,10 @@ pub fn logout(server: &Server, headers: &HeaderMap) -> Response {
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     (
         StatusCode::SEE_OTHER,
-        [(header::SET_COOKIE, cookie), (header::LOCATION, "/login".to_owned())],
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, "/login".to_owned()),
+        ],
     )
         .into_response()
 }
@@ -506,6 +513,9 @@ mod tests {
         assert_eq!(access.session(&id).unwrap(), None);
         assert!(!access.check_token(&token).unwrap());
         let mode = fs::metadata(access.token_path()).unwrap().permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
     }
 }

@@ -58,7 +58,10 @@ pub fn router(server: Arc<Server>) -> Router {
         .merge(console::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
-        .layer(middleware::from_fn_with_state(server.clone(), access::guard))
+        .layer(middleware::from_fn_with_state(
+            server.clone(),
+            access::guard,
+        ))
         .with_state(server)
 }
 
@@ -356,7 +359,9 @@ async fn install(
         let _turn = match turn.installs.try_lock() {
             Ok(turn) => turn,
             Err(_) => {
-                target.progress().note("waiting for the install in progress to finish");
+                target
+                    .progress()
+                    .note("waiting for the install in progress to finish");
                 turn.installs
                     .lock()
                     .map_err(|_| anyhow::anyhow!("an earlier install panicked"))?
@@ -395,7 +400,11 @@ async fn remove(
         Ok(query) => query,
         Err(err) => return bad_query(err),
     };
-    let audit = Change::new(&caller, if query.purge { "purge" } else { "remove" }, Some(&app));
+    let audit = Change::new(
+        &caller,
+        if query.purge { "purge" } else { "remove" },
+        Some(&app),
+    );
     let request = RemoveRequest {
         app,
         purge: query.purge,
@@ -700,7 +709,14 @@ pub fn query_logs(app: &str, query: &LogQuery, target: &Target) -> Result<LogRep
         lines: std::collections::VecDeque::new(),
         keep: query.lines.unwrap_or(200).min(MAX_LOG_LINES),
     };
-    logs::logs(&LogsRequest { follow: false, ..request }, target, &mut sink)?;
+    logs::logs(
+        &LogsRequest {
+            follow: false,
+            ..request
+        },
+        target,
+        &mut sink,
+    )?;
     let lines = sink
         .lines
         .iter()
@@ -840,9 +856,18 @@ mod tests {
 
     #[test]
     fn json_values_become_config_assignments() {
-        assert_eq!(assignment("workers", &serde_json::json!(4)).unwrap(), "workers=4");
-        assert_eq!(assignment("debug", &serde_json::json!(true)).unwrap(), "debug=true");
-        assert_eq!(assignment("greeting", &serde_json::json!("Hi")).unwrap(), "greeting=Hi");
+        assert_eq!(
+            assignment("workers", &serde_json::json!(4)).unwrap(),
+            "workers=4"
+        );
+        assert_eq!(
+            assignment("debug", &serde_json::json!(true)).unwrap(),
+            "debug=true"
+        );
+        assert_eq!(
+            assignment("greeting", &serde_json::json!("Hi")).unwrap(),
+            "greeting=Hi"
+        );
         assert!(assignment("list", &serde_json::json!([1])).is_err());
     }
 }

@@ -28,8 +28,8 @@ pub fn record(who: &str, action: &str, app: Option<&str>, result: &str) {
         // One line per field: a value's own line breaks would end it early.
         entry.push_str(&format!("{field}={}\n", value.replace('\n', " ")));
     }
-    let sent = UnixDatagram::unbound()
-        .and_then(|socket| socket.send_to(entry.as_bytes(), JOURNAL_SOCKET));
+    let sent =
+        UnixDatagram::unbound().and_then(|socket| socket.send_to(entry.as_bytes(), JOURNAL_SOCKET));
     if sent.is_err() {
         log::warn!("audit: {message}");
     }

@@ -172,7 +172,10 @@ fn health(status: &AppStatus) -> &'static str {
     }
 }
 
-async fn index(State(server): State<Arc<Server>>, Extension(caller): Extension<Caller>) -> Response {
+async fn index(
+    State(server): State<Arc<Server>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
     let result = blocking(server.target.clone(), |target: &Target| {
         let apps = list::list(target)?.apps;
         Ok(apps
@@ -350,10 +353,7 @@ fn see_app(app: &str, done: &str) -> Response {
 }
 
 /// The current spec and values of `app`.
-async fn spec_and_values(
-    server: &Server,
-    app: &str,
-) -> anyhow::Result<(ConfigSpec, ConfigShown)> {
+async fn spec_and_values(server: &Server, app: &str) -> anyhow::Result<(ConfigSpec, ConfigShown)> {
     let app = app.to_owned();
     blocking(server.target.clone(), move |target| {
         let spec = InstalledApp::load(&target.apps, &app)?.current.spec;
@@ -434,10 +434,10 @@ fn field_input(field: &Field, value: &str, is_set: bool) -> Markup {
                 _ => "text",
             };
             let pattern = match field.widget {
-                Widget::Path => Some(pattern.map_or_else(
-                    || "/.*".to_owned(),
-                    |pattern| format!("(?=/)(?:{pattern})"),
-                )),
+                Widget::Path => Some(
+                    pattern
+                        .map_or_else(|| "/.*".to_owned(), |pattern| format!("(?=/)(?:{pattern})")),
+                ),
                 Widget::Duration => Some("\\s*[0-9].*".to_owned()),
                 _ => pattern,
             };
@@ -550,7 +550,10 @@ async fn config_form(
         Err(err) => return refused(Default::default(), Some(&format!("{err:#}"))),
     };
     if !problems.is_empty() {
-        return refused(problems, Some("Some values are not right: nothing was saved."));
+        return refused(
+            problems,
+            Some("Some values are not right: nothing was saved."),
+        );
     }
     let audit = Change::new(&caller, "config", Some(&app));
     let request = ConfigSetRequest {
@@ -607,7 +610,14 @@ async fn logs_page(
     let asked = query.clone();
     let result = blocking(server.target.clone(), move |target| {
         let status = status::status(&name, target)?;
-        let report = api::query_logs(&name, &LogQuery { follow: false, ..asked }, target)?;
+        let report = api::query_logs(
+            &name,
+            &LogQuery {
+                follow: false,
+                ..asked
+            },
+            target,
+        )?;
         Ok((status, report))
     })
     .await;

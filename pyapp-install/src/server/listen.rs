@@ -71,16 +71,14 @@ pub async fn run(server: Arc<Server>) -> Result<()> {
         }
         None => None,
     };
-    let socket_app = api::router(server.clone())
-        .into_make_service_with_connect_info::<Peer>();
+    let socket_app = api::router(server.clone()).into_make_service_with_connect_info::<Peer>();
     let socket_task = tokio::spawn(async move {
         axum::serve(unix, socket_app)
             .with_graceful_shutdown(stopped())
             .await
     });
     if let Some(tcp) = tcp {
-        let http_app =
-            api::router(server.clone()).into_make_service_with_connect_info::<Peer>();
+        let http_app = api::router(server.clone()).into_make_service_with_connect_info::<Peer>();
         axum::serve(tcp, http_app)
             .with_graceful_shutdown(stopped())
             .await

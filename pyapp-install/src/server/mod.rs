@@ -90,7 +90,5 @@ pub fn serve(request: &ServeRequest, target: &Target) -> Result<()> {
 
 /// `path` (absolute, as seen inside the target root) on this machine.
 fn in_root(target: &Target, path: &std::path::Path) -> PathBuf {
-    target
-        .root
-        .join(path.strip_prefix("/").unwrap_or(path))
+    target.root.join(path.strip_prefix("/").unwrap_or(path))
 }

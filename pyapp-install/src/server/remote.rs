@@ -39,7 +39,12 @@ fn endpoint(url: &str) -> Result<Endpoint> {
 
 /// Installs `bundle` on the server at `url`; its report (as `--json` prints it), or the
 /// server's refusal as one.
-pub fn install(url: &str, token: Option<&str>, bundle: &Path, allow_downgrade: bool) -> Result<Value> {
+pub fn install(
+    url: &str,
+    token: Option<&str>,
+    bundle: &Path,
+    allow_downgrade: bool,
+) -> Result<Value> {
     let mut file =
         File::open(bundle).with_context(|| format!("failed to open `{}`", bundle.display()))?;
     let length = file
@@ -84,7 +89,8 @@ pub fn install(url: &str, token: Option<&str>, bundle: &Path, allow_downgrade: b
         read.with_context(|| format!("failed to read the answer of {url}"))?;
         bail!("{url} closed the connection without answering");
     }
-    let (code, body) = parse_response(&answer).with_context(|| format!("{url} answered what is not HTTP"))?;
+    let (code, body) =
+        parse_response(&answer).with_context(|| format!("{url} answered what is not HTTP"))?;
     let value: Value = serde_json::from_slice(&body).with_context(|| {
         format!(
             "{url} answered {code} with what is not JSON: {}",
@@ -163,14 +169,22 @@ mod tests {
         assert_eq!(parse_response(plain).unwrap(), (413, b"{}".to_vec()));
         let chunked =
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(parse_response(chunked).unwrap(), (200, b"{\"a\":1}".to_vec()));
+        assert_eq!(
+            parse_response(chunked).unwrap(),
+            (200, b"{\"a\":1}".to_vec())
+        );
         assert!(parse_response(b"garbage").is_err());
     }
 
     #[test]
     fn only_plain_http_and_unix_sockets_are_taken() {
-        assert!(matches!(endpoint("unix:/run/pyapp/api.sock").unwrap(), Endpoint::Unix { .. }));
-        assert!(matches!(endpoint("http://127.0.0.1:8470/").unwrap(), Endpoint::Tcp { authority } if authority == "127.0.0.1:8470"));
+        assert!(matches!(
+            endpoint("unix:/run/pyapp/api.sock").unwrap(),
+            Endpoint::Unix { .. }
+        ));
+        assert!(
+            matches!(endpoint("http://127.0.0.1:8470/").unwrap(), Endpoint::Tcp { authority } if authority == "127.0.0.1:8470")
+        );
         assert!(endpoint("https://example.org").is_err());
     }
 }

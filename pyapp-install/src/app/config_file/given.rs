@@ -50,7 +50,10 @@ impl GivenValues {
             .filter_map(|(key, (value, _))| {
                 let field = spec.field(key)?;
                 let error = field.check(value).err()?;
-                Some((key.clone(), super::masked_problem(field, value, &error.problem)))
+                Some((
+                    key.clone(),
+                    super::masked_problem(field, value, &error.problem),
+                ))
             })
             .collect()
     }
