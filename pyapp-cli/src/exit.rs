@@ -63,6 +63,35 @@ fn refused(hint: Option<&str>) -> Failure {
     }
 }
 
+/// A failed operation as `--json` prints it and the management API answers it:
+/// `{"error": MESSAGE, "hint": HINT or null, "status": 1 or 2}` (FORMAT.md 12).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FailureReport {
+    pub error: String,
+    pub hint: Option<String>,
+    pub status: u8,
+}
+
+impl FailureReport {
+    /// `err` (a full disk said as such) classified; an unexpected failure gets
+    /// `unexpected_hint`.
+    pub fn of(err: anyhow::Error, unexpected_hint: Option<&str>) -> FailureReport {
+        let err = crate::disk_full::explain(err);
+        let failure = classify(&err);
+        let hint = failure.hint.or_else(|| {
+            (failure.status == 2)
+                .then_some(unexpected_hint)
+                .flatten()
+                .map(str::to_owned)
+        });
+        FailureReport {
+            error: format!("{err:#}"),
+            hint,
+            status: failure.status,
+        }
+    }
+}
+
 /// Prints `err` (a full disk said as such) as the failure line (`--json`: the failure
 /// object on stdout) and returns its exit status; an unexpected failure gets
 /// `unexpected_hint`.
@@ -72,15 +101,9 @@ pub fn fail(
     json: bool,
     unexpected_hint: Option<&str>,
 ) -> ExitCode {
-    let err = crate::disk_full::explain(err);
-    let failure = classify(&err);
-    let hint = failure.hint.as_deref().or(if failure.status == 2 {
-        unexpected_hint
-    } else {
-        None
-    });
-    messages.failure(&format!("{err:#}"), hint, failure.status, json);
-    ExitCode::from(failure.status)
+    let report = FailureReport::of(err, unexpected_hint);
+    messages.failure(&report, json);
+    ExitCode::from(report.status)
 }
 
 /// Runs `body`, a binary's whole work, so that it ends with 0, 1 or 2 only: a panic (a

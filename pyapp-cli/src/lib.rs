@@ -22,7 +22,7 @@ mod steps;
 
 pub use calendar::systemd_calendar_refusal;
 pub use disk_full::explain as explain_disk_full;
-pub use exit::{classify, fail, guard, print_stdout, Failure};
+pub use exit::{classify, fail, guard, print_stdout, Failure, FailureReport};
 pub use generate::Generate;
 pub use messages::{init_log, Level, Messages, Verbosity};
 pub use refusal::{find_refusal, Refusal};

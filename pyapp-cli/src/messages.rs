@@ -88,12 +88,13 @@ impl Messages {
     /// A failed command: the `error:`/`hint:` lines and, with `--json`, the same as one
     /// JSON line on stdout, `{"error": MESSAGE, "hint": HINT or null, "status": STATUS}`,
     /// so that a machine reading stdout never gets nothing.
-    pub fn failure(&self, message: &str, hint: Option<&str>, status: u8, json: bool) {
-        self.error(message, hint);
+    pub fn failure(&self, report: &crate::exit::FailureReport, json: bool) {
+        self.error(&report.error, report.hint.as_deref());
         if json {
-            let value = serde_json::json!({ "error": message, "hint": hint, "status": status });
             // The failure is said on stderr already; nothing is left to do if stdout is gone.
-            let _ = crate::print_stdout(&format!("{value}\n"));
+            if let Ok(value) = serde_json::to_string(report) {
+                let _ = crate::print_stdout(&format!("{value}\n"));
+            }
         }
     }
 

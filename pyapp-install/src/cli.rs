@@ -116,6 +116,20 @@ pub struct InstallArgs {
     /// reload; `remove` unlinks it.
     #[arg(long, value_name = "SERVER", value_enum)]
     pub web: Option<WebServer>,
+
+    /// Install the bundle on the `pyapp-install serve` at URL instead of here:
+    /// http://HOST:PORT (another machine through an SSH tunnel) or unix:/run/pyapp/api.sock.
+    /// The server's update policy and options apply; of this command's, only
+    /// --allow-downgrade is sent. The token comes from --token-file or $PYAPP_TOKEN.
+    #[arg(long, value_name = "URL", conflicts_with_all = [
+        "python", "dry_run", "set", "config", "user", "stage_only", "web", "compile_bytecode",
+        "trusted_keys", "max_installed_size", "no_verify_record", "wait",
+    ])]
+    pub remote: Option<String>,
+
+    /// With --remote: the file holding the server's token [default: $PYAPP_TOKEN].
+    #[arg(long, value_name = "FILE", requires = "remote")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// The web servers `--web` links an app into (`system::web::Server`).
@@ -287,8 +301,59 @@ pub enum Command {
     /// dropped into DIR.
     Watch(WatchArgs),
 
+    /// Run the management server: the JSON API and the web console over the same
+    /// operations as these commands (spec/FORMAT.md 13, spec/openapi.json).
+    ///
+    /// Listens on a unix socket (root and the pyapp-admin group) always, and on HTTP only
+    /// with --http: on 127.0.0.1 unless --http-address names another address. HTTP asks
+    /// for the token in STATE-DIR/token (made at the first start, 0600): as `Authorization:
+    /// Bearer TOKEN`, or in the console's login form. Every change is written to the
+    /// journal (`journalctl -t pyapp-console`). Runs until SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+
     #[command(flatten)]
     Generate(Generate),
+}
+
+/// `pyapp-install serve`'s arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The unix socket, inside --root.
+    #[arg(long, value_name = "PATH", default_value = crate::server::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+
+    /// Also serve HTTP on this port of 127.0.0.1 (0: any free port, said on stderr).
+    #[arg(long, value_name = "PORT")]
+    pub http: Option<u16>,
+
+    /// Serve HTTP on this address instead of 127.0.0.1 (anyone who can reach it gets the
+    /// login form: put TLS in front of it).
+    #[arg(long, value_name = "ADDRESS", requires = "http")]
+    pub http_address: Option<std::net::IpAddr>,
+
+    /// Where the token and uploads in progress are kept, inside --root.
+    #[arg(long, value_name = "DIR", default_value = crate::server::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+
+    /// Refuse an uploaded bundle larger than SIZE (bytes, or with K, M, G or T) [default: 1G].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_upload: Option<u64>,
+
+    /// HTTP requests taken per second, on average (bursts of five seconds' worth).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub rate: u32,
+
+    /// The Python interpreter of uploaded apps' venvs [default: as `pyapp-install BUNDLE`].
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Trust this minisign public key (repeatable): as `pyapp-install --trusted-key`.
+    #[arg(long = "trusted-key", value_name = "FILE")]
+    pub trusted_keys: Vec<PathBuf>,
+
+    /// Write a new token (sessions opened with the old one end), print its path, exit.
+    #[arg(long)]
+    pub rotate_token: bool,
 }
 
 /// `pyapp-install watch`'s arguments.
@@ -344,6 +409,7 @@ impl Command {
             Command::Generate(Generate::Completions { .. }) => "completions",
             Command::Generate(Generate::Man { .. }) => "man",
             Command::Gc { .. } => "gc",
+            Command::Serve(_) => "serve",
         }
     }
 }
@@ -368,6 +434,8 @@ Examples:
   pyapp-install status hello                         versions, units, hooks, disk usage
   pyapp-install logs -f hello                        its units' journal and hook log, followed
   pyapp-install gc --dry-run                         what the store holds that no release uses
+  pyapp-install serve --http 8470                    the API and web console on 127.0.0.1:8470
+  pyapp-install --remote http://127.0.0.1:8470 hello-1.1.0.pyapp   install it through that server
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,

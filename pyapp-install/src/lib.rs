@@ -3,6 +3,7 @@
 //! Layers, each importing only those below it (ARCHITECTURE.md, checked by tests/it/layers.rs):
 //! - [`cli`] (clap types only), [`settings`] (arguments → typed requests), [`output`] and
 //!   [`commands`] (one per subcommand, the only printing layer);
+//! - [`server`]: `serve`, the JSON API and web console over the engine (the only async code);
 //! - [`engine`]: the operations as typed functions (install pipeline, rollback, remove, …);
 //! - [`system`]: the host (systemd, web servers, users, hooks);
 //! - [`app`]: what is on disk for an app;
@@ -15,5 +16,6 @@ pub mod commands;
 pub mod engine;
 pub mod output;
 pub mod progress;
+pub mod server;
 pub mod settings;
 pub mod system;

@@ -1,7 +1,7 @@
 //! How an operation tells its caller what it is doing, without printing: the command line
 //! draws messages and progress bars on stderr (`crate::output::Output`), the management API
-//! will stream the same calls as events. [`Silent`] drops them, for work done on behalf of
-//! another operation and for tests.
+//! streams the same calls as server-sent events (`crate::server`). [`Silent`] drops them,
+//! for work done on behalf of another operation and for tests.
 
 /// Receives an operation's messages and the progress of its long steps.
 pub trait Progress: Send + Sync {

@@ -9,11 +9,12 @@ use pyapp_fs::lock::WhenHeld;
 
 use crate::app::policy::Rules;
 use crate::app::ports::PortRange;
-use crate::cli::{CommonArgs, InstallArgs, WatchArgs};
+use crate::cli::{CommonArgs, InstallArgs, ServeArgs, WatchArgs};
 use crate::engine::install::{self, InstallRequest, DEFAULT_MAX_INSTALLED_SIZE};
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
 use crate::output::Output;
+use crate::server::ServeRequest;
 
 /// The target of every action: `--root`, `--apps-dir`, the port range, and `output` for
 /// messages and progress.
@@ -76,5 +77,26 @@ pub fn watch_request(args: &WatchArgs) -> WatchRequest {
         max_installed_size: args
             .max_installed_size
             .unwrap_or(DEFAULT_MAX_INSTALLED_SIZE),
+    }
+}
+
+/// The most an uploaded bundle may be without `--max-upload`: 1 GiB.
+const DEFAULT_MAX_UPLOAD: u64 = 1 << 30;
+
+/// `pyapp-install serve [OPTIONS]`.
+pub fn serve_request(args: &ServeArgs) -> ServeRequest {
+    let address = args
+        .http_address
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    ServeRequest {
+        socket: args.socket.clone(),
+        http: args
+            .http
+            .map(|port| std::net::SocketAddr::new(address, port)),
+        state_dir: args.state_dir.clone(),
+        max_upload: args.max_upload.unwrap_or(DEFAULT_MAX_UPLOAD),
+        python: args.python.clone(),
+        trusted_keys: args.trusted_keys.clone(),
+        rate: args.rate,
     }
 }

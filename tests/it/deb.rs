@@ -45,7 +45,16 @@ fn the_package_holds_both_binaries_their_man_pages_and_completions() {
         "./usr/share/fish/vendor_completions.d/pyapp-install.fish".to_string(),
         "./usr/share/doc/pyapp/copyright".to_string(),
         "./usr/share/doc/pyapp/FORMAT.md".to_string(),
+        "./usr/share/doc/pyapp/openapi.json".to_string(),
+        "./usr/lib/systemd/system/pyapp-console.service".to_string(),
     ];
+    // The console's socket group is made on install; its unit is shipped, not enabled.
+    let postinst = dpkg_deb(&["-I", deb, "postinst"]);
+    assert!(
+        postinst.contains("groupadd --system pyapp-admin"),
+        "{postinst}"
+    );
+    assert!(!postinst.contains("systemctl enable"), "{postinst}");
     for binary in ["pyapp-build", "pyapp-install"] {
         expected.push(format!("./usr/bin/{binary}"));
         // A page for every command the binary has now: the package is not stale.

@@ -68,17 +68,20 @@ fn layer_of(src: &Path, file: &Path) -> String {
 }
 
 /// What each layer of pyapp-install may import (besides itself).
-const MAY_IMPORT: [(&str, &[&str]); 7] = [
+const MAY_IMPORT: [(&str, &[&str]); 8] = [
     ("progress", &[]),
     ("app", &["progress"]),
     ("system", &["app", "progress"]),
     ("engine", &["app", "system", "progress"]),
     ("output", &["progress"]),
-    ("settings", &["cli", "engine", "app", "output"]),
+    // The management server: the engine's operations over HTTP, beside the command line
+    // (it never sees a clap type, nor prints).
+    ("server", &["engine", "app", "system", "progress"]),
+    ("settings", &["cli", "engine", "app", "output", "server"]),
     (
         "commands",
         &[
-            "cli", "settings", "engine", "app", "system", "output", "progress",
+            "cli", "settings", "engine", "app", "system", "output", "progress", "server",
         ],
     ),
 ];
@@ -203,7 +206,7 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 #[test]
 fn no_modules_of_a_layer_import_each_other_in_a_circle() {
     let src = repo().join("pyapp-install/src");
-    for layer in ["app", "system", "engine", "commands"] {
+    for layer in ["app", "system", "engine", "server", "commands"] {
         let graph = module_graph(&src, layer);
         assert!(graph.len() > 1, "no modules found in {layer}/");
         if let Some(cycle) = find_cycle(&graph) {
@@ -256,4 +259,22 @@ fn the_crates_depend_only_downwards_and_the_format_crate_starts_no_process() {
             file.display()
         );
     }
+}
+
+#[test]
+fn only_the_server_starts_an_async_runtime() {
+    // The plain command line must not pay for one: tokio, axum and maud stay in server/.
+    let src = repo().join("pyapp-install/src");
+    let mut wrong = Vec::new();
+    for (file, text) in sources(&src) {
+        if layer_of(&src, &file) == "server" {
+            continue;
+        }
+        for word in ["tokio", "axum", "maud"] {
+            if without_tests(&text).contains(word) {
+                wrong.push(format!("{} uses {word}", file.display()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

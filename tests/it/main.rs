@@ -8,6 +8,8 @@ mod attacks;
 mod build;
 mod cli;
 mod config;
+mod console;
+mod console_browser;
 mod deb;
 mod faults;
 mod hardening;

@@ -4,7 +4,6 @@
 use std::io::{self, Write};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use crate::engine::logs::{self, LogLine, LogSink, LogsRequest};
 use crate::engine::Target;
@@ -12,14 +11,6 @@ use crate::output::Output;
 
 pub fn run(request: &LogsRequest, target: &Target, output: &Output) -> Result<()> {
     logs::logs(request, target, &mut Printer::new(output.json()))
-}
-
-/// A line as `logs --json` prints it, one JSON object per line.
-#[derive(Serialize)]
-struct JsonLine<'a> {
-    time: String,
-    source: &'a str,
-    message: &'a str,
 }
 
 /// Writes lines to stdout, human or JSON; notices when the reader has gone (`| head`).
@@ -41,12 +32,8 @@ impl LogSink for Printer {
     /// Prints `line`; `false` when nobody reads the output any more.
     fn line(&mut self, line: &LogLine) -> Result<bool> {
         let text = if self.json {
-            let json = JsonLine {
-                time: line.precise_time(),
-                source: &line.source,
-                message: &line.message,
-            };
-            let mut text = serde_json::to_string(&json).context("failed to encode a log line")?;
+            let mut text =
+                serde_json::to_string(&line.entry()).context("failed to encode a log line")?;
             text.push('\n');
             text
         } else {

@@ -22,6 +22,7 @@ mod logs;
 mod remove;
 mod rollback;
 mod run;
+mod serve;
 mod status;
 mod watch;
 
@@ -96,6 +97,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Some(Command::Watch(args)) => watch::run(&args, &target, &output),
+        Some(Command::Serve(args)) => serve::run(&args, &target, &output),
         Some(Command::Gc { dry_run, wait }) => {
             gc::run(&GcRequest { dry_run, wait }, &target, &output)
         }

@@ -57,7 +57,7 @@ impl UnitInputs {
 const CRASH_LOOP_RESTARTS: u32 = 3;
 
 /// How many journal lines of the checked service a failed health check shows.
-const JOURNAL_LINES: usize = 15;
+const JOURNAL_LINES: usize = 50;
 
 /// The app being activated, and where its units go.
 pub struct Activation<'a> {

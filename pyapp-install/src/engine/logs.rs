@@ -21,6 +21,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::app::installed::InstalledApp;
@@ -38,7 +39,7 @@ const POLL: Duration = Duration::from_millis(200);
 const FOLLOW_BACKLOG: usize = 10;
 
 /// The journal fields a line is made of (`__REALTIME_TIMESTAMP` and `__CURSOR` always come).
-const JOURNAL_FIELDS: &str = "MESSAGE,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER,_PID";
+const JOURNAL_FIELDS: &str = "MESSAGE,PRIORITY,_SYSTEMD_UNIT,SYSLOG_IDENTIFIER,_PID";
 
 /// What to show.
 #[derive(Debug, Clone)]
@@ -60,15 +61,45 @@ pub struct LogLine {
     /// `hello-web.service[1234]`, `systemd[1]` or `hook post-install`.
     pub source: String,
     pub message: String,
+    /// The journal's syslog priority (0 emerg … 7 debug); `None` for the hook log.
+    pub priority: Option<u8>,
+}
+
+/// A line as `logs --json` prints it and the management API sends it (FORMAT.md 9.2).
+#[derive(Debug, Serialize)]
+pub struct LogEntry<'a> {
+    /// The time with microseconds, `2026-11-21T15:15:30.123456Z`.
+    pub time: String,
+    pub source: &'a str,
+    pub message: &'a str,
+    /// The journal's syslog priority, 0 (emerg) to 7 (debug); absent for the hook log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u8>,
 }
 
 /// Where the lines go, in order, as they come.
 pub trait LogSink {
     /// Takes `line`; `false` when nobody wants more (the reader of the output is gone).
     fn line(&mut self, line: &LogLine) -> Result<bool>;
+
+    /// Whether more lines are still wanted, asked while following when none came for a
+    /// while (a reader that went away is noticed without waiting for the next line).
+    fn wanted(&self) -> bool {
+        true
+    }
 }
 
 impl LogLine {
+    /// The line as JSON shows it.
+    pub fn entry(&self) -> LogEntry<'_> {
+        LogEntry {
+            time: self.precise_time(),
+            source: &self.source,
+            message: &self.message,
+            priority: self.priority,
+        }
+    }
+
     /// The time with microseconds, `2026-11-21T15:15:30.123456Z`.
     pub fn precise_time(&self) -> String {
         let seconds = rfc3339_utc(self.micros / 1_000_000);
@@ -130,7 +161,7 @@ pub fn logs(request: &LogsRequest, target: &Target, sink: &mut dyn LogSink) -> R
         }
         loop {
             std::thread::sleep(POLL);
-            if !send_all(sink, hook_log.read_new()?)? {
+            if !sink.wanted() || !send_all(sink, hook_log.read_new()?)? {
                 return Ok(());
             }
         }
@@ -208,7 +239,7 @@ fn follow(journal: Journal, mut hook_log: HookLog, sink: &mut dyn LogSink) -> Re
             }
         }
         if Instant::now() >= next_poll {
-            if !send_all(sink, hook_log.read_new()?)? {
+            if !sink.wanted() || !send_all(sink, hook_log.read_new()?)? {
                 return Ok(());
             }
             next_poll = Instant::now() + POLL;
@@ -410,6 +441,7 @@ impl HookLogLines {
                 micros,
                 source: format!("hook {hook}"),
                 message: format!("=== {rest}"),
+                priority: None,
             };
         }
         LogLine {
@@ -419,6 +451,7 @@ impl HookLogLines {
                 .as_ref()
                 .map_or_else(|| HOOK_LOG.to_owned(), |hook| format!("hook {hook}")),
             message: text.to_owned(),
+            priority: None,
         }
     }
 }
@@ -557,6 +590,7 @@ fn journal_entry(json: &[u8], units: &[String]) -> Result<(LogLine, Option<Strin
         micros,
         source,
         message: field(&entry, "MESSAGE").unwrap_or_default(),
+        priority: field(&entry, "PRIORITY").and_then(|text| text.parse().ok()),
     };
     Ok((line, field(&entry, "__CURSOR")))
 }
@@ -614,6 +648,7 @@ mod tests {
             micros,
             source: source.into(),
             message: message.into(),
+            priority: None,
         }
     }
 

@@ -42,6 +42,22 @@ impl GivenValues {
         Ok(GivenValues { values })
     }
 
+    /// The rule each given value breaks, by key (secrets masked), as the write would say
+    /// it: for showing every problem of a form at once, next to its field.
+    pub fn problems(&self, spec: &ConfigSpec) -> BTreeMap<String, String> {
+        self.values
+            .iter()
+            .filter_map(|(key, (value, _))| {
+                let field = spec.field(key)?;
+                let error = field.check(value).err()?;
+                Some((
+                    key.clone(),
+                    super::masked_problem(field, value, &error.problem),
+                ))
+            })
+            .collect()
+    }
+
     /// Whether no value was given.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
