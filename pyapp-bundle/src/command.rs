@@ -35,10 +35,13 @@ pub enum Placeholder {
     Workers,
     /// `{threads}`: a service's `threads`.
     Threads,
+    /// `{fd}`: the number of the listening descriptor systemd passes a socket-activated
+    /// service (`3`), for servers that take it as an option (`uvicorn --fd {fd}`).
+    Fd,
 }
 
 impl Placeholder {
-    pub const ALL: [Placeholder; 12] = [
+    pub const ALL: [Placeholder; 13] = [
         Placeholder::App,
         Placeholder::Data,
         Placeholder::Tmp,
@@ -51,6 +54,7 @@ impl Placeholder {
         Placeholder::Port,
         Placeholder::Workers,
         Placeholder::Threads,
+        Placeholder::Fd,
     ];
 
     /// The name between the braces: `app` for `{app}`.
@@ -68,6 +72,7 @@ impl Placeholder {
             Placeholder::Port => "port",
             Placeholder::Workers => "workers",
             Placeholder::Threads => "threads",
+            Placeholder::Fd => "fd",
         }
     }
 
@@ -413,8 +418,8 @@ mod tests {
         assert_eq!(
             refusal("tool {home}"),
             "unknown placeholder \"{home}\" in \"{home}\" (known: {app}, {data}, {tmp}, {run}, \
-             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}; write {{ \
-             and }} for literal braces)"
+             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}, {fd}; \
+             write {{ and }} for literal braces)"
         );
         assert_eq!(
             refusal("tool {app"),
@@ -463,7 +468,7 @@ mod tests {
             Some(
                 "metadata.yaml:2: [1].command: unknown placeholder \"{nope}\" in \"{nope}\" \
                  (known: {app}, {data}, {tmp}, {run}, {log}, {config}, {venv}, {src}, {listen}, \
-                 {port}, {workers}, {threads}; write {{ and }} for literal braces)"
+                 {port}, {workers}, {threads}, {fd}; write {{ and }} for literal braces)"
             )
         );
     }

@@ -2,6 +2,15 @@
 //! and the automatic rollback after a failed hook or health check: generate its units
 //! (refusing values units cannot carry before anything is stopped), stop the app's units,
 //! switch `current`, run the hook that follows, write and start the units, check health.
+//!
+//! When every listening service of the app takes its socket from systemd and those sockets
+//! are already open, the release changes by a handover instead (FORMAT.md 8.5), and nothing
+//! is stopped first: the new release starts beside the old one on a private socket only
+//! root reaches ([`Instance::Check`]), its health check runs there, and only then does its
+//! [`Instance::Next`] take the public socket, the main instance drain (SIGTERM, SIGKILL
+//! after `stop-grace`) and restart on the new release, and `next` drain in turn. The public
+//! socket stays open throughout: a connection waits in its backlog, never refused. A
+//! failed check stops the check instance; what served never noticed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,7 +30,7 @@ use crate::system::app_user::AppUser;
 use crate::system::health::{self, Endpoint};
 use crate::system::hooks::{self, HookContext, HookName};
 use crate::system::systemd::Systemd;
-use crate::system::units::{self, unit_stem, ServiceProcess, UnitContext, UnitFile};
+use crate::system::units::{self, unit_stem, Instance, ServiceProcess, UnitContext, UnitFile};
 use crate::system::web;
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
@@ -172,6 +181,139 @@ impl Activation<'_> {
         Ok(())
     }
 
+    /// Whether `info`'s release can take over by a handover: systemd runs, the app has
+    /// services that take their socket, every listening service does, and each of those
+    /// sockets is open already (an app installed before its units had sockets is stopped
+    /// and started once more).
+    pub fn can_hand_over(&self, info: &ReleaseInfo) -> Result<bool> {
+        if !self.systemd.is_running() {
+            return Ok(false);
+        }
+        let listening: Vec<_> = info
+            .metadata
+            .services
+            .iter()
+            .filter(|service| service.listen != Listen::None)
+            .collect();
+        if listening.is_empty() || !listening.iter().all(|service| service.takes_socket()) {
+            return Ok(false);
+        }
+        for service in listening {
+            let socket = Instance::Main.socket_unit(self.tree.name(), service.name.as_str());
+            if !self.systemd.is_active(&socket)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Says at install which listening services of `info` cannot take their socket from
+    /// systemd: they stop before the new release starts, as they always did.
+    pub fn note_restarting_services(&self, info: &ReleaseInfo) {
+        for service in &info.metadata.services {
+            if service.listen != Listen::None && !service.takes_socket() {
+                self.output.note(&format!(
+                    "{}: {} does not take its socket from systemd (FORMAT.md 8.5): an upgrade \
+                     stops it before the new release starts",
+                    unit_stem(self.tree.name(), service.name.as_str()),
+                    service.command.program()
+                ));
+            }
+        }
+    }
+
+    /// The handover to `info`, whose release `current` already points at, with its
+    /// `units` (see the module doc). An error before the traffic moved leaves the running
+    /// instances as they were (the caller puts `current` and the units back); the health
+    /// check passed, a later error is a failed restart of the main instance.
+    pub fn hand_over(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        let app = self.tree.name();
+        units::write_environment_file(self.tree, &self.app_variables(info)?)?;
+        if self.systemd.write_units(app, units)?.changed() {
+            self.systemd.daemon_reload()?;
+        }
+        pyapp_fs::ensure_dir(&units::check_socket_dir(self.tree), 0o700)?;
+        let socket_services: Vec<&str> = info
+            .metadata
+            .services
+            .iter()
+            .filter(|service| service.takes_socket())
+            .map(|service| service.name.as_str())
+            .collect();
+        let check_units: Vec<String> = socket_services
+            .iter()
+            .flat_map(|name| {
+                [
+                    Instance::Check.socket_unit(app, name),
+                    Instance::Check.service_unit(app, name),
+                ]
+            })
+            .collect();
+        let checked = self
+            .systemd
+            .start(&check_units)
+            .and_then(|()| self.check_health_of(info, Instance::Check));
+        self.systemd.stop(&check_units)?;
+        checked?;
+        for name in &socket_services {
+            let next = [Instance::Next.service_unit(app, name)];
+            self.systemd.start(&next)?;
+            self.systemd
+                .restart(&[Instance::Main.service_unit(app, name)])?;
+            self.systemd.stop(&next)?;
+        }
+        // The app's other units: services without a socket restart, timers are (re)armed.
+        let others: Vec<String> = units
+            .iter()
+            .filter(|unit| unit.is_enabled() && !unit.name.ends_with(".socket"))
+            .filter(|unit| {
+                !socket_services
+                    .iter()
+                    .any(|name| unit.name == Instance::Main.service_unit(app, name))
+            })
+            .map(|unit| unit.name.clone())
+            .collect();
+        self.systemd.enable_now(
+            &units
+                .iter()
+                .filter(|unit| unit.is_enabled())
+                .map(|unit| unit.name.clone())
+                .collect::<Vec<_>>(),
+        )?;
+        self.systemd.try_restart(
+            &others
+                .into_iter()
+                .filter(|name| name.ends_with(".service"))
+                .collect::<Vec<_>>(),
+        )?;
+        if info
+            .metadata
+            .update
+            .health_check
+            .as_ref()
+            .is_some_and(|check| check.command.is_some())
+        {
+            self.check_health(info)?;
+        }
+        Ok(())
+    }
+
+    /// Puts `previous` back as `current` with its units after a handover to another
+    /// release failed its health check: nothing was stopped, nothing is started.
+    pub fn undo_switch(&self, previous: &ReleaseInfo) -> Result<()> {
+        let units = self.units_for(previous)?;
+        release::switch_current(self.tree, &previous.release)?;
+        units::write_environment_file(self.tree, &self.app_variables(previous)?)?;
+        if self
+            .systemd
+            .write_units(self.tree.name(), &units)?
+            .changed()
+        {
+            self.systemd.daemon_reload()?;
+        }
+        Ok(())
+    }
+
     /// Runs `hook` of `info`'s release, if the app has one.
     pub fn hook(&self, hook: HookName, info: &ReleaseInfo) -> Result<()> {
         let Some(command) = hook.command(&info.metadata.hooks) else {
@@ -185,6 +327,13 @@ impl Activation<'_> {
     /// The health check of `info`'s metadata, once its units run (a no-op without a
     /// running systemd, where nothing was started).
     pub fn check_health(&self, info: &ReleaseInfo) -> Result<()> {
+        self.check_health_of(info, Instance::Main)
+    }
+
+    /// The HTTP health check against `instance` of the checked service (its private socket
+    /// for [`Instance::Check`]); a command check only for the main instance, once the
+    /// release serves.
+    fn check_health_of(&self, info: &ReleaseInfo, instance: Instance) -> Result<()> {
         let Some(check) = &info.metadata.update.health_check else {
             return Ok(());
         };
@@ -192,7 +341,11 @@ impl Activation<'_> {
             return Ok(());
         }
         let timeout = Duration::from_secs(u64::from(check.timeout));
-        if let Some(command) = &check.command {
+        if let Some(command) = check
+            .command
+            .as_ref()
+            .filter(|_| instance == Instance::Main)
+        {
             let context = self.hook_context(info, check.timeout)?;
             hooks::run_hook(HookName::HealthCheck, command, &context, self.output)?;
             return Ok(());
@@ -200,10 +353,17 @@ impl Activation<'_> {
         let (Some(path), Some(service)) = (&check.http, &check.service) else {
             return Ok(());
         };
-        let endpoint = self.endpoint(info, service.as_str())?;
+        let endpoint = match instance {
+            Instance::Check => Endpoint::Socket(units::check_socket(self.tree, service.as_str())),
+            _ => self.endpoint(info, service.as_str())?,
+        };
         // A service mounted below `/` answers under its mount (its SCRIPT_NAME).
         let path = &web::service_path(&info.metadata, service.as_str(), path);
-        let unit = format!("{}.service", unit_stem(self.tree.name(), service.as_str()));
+        let unit = if self.service_takes_socket(info, service.as_str()) {
+            instance.service_unit(self.tree.name(), service.as_str())
+        } else {
+            format!("{}.service", unit_stem(self.tree.name(), service.as_str()))
+        };
         let mut hopeless = || self.crashed(&unit);
         let status =
             health::check_http(&endpoint, path, timeout, &mut hopeless).map_err(|err| {
@@ -217,6 +377,13 @@ impl Activation<'_> {
             "health check: GET {path} on {endpoint} answered {status}"
         ));
         Ok(())
+    }
+
+    fn service_takes_socket(&self, info: &ReleaseInfo, name: &str) -> bool {
+        info.metadata
+            .services
+            .iter()
+            .any(|service| service.name.as_str() == name && service.takes_socket())
     }
 
     /// Why `unit` will not become healthy however long the check waits: it has failed, or

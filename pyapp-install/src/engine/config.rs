@@ -16,8 +16,10 @@ use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
+use crate::engine::activation::Activation;
 use crate::engine::Target;
 use crate::progress::Progress;
+use crate::system::app_user;
 use crate::system::systemd::Systemd;
 use crate::system::units::{self, unit_stem};
 use pyapp_cli::Refusal;
@@ -109,12 +111,59 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
     };
     if change.written() {
         units::write_environment_file(&tree, &current.spec.environment_values(plan.values()))?;
-        change.restarted = restart_services(&tree, &current.metadata, &target.systemd, output)?;
+        change.restarted = match hand_over(&tree, &current, target)? {
+            Some(units) => units,
+            None => restart_services(&tree, &current.metadata, &target.systemd, output)?,
+        };
         output.note(&format!("saved {}", change.file.display()));
     } else {
         output.note(&format!("unchanged: {}", change.file.display()));
     }
     Ok(change)
+}
+
+/// The handover of FORMAT.md 8.5 to the current release with the new configuration, when
+/// the app can take one: health-checked beside the running instances before it serves.
+/// Returns the main units that restarted, or `None` when the app restarts instead.
+fn hand_over(
+    tree: &AppTree,
+    current: &ReleaseInfo,
+    target: &Target,
+) -> Result<Option<Vec<String>>> {
+    let Some(receipt) = Receipt::load(&tree.receipt_path())? else {
+        return Ok(None);
+    };
+    let user = app_user::user_of(&target.root, &receipt)?;
+    let activation = Activation {
+        apps: &target.apps,
+        tree,
+        systemd: target.systemd.clone(),
+        user: user.as_ref(),
+        port_range: target.port_range,
+        output: target.progress(),
+    };
+    if !activation.can_hand_over(current)? {
+        return Ok(None);
+    }
+    let units = activation.units_for(current)?;
+    activation.hand_over(current, &units).map_err(|err| {
+        err.context(format!(
+            "the new configuration of {} is saved, but its instances failed their health \
+             check: the running ones keep the configuration they started with",
+            tree.name()
+        ))
+    })?;
+    let restarted: Vec<String> = current
+        .metadata
+        .services
+        .iter()
+        .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
+        .collect();
+    target.progress().note(&format!(
+        "handed over to {} with the new configuration",
+        restarted.join(" ")
+    ));
+    Ok(Some(restarted))
 }
 
 /// `systemctl try-restart` of the current release's services that are installed (a task

@@ -1,5 +1,10 @@
 //! The systemd units of an app (FORMAT.md 8), generated from its metadata: one
-//! `APP-SERVICE.service` per service, `APP-TASK.service` + `APP-TASK.timer` per task. Pure
+//! `APP-SERVICE.service` per service, `APP-TASK.service` + `APP-TASK.timer` per task, and
+//! for a service whose server takes its socket from systemd ([`Service::takes_socket`]) the
+//! units of the handover (FORMAT.md 8.5): `APP-SERVICE.socket` owns the listening socket,
+//! `APP-SERVICE.check.service` runs a new release on the private, root-only
+//! `APP-SERVICE.check.socket` for its health check, and `APP-SERVICE.next.service` serves
+//! the public socket beside `APP-SERVICE.service` while that one restarts. Pure
 //! text generation: [`crate::system::systemd`] writes and registers the files. Every outside value
 //! goes through [`escape`], so systemd reads back exactly what the metadata says, or the
 //! unit is refused.
@@ -24,6 +29,9 @@ use crate::system::web;
 pub use crate::system::systemd::UnitFile;
 
 pub use escape::EscapeError;
+
+/// The descriptor systemd passes the first socket as (`SD_LISTEN_FDS_START`).
+const LISTEN_FD: u32 = 3;
 
 /// The lasting directories a unit may write to (`ReadWritePaths=`).
 const WRITABLE_DIRS: [&str; 4] = ["data", "tmp", "run", "log"];
@@ -144,20 +152,79 @@ pub fn unit_stem(app: &str, name: &str) -> String {
     format!("{app}-{name}")
 }
 
+/// The mode of the public socket of a `listen: socket` service: whoever reaches it (the
+/// app's `run/`, which only the app and the web server's group traverse) may connect, as
+/// with the socket gunicorn binds itself. systemd (root) never changes its owner: root
+/// does nothing to a path in `run/` but bind it (after unlinking what is there).
+const PUBLIC_SOCKET_MODE: &str = "0666";
+
+/// One instance of a service whose server takes its socket (FORMAT.md 8.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instance {
+    /// `APP-SERVICE.service`, on the public `APP-SERVICE.socket`.
+    Main,
+    /// `APP-SERVICE.check.service`: a new release on the private `APP-SERVICE.check.socket`,
+    /// which only root can connect to, until its health check passed.
+    Check,
+    /// `APP-SERVICE.next.service`: the same release as `Main`, on the public socket,
+    /// serving while `Main` drains and restarts.
+    Next,
+}
+
+impl Instance {
+    /// The service unit of this instance of `service`.
+    pub fn service_unit(self, app: &str, service: &str) -> String {
+        let stem = unit_stem(app, service);
+        match self {
+            Instance::Main => format!("{stem}.service"),
+            Instance::Check => format!("{stem}.check.service"),
+            Instance::Next => format!("{stem}.next.service"),
+        }
+    }
+
+    /// The socket unit this instance takes its listening socket from.
+    pub fn socket_unit(self, app: &str, service: &str) -> String {
+        let stem = unit_stem(app, service);
+        match self {
+            Instance::Main | Instance::Next => format!("{stem}.socket"),
+            Instance::Check => format!("{stem}.check.socket"),
+        }
+    }
+}
+
+/// `APPS/APP/.pyapp/check`: the root-only (0700) directory of the private sockets the
+/// health check reaches a new release on (host path).
+pub fn check_socket_dir(tree: &AppTree) -> PathBuf {
+    tree.state_dir().join("check")
+}
+
+/// The private socket of `service`'s [`Instance::Check`] (host path).
+pub fn check_socket(tree: &AppTree, service: &str) -> PathBuf {
+    check_socket_dir(tree).join(format!("{service}.sock"))
+}
+
 /// The names of the units [`generate`] makes for `metadata`, sorted: known before
 /// anything else about the installation is.
 pub fn unit_names(metadata: &Metadata) -> Vec<String> {
     let app = metadata.name.as_str();
-    let services = metadata
-        .services
-        .iter()
-        .map(|service| format!("{}.service", unit_stem(app, service.name.as_str())));
+    let services = metadata.services.iter().flat_map(|service| {
+        let name = service.name.as_str();
+        let mut names = vec![Instance::Main.service_unit(app, name)];
+        if service.takes_socket() {
+            for instance in [Instance::Check, Instance::Next] {
+                names.push(instance.service_unit(app, name));
+                names.push(instance.socket_unit(app, name));
+            }
+        }
+        names
+    });
     let tasks = metadata.tasks.iter().flat_map(|task| {
         let stem = unit_stem(app, task.name.as_str());
         [format!("{stem}.service"), format!("{stem}.timer")]
     });
     let mut names: Vec<String> = services.chain(tasks).collect();
     names.sort();
+    names.dedup();
     names
 }
 
@@ -192,7 +259,15 @@ pub fn chroot_dir(tree: &AppTree) -> PathBuf {
 pub fn generate(metadata: &Metadata, context: &UnitContext) -> Result<Vec<UnitFile>, UnitError> {
     let mut units = Vec::new();
     for service in &metadata.services {
-        units.push(service_unit(metadata, service, context)?);
+        if service.takes_socket() {
+            for instance in [Instance::Main, Instance::Check, Instance::Next] {
+                units.push(service_unit(metadata, service, Some(instance), context)?);
+            }
+            units.push(socket_unit(metadata, service, Instance::Main, context)?);
+            units.push(socket_unit(metadata, service, Instance::Check, context)?);
+        } else {
+            units.push(service_unit(metadata, service, None, context)?);
+        }
     }
     for task in &metadata.tasks {
         units.push(task_service_unit(metadata, task, context)?);
@@ -278,10 +353,22 @@ pub struct ServiceProcess {
     pub environment: AppEnvironment,
 }
 
-/// The process of `service` (one of `metadata`'s services).
+/// The process of `service` (one of `metadata`'s services) when it binds its own socket,
+/// as `pyapp-install run` starts it.
 pub fn service_process(
     metadata: &Metadata,
     service: &Service,
+    context: &UnitContext,
+) -> Result<ServiceProcess, UnitError> {
+    process_of(metadata, service, false, context)
+}
+
+/// The process of `service`; `passed`: systemd passes it its listening socket as
+/// descriptor [`LISTEN_FD`] (`{fd}` is `3`).
+fn process_of(
+    metadata: &Metadata,
+    service: &Service,
+    passed: bool,
     context: &UnitContext,
 ) -> Result<ServiceProcess, UnitError> {
     let unit_name = format!(
@@ -311,6 +398,10 @@ pub fn service_process(
         }
         Listen::None => {}
     }
+    if passed {
+        // `{listen}` keeps its address: gunicorn takes `LISTEN_FDS` over its `--bind`.
+        values.insert(Placeholder::Fd, LISTEN_FD.to_string());
+    }
     if let Some(workers) = service.workers {
         values.insert(Placeholder::Workers, workers.to_string());
         environment.set("PYAPP_WORKERS", workers.to_string());
@@ -326,39 +417,69 @@ pub fn service_process(
     Ok(ServiceProcess { argv, environment })
 }
 
+/// The unit of `service`, or of one `instance` of it when its server takes its socket.
 fn service_unit(
     metadata: &Metadata,
     service: &Service,
+    instance: Option<Instance>,
     context: &UnitContext,
 ) -> Result<UnitFile, UnitError> {
     let app = metadata.name.as_str();
-    let stem = unit_stem(app, service.name.as_str());
-    let mut unit = Writer::new(app, format!("{stem}.service"));
+    let name = service.name.as_str();
+    let stem = unit_stem(app, name);
+    let unit_name = instance.map_or_else(
+        || format!("{stem}.service"),
+        |instance| instance.service_unit(app, name),
+    );
+    let mut unit = Writer::new(app, unit_name);
     let paths = Paths::new(context);
     let run = paths.dir("run");
-    let process = service_process(metadata, service, context)?;
+    let process = process_of(metadata, service, instance.is_some(), context)?;
 
-    let description = describe(app, service.name.as_str(), service.description.as_deref());
-    unit_section(&mut unit, &description)?;
+    let mut description = describe(app, name, service.description.as_deref());
+    match instance {
+        Some(Instance::Check) => description.push_str(" (a new release, for its health check)"),
+        Some(Instance::Next) => description.push_str(" (serving while the main one restarts)"),
+        _ => {}
+    }
+    let socket = instance.map(|instance| instance.socket_unit(app, name));
+    unit_section(&mut unit, &description, socket.as_deref())?;
     unit.line("[Service]");
+    let program = service.command.program();
     if service.pid_file {
         unit.directive("Type", "forking");
         let pid_file = unit.path("pid-file", &run.join(format!("{}.pid", service.name)))?;
         unit.directive("PIDFile", &pid_file);
+    } else if socket.is_some() && program.rsplit('/').next() == Some("gunicorn") {
+        // gunicorn says READY=1 once it has taken the socket: `systemctl start` returns then.
+        unit.directive("Type", "notify");
+        unit.directive("NotifyAccess", "main");
     } else {
         unit.directive("Type", "simple");
     }
+    if let Some(socket) = &socket {
+        unit.directive("Sockets", socket);
+    }
     let exec_start = exec_line(&unit, &process.argv)?;
     unit.directive("ExecStart", &exec_start);
-    unit.directive(
-        "Restart",
-        match service.restart {
-            Restart::Always => "always",
-            Restart::OnFailure => "on-failure",
-            Restart::No => "no",
-        },
-    );
+    if let Some(signal) = service.reload_signal {
+        unit.directive(
+            "ExecReload",
+            &format!("/bin/kill -s {} $MAINPID", signal.name()),
+        );
+    }
+    let restart = match (instance, service.restart) {
+        // A release on trial is not restarted: its health check judges it as it is.
+        (Some(Instance::Check), _) | (_, Restart::No) => "no",
+        (_, Restart::Always) => "always",
+        (_, Restart::OnFailure) => "on-failure",
+    };
+    unit.directive("Restart", restart);
     unit.directive("RestartSec", "2s");
+    // Stopping drains: SIGTERM to the server, which finishes its requests, then SIGKILL to
+    // whatever is left after the grace period.
+    unit.directive("KillMode", "mixed");
+    unit.directive("TimeoutStopSec", &format!("{}s", service.stop_grace));
     process_section(
         &mut unit,
         &stem,
@@ -367,7 +488,7 @@ fn service_unit(
         &paths,
         &process.environment,
     )?;
-    if service.listen == Listen::Socket {
+    if service.listen == Listen::Socket && socket.is_none() {
         // Servers chown the socket they bind to their own user and group (gunicorn always
         // does), which @privileged forbids; without capabilities it can do no more.
         unit.directive("SystemCallFilter", "@chown");
@@ -376,9 +497,71 @@ fn service_unit(
         let (directive, value) = relaxed(*relaxation);
         unit.directive(directive, value);
     }
+    if matches!(instance, None | Some(Instance::Main)) {
+        unit.line("");
+        unit.line("[Install]");
+        unit.directive("WantedBy", "multi-user.target");
+    }
+    Ok(unit.finish())
+}
+
+/// The socket unit of `service` for `instance`: the public one (its port on 127.0.0.1 or
+/// `run/NAME.sock`), enabled with the app, or the private check socket (0600, in root's
+/// `.pyapp/check`), started only during a handover.
+fn socket_unit(
+    metadata: &Metadata,
+    service: &Service,
+    instance: Instance,
+    context: &UnitContext,
+) -> Result<UnitFile, UnitError> {
+    let app = metadata.name.as_str();
+    let name = service.name.as_str();
+    let mut unit = Writer::new(app, instance.socket_unit(app, name));
+    let paths = Paths::new(context);
+    let description = describe(app, name, service.description.as_deref());
+    let description = unit.escaped(
+        "description",
+        escape::text(&format!("{description} (socket)")),
+    )?;
+    unit.line("[Unit]");
+    unit.directive("Description", &description);
     unit.line("");
-    unit.line("[Install]");
-    unit.directive("WantedBy", "multi-user.target");
+    unit.line("[Socket]");
+    let public = instance != Instance::Check;
+    let address = match (public, service.listen) {
+        (true, Listen::Port) => {
+            let port = context.ports.get(name).ok_or_else(|| UnitError::NoPort {
+                unit: unit.unit.clone(),
+            })?;
+            format!("127.0.0.1:{port}")
+        }
+        (true, _) => unit.path("socket", &paths.dir("run").join(format!("{name}.sock")))?,
+        (false, _) => unit.path(
+            "socket",
+            &paths
+                .dir(".pyapp")
+                .join("check")
+                .join(format!("{name}.sock")),
+        )?,
+    };
+    unit.directive("ListenStream", &address);
+    if !public {
+        unit.directive("SocketMode", "0600");
+    } else if service.listen == Listen::Socket {
+        unit.directive("SocketMode", PUBLIC_SOCKET_MODE);
+    }
+    unit.directive("Backlog", "1024");
+    let activated = if public {
+        Instance::Main
+    } else {
+        Instance::Check
+    };
+    unit.directive("Service", &activated.service_unit(app, name));
+    if public {
+        unit.line("");
+        unit.line("[Install]");
+        unit.directive("WantedBy", "sockets.target");
+    }
     Ok(unit.finish())
 }
 
@@ -394,7 +577,7 @@ fn task_service_unit(
     let values = common_values(&paths, context);
 
     let description = describe(app, task.name.as_str(), task.description.as_deref());
-    unit_section(&mut unit, &description)?;
+    unit_section(&mut unit, &description, None)?;
     unit.line("[Service]");
     unit.directive("Type", "oneshot");
     let argv = command_argv(&unit.unit, &task.command, &values, &paths)?;
@@ -442,11 +625,20 @@ fn describe(app: &str, name: &str, description: Option<&str>) -> String {
     }
 }
 
-fn unit_section(unit: &mut Writer, description: &str) -> Result<(), UnitError> {
+/// `[Unit]`; `socket`: the socket unit the service takes its listening socket from.
+fn unit_section(
+    unit: &mut Writer,
+    description: &str,
+    socket: Option<&str>,
+) -> Result<(), UnitError> {
     let description = unit.escaped("description", escape::text(description))?;
     unit.line("[Unit]");
     unit.directive("Description", &description);
     unit.directive("After", "network.target");
+    if let Some(socket) = socket {
+        unit.directive("Requires", socket);
+        unit.directive("After", socket);
+    }
     unit.line("");
     Ok(())
 }

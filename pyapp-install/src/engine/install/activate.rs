@@ -136,7 +136,12 @@ pub fn activate(
             ))
         })?;
     }
-    activation.stop()?;
+    activation.note_restarting_services(new);
+    // A handover keeps the old release serving until the new one passed its health check.
+    let handover = old.is_some() && activation.can_hand_over(new)?;
+    if !handover {
+        activation.stop()?;
+    }
     fault::point("after-stop");
     // From the switch on the new release may be current: only an undone switch removes it.
     if let Err(err) = release::switch_current(tree, &new.release) {
@@ -149,15 +154,29 @@ pub fn activate(
     } else {
         HookName::PostInstall
     };
+    let mut traffic_moved = false;
     let activated = activation
         .hook(after, new)
-        .and_then(|()| activation.start(new, &units))
-        .and_then(|()| activation.check_health(new))
+        .and_then(|()| {
+            if handover {
+                activation.hand_over(new, &units)?;
+            } else {
+                activation.start(new, &units)?;
+                activation.check_health(new)?;
+            }
+            traffic_moved = true;
+            Ok(())
+        })
         .and_then(|()| commit(user.as_ref()));
     let pruned = match activated {
         Ok(pruned) => pruned,
         Err(err) => {
-            if let Err(revert) = activation.revert_to(old.as_ref()) {
+            let reverted = match (&old, handover && !traffic_moved) {
+                // The old release still serves: only `current` and its units go back.
+                (Some(old), true) => activation.undo_switch(old),
+                _ => activation.revert_to(old.as_ref()),
+            };
+            if let Err(revert) = reverted {
                 new_release.keep();
                 return Err(revert);
             }
