@@ -164,8 +164,10 @@ impl Service {
     /// Whether the service's server takes its listening socket from systemd (FORMAT.md
     /// 8.5): gunicorn reads `LISTEN_FDS` itself, another server is handed `{fd}`. Such a
     /// service gets an `APP-NAME.socket` unit and upgrades without a refused connection.
+    /// A forking server (`pid-file`) does not: `LISTEN_PID` names the process systemd
+    /// started, not the one that listens.
     pub fn takes_socket(&self) -> bool {
-        if self.listen == Listen::None {
+        if self.listen == Listen::None || self.pid_file {
             return false;
         }
         let program = self.command.program();

@@ -875,6 +875,11 @@ tasks:
         Metadata::parse(text, "metadata.yaml").unwrap()
     }
 
+    /// The unit named `name` among `units`.
+    fn unit<'a>(units: &'a [UnitFile], name: &str) -> &'a str {
+        &units.iter().find(|unit| unit.name == name).unwrap().text
+    }
+
     fn generate_text(text: &str) -> Result<Vec<UnitFile>, UnitError> {
         let fixture = Fixture::new();
         generate(
@@ -906,7 +911,11 @@ tasks:
             [
                 "hello-cleanup.service",
                 "hello-cleanup.timer",
-                "hello-web.service"
+                "hello-web.check.service",
+                "hello-web.check.socket",
+                "hello-web.next.service",
+                "hello-web.service",
+                "hello-web.socket",
             ]
         );
         for unit in &units {
@@ -916,7 +925,20 @@ tasks:
                 usize::from(unit.name.ends_with(".service"))
             );
         }
-        assert!(units[1].is_enabled() && units[2].is_enabled() && !units[0].is_enabled());
+        let enabled: Vec<&str> = units
+            .iter()
+            .filter(|unit| unit.is_enabled())
+            .map(|unit| unit.name.as_str())
+            .collect();
+        assert_eq!(
+            enabled,
+            [
+                "hello-cleanup.timer",
+                "hello-web.service",
+                "hello-web.socket"
+            ],
+            "the check and next instances start only during a handover"
+        );
         assert_eq!(unit_names(&metadata(HELLO_METADATA)), names);
     }
 
@@ -941,7 +963,7 @@ tasks:
         let fixture = Fixture::new();
         let python = Path::new("/root/.pyenv/versions/3.11.7/bin/python3.11");
         let units = generate(&metadata(HELLO_METADATA), &fixture.context(python)).unwrap();
-        let web = &units[2].text;
+        let web = unit(&units, "hello-web.service");
         assert!(
             web.contains("\nProtectHome=tmpfs\nBindReadOnlyPaths=/root/.pyenv/versions/3.11.7\n")
         );
@@ -958,7 +980,7 @@ tasks:
             )
             .replace("    restart: on-failure\n", "");
         let units = generate_text(&text).unwrap();
-        let web = &units[2].text;
+        let web = unit(&units, "hello-web.service");
         assert!(web.contains(
             "\nExecStart=\"/applications/hello/current/venv/bin/gunicorn\" \"--bind\" \
              \"unix:/applications/hello/run/web.sock\" \"--threads\" \"4\" \"hello.web:app\"\n"
@@ -976,6 +998,10 @@ tasks:
             web.ends_with("\nSystemCallFilter=@chown\n\n[Install]\nWantedBy=multi-user.target\n")
         );
         assert!(!units[0].text.contains("@chown"), "only socket services");
+        assert!(
+            !web.contains("\nSockets="),
+            "gunicorn binds its socket itself with a pid file"
+        );
         assert!(web.contains("\nRestart=always\n"));
     }
 
@@ -986,8 +1012,7 @@ tasks:
             "description: \"100% %n $HOME ; ExecStartPre=/bin/sh \\\"q\\\"\"",
         );
         let units = generate_text(&text).unwrap();
-        assert!(units[2]
-            .text
+        assert!(unit(&units, "hello-web.service")
             .contains("\nDescription=100%% %%n $HOME ; ExecStartPre=/bin/sh \"q\"\n"));
         // A trailing `\` is refused twice: by the metadata, and by the unit writer should
         // such a value ever reach it.
@@ -1035,7 +1060,7 @@ tasks:
             &fixture.context(Path::new("/usr/bin/python3.11")),
         )
         .unwrap();
-        assert!(units[2].text.contains(
+        assert!(unit(&units, "hello-web.service").contains(
             "\nEnvironment=\"PYAPP_VERSION=1\\\" ExecStartPre=\\\"/bin/sh %%n $HOME\\\\\"\n"
         ));
         fixture.environment.set("PYAPP_VERSION", "1\nUser=root");
