@@ -37,7 +37,8 @@ REST_SECONDS = 3
 COMMAND_TIMEOUT = 300
 
 
-def build(work, version, listen, flaw):
+def build(args, work, version, flaw):
+    listen = args.listen
     project = work / f"hello-{version}"
     shutil.copytree(ROOT / "fixtures" / "hello", project)
     edit(project / "pyproject.toml", 'version = "1.0.0"', f'version = "{version}"')
@@ -45,13 +46,11 @@ def build(work, version, listen, flaw):
         edit(project / "metadata.yaml", "http: /health", "http: /missing")
     if listen == "socket":
         edit(project / "metadata.yaml", "listen: port", "listen: socket")
-        with open(project / "metadata.yaml", "a", encoding="utf-8") as handle:
-            handle.write("web:\n  mount: /\n")
     out = work / "bundles" / version
     out.mkdir(parents=True)
-    wheels = ROOT / "target" / "wheels"
+    wheels = pathlib.Path(args.wheels)
     subprocess.run(
-        [str(ROOT / "target/debug/pyapp-build"), str(project), "-o", str(out),
+        [str(pathlib.Path(args.bin_dir) / "pyapp-build"), str(project), "-o", str(out),
          "--wheels", str(wheels / "hello"), "--wheels", str(wheels / "backends"), "--no-index"],
         check=True, stdout=subprocess.DEVNULL,
     )
@@ -117,6 +116,22 @@ class Load:
             thread.join()
 
 
+def wait_serving(connect):
+    """Until the app answers (a web server reloads its configuration in the background)."""
+    for _ in range(300):
+        try:
+            connection = connect()
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            response.read()
+            if response.status == 200 and response.getheader("X-Hello-Release"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit("the app never answered after its install")
+
+
 def percentile(values, fraction):
     values = sorted(values)
     return values[min(len(values) - 1, int(fraction * len(values)))]
@@ -132,18 +147,20 @@ def inside(args):
             sys.exit(f"pyapp-install {' '.join(command)}: exit {done.returncode}\n{done.stderr}")
 
     python = ["--python", "/usr/bin/python3"]
-    run(*python, bundles["1.0.0"])
     if args.listen == "socket":
-        nginx = pathlib.Path("/etc/nginx/sites-enabled/pyapp")
-        nginx.write_text("server {\n  listen 127.0.0.1:8080;\n  include /etc/nginx/pyapp.d/*.conf;\n}\n")
-        subprocess.run(["systemctl", "restart", "nginx"], check=True)
-        connect = lambda: http.client.HTTPConnection("127.0.0.1", 8080, timeout=30)  # noqa: E731
+        # nginx proxies to the app's socket at "/" of its default server.
+        pathlib.Path("/etc/nginx/sites-enabled/default").unlink(missing_ok=True)
+        subprocess.run(["systemctl", "start", "nginx"], check=True)
+        run(*python, "--web", "nginx", bundles["1.0.0"])
+        connect = lambda: http.client.HTTPConnection("127.0.0.1", 80, timeout=30)  # noqa: E731
     else:
+        run(*python, bundles["1.0.0"])
         unit = pathlib.Path("/etc/systemd/system/hello-web.socket").read_text()
         address = next(line.split("=", 1)[1] for line in unit.splitlines()
                        if line.startswith("ListenStream="))
         host, port = address.rsplit(":", 1)
         connect = lambda: http.client.HTTPConnection(host, int(port), timeout=30)  # noqa: E731
+    wait_serving(connect)
     with Load(connect) as load:
         time.sleep(REST_SECONDS)
         for round_ in range(args.rounds):
@@ -178,6 +195,11 @@ def main():
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--listen", choices=["port", "socket"], default="port")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--sandbox", default=str(SANDBOX), help="systemd-sandbox")
+    parser.add_argument("--bin-dir", default=str(ROOT / "target/debug"),
+                        help="where pyapp-build and pyapp-install are")
+    parser.add_argument("--wheels", default=str(ROOT / "target/wheels"),
+                        help="the wheels tests/fetch-wheels.sh fetched (hello/, backends/)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--installer", help=argparse.SUPPRESS)
     parser.add_argument("bundles", nargs="*", help=argparse.SUPPRESS)
@@ -186,13 +208,14 @@ def main():
         return inside(args)
     work = pathlib.Path(tempfile.mkdtemp(dir=ROOT / "target", prefix="zero-downtime."))
     try:
-        bundles = [build(work, version, args.listen, version == BAD)
+        bundles = [build(args, work, version, version == BAD)
                    for version in ["1.0.0", "1.1.0", BAD]]
         results = work / "results.json"
         subprocess.run(
-            [str(SANDBOX), "--", sys.executable, __file__, "--inside", "--rounds", str(args.rounds),
+            [args.sandbox, "--", sys.executable, __file__, "--inside", "--rounds", str(args.rounds),
              "--listen", args.listen, "--json", str(results),
-             "--installer", str(ROOT / "target/debug/pyapp-install"), *map(str, bundles)],
+             "--installer", str(pathlib.Path(args.bin_dir) / "pyapp-install"),
+             *map(str, bundles)],
             check=True, env={**os.environ, "SANDBOX_BIND": str(work)},
         )
         report = json.loads(results.read_text())

@@ -162,7 +162,7 @@ fn default_stop_grace() -> u32 {
 
 impl Service {
     /// Whether the service's server takes its listening socket from systemd (FORMAT.md
-    /// 8.5): gunicorn reads `LISTEN_FDS` itself, another server is handed `{fd}`. Such a
+    /// 8.8): gunicorn reads `LISTEN_FDS` itself, another server is handed `{fd}`. Such a
     /// service gets an `APP-NAME.socket` unit and upgrades without a refused connection.
     /// A forking server (`pid-file`) does not: `LISTEN_PID` names the process systemd
     /// started, not the one that listens.

@@ -4,7 +4,7 @@
 //! switch `current`, run the hook that follows, write and start the units, check health.
 //!
 //! When every listening service of the app takes its socket from systemd and those sockets
-//! are already open, the release changes by a handover instead (FORMAT.md 8.5), and nothing
+//! are already open, the release changes by a handover instead (FORMAT.md 8.8), and nothing
 //! is stopped first: the new release starts beside the old one on a private socket only
 //! root reaches ([`Instance::Check`]), its health check runs there, and only then does its
 //! [`Instance::Next`] take the public socket, the main instance drain (SIGTERM, SIGKILL
@@ -213,7 +213,7 @@ impl Activation<'_> {
         for service in &info.metadata.services {
             if service.listen != Listen::None && !service.takes_socket() {
                 self.output.note(&format!(
-                    "{}: {} does not take its socket from systemd (FORMAT.md 8.5): an upgrade \
+                    "{}: {} does not take its socket from systemd (FORMAT.md 8.8): an upgrade \
                      stops it before the new release starts",
                     unit_stem(self.tree.name(), service.name.as_str()),
                     service.command.program()

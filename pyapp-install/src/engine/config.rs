@@ -122,7 +122,7 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
     Ok(change)
 }
 
-/// The handover of FORMAT.md 8.5 to the current release with the new configuration, when
+/// The handover of FORMAT.md 8.8 to the current release with the new configuration, when
 /// the app can take one: health-checked beside the running instances before it serves.
 /// Returns the main units that restarted, or `None` when the app restarts instead.
 fn hand_over(

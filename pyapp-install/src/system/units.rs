@@ -1,7 +1,7 @@
 //! The systemd units of an app (FORMAT.md 8), generated from its metadata: one
 //! `APP-SERVICE.service` per service, `APP-TASK.service` + `APP-TASK.timer` per task, and
 //! for a service whose server takes its socket from systemd ([`Service::takes_socket`]) the
-//! units of the handover (FORMAT.md 8.5): `APP-SERVICE.socket` owns the listening socket,
+//! units of the handover (FORMAT.md 8.8): `APP-SERVICE.socket` owns the listening socket,
 //! `APP-SERVICE.check.service` runs a new release on the private, root-only
 //! `APP-SERVICE.check.socket` for its health check, and `APP-SERVICE.next.service` serves
 //! the public socket beside `APP-SERVICE.service` while that one restarts. Pure
@@ -158,7 +158,7 @@ pub fn unit_stem(app: &str, name: &str) -> String {
 /// does nothing to a path in `run/` but bind it (after unlinking what is there).
 const PUBLIC_SOCKET_MODE: &str = "0666";
 
-/// One instance of a service whose server takes its socket (FORMAT.md 8.5).
+/// One instance of a service whose server takes its socket (FORMAT.md 8.8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instance {
     /// `APP-SERVICE.service`, on the public `APP-SERVICE.socket`.
