@@ -262,30 +262,23 @@ impl Activation<'_> {
                 .restart(&[Instance::Main.service_unit(app, name)])?;
             self.systemd.stop(&next)?;
         }
-        // The app's other units: services without a socket restart, timers are (re)armed.
-        let others: Vec<String> = units
+        // The app's other units: all are enabled (and started, timers armed), and the
+        // services that do not take a socket restart on the new release.
+        let enabled: Vec<String> = units
             .iter()
-            .filter(|unit| unit.is_enabled() && !unit.name.ends_with(".socket"))
-            .filter(|unit| {
-                !socket_services
-                    .iter()
-                    .any(|name| unit.name == Instance::Main.service_unit(app, name))
-            })
+            .filter(|unit| unit.is_enabled())
             .map(|unit| unit.name.clone())
             .collect();
-        self.systemd.enable_now(
-            &units
-                .iter()
-                .filter(|unit| unit.is_enabled())
-                .map(|unit| unit.name.clone())
-                .collect::<Vec<_>>(),
-        )?;
-        self.systemd.try_restart(
-            &others
-                .into_iter()
-                .filter(|name| name.ends_with(".service"))
-                .collect::<Vec<_>>(),
-        )?;
+        self.systemd.enable_now(&enabled)?;
+        let handed_over: Vec<String> = socket_services
+            .iter()
+            .map(|name| Instance::Main.service_unit(app, name))
+            .collect();
+        let restarted: Vec<String> = enabled
+            .into_iter()
+            .filter(|name| name.ends_with(".service") && !handed_over.contains(name))
+            .collect();
+        self.systemd.try_restart(&restarted)?;
         if info
             .metadata
             .update
