@@ -273,10 +273,10 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
     let crash_log = log("crash");
     assert!(
         crash_log.contains("error: hello 1.4.0 was rolled back, version 1.0.0 (release 1.0.0-")
-            && (crash_log.contains("hello-web.service keeps crashing: restarted")
-                || crash_log.contains("hello-web.service failed: "))
+            // The new release crashed as its check instance (FORMAT.md 8.8), not restarted.
+            && crash_log.contains("hello-web.check.service failed: ")
             && !crash_log.contains("gave up after")
-            && crash_log.contains("the last lines of hello-web.service:")
+            && crash_log.contains("the last lines of hello-web.check.service:")
             && crash_log.contains("RuntimeError: hello crashes on purpose")
             && crash_log.contains("hint: `pyapp-install logs hello` shows the whole log"),
         "{crash_log}"
