@@ -223,23 +223,24 @@ impl Activation<'_> {
     }
 
     /// The handover to `info`, whose release `current` already points at, with its
-    /// `units` (see the module doc). An error before the traffic moved leaves the running
-    /// instances as they were (the caller puts `current` and the units back); the health
-    /// check passed, a later error is a failed restart of the main instance.
+    /// `units` (see the module doc): [`Activation::check_beside`], then
+    /// [`Activation::move_traffic`].
     pub fn hand_over(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        self.check_beside(info, units)?;
+        self.move_traffic(info, units)
+    }
+
+    /// Steps 1 to 3 of the handover: `units` written, `info` started on the private check
+    /// sockets, its health check there, the check instances stopped. An error leaves the
+    /// running instances as they were (the caller puts `current` and the units back).
+    pub fn check_beside(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
         let app = self.tree.name();
         units::write_environment_file(self.tree, &self.app_variables(info)?)?;
         if self.systemd.write_units(app, units)?.changed() {
             self.systemd.daemon_reload()?;
         }
         pyapp_fs::ensure_dir(&units::check_socket_dir(self.tree), 0o700)?;
-        let socket_services: Vec<&str> = info
-            .metadata
-            .services
-            .iter()
-            .filter(|service| service.takes_socket())
-            .map(|service| service.name.as_str())
-            .collect();
+        let socket_services = Self::socket_services(info);
         let check_units: Vec<String> = socket_services
             .iter()
             .flat_map(|name| {
@@ -254,7 +255,14 @@ impl Activation<'_> {
             .start(&check_units)
             .and_then(|()| self.check_health_of(info, Instance::Check));
         self.systemd.stop(&check_units)?;
-        checked?;
+        checked
+    }
+
+    /// Steps 4 and 5 of the handover, once `info` passed its check: `next` serves while
+    /// the main instances restart on it, then the app's other units start.
+    pub fn move_traffic(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        let app = self.tree.name();
+        let socket_services = Self::socket_services(info);
         for name in &socket_services {
             let next = [Instance::Next.service_unit(app, name)];
             self.systemd.start(&next)?;
@@ -289,6 +297,16 @@ impl Activation<'_> {
             self.check_health(info)?;
         }
         Ok(())
+    }
+
+    /// The names of `info`'s services that take their socket.
+    fn socket_services(info: &ReleaseInfo) -> Vec<&str> {
+        info.metadata
+            .services
+            .iter()
+            .filter(|service| service.takes_socket())
+            .map(|service| service.name.as_str())
+            .collect()
     }
 
     /// Puts `previous` back as `current` with its units after a handover to another

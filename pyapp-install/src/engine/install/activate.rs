@@ -154,24 +154,25 @@ pub fn activate(
     } else {
         HookName::PostInstall
     };
-    let mut traffic_moved = false;
+    // Whether the new release may have served: from then on only a full revert undoes it.
+    let mut served = !handover;
     let activated = activation
         .hook(after, new)
         .and_then(|()| {
             if handover {
-                activation.hand_over(new, &units)?;
+                activation.check_beside(new, &units)?;
+                served = true;
+                activation.move_traffic(new, &units)
             } else {
                 activation.start(new, &units)?;
-                activation.check_health(new)?;
+                activation.check_health(new)
             }
-            traffic_moved = true;
-            Ok(())
         })
         .and_then(|()| commit(user.as_ref()));
     let pruned = match activated {
         Ok(pruned) => pruned,
         Err(err) => {
-            let reverted = match (&old, handover && !traffic_moved) {
+            let reverted = match (&old, !served) {
                 // The old release still serves: only `current` and its units go back.
                 (Some(old), true) => activation.undo_switch(old),
                 _ => activation.revert_to(old.as_ref()),
