@@ -277,7 +277,9 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
             && crash_log.contains("hello-web.check.service failed: ")
             && !crash_log.contains("gave up after")
             && crash_log.contains("the last lines of hello-web.check.service:")
-            && crash_log.contains("RuntimeError: hello crashes on purpose")
+            // The journal's last lines are the traceback, or gunicorn's halt after it.
+            && (crash_log.contains("RuntimeError: hello crashes on purpose")
+                || crash_log.contains("Worker failed to boot"))
             && crash_log.contains("hint: `pyapp-install logs hello` shows the whole log"),
         "{crash_log}"
     );
