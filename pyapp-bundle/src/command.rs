@@ -39,10 +39,13 @@ pub enum Placeholder {
     Threads,
     /// `{mount}`: the URL path a web server serves the app under, empty for `/`.
     Mount,
+    /// `{fd}`: the number of the listening descriptor systemd passes a socket-activated
+    /// service (`3`), for servers that take it as an option (`uvicorn --fd {fd}`).
+    Fd,
 }
 
 impl Placeholder {
-    pub const ALL: [Placeholder; 13] = [
+    pub const ALL: [Placeholder; 14] = [
         Placeholder::App,
         Placeholder::Data,
         Placeholder::Tmp,
@@ -56,6 +59,7 @@ impl Placeholder {
         Placeholder::Workers,
         Placeholder::Threads,
         Placeholder::Mount,
+        Placeholder::Fd,
     ];
 
     /// The name between the braces: `app` for `{app}`.
@@ -74,6 +78,7 @@ impl Placeholder {
             Placeholder::Workers => "workers",
             Placeholder::Threads => "threads",
             Placeholder::Mount => "mount",
+            Placeholder::Fd => "fd",
         }
     }
 
@@ -528,7 +533,7 @@ mod tests {
         assert_eq!(
             refusal("tool {home}"),
             "unknown placeholder \"{home}\" in \"{home}\" (known: {app}, {data}, {tmp}, {run}, \
-             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}, {mount}, \
+             {log}, {config}, {venv}, {src}, {listen}, {port}, {workers}, {threads}, {mount}, {fd}, \
              {config.KEY}; write {{ and }} for literal braces)"
         );
         assert_eq!(
@@ -578,7 +583,7 @@ mod tests {
             Some(
                 "metadata.yaml:2: [1].command: unknown placeholder \"{nope}\" in \"{nope}\" \
                  (known: {app}, {data}, {tmp}, {run}, {log}, {config}, {venv}, {src}, {listen}, \
-                 {port}, {workers}, {threads}, {mount}, {config.KEY}; write {{ and }} for literal braces)"
+                 {port}, {workers}, {threads}, {mount}, {fd}, {config.KEY}; write {{ and }} for literal braces)"
             )
         );
     }

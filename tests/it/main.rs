@@ -27,3 +27,4 @@ mod store;
 mod units;
 mod watch;
 mod web;
+mod zero_downtime;

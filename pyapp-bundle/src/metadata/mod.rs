@@ -11,7 +11,7 @@ use pep440_rs::{Version, VersionSpecifiers};
 use serde::{Deserialize, Serialize};
 
 use crate::calendar::Schedule;
-use crate::command::Command;
+use crate::command::{Command, Placeholder};
 use crate::names::{AppName, DebianPackage, PythonModule, UnitName, WritableDirName};
 use crate::yaml::{parse_document, SchemaError};
 
@@ -155,9 +155,60 @@ pub struct Service {
     pub pid_file: bool,
     #[serde(default)]
     pub restart: Restart,
+    /// The signal that makes the server reload gracefully (`ExecReload=`): `hup` for
+    /// gunicorn, which then replaces its workers without closing its socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reload_signal: Option<ReloadSignal>,
+    /// Seconds a stopping instance may drain its requests after `SIGTERM` before it is
+    /// killed (`TimeoutStopSec=`).
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace: u32,
     /// Hardening settings this service's server cannot run under (FORMAT.md 8.4).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub relax: Vec<Relaxation>,
+}
+
+/// How long a stopping service drains when metadata.yaml does not say.
+pub const DEFAULT_STOP_GRACE: u32 = 30;
+
+fn default_stop_grace() -> u32 {
+    DEFAULT_STOP_GRACE
+}
+
+impl Service {
+    /// Whether the service's server takes its listening socket from systemd (FORMAT.md
+    /// 8.8): gunicorn reads `LISTEN_FDS` itself, another server is handed `{fd}`. Such a
+    /// service gets an `APP-NAME.socket` unit and upgrades without a refused connection.
+    /// A forking server (`pid-file`) does not: `LISTEN_PID` names the process systemd
+    /// started, not the one that listens.
+    pub fn takes_socket(&self) -> bool {
+        if self.listen == Listen::None || self.pid_file {
+            return false;
+        }
+        let program = self.command.program();
+        let name = program.rsplit('/').next().unwrap_or(program);
+        name == "gunicorn" || self.command.placeholders().contains(&Placeholder::Fd)
+    }
+}
+
+/// A signal a server reloads on (`ExecReload=/bin/kill -s SIGNAL $MAINPID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReloadSignal {
+    Hup,
+    Usr1,
+    Usr2,
+}
+
+impl ReloadSignal {
+    /// Its name for `kill -s`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ReloadSignal::Hup => "HUP",
+            ReloadSignal::Usr1 => "USR1",
+            ReloadSignal::Usr2 => "USR2",
+        }
+    }
 }
 
 /// A hardening setting of FORMAT.md 8.4 that a service may relax, because a real server

@@ -551,3 +551,45 @@ fn template_must_not_set_computed_fields() {
              source-commit, built-by, app-wheel, dependencies)"
     );
 }
+
+#[test]
+fn socket_activation_reload_and_grace() {
+    let web = |text: &str| parsed(text).services[0].clone();
+    let plain = web(BUNDLE_METADATA);
+    assert!(plain.takes_socket(), "gunicorn reads LISTEN_FDS");
+    assert_eq!(
+        (plain.reload_signal, plain.stop_grace),
+        (None, DEFAULT_STOP_GRACE)
+    );
+    let tuned = web(&edited(
+        "    workers: 2\n",
+        "    workers: 2\n    reload-signal: hup\n    stop-grace: 5\n",
+    ));
+    assert_eq!(
+        (tuned.reload_signal, tuned.stop_grace),
+        (Some(ReloadSignal::Hup), 5)
+    );
+    let uvicorn = web(&edited(
+        "command: [gunicorn, --bind, \"{listen}\", --workers, \"{workers}\", hello.web:app]",
+        "command: [uvicorn, --fd, \"{fd}\", --workers, \"{workers}\", hello.web:app]",
+    ));
+    assert!(
+        uvicorn.takes_socket(),
+        "{{fd}} is the socket systemd passes"
+    );
+    let waitress = web(&edited(
+        "command: [gunicorn, --bind, \"{listen}\", --workers, \"{workers}\", hello.web:app]",
+        "command: [waitress-serve, --listen, \"{listen}\", --threads, \"{workers}\", hello.web:app]",
+    ));
+    assert!(!waitress.takes_socket(), "binds its own socket");
+    assert!(refusal(&edited(
+        "    workers: 2\n",
+        "    workers: 2\n    stop-grace: 0\n"
+    ))
+    .contains("services[0].stop-grace: 0 is below min 1"));
+    assert!(refusal(&edited(
+        "command: hello-cleanup",
+        "command: [hello-cleanup, \"{fd}\"]"
+    ))
+    .contains("tasks[0].command: {fd} is only available in services"));
+}

@@ -210,8 +210,9 @@ pub(super) struct AppParts<'a> {
 }
 
 /// Placeholders that only a service's own settings give a value.
-const SERVICE_ONLY: [Placeholder; 4] = [
+const SERVICE_ONLY: [Placeholder; 5] = [
     Placeholder::Listen,
+    Placeholder::Fd,
     Placeholder::Port,
     Placeholder::Workers,
     Placeholder::Threads,
@@ -344,6 +345,7 @@ impl AppParts<'_> {
                     check_bounds(&join_path(&path, field), value, 1, 1024)?;
                 }
             }
+            check_bounds(&join_path(&path, "stop-grace"), service.stop_grace, 1, 3600)?;
             check_service_placeholders(&join_path(&path, "command"), service)?;
             let mut relaxed = BTreeSet::new();
             for relaxation in &service.relax {
@@ -515,7 +517,9 @@ impl AppParts<'_> {
 fn check_service_placeholders(path: &str, service: &Service) -> Result<(), Issue> {
     for placeholder in service.command.placeholders() {
         let problem = match placeholder {
-            Placeholder::Listen if service.listen == Listen::None => "needs listen: socket or port",
+            Placeholder::Listen | Placeholder::Fd if service.listen == Listen::None => {
+                "needs listen: socket or port"
+            }
             Placeholder::Port if service.listen != Listen::Port => "needs listen: port",
             Placeholder::Workers if service.workers.is_none() => "needs workers to be set",
             Placeholder::Threads if service.threads.is_none() => "needs threads to be set",

@@ -2,6 +2,15 @@
 //! and the automatic rollback after a failed hook or health check: generate its units
 //! (refusing values units cannot carry before anything is stopped), stop the app's units,
 //! switch `current`, run the hook that follows, write and start the units, check health.
+//!
+//! When every listening service of the app takes its socket from systemd and those sockets
+//! are already open, the release changes by a handover instead (FORMAT.md 8.8), and nothing
+//! is stopped first: the new release starts beside the old one on a private socket only
+//! root reaches ([`Instance::Check`]), its health check runs there, and only then does its
+//! [`Instance::Next`] take the public socket, the main instance drain (SIGTERM, SIGKILL
+//! after `stop-grace`) and restart on the new release, and `next` drain in turn. The public
+//! socket stays open throughout: a connection waits in its backlog, never refused. A
+//! failed check stops the check instance; what served never noticed.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +31,7 @@ use crate::system::app_user::AppUser;
 use crate::system::health::{self, Endpoint};
 use crate::system::hooks::{self, HookContext, HookName};
 use crate::system::systemd::Systemd;
-use crate::system::units::{self, unit_stem, ServiceProcess, UnitContext, UnitFile};
+use crate::system::units::{self, unit_stem, Instance, ServiceProcess, UnitContext, UnitFile};
 use crate::system::web;
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
@@ -83,6 +92,11 @@ impl Activation<'_> {
             .map_err(|err| Refusal::new(format!("cannot write the units: {err}")))?;
         self.systemd.check_units(self.tree.name(), &units)?;
         Ok(units)
+    }
+
+    /// [`Activation::units_for`] `info` with the configuration file as it is now.
+    pub fn units_now(&self, info: &ReleaseInfo) -> Result<Vec<UnitFile>> {
+        self.units_for(info, &self.config_values(info)?)
     }
 
     /// The process of `info`'s service `name` exactly as its unit starts it.
@@ -185,12 +199,156 @@ impl Activation<'_> {
     /// Writes `info`'s units again, `{config.KEY}` from the configuration file as it is
     /// now, and reloads systemd when one changed (which it returns); starts nothing.
     pub fn rewrite_units(&self, info: &ReleaseInfo) -> Result<bool> {
-        let units = self.units_for(info, &self.config_values(info)?)?;
+        let units = self.units_now(info)?;
         let changed = self.systemd.write_units(self.tree.name(), &units)?.changed();
         if changed {
             self.systemd.daemon_reload()?;
         }
         Ok(changed)
+    }
+
+    /// Whether `info`'s release can take over by a handover: systemd runs, the app has
+    /// services that take their socket, every listening service does, and each of those
+    /// sockets is open already (an app installed before its units had sockets is stopped
+    /// and started once more).
+    pub fn can_hand_over(&self, info: &ReleaseInfo) -> Result<bool> {
+        if !self.systemd.is_running() {
+            return Ok(false);
+        }
+        let listening: Vec<_> = info
+            .metadata
+            .services
+            .iter()
+            .filter(|service| service.listen != Listen::None)
+            .collect();
+        if listening.is_empty() || !listening.iter().all(|service| service.takes_socket()) {
+            return Ok(false);
+        }
+        for service in listening {
+            let socket = Instance::Main.socket_unit(self.tree.name(), service.name.as_str());
+            if !self.systemd.is_active(&socket)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Says at install which listening services of `info` cannot take their socket from
+    /// systemd: they stop before the new release starts, as they always did.
+    pub fn note_restarting_services(&self, info: &ReleaseInfo) {
+        for service in &info.metadata.services {
+            if service.listen != Listen::None && !service.takes_socket() {
+                self.output.note(&format!(
+                    "{}: {} does not take its socket from systemd (FORMAT.md 8.8): an upgrade \
+                     stops it before the new release starts",
+                    unit_stem(self.tree.name(), service.name.as_str()),
+                    service.command.program()
+                ));
+            }
+        }
+    }
+
+    /// The handover to `info`, whose release `current` already points at, with its
+    /// `units` (see the module doc): [`Activation::check_beside`], then
+    /// [`Activation::move_traffic`].
+    pub fn hand_over(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        self.check_beside(info, units)?;
+        self.move_traffic(info, units)
+    }
+
+    /// Steps 1 to 3 of the handover: `units` written, `info` started on the private check
+    /// sockets, its health check there, the check instances stopped. An error leaves the
+    /// running instances as they were (the caller puts `current` and the units back).
+    pub fn check_beside(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        let app = self.tree.name();
+        units::write_environment_file(self.tree, &self.app_variables(info)?)?;
+        if self.systemd.write_units(app, units)?.changed() {
+            self.systemd.daemon_reload()?;
+        }
+        pyapp_fs::ensure_dir(&units::check_socket_dir(self.tree), 0o700)?;
+        let socket_services = Self::socket_services(info);
+        let check_units: Vec<String> = socket_services
+            .iter()
+            .flat_map(|name| {
+                [
+                    Instance::Check.socket_unit(app, name),
+                    Instance::Check.service_unit(app, name),
+                ]
+            })
+            .collect();
+        let checked = self
+            .systemd
+            .start(&check_units)
+            .and_then(|()| self.check_health_of(info, Instance::Check));
+        self.systemd.stop(&check_units)?;
+        checked
+    }
+
+    /// Steps 4 and 5 of the handover, once `info` passed its check: `next` serves while
+    /// the main instances restart on it, then the app's other units start.
+    pub fn move_traffic(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+        let app = self.tree.name();
+        let socket_services = Self::socket_services(info);
+        for name in &socket_services {
+            let next = [Instance::Next.service_unit(app, name)];
+            self.systemd.start(&next)?;
+            self.systemd
+                .restart(&[Instance::Main.service_unit(app, name)])?;
+            self.systemd.stop(&next)?;
+        }
+        // The app's other units: all are enabled (and started, timers armed), and the
+        // services that do not take a socket restart on the new release.
+        let enabled: Vec<String> = units
+            .iter()
+            .filter(|unit| unit.is_enabled())
+            .map(|unit| unit.name.clone())
+            .collect();
+        self.systemd.enable_now(&enabled)?;
+        let handed_over: Vec<String> = socket_services
+            .iter()
+            .map(|name| Instance::Main.service_unit(app, name))
+            .collect();
+        let restarted: Vec<String> = enabled
+            .into_iter()
+            .filter(|name| name.ends_with(".service") && !handed_over.contains(name))
+            .collect();
+        self.systemd.try_restart(&restarted)?;
+        if info
+            .metadata
+            .update
+            .health_check
+            .as_ref()
+            .is_some_and(|check| check.command.is_some())
+        {
+            self.check_health(info)?;
+        }
+        Ok(())
+    }
+
+    /// The names of `info`'s services that take their socket.
+    fn socket_services(info: &ReleaseInfo) -> Vec<&str> {
+        info.metadata
+            .services
+            .iter()
+            .filter(|service| service.takes_socket())
+            .map(|service| service.name.as_str())
+            .collect()
+    }
+
+    /// Puts `previous` back as `current` with its units after a handover to another
+    /// release failed its health check: nothing was stopped, nothing is started.
+    pub fn undo_switch(&self, previous: &ReleaseInfo) -> Result<()> {
+        let units = self.units_now(previous)?;
+        release::switch_current(self.tree, &previous.release)?;
+        units::write_environment_file(self.tree, &self.app_variables(previous)?)?;
+        if self
+            .systemd
+            .write_units(self.tree.name(), &units)?
+            .changed()
+        {
+            self.systemd.daemon_reload()?;
+        }
+        Ok(())
     }
 
     /// Runs `hook` of `info`'s release, if the app has one.
@@ -206,6 +364,13 @@ impl Activation<'_> {
     /// The health check of `info`'s metadata, once its units run (a no-op without a
     /// running systemd, where nothing was started).
     pub fn check_health(&self, info: &ReleaseInfo) -> Result<()> {
+        self.check_health_of(info, Instance::Main)
+    }
+
+    /// The HTTP health check against `instance` of the checked service (its private socket
+    /// for [`Instance::Check`]); a command check only for the main instance, once the
+    /// release serves.
+    fn check_health_of(&self, info: &ReleaseInfo, instance: Instance) -> Result<()> {
         let Some(check) = &info.metadata.update.health_check else {
             return Ok(());
         };
@@ -213,7 +378,11 @@ impl Activation<'_> {
             return Ok(());
         }
         let timeout = Duration::from_secs(u64::from(check.timeout));
-        if let Some(command) = &check.command {
+        if let Some(command) = check
+            .command
+            .as_ref()
+            .filter(|_| instance == Instance::Main)
+        {
             let context = self.hook_context(info, check.timeout)?;
             hooks::run_hook(HookName::HealthCheck, command, &context, self.output)?;
             return Ok(());
@@ -221,10 +390,17 @@ impl Activation<'_> {
         let (Some(path), Some(service)) = (&check.http, &check.service) else {
             return Ok(());
         };
-        let endpoint = self.endpoint(info, service.as_str())?;
+        let endpoint = match instance {
+            Instance::Check => Endpoint::Socket(units::check_socket(self.tree, service.as_str())),
+            _ => self.endpoint(info, service.as_str())?,
+        };
         // A service mounted below `/` answers under its mount (its SCRIPT_NAME).
         let path = &web::service_path(&info.metadata, service.as_str(), path);
-        let unit = format!("{}.service", unit_stem(self.tree.name(), service.as_str()));
+        let unit = if self.service_takes_socket(info, service.as_str()) {
+            instance.service_unit(self.tree.name(), service.as_str())
+        } else {
+            format!("{}.service", unit_stem(self.tree.name(), service.as_str()))
+        };
         let mut hopeless = || self.crashed(&unit);
         let status =
             health::check_http(&endpoint, path, timeout, &mut hopeless).map_err(|err| {
@@ -238,6 +414,13 @@ impl Activation<'_> {
             "health check: GET {path} on {endpoint} answered {status}"
         ));
         Ok(())
+    }
+
+    fn service_takes_socket(&self, info: &ReleaseInfo, name: &str) -> bool {
+        info.metadata
+            .services
+            .iter()
+            .any(|service| service.name.as_str() == name && service.takes_socket())
     }
 
     /// Why `unit` will not become healthy however long the check waits: it has failed, or
@@ -328,7 +511,7 @@ impl Activation<'_> {
         fault::point("revert-after-stop");
         match previous {
             Some(info) => {
-                let units = self.units_for(info, &self.config_values(info)?)?;
+                let units = self.units_now(info)?;
                 release::switch_current(self.tree, &info.release)?;
                 fault::point("revert-after-switch");
                 self.start(info, &units)

@@ -11,7 +11,7 @@ use pyapp_bundle::config_spec::ConfigValue;
 use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
-use crate::app::config_file::{ConfigFile, GivenValues, MASK};
+use crate::app::config_file::{ConfigFile, ConfigValues, GivenValues, MASK};
 use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
@@ -111,7 +111,6 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
     };
     if change.written() {
         units::write_environment_file(&tree, &current.spec.environment_values(plan.values()))?;
-        // Commands may carry configuration values (`{config.KEY}`): their units change too.
         let receipt = Receipt::load(&tree.receipt_path())?
             .context("the app's receipt disappeared while its lock was held")?;
         let user = app_user::user_of(&target.root, &receipt)?;
@@ -123,15 +122,46 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
             port_range: target.port_range,
             output,
         };
-        if activation.rewrite_units(&current)? {
-            output.note("units rewritten: their commands use the configuration");
-        }
-        change.restarted = restart_services(&tree, &current.metadata, &target.systemd, output)?;
+        change.restarted = if activation.can_hand_over(&current)? {
+            hand_over(&activation, &current, plan.values())?
+        } else {
+            // Commands may carry configuration values (`{config.KEY}`): their units change too.
+            if activation.rewrite_units(&current)? {
+                output.note("units rewritten: their commands use the configuration");
+            }
+            restart_services(&tree, &current.metadata, &target.systemd, output)?
+        };
         output.note(&format!("saved {}", change.file.display()));
     } else {
         output.note(&format!("unchanged: {}", change.file.display()));
     }
     Ok(change)
+}
+
+/// The handover of FORMAT.md 8.8 to the current release with the new configuration, when
+/// the app can take one: health-checked beside the running instances before it serves.
+/// Returns the main units that restarted.
+fn hand_over(activation: &Activation, current: &ReleaseInfo, config: &ConfigValues) -> Result<Vec<String>> {
+    let tree = activation.tree;
+    let units = activation.units_for(current, config)?;
+    activation.hand_over(current, &units).map_err(|err| {
+        err.context(format!(
+            "the new configuration of {} is saved, but its instances failed their health \
+             check: the running ones keep the configuration they started with",
+            tree.name()
+        ))
+    })?;
+    let restarted: Vec<String> = current
+        .metadata
+        .services
+        .iter()
+        .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
+        .collect();
+    activation.output.note(&format!(
+        "handed over to {} with the new configuration",
+        restarted.join(" ")
+    ));
+    Ok(restarted)
 }
 
 /// `systemctl try-restart` of the current release's services that are installed (a task

@@ -108,7 +108,22 @@ pub fn rollback(request: &RollbackRequest, target: &Target) -> Result<RollbackRe
         port_range: target.port_range,
         output,
     };
-    activation.revert_to(Some(&older))?;
+    if activation.can_hand_over(&older)? {
+        // The same handover as an upgrade: the older release is health-checked beside the
+        // running one before it takes the traffic; a failed check leaves things as they were.
+        let newer = ReleaseInfo::load(&tree, &current, &current_record.python)?;
+        let units = activation.units_now(&older)?;
+        release::switch_current(&tree, &older.release)?;
+        if let Err(err) = activation.hand_over(&older, &units) {
+            activation.undo_switch(&newer)?;
+            return Err(err.context(format!(
+                "{app} was not rolled back, {} keeps running",
+                newer.metadata.version
+            )));
+        }
+    } else {
+        activation.revert_to(Some(&older))?;
+    }
     let rolled = receipt.switched_to(previous);
     fault::point("rollback-before-receipt");
     rolled.save(&tree.receipt_path())?;

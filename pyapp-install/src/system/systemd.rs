@@ -247,6 +247,16 @@ impl Systemd {
         self.systemctl(&["reload"], units)
     }
 
+    /// `systemctl start UNITS` (waits until each is started: for `Type=notify`, ready).
+    pub fn start(&self, units: &[String]) -> Result<()> {
+        self.systemctl(&["start"], units)
+    }
+
+    /// `systemctl restart UNITS`: stopped (drained) and started again.
+    pub fn restart(&self, units: &[String]) -> Result<()> {
+        self.systemctl(&["restart"], units)
+    }
+
     /// `systemctl try-restart UNITS`: restarts those that are running.
     pub fn try_restart(&self, units: &[String]) -> Result<()> {
         self.systemctl(&["try-restart"], units)
@@ -446,7 +456,11 @@ fn parse_show(text: &str) -> UnitProperties {
 fn is_app_unit_name(app: &str, name: &str) -> bool {
     name.strip_prefix(app)
         .and_then(|rest| rest.strip_prefix('-'))
-        .is_some_and(|rest| rest.ends_with(".service") || rest.ends_with(".timer"))
+        .is_some_and(|rest| {
+            [".service", ".timer", ".socket"]
+                .iter()
+                .any(|suffix| rest.ends_with(suffix))
+        })
 }
 
 /// Whether a unit's text has the marker line of `app` among its first lines.

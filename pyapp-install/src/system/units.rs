@@ -1,5 +1,10 @@
 //! The systemd units of an app (FORMAT.md 8), generated from its metadata: one
-//! `APP-SERVICE.service` per service, `APP-TASK.service` + `APP-TASK.timer` per task. Pure
+//! `APP-SERVICE.service` per service, `APP-TASK.service` + `APP-TASK.timer` per task, and
+//! for a service whose server takes its socket from systemd ([`Service::takes_socket`]) the
+//! units of the handover (FORMAT.md 8.8): `APP-SERVICE.socket` owns the listening socket,
+//! `APP-SERVICE.check.service` runs a new release on the private, root-only
+//! `APP-SERVICE.check.socket` for its health check, and `APP-SERVICE.next.service` serves
+//! the public socket beside `APP-SERVICE.service` while that one restarts. Pure
 //! text generation: [`crate::system::systemd`] writes and registers the files. Every outside value
 //! goes through [`escape`], so systemd reads back exactly what the metadata says, or the
 //! unit is refused.
@@ -24,6 +29,9 @@ use crate::system::web;
 pub use crate::system::systemd::UnitFile;
 
 pub use escape::EscapeError;
+
+/// The descriptor systemd passes the first socket as (`SD_LISTEN_FDS_START`).
+const LISTEN_FD: u32 = 3;
 
 /// The lasting directories a unit may write to (`ReadWritePaths=`).
 const WRITABLE_DIRS: [&str; 4] = ["data", "tmp", "run", "log"];
@@ -146,20 +154,79 @@ pub fn unit_stem(app: &str, name: &str) -> String {
     format!("{app}-{name}")
 }
 
+/// The mode of the public socket of a `listen: socket` service: whoever reaches it (the
+/// app's `run/`, which only the app and the web server's group traverse) may connect, as
+/// with the socket gunicorn binds itself. systemd (root) never changes its owner: root
+/// does nothing to a path in `run/` but bind it (after unlinking what is there).
+const PUBLIC_SOCKET_MODE: &str = "0666";
+
+/// One instance of a service whose server takes its socket (FORMAT.md 8.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Instance {
+    /// `APP-SERVICE.service`, on the public `APP-SERVICE.socket`.
+    Main,
+    /// `APP-SERVICE.check.service`: a new release on the private `APP-SERVICE.check.socket`,
+    /// which only root can connect to, until its health check passed.
+    Check,
+    /// `APP-SERVICE.next.service`: the same release as `Main`, on the public socket,
+    /// serving while `Main` drains and restarts.
+    Next,
+}
+
+impl Instance {
+    /// The service unit of this instance of `service`.
+    pub fn service_unit(self, app: &str, service: &str) -> String {
+        let stem = unit_stem(app, service);
+        match self {
+            Instance::Main => format!("{stem}.service"),
+            Instance::Check => format!("{stem}.check.service"),
+            Instance::Next => format!("{stem}.next.service"),
+        }
+    }
+
+    /// The socket unit this instance takes its listening socket from.
+    pub fn socket_unit(self, app: &str, service: &str) -> String {
+        let stem = unit_stem(app, service);
+        match self {
+            Instance::Main | Instance::Next => format!("{stem}.socket"),
+            Instance::Check => format!("{stem}.check.socket"),
+        }
+    }
+}
+
+/// `APPS/APP/.pyapp/check`: the root-only (0700) directory of the private sockets the
+/// health check reaches a new release on (host path).
+pub fn check_socket_dir(tree: &AppTree) -> PathBuf {
+    tree.state_dir().join("check")
+}
+
+/// The private socket of `service`'s [`Instance::Check`] (host path).
+pub fn check_socket(tree: &AppTree, service: &str) -> PathBuf {
+    check_socket_dir(tree).join(format!("{service}.sock"))
+}
+
 /// The names of the units [`generate`] makes for `metadata`, sorted: known before
 /// anything else about the installation is.
 pub fn unit_names(metadata: &Metadata) -> Vec<String> {
     let app = metadata.name.as_str();
-    let services = metadata
-        .services
-        .iter()
-        .map(|service| format!("{}.service", unit_stem(app, service.name.as_str())));
+    let services = metadata.services.iter().flat_map(|service| {
+        let name = service.name.as_str();
+        let mut names = vec![Instance::Main.service_unit(app, name)];
+        if service.takes_socket() {
+            for instance in [Instance::Check, Instance::Next] {
+                names.push(instance.service_unit(app, name));
+                names.push(instance.socket_unit(app, name));
+            }
+        }
+        names
+    });
     let tasks = metadata.tasks.iter().flat_map(|task| {
         let stem = unit_stem(app, task.name.as_str());
         [format!("{stem}.service"), format!("{stem}.timer")]
     });
     let mut names: Vec<String> = services.chain(tasks).collect();
     names.sort();
+    names.dedup();
     names
 }
 
@@ -194,7 +261,15 @@ pub fn chroot_dir(tree: &AppTree) -> PathBuf {
 pub fn generate(metadata: &Metadata, context: &UnitContext) -> Result<Vec<UnitFile>, UnitError> {
     let mut units = Vec::new();
     for service in &metadata.services {
-        units.push(service_unit(metadata, service, context)?);
+        if service.takes_socket() {
+            for instance in [Instance::Main, Instance::Check, Instance::Next] {
+                units.push(service_unit(metadata, service, Some(instance), context)?);
+            }
+            units.push(socket_unit(metadata, service, Instance::Main, context)?);
+            units.push(socket_unit(metadata, service, Instance::Check, context)?);
+        } else {
+            units.push(service_unit(metadata, service, None, context)?);
+        }
     }
     for task in &metadata.tasks {
         units.push(task_service_unit(metadata, task, context)?);
@@ -280,10 +355,22 @@ pub struct ServiceProcess {
     pub environment: AppEnvironment,
 }
 
-/// The process of `service` (one of `metadata`'s services).
+/// The process of `service` (one of `metadata`'s services) when it binds its own socket,
+/// as `pyapp-install run` starts it.
 pub fn service_process(
     metadata: &Metadata,
     service: &Service,
+    context: &UnitContext,
+) -> Result<ServiceProcess, UnitError> {
+    process_of(metadata, service, false, context)
+}
+
+/// The process of `service`; `passed`: systemd passes it its listening socket as
+/// descriptor [`LISTEN_FD`] (`{fd}` is `3`).
+fn process_of(
+    metadata: &Metadata,
+    service: &Service,
+    passed: bool,
     context: &UnitContext,
 ) -> Result<ServiceProcess, UnitError> {
     let unit_name = format!(
@@ -313,6 +400,10 @@ pub fn service_process(
         }
         Listen::None => {}
     }
+    if passed {
+        // `{listen}` keeps its address: gunicorn takes `LISTEN_FDS` over its `--bind`.
+        values.insert(Placeholder::Fd, LISTEN_FD.to_string());
+    }
     if let Some(workers) = service.workers {
         values.insert(Placeholder::Workers, workers.to_string());
         environment.set("PYAPP_WORKERS", workers.to_string());
@@ -328,39 +419,69 @@ pub fn service_process(
     Ok(ServiceProcess { argv, environment })
 }
 
+/// The unit of `service`, or of one `instance` of it when its server takes its socket.
 fn service_unit(
     metadata: &Metadata,
     service: &Service,
+    instance: Option<Instance>,
     context: &UnitContext,
 ) -> Result<UnitFile, UnitError> {
     let app = metadata.name.as_str();
-    let stem = unit_stem(app, service.name.as_str());
-    let mut unit = Writer::new(app, format!("{stem}.service"));
+    let name = service.name.as_str();
+    let stem = unit_stem(app, name);
+    let unit_name = instance.map_or_else(
+        || format!("{stem}.service"),
+        |instance| instance.service_unit(app, name),
+    );
+    let mut unit = Writer::new(app, unit_name);
     let paths = Paths::new(context);
     let run = paths.dir("run");
-    let process = service_process(metadata, service, context)?;
+    let process = process_of(metadata, service, instance.is_some(), context)?;
 
-    let description = describe(app, service.name.as_str(), service.description.as_deref());
-    unit_section(&mut unit, &description)?;
+    let mut description = describe(app, name, service.description.as_deref());
+    match instance {
+        Some(Instance::Check) => description.push_str(" (a new release, for its health check)"),
+        Some(Instance::Next) => description.push_str(" (serving while the main one restarts)"),
+        _ => {}
+    }
+    let socket = instance.map(|instance| instance.socket_unit(app, name));
+    unit_section(&mut unit, &description, socket.as_deref())?;
     unit.line("[Service]");
+    let program = service.command.program();
     if service.pid_file {
         unit.directive("Type", "forking");
         let pid_file = unit.path("pid-file", &run.join(format!("{}.pid", service.name)))?;
         unit.directive("PIDFile", &pid_file);
+    } else if socket.is_some() && program.rsplit('/').next() == Some("gunicorn") {
+        // gunicorn says READY=1 once it has taken the socket: `systemctl start` returns then.
+        unit.directive("Type", "notify");
+        unit.directive("NotifyAccess", "main");
     } else {
         unit.directive("Type", "simple");
     }
+    if let Some(socket) = &socket {
+        unit.directive("Sockets", socket);
+    }
     let exec_start = exec_line(&unit, &process.argv)?;
     unit.directive("ExecStart", &exec_start);
-    unit.directive(
-        "Restart",
-        match service.restart {
-            Restart::Always => "always",
-            Restart::OnFailure => "on-failure",
-            Restart::No => "no",
-        },
-    );
+    if let Some(signal) = service.reload_signal {
+        unit.directive(
+            "ExecReload",
+            &format!("/bin/kill -s {} $MAINPID", signal.name()),
+        );
+    }
+    let restart = match (instance, service.restart) {
+        // A release on trial is not restarted: its health check judges it as it is.
+        (Some(Instance::Check), _) | (_, Restart::No) => "no",
+        (_, Restart::Always) => "always",
+        (_, Restart::OnFailure) => "on-failure",
+    };
+    unit.directive("Restart", restart);
     unit.directive("RestartSec", "2s");
+    // Stopping drains: SIGTERM to the server, which finishes its requests, then SIGKILL to
+    // whatever is left after the grace period.
+    unit.directive("KillMode", "mixed");
+    unit.directive("TimeoutStopSec", &format!("{}s", service.stop_grace));
     process_section(
         &mut unit,
         &stem,
@@ -369,7 +490,7 @@ fn service_unit(
         &paths,
         &process.environment,
     )?;
-    if service.listen == Listen::Socket {
+    if service.listen == Listen::Socket && socket.is_none() {
         // Servers chown the socket they bind to their own user and group (gunicorn always
         // does), which @privileged forbids; without capabilities it can do no more.
         unit.directive("SystemCallFilter", "@chown");
@@ -378,9 +499,71 @@ fn service_unit(
         let (directive, value) = relaxed(*relaxation);
         unit.directive(directive, value);
     }
+    if matches!(instance, None | Some(Instance::Main)) {
+        unit.line("");
+        unit.line("[Install]");
+        unit.directive("WantedBy", "multi-user.target");
+    }
+    Ok(unit.finish())
+}
+
+/// The socket unit of `service` for `instance`: the public one (its port on 127.0.0.1 or
+/// `run/NAME.sock`), enabled with the app, or the private check socket (0600, in root's
+/// `.pyapp/check`), started only during a handover.
+fn socket_unit(
+    metadata: &Metadata,
+    service: &Service,
+    instance: Instance,
+    context: &UnitContext,
+) -> Result<UnitFile, UnitError> {
+    let app = metadata.name.as_str();
+    let name = service.name.as_str();
+    let mut unit = Writer::new(app, instance.socket_unit(app, name));
+    let paths = Paths::new(context);
+    let description = describe(app, name, service.description.as_deref());
+    let description = unit.escaped(
+        "description",
+        escape::text(&format!("{description} (socket)")),
+    )?;
+    unit.line("[Unit]");
+    unit.directive("Description", &description);
     unit.line("");
-    unit.line("[Install]");
-    unit.directive("WantedBy", "multi-user.target");
+    unit.line("[Socket]");
+    let public = instance != Instance::Check;
+    let address = match (public, service.listen) {
+        (true, Listen::Port) => {
+            let port = context.ports.get(name).ok_or_else(|| UnitError::NoPort {
+                unit: unit.unit.clone(),
+            })?;
+            format!("127.0.0.1:{port}")
+        }
+        (true, _) => unit.path("socket", &paths.dir("run").join(format!("{name}.sock")))?,
+        (false, _) => unit.path(
+            "socket",
+            &paths
+                .dir(".pyapp")
+                .join("check")
+                .join(format!("{name}.sock")),
+        )?,
+    };
+    unit.directive("ListenStream", &address);
+    if !public {
+        unit.directive("SocketMode", "0600");
+    } else if service.listen == Listen::Socket {
+        unit.directive("SocketMode", PUBLIC_SOCKET_MODE);
+    }
+    unit.directive("Backlog", "1024");
+    let activated = if public {
+        Instance::Main
+    } else {
+        Instance::Check
+    };
+    unit.directive("Service", &activated.service_unit(app, name));
+    if public {
+        unit.line("");
+        unit.line("[Install]");
+        unit.directive("WantedBy", "sockets.target");
+    }
     Ok(unit.finish())
 }
 
@@ -396,7 +579,7 @@ fn task_service_unit(
     let values = common_values(&paths, context);
 
     let description = describe(app, task.name.as_str(), task.description.as_deref());
-    unit_section(&mut unit, &description)?;
+    unit_section(&mut unit, &description, None)?;
     unit.line("[Service]");
     unit.directive("Type", "oneshot");
     let argv = command_argv(&unit.unit, &task.command, &values, &paths)?;
@@ -444,11 +627,20 @@ fn describe(app: &str, name: &str, description: Option<&str>) -> String {
     }
 }
 
-fn unit_section(unit: &mut Writer, description: &str) -> Result<(), UnitError> {
+/// `[Unit]`; `socket`: the socket unit the service takes its listening socket from.
+fn unit_section(
+    unit: &mut Writer,
+    description: &str,
+    socket: Option<&str>,
+) -> Result<(), UnitError> {
     let description = unit.escaped("description", escape::text(description))?;
     unit.line("[Unit]");
     unit.directive("Description", &description);
     unit.directive("After", "network.target");
+    if let Some(socket) = socket {
+        unit.directive("Requires", socket);
+        unit.directive("After", socket);
+    }
     unit.line("");
     Ok(())
 }
@@ -690,6 +882,11 @@ tasks:
         Metadata::parse(text, "metadata.yaml").unwrap()
     }
 
+    /// The unit named `name` among `units`.
+    fn unit<'a>(units: &'a [UnitFile], name: &str) -> &'a str {
+        &units.iter().find(|unit| unit.name == name).unwrap().text
+    }
+
     fn generate_text(text: &str) -> Result<Vec<UnitFile>, UnitError> {
         let fixture = Fixture::new();
         generate(
@@ -721,7 +918,11 @@ tasks:
             [
                 "hello-cleanup.service",
                 "hello-cleanup.timer",
-                "hello-web.service"
+                "hello-web.check.service",
+                "hello-web.check.socket",
+                "hello-web.next.service",
+                "hello-web.service",
+                "hello-web.socket",
             ]
         );
         for unit in &units {
@@ -731,7 +932,20 @@ tasks:
                 usize::from(unit.name.ends_with(".service"))
             );
         }
-        assert!(units[1].is_enabled() && units[2].is_enabled() && !units[0].is_enabled());
+        let enabled: Vec<&str> = units
+            .iter()
+            .filter(|unit| unit.is_enabled())
+            .map(|unit| unit.name.as_str())
+            .collect();
+        assert_eq!(
+            enabled,
+            [
+                "hello-cleanup.timer",
+                "hello-web.service",
+                "hello-web.socket"
+            ],
+            "the check and next instances start only during a handover"
+        );
         assert_eq!(unit_names(&metadata(HELLO_METADATA)), names);
     }
 
@@ -756,7 +970,7 @@ tasks:
         let fixture = Fixture::new();
         let python = Path::new("/root/.pyenv/versions/3.11.7/bin/python3.11");
         let units = generate(&metadata(HELLO_METADATA), &fixture.context(python)).unwrap();
-        let web = &units[2].text;
+        let web = unit(&units, "hello-web.service");
         assert!(
             web.contains("\nProtectHome=tmpfs\nBindReadOnlyPaths=/root/.pyenv/versions/3.11.7\n")
         );
@@ -773,7 +987,7 @@ tasks:
             )
             .replace("    restart: on-failure\n", "");
         let units = generate_text(&text).unwrap();
-        let web = &units[2].text;
+        let web = unit(&units, "hello-web.service");
         assert!(web.contains(
             "\nExecStart=\"/applications/hello/current/venv/bin/gunicorn\" \"--bind\" \
              \"unix:/applications/hello/run/web.sock\" \"--threads\" \"4\" \"hello.web:app\"\n"
@@ -791,6 +1005,10 @@ tasks:
             web.ends_with("\nSystemCallFilter=@chown\n\n[Install]\nWantedBy=multi-user.target\n")
         );
         assert!(!units[0].text.contains("@chown"), "only socket services");
+        assert!(
+            !web.contains("\nSockets="),
+            "gunicorn binds its socket itself with a pid file"
+        );
         assert!(web.contains("\nRestart=always\n"));
     }
 
@@ -801,8 +1019,7 @@ tasks:
             "description: \"100% %n $HOME ; ExecStartPre=/bin/sh \\\"q\\\"\"",
         );
         let units = generate_text(&text).unwrap();
-        assert!(units[2]
-            .text
+        assert!(unit(&units, "hello-web.service")
             .contains("\nDescription=100%% %%n $HOME ; ExecStartPre=/bin/sh \"q\"\n"));
         // A trailing `\` is refused twice: by the metadata, and by the unit writer should
         // such a value ever reach it.
@@ -850,7 +1067,7 @@ tasks:
             &fixture.context(Path::new("/usr/bin/python3.11")),
         )
         .unwrap();
-        assert!(units[2].text.contains(
+        assert!(unit(&units, "hello-web.service").contains(
             "\nEnvironment=\"PYAPP_VERSION=1\\\" ExecStartPre=\\\"/bin/sh %%n $HOME\\\\\"\n"
         ));
         fixture.environment.set("PYAPP_VERSION", "1\nUser=root");

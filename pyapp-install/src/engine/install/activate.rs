@@ -137,7 +137,12 @@ pub fn activate(
             ))
         })?;
     }
-    activation.stop()?;
+    activation.note_restarting_services(new);
+    // A handover keeps the old release serving until the new one passed its health check.
+    let handover = old.is_some() && activation.can_hand_over(new)?;
+    if !handover {
+        activation.stop()?;
+    }
     fault::point("after-stop");
     // From the switch on the new release may be current: only an undone switch removes it.
     if let Err(err) = release::switch_current(tree, &new.release) {
@@ -150,15 +155,30 @@ pub fn activate(
     } else {
         HookName::PostInstall
     };
+    // Whether the new release may have served: from then on only a full revert undoes it.
+    let mut served = !handover;
     let activated = activation
         .hook(after, new)
-        .and_then(|()| activation.start(new, &units))
-        .and_then(|()| activation.check_health(new))
+        .and_then(|()| {
+            if handover {
+                activation.check_beside(new, &units)?;
+                served = true;
+                activation.move_traffic(new, &units)
+            } else {
+                activation.start(new, &units)?;
+                activation.check_health(new)
+            }
+        })
         .and_then(|()| commit(user.as_ref()));
     let pruned = match activated {
         Ok(pruned) => pruned,
         Err(err) => {
-            if let Err(revert) = activation.revert_to(old.as_ref()) {
+            let reverted = match (&old, !served) {
+                // The old release still serves: only `current` and its units go back.
+                (Some(old), true) => activation.undo_switch(old),
+                _ => activation.revert_to(old.as_ref()),
+            };
+            if let Err(revert) = reverted {
                 new_release.keep();
                 return Err(revert);
             }

@@ -1,0 +1,64 @@
+//! Upgrades nobody notices (FORMAT.md 8.8): bench/zero_downtime.py's short run under
+//! systemd-sandbox, one round of upgrade, rollback, `config --set` and an upgrade to a
+//! release whose health check fails, under load. Not timed: it checks that no request
+//! failed and that the failing release never answered one.
+
+use std::process::Command;
+
+use crate::harness;
+
+fn short_run(listen: &str) {
+    let sandbox = harness::sandbox();
+    let installer = harness::bin("pyapp-install");
+    harness::bin("pyapp-build");
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let results = work.path().join("results.json");
+    let run = Command::new("python3")
+        .arg(harness::workspace().join("bench/zero_downtime.py"))
+        .args(["--rounds", "1", "--listen", listen])
+        .arg("--json")
+        .arg(&results)
+        .arg("--sandbox")
+        .arg(&sandbox)
+        .arg("--bin-dir")
+        .arg(installer.parent().unwrap())
+        .arg("--wheels")
+        .arg(harness::hello_wheels().parent().unwrap())
+        .output()
+        .unwrap();
+    let report = std::fs::read_to_string(&results).unwrap_or_default();
+    assert!(
+        run.status.success(),
+        "{}\n{}\n{report}",
+        String::from_utf8_lossy(&run.stdout),
+        harness::stderr(&run)
+    );
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    for phase in ["rest", "upgrade", "rollback", "config", "failing-upgrade"] {
+        let row = &report[phase];
+        assert!(row["sent"].as_u64().unwrap() > 0, "{phase}: {report}");
+        assert_eq!(row["failed"], 0, "{phase}: {report}");
+        assert!(row["releases"].get("1.2.0").is_none(), "{phase}: {report}");
+    }
+    // Both releases served: the upgrade and the rollback really moved the traffic.
+    assert!(
+        report["rollback"]["releases"].get("1.1.0").is_some(),
+        "{report}"
+    );
+    assert!(
+        report["config"]["releases"].get("1.0.0").is_some(),
+        "{report}"
+    );
+}
+
+#[test]
+fn no_request_fails_through_upgrade_rollback_and_config_on_a_port() {
+    short_run("port");
+}
+
+#[test]
+#[ignore = "unfinished: a 3-round run of `bench/zero_downtime.py --listen socket` had 67 failed \
+            requests in its upgrade phase (BENCHMARKS.md); passes on one round, not yet reliable"]
+fn no_request_fails_through_nginx_to_a_socket() {
+    short_run("socket");
+}
