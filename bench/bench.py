@@ -562,13 +562,15 @@ def p99(latencies):
 
 
 def measure(bench, scenarios, rounds, warmup, writer_mb):
-    """Warm-up rounds, then timed rounds, each running every scenario once in a new
-    directory: setup untimed, `sync`, the scenario's condition started, the timed steps,
-    the condition stopped, the scenario's check."""
+    """Warm-up rounds (of the quiet scenarios), then timed rounds, each running every
+    scenario once in a new directory: setup untimed, `sync`, the scenario's condition
+    started, the timed steps, the condition stopped, the scenario's check."""
     runs = bench.scratch / "runs"
     for number in range(1 - warmup, rounds + 1):
         tag = f"warm-up {number + warmup}/{warmup}" if number < 1 else f"round {number}/{rounds}"
         for scenario in scenarios:
+            if number < 1 and scenario.condition:
+                continue  # the quiet scenarios read everything the others do
             run_dir = runs / scenario.key
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir.mkdir(parents=True)

@@ -12,14 +12,13 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, PoisonError};
 
 use crate::error::{FsError, Result};
 
-/// How many `fdatasync`s are in flight at once. They mostly wait for the disk, not the
-/// CPU: enough of them let the filesystem batch them into few journal commits and keep
-/// the device's queue full.
+/// How many syncs are in flight at once. They mostly wait for the disk, not the CPU:
+/// enough of them let the filesystem batch them into few journal commits (and the block
+/// layer into few cache flushes) and keep the device's queue full.
 const SYNC_THREADS: usize = 16;
 
 /// Asks the kernel to start writing `file`'s dirty pages to disk now, without waiting for
@@ -49,52 +48,131 @@ pub enum Files {
 }
 
 /// Makes the trees at `roots` durable, links not followed: the data of their regular
-/// `files` (`fdatasync`, in parallel), then every directory of them, each root included
-/// (`fsync`: their entries and the inodes they name). Renaming a root afterwards, then
+/// `files` (`fdatasync`) and every directory of them, each root included (`fsync`: their
+/// entries and the inodes they name). The trees are walked and synced in one pass by
+/// [`SYNC_THREADS`] threads, each directory synced as it is listed (the trees are
+/// complete: the order within them does not matter). Renaming a root afterwards, then
 /// syncing the directory of the rename, publishes a tree a crash cannot leave half written.
 pub fn sync_trees(roots: &[&Path], files: Files) -> Result<()> {
-    let (mut regular, mut dirs) = (Vec::new(), Vec::new());
-    for root in roots {
-        let (more_files, more_dirs) = list_tree(root, files)?;
-        regular.extend(more_files);
-        dirs.extend(more_dirs);
+    let walk = Walk {
+        queue: Mutex::new((
+            roots.iter().map(|root| root.to_path_buf()).collect(),
+            roots.len(),
+        )),
+        changed: Condvar::new(),
+        failed: Mutex::new(None),
+        files,
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..SYNC_THREADS {
+            scope.spawn(|| walk.work());
+        }
+    });
+    match walk
+        .failed
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+    {
+        Some(err) => Err(err),
+        None => Ok(()),
     }
-    in_parallel(&regular, |path| {
-        open_no_follow(path, false)
-            .and_then(|file| nix::unistd::fdatasync(&file).map_err(Into::into))
-            .map_err(FsError::io("sync", path))
-    })?;
-    in_parallel(&dirs, |path| {
-        open_no_follow(path, true)
-            .and_then(|dir| dir.sync_all())
-            .map_err(FsError::io("sync the directory", path))
-    })
 }
 
-/// The regular files to sync and the directories of the tree at `root`.
-fn list_tree(root: &Path, files: Files) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let (mut regular, mut dirs) = (Vec::new(), Vec::new());
-    for item in walkdir::WalkDir::new(root).follow_links(false) {
-        let item = item.map_err(|err| FsError::io("list", root)(std::io::Error::from(err)))?;
-        let kind = item.file_type();
-        if kind.is_dir() {
-            dirs.push(item.into_path());
-        } else if kind.is_file() {
-            let wanted = match files {
-                Files::All => true,
-                Files::SingleLink => {
-                    let meta = item
-                        .metadata()
-                        .map_err(|err| FsError::io("inspect", item.path())(std::io::Error::from(err)))?;
-                    meta.nlink() == 1
+/// The directories [`sync_trees`] has yet to sync and list, shared by its threads.
+struct Walk {
+    /// The directories queued, and how many are queued or being worked on: the walk is
+    /// over when none are.
+    queue: Mutex<(Vec<PathBuf>, usize)>,
+    changed: Condvar,
+    failed: Mutex<Option<FsError>>,
+    files: Files,
+}
+
+impl Walk {
+    fn work(&self) {
+        while let Some(dir) = self.next() {
+            let listed = self.sync_dir(&dir);
+            let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+            match listed {
+                Ok(children) => {
+                    let stopped = self
+                        .failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_some();
+                    if !stopped {
+                        queue.1 += children.len();
+                        queue.0.extend(children);
+                    }
                 }
-            };
-            if wanted {
-                regular.push(item.into_path());
+                Err(err) => {
+                    // Nothing more is started; the first error is the one reported.
+                    queue.1 -= queue.0.len();
+                    queue.0.clear();
+                    self.failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(err);
+                }
             }
+            queue.1 -= 1;
+            self.changed.notify_all();
         }
     }
-    Ok((regular, dirs))
+
+    /// The next directory to work on, waiting while others may still find some; `None`
+    /// when the walk is over.
+    fn next(&self) -> Option<PathBuf> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(dir) = queue.0.pop() {
+                return Some(dir);
+            }
+            if queue.1 == 0 {
+                return None;
+            }
+            queue = self
+                .changed
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Syncs `dir` and the files in it that are to be synced; its subdirectories.
+    fn sync_dir(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let handle = open_no_follow(dir, true).map_err(FsError::io("open", dir))?;
+        handle
+            .sync_all()
+            .map_err(FsError::io("sync the directory", dir))?;
+        let mut children = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(FsError::io("list", dir))? {
+            let entry = entry.map_err(FsError::io("list", dir))?;
+            let kind = entry
+                .file_type()
+                .map_err(FsError::io("inspect", &entry.path()))?;
+            let path = entry.path();
+            if kind.is_dir() {
+                children.push(path);
+            } else if kind.is_file() && self.wanted(&entry)? {
+                open_no_follow(&path, false)
+                    .and_then(|file| nix::unistd::fdatasync(&file).map_err(Into::into))
+                    .map_err(FsError::io("sync", &path))?;
+            }
+        }
+        Ok(children)
+    }
+
+    fn wanted(&self, entry: &std::fs::DirEntry) -> Result<bool> {
+        Ok(match self.files {
+            Files::All => true,
+            Files::SingleLink => {
+                let meta = entry
+                    .metadata()
+                    .map_err(FsError::io("inspect", &entry.path()))?;
+                meta.nlink() == 1
+            }
+        })
+    }
 }
 
 fn open_no_follow(path: &Path, dir: bool) -> std::io::Result<File> {
@@ -105,36 +183,6 @@ fn open_no_follow(path: &Path, dir: bool) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Runs `op` on every path, [`SYNC_THREADS`] at a time; the first error, if any.
-fn in_parallel(paths: &[PathBuf], op: impl Fn(&Path) -> Result<()> + Sync) -> Result<()> {
-    let next = AtomicUsize::new(0);
-    let failed: Mutex<Option<FsError>> = Mutex::new(None);
-    let threads = SYNC_THREADS.min(paths.len());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let at = next.fetch_add(1, Ordering::Relaxed);
-                let Some(path) = paths.get(at) else { break };
-                if let Err(err) = op(path) {
-                    next.store(paths.len(), Ordering::Relaxed);
-                    failed
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .get_or_insert(err);
-                    break;
-                }
-            });
-        }
-    });
-    match failed
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-    {
-        Some(err) => Err(err),
-        None => Ok(()),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -142,31 +190,25 @@ mod tests {
     use std::fs;
 
     #[test]
-    fn every_file_and_directory_is_listed_and_extra_links_are_left_out_when_asked() {
+    fn every_tree_is_walked_whole_and_a_missing_one_is_refused() {
         let root = tempfile::tempdir().unwrap();
-        let tree = root.path().join("tree");
-        fs::create_dir_all(tree.join("a/b")).unwrap();
-        fs::write(tree.join("a/one"), b"1").unwrap();
-        fs::write(tree.join("a/b/two"), b"2").unwrap();
-        fs::write(root.path().join("outside"), b"3").unwrap();
-        fs::hard_link(root.path().join("outside"), tree.join("linked")).unwrap();
-        std::os::unix::fs::symlink("a", tree.join("symlink")).unwrap();
-
-        let sorted = |mut paths: Vec<PathBuf>| {
-            paths.sort();
-            paths
-        };
-        let (all, dirs) = list_tree(&tree, Files::All).unwrap();
-        assert_eq!(
-            sorted(all),
-            [tree.join("a/b/two"), tree.join("a/one"), tree.join("linked")]
-        );
-        assert_eq!(sorted(dirs), [tree.clone(), tree.join("a"), tree.join("a/b")]);
-        let (single, _) = list_tree(&tree, Files::SingleLink).unwrap();
-        assert_eq!(sorted(single), [tree.join("a/b/two"), tree.join("a/one")]);
-
-        sync_trees(&[&tree], Files::SingleLink).unwrap();
-        start_writeback(&File::open(tree.join("a/one")).unwrap());
+        let trees: Vec<PathBuf> = (0..3)
+            .map(|n| root.path().join(format!("tree{n}")))
+            .collect();
+        for tree in &trees {
+            fs::create_dir_all(tree.join("a/b/c")).unwrap();
+            fs::write(tree.join("a/one"), b"1").unwrap();
+            fs::write(tree.join("a/b/c/two"), b"2").unwrap();
+            fs::hard_link(tree.join("a/one"), tree.join("linked")).unwrap();
+            std::os::unix::fs::symlink("a", tree.join("symlink")).unwrap();
+            start_writeback(&File::open(tree.join("a/one")).unwrap());
+        }
+        let roots: Vec<&Path> = trees.iter().map(PathBuf::as_path).collect();
+        sync_trees(&roots, Files::SingleLink).unwrap();
+        sync_trees(&roots, Files::All).unwrap();
+        // A file where a directory was expected: opened with O_DIRECTORY, refused.
+        let err = sync_trees(&[&trees[0].join("a/one")], Files::All).unwrap_err();
+        assert!(err.to_string().contains("one"), "{err}");
     }
 
     #[test]
