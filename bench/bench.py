@@ -564,8 +564,10 @@ def p99(latencies):
 def measure(bench, scenarios, rounds, warmup, writer_mb):
     """Warm-up rounds (of the quiet scenarios), then timed rounds, each running every
     scenario once in a new directory: setup untimed, `sync`, the scenario's condition
-    started, the timed steps, the condition stopped, the scenario's check."""
-    runs = bench.scratch / "runs"
+    started, the timed steps, the condition stopped, the scenario's check. The round's
+    directories are deleted together at its end (empty_trash)."""
+    runs, trash = bench.scratch / "runs", bench.scratch / "trash"
+    trash.mkdir()
     for number in range(1 - warmup, rounds + 1):
         tag = f"warm-up {number + warmup}/{warmup}" if number < 1 else f"round {number}/{rounds}"
         for scenario in scenarios:
@@ -599,7 +601,21 @@ def measure(bench, scenarios, rounds, warmup, writer_mb):
                     scenario.sizes.append(size)
                 if condition.latencies is not None:
                     scenario.neighbour.append(condition.latencies)
-            shutil.rmtree(run_dir)
+            run_dir.rename(trash / scenario.key)
+        empty_trash(trash)
+
+
+def empty_trash(trash):
+    """Deletes the round's trees, then lets 6 s pass after a sync: ext4 without a journal
+    (this machine's) skips inodes freed less than 5 s ago when it allocates one, and scans
+    past each of them (300 s while their inode table block is dirty), so a tree of 10,000
+    files deleted just before a timed command makes its file creation several times
+    slower. Deleting each scenario's tree right after it ran made every time depend on
+    what the scenario before it had left."""
+    shutil.rmtree(trash, ignore_errors=True)
+    trash.mkdir()
+    os.sync()
+    time.sleep(6)
 
 
 # ---------------------------------------------------------------- results
