@@ -18,17 +18,30 @@ with each command's peak RSS (GNU time), then prints a table of medians and the 
 the targets of BENCHMARKS.md, PASS or FAIL each. Every installer installs the same thing: the
 app's wheel (taken from the pyapp bundle) and every pin, with the same interpreter.
 
+The installs (pyapp-install's four, uv's two) also run under two conditions:
+  writer     a bounded `dd` of --writer-mb MiB (no fsync) into the same filesystem, started
+             before the timed command and killed after it, as a log or backup job would be
+  neighbour  bench/neighbour.py, appending 4 KiB and fsyncing every 10 ms on the same
+             filesystem: its p99 fsync latency while each installer runs is reported
+With --baseline DIR, DIR/pyapp-install (another build, e.g. main's) runs the same install
+scenarios in the same rounds, so before and after are measured side by side.
+
 Method: rounds are round-robin (each round runs every scenario once, so load from elsewhere
 spreads over all of them); a scenario's setup (an earlier install, an empty cache) is not
-timed; `sync` runs before each timed command; the page cache is not dropped: the warm-up
-round reads every wheel and tool once, so every timed run finds them in memory. A timed run
-is wall-clock time from spawn to exit.
+timed; `sync` runs before each timed command (before the first, under a condition, which
+then starts); the page cache is not dropped: the warm-up round reads every wheel and tool
+once, so every timed run finds them in memory. A timed run is wall-clock time from spawn
+to exit. A ratio is taken within each round (A and B measured minutes apart, under the same
+load), and a target holds only when it holds in every round; the median of the per-round
+ratios is shown with their range.
 
 Exit status: 0 measured (a missed target is a result, not an error), 1 bad arguments or pin
 file, 2 something broke (a command failed, an install did not do what it should).
 
     python3 bench/bench.py                          the full set, 5 rounds, release build
-    python3 bench/bench.py --set small --rounds 1 --warmup 0 --profile debug     CI's check
+    python3 bench/bench.py --set small --rounds 1 --warmup 0 --profile debug --writer-mb 256
+                                                    CI's check
+    python3 bench/bench.py --baseline DIR --only install,uv     the installs alone, before/after
 """
 
 import argparse
@@ -38,6 +51,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import stat
 import statistics
 import subprocess
@@ -292,16 +306,24 @@ class Scenario:
     # check(run_dir, sample of the last step) raises Broken when the run did not do its job;
     # returns a size in bytes where the scenario makes an artifact.
     check: object = None
+    # None (quiet), "writer" or "neighbour" (see the module's doc).
+    condition: str = None
     samples: list = field(default_factory=list)
     sizes: list = field(default_factory=list)
+    # Under "neighbour": the neighbour's fsync latencies (seconds) of each timed round.
+    neighbour: list = field(default_factory=list)
 
 
 class Bench:
     """Everything the scenarios share: binaries, tools, wheels, bundles, interpreter."""
 
-    def __init__(self, scratch, binaries, tools, wheels, backends, pins, python):
+    def __init__(self, scratch, binaries, tools, wheels, backends, pins, python, baseline, only):
         self.scratch, self.bin, self.tools, self.wheels, self.python = (
             scratch, binaries, tools, wheels, python)
+        # Another build's directory, whose pyapp-install runs the install scenarios too.
+        self.baseline = baseline
+        # Key prefixes of the scenarios to run (all when empty).
+        self.only = only
         # The build backends' wheels: pyapp-build builds the app's wheel with its backend.
         self.backends = backends
         self.projects = scratch / "projects"
@@ -329,14 +351,20 @@ class Bench:
         self.install(reference_root, self.bundle, "installed")
         self.release = (reference_root / "applications" / APP / "current").resolve()
         self.uv_warm_cache = scratch / "uv-warm-cache"
-        log("priming uv's warm cache (untimed)")
-        for step in self.uv_steps(scratch / "uv-prime", self.uv_warm_cache):
-            run(step.argv, env=step.env)
-        log("priming pex's warm cache (untimed)")
+        if self.wanted("uv-warm"):
+            log("priming uv's warm cache (untimed)")
+            for step in self.uv_steps(scratch / "uv-prime", self.uv_warm_cache):
+                run(step.argv, env=step.env)
         self.pex_warm_root = scratch / "pex-warm-root"
-        (scratch / "pex-prime").mkdir()
-        step = self.pex_step(scratch / "pex-prime", self.pex_warm_root)
-        run(step.argv, env=step.env, cwd=step.cwd)
+        if self.wanted("build-pex-warm"):
+            log("priming pex's warm cache (untimed)")
+            (scratch / "pex-prime").mkdir()
+            step = self.pex_step(scratch / "pex-prime", self.pex_warm_root)
+            run(step.argv, env=step.env, cwd=step.cwd)
+
+    def wanted(self, key):
+        """Whether the scenario `key` runs (--only)."""
+        return not self.only or any(key.startswith(prefix) for prefix in self.only)
 
     def build_bundle(self, project, out_dir):
         out = run(self.build_argv(project, out_dir), env=clean_env())
@@ -347,8 +375,8 @@ class Bench:
                 "--wheels", self.backends,
                 "--no-index", "--python", self.python, "--quiet"]
 
-    def install_argv(self, root, bundle):
-        return [self.bin / "pyapp-install", "--root", root, "--python", self.python,
+    def install_argv(self, root, bundle, binaries=None):
+        return [(binaries or self.bin) / "pyapp-install", "--root", root, "--python", self.python,
                 "--json", "--quiet", bundle]
 
     def install(self, root, bundle, expected):
@@ -369,11 +397,15 @@ class Bench:
                      "--pex-root", pex_root], clean_env(), cwd=run_dir)
 
     def scenarios(self):
-        def install_over(first_bundle, bundle):
+        """The scenarios --only selects, in the order each round runs them."""
+        return [s for s in self.all_scenarios() if self.wanted(s.key)]
+
+    def all_scenarios(self):
+        def install_over(first_bundle, bundle, binaries=None):
             def prepare(d):
                 if first_bundle:
                     self.install(d / "root", first_bundle, "installed")
-                return [Step(self.install_argv(d / "root", bundle), clean_env())]
+                return [Step(self.install_argv(d / "root", bundle, binaries), clean_env())]
             return prepare
 
         def expect(action):
@@ -402,19 +434,47 @@ class Bench:
                 raise Broken(f"pyapp-build wrote {len(made)} bundles in {d / 'out'}")
             return made[0].stat().st_size
 
+        def installs(prefix, name, binaries, condition, which):
+            """pyapp-install's scenarios `which` (of fresh, second-app, upgrade,
+            reinstall) under `condition`, run by `binaries`."""
+            cases = {
+                "fresh": ("fresh (empty apps dir)", None, self.bundle, "installed"),
+                "second-app": ("second app (same wheels)", self.bundle, self.second_bundle,
+                               "installed"),
+                "upgrade": ("upgrade (same wheels)", self.bundle, self.upgrade_bundle, "upgraded"),
+                "reinstall": ("same bundle again", self.bundle, self.bundle, "unchanged"),
+            }
+            return [
+                Scenario(f"{prefix}-{case}{suffix(condition)}",
+                         f"{name}, {cases[case][0]}{label(condition)}",
+                         install_over(cases[case][1], cases[case][2], binaries),
+                         expect(cases[case][3]), condition)
+                for case in which
+            ]
+
+        def uv(condition, which):
+            cases = {
+                "cold": ("empty cache", lambda d: self.uv_steps(d, d / "uv-cache")),
+                "warm": ("warm cache", lambda d: self.uv_steps(d, self.uv_warm_cache)),
+            }
+            return [
+                Scenario(f"uv-{case}{suffix(condition)}",
+                         f"uv venv + pip install, {cases[case][0]}{label(condition)}",
+                         cases[case][1], condition=condition)
+                for case in which
+            ]
+
+        def with_baseline(condition, which, uv_which):
+            mine = installs("install", "pyapp-install", None, condition, which)
+            theirs = (installs("baseline-install", "baseline pyapp-install", self.baseline,
+                               condition, which) if self.baseline else [])
+            return mine + theirs + uv(condition, uv_which)
+
+        everything = ["fresh", "second-app", "upgrade", "reinstall"]
         return [
-            Scenario("install-fresh", "pyapp-install, fresh (empty apps dir)",
-                     install_over(None, self.bundle), expect("installed")),
-            Scenario("install-second-app", "pyapp-install, second app (same wheels)",
-                     install_over(self.bundle, self.second_bundle), expect("installed")),
-            Scenario("install-upgrade", "pyapp-install, upgrade (same wheels)",
-                     install_over(self.bundle, self.upgrade_bundle), expect("upgraded")),
-            Scenario("install-reinstall", "pyapp-install, same bundle again",
-                     install_over(self.bundle, self.bundle), expect("unchanged")),
-            Scenario("uv-cold", "uv venv + pip install, empty cache",
-                     lambda d: self.uv_steps(d, d / "uv-cache")),
-            Scenario("uv-warm", "uv venv + pip install, warm cache",
-                     lambda d: self.uv_steps(d, self.uv_warm_cache)),
+            *with_baseline(None, everything, ["cold", "warm"]),
+            *with_baseline("writer", everything, ["cold", "warm"]),
+            *with_baseline("neighbour", ["fresh", "second-app"], ["cold", "warm"]),
             Scenario("pip", "venv + pip install (compiles .pyc)", pip),
             Scenario("cp-a", "cp -a of the installed release",
                      lambda d: [Step(["cp", "-a", self.release, d / "copy"], clean_env())]),
@@ -435,6 +495,14 @@ class Bench:
         ]
 
 
+def suffix(condition):
+    return f"@{condition}" if condition else ""
+
+
+def label(condition):
+    return {None: "", "writer": ", with a writer", "neighbour": ", with a neighbour"}[condition]
+
+
 def check_action(stdout, expected):
     try:
         action = json.loads(stdout)["action"]
@@ -444,30 +512,110 @@ def check_action(stdout, expected):
         raise Broken(f"pyapp-install said {action!r}, expected {expected!r}")
 
 
-def measure(bench, scenarios, rounds, warmup):
-    """Warm-up rounds, then timed rounds, each running every scenario once in a new
-    directory: setup untimed, `sync`, the timed steps, the scenario's check."""
-    runs = bench.scratch / "runs"
+class Condition:
+    """What runs beside a scenario's timed commands: nothing, a writer or a neighbour
+    (the module's doc), on the filesystem of `place` (a directory of the scratch space)."""
+
+    def __init__(self, kind, place, writer_mb):
+        self.kind, self.place, self.writer_mb = kind, place, writer_mb
+        self.process = None
+        self.latencies = None
+
+    def start(self):
+        if self.kind == "writer":
+            path = self.place / "writer.bin"
+            self.process = subprocess.Popen(
+                ["dd", "if=/dev/zero", f"of={path}", "bs=1M", f"count={self.writer_mb}",
+                 "status=none"], stdin=subprocess.DEVNULL)
+            # Under way before the command starts: the first 256 MiB (or all) are written.
+            deadline = time.monotonic() + 10
+            wanted = min(self.writer_mb, 256) << 20
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if path.exists() and path.stat().st_size >= wanted:
+                    break
+                time.sleep(0.005)
+        elif self.kind == "neighbour":
+            self.process = subprocess.Popen(
+                [sys.executable, BENCH / "neighbour.py", self.place / "neighbour.log"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            if self.process.stderr.readline().strip() != "ready":
+                raise Broken(f"bench/neighbour.py did not start: {self.process.stderr.read()}")
+
+    def stop(self):
+        if self.kind == "writer":
+            if self.process.poll() is None:
+                self.process.kill()
+            self.process.wait()
+            (self.place / "writer.bin").unlink(missing_ok=True)
+        elif self.kind == "neighbour":
+            self.process.send_signal(signal.SIGTERM)
+            out, err = self.process.communicate()
+            if self.process.returncode != 0:
+                raise Broken(f"bench/neighbour.py exited {self.process.returncode}:\n{tail(err)}")
+            self.latencies = json.loads(out)
+
+
+def p99(latencies):
+    """The 99th percentile (nearest rank) of a list of seconds; 0 for an empty list."""
+    ordered = sorted(latencies)
+    return ordered[max(0, -(-len(ordered) * 99 // 100) - 1)] if ordered else 0.0
+
+
+def measure(bench, scenarios, rounds, warmup, writer_mb):
+    """Warm-up rounds (of the quiet scenarios), then timed rounds, each running every
+    scenario once in a new directory: setup untimed, `sync`, the scenario's condition
+    started, the timed steps, the condition stopped, the scenario's check. The round's
+    directories are deleted together at its end (empty_trash)."""
+    runs, trash = bench.scratch / "runs", bench.scratch / "trash"
+    trash.mkdir()
     for number in range(1 - warmup, rounds + 1):
         tag = f"warm-up {number + warmup}/{warmup}" if number < 1 else f"round {number}/{rounds}"
         for scenario in scenarios:
+            if number < 1 and scenario.condition:
+                continue  # the quiet scenarios read everything the others do
             run_dir = runs / scenario.key
             shutil.rmtree(run_dir, ignore_errors=True)
             run_dir.mkdir(parents=True)
             steps = scenario.prepare(run_dir)
             seconds, peak, last = 0.0, 0, None
-            for step in steps:
-                os.sync()
-                last = timed(step, run_dir)
-                seconds += last.seconds
-                peak = max(peak, last.peak_rss_kb)
+            condition = Condition(scenario.condition, run_dir, writer_mb)
+            try:
+                for index, step in enumerate(steps):
+                    if index == 0 or scenario.condition is None:
+                        os.sync()
+                    if index == 0:
+                        condition.start()
+                    last = timed(step, run_dir)
+                    seconds += last.seconds
+                    peak = max(peak, last.peak_rss_kb)
+            finally:
+                if condition.process:
+                    condition.stop()
             size = scenario.check(run_dir, last) if scenario.check else None
-            log(f"{tag}  {scenario.label}: {fmt_time(seconds)}")
+            extra = (f", neighbour's fsync p99 {p99(condition.latencies) * 1000:.1f} ms"
+                     if condition.latencies is not None else "")
+            log(f"{tag}  {scenario.label}: {fmt_time(seconds)}{extra}")
             if number >= 1:
                 scenario.samples.append(Sample(seconds, peak))
                 if size is not None:
                     scenario.sizes.append(size)
-            shutil.rmtree(run_dir)
+                if condition.latencies is not None:
+                    scenario.neighbour.append(condition.latencies)
+            run_dir.rename(trash / scenario.key)
+        empty_trash(trash)
+
+
+def empty_trash(trash):
+    """Deletes the round's trees, then lets 6 s pass after a sync: ext4 without a journal
+    (this machine's) skips inodes freed less than 5 s ago when it allocates one, and scans
+    past each of them (300 s while their inode table block is dirty), so a tree of 10,000
+    files deleted just before a timed command makes its file creation several times
+    slower. Deleting each scenario's tree right after it ran made every time depend on
+    what the scenario before it had left."""
+    shutil.rmtree(trash, ignore_errors=True)
+    trash.mkdir()
+    os.sync()
+    time.sleep(6)
 
 
 # ---------------------------------------------------------------- results
@@ -481,32 +629,88 @@ def fmt_mb(size):
     return f"{size / 1e6:.1f} MB"
 
 
+def per_round(results, a, b, of="samples_s"):
+    """a / b in each round, or None when either was not measured."""
+    if a not in results or b not in results:
+        return None
+    return [x / y for x, y in zip(results[a][of], results[b][of])]
+
+
 def targets(results, sizes):
-    """Issue 6's targets: (what, measured, limit, shown as, passed)."""
-    t = {k: v["median_s"] for k, v in results.items()}
-    install_rss = max(results[k]["peak_rss_kb"] for k in results if k.startswith("install-")) / 1024
-    rows = [
-        ("first install vs uv, empty cache", t["install-fresh"] / t["uv-cold"], "<= 0.80x"),
-        ("second app vs uv, warm cache", t["install-second-app"] / t["uv-warm"], "<= 1.00x"),
-        ("upgrade vs uv, warm cache", t["install-upgrade"] / t["uv-warm"], "<= 1.00x"),
-        ("reinstall, same bundle", t["install-reinstall"] * 1000, "< 50 ms"),
-        ("pyapp-build speed-up over shiv", t["build-shiv"] / t["build-pyapp"], ">= 20x"),
-        ("pyapp-build speed-up over pex", t["build-pex"] / t["build-pyapp"], ">= 20x"),
-        ("bundle size vs shiv's", sizes["build-pyapp"] / sizes["build-shiv"], "<= 1.00x"),
-        ("bundle size vs pex's", sizes["build-pyapp"] / sizes["build-pex"], "<= 1.00x"),
-        ("pyapp-install peak RSS", install_rss, "< 100 MB"),
+    """The targets (BENCHMARKS.md): what, each round's value, the limit, how it is shown,
+    whether it held in every round. Those whose scenarios did not run are left out."""
+    ms = lambda key: [t * 1000 for t in results[key]["samples_s"]] if key in results else None
+    rows = []
+    for condition in (None, "writer"):
+        at, said = suffix(condition), label(condition)
+        rows += [
+            (f"first install vs uv, empty cache{said}",
+             per_round(results, f"install-fresh{at}", f"uv-cold{at}"), "<= 0.60x"),
+            (f"second app vs uv, warm cache{said}",
+             per_round(results, f"install-second-app{at}", f"uv-warm{at}"), "<= 0.50x"),
+            (f"upgrade vs uv, warm cache{said}",
+             per_round(results, f"install-upgrade{at}", f"uv-warm{at}"), "<= 0.50x"),
+            (f"reinstall, same bundle{said}", ms(f"install-reinstall{at}"), "<= 5 ms"),
+        ]
+    rows += [
+        ("neighbour's fsync p99, first install / uv cold",
+         per_round(results, "install-fresh@neighbour", "uv-cold@neighbour", "neighbour_p99_s"),
+         "<= 1.00x"),
+        ("neighbour's fsync p99, second app / uv warm",
+         per_round(results, "install-second-app@neighbour", "uv-warm@neighbour",
+                   "neighbour_p99_s"), "<= 1.00x"),
+        ("pyapp-build speed-up over shiv", per_round(results, "build-shiv", "build-pyapp"), ">= 20x"),
+        ("pyapp-build speed-up over pex", per_round(results, "build-pex", "build-pyapp"), ">= 20x"),
     ]
+    for other in ("shiv", "pex"):
+        if f"build-{other}" in sizes and "build-pyapp" in sizes:
+            rows.append((f"bundle size vs {other}'s",
+                         [sizes["build-pyapp"] / sizes[f"build-{other}"]], "<= 1.00x"))
+    installs = [r["peak_rss_kb"] / 1024 for k, r in results.items() if k.startswith("install-")]
+    if installs:
+        rows.append(("pyapp-install peak RSS", [max(installs)], "< 100 MB"))
     out = []
-    for what, value, limit in rows:
+    for what, values, limit in rows:
+        if values is None:
+            continue
         op, bound, unit = re.match(r"(<=|<|>=) ([\d.]+) ?(\S+)", limit).groups()
         bound = float(bound)
-        passed = {"<=": value <= bound, "<": value < bound, ">=": value >= bound}[op]
+        held = [{"<=": v <= bound, "<": v < bound, ">=": v >= bound}[op] for v in values]
         # Sizes differ by a few per cent: three decimals keep 0.997x from reading as 1.00x.
         places = 3 if what.startswith("bundle size") else 2
-        shown = f"{value:.{places}f}x" if unit == "x" else f"{value:.0f} {unit}"
-        out.append({"target": what, "measured": round(value, 4), "limit": limit,
-                    "shown": shown, "pass": passed})
+        show = (lambda v: f"{v:.{places}f}x") if unit == "x" else (lambda v: f"{v:.0f} {unit}")
+        median = statistics.median(values)
+        shown = show(median) + (f" ({show(min(values))}..{show(max(values))})"
+                                if len(values) > 1 else "")
+        out.append({"target": what, "measured": round(median, 4),
+                    "per_round": [round(v, 4) for v in values], "limit": limit,
+                    "shown": shown, "pass": all(held)})
     return out
+
+
+def against_baseline(results):
+    """With --baseline: each install scenario's time, this build / the baseline's, per round
+    (median and range), and the baseline's own ratios to uv, for the before/after."""
+    rows = []
+    for key in results:
+        if key.startswith("install-"):
+            ratios = per_round(results, key, "baseline-" + key)
+            if ratios:
+                rows.append({"what": f"{results[key]['label']}: this build / baseline",
+                             "median": round(statistics.median(ratios), 4),
+                             "per_round": [round(r, 4) for r in ratios]})
+    for condition in (None, "writer", "neighbour"):
+        at = suffix(condition)
+        for mine, uv in (("fresh", "cold"), ("second-app", "warm"), ("upgrade", "warm")):
+            for who in ("install", "baseline-install"):
+                of = "neighbour_p99_s" if condition == "neighbour" else "samples_s"
+                ratios = per_round(results, f"{who}-{mine}{at}", f"uv-{uv}{at}", of)
+                if ratios:
+                    what = ("neighbour's p99" if condition == "neighbour" else "time")
+                    rows.append({"what": f"{who} {mine} / uv {uv}{label(condition)} ({what})",
+                                 "median": round(statistics.median(ratios), 4),
+                                 "per_round": [round(r, 4) for r in ratios]})
+    return rows
 
 
 def machine():
@@ -540,20 +744,34 @@ def report_text(doc):
         + ", ".join(f"{k} {v}" for k, v in doc["tools"].items()),
         f"set {s['name']}: {s['wheels']} wheels, {fmt_mb(s['wheel_bytes'])}; installed release "
         f"{s['installed_files']:,} files, {fmt_mb(s['installed_bytes'])}",
-        f"{doc['rounds']} rounds after {doc['warmup']} warm-up, medians",
+        f"{doc['rounds']} rounds after {doc['warmup']} warm-up, medians; writer: dd of "
+        f"{doc['writer_mb']} MiB",
         "",
-        f"{'scenario':<44}{'median':>10}{'min':>10}{'max':>10}{'peak RSS':>11}",
+        f"{'scenario':<64}{'median':>10}{'min':>10}{'max':>10}{'peak RSS':>11}",
     ]
     for key, r in doc["results"].items():
-        lines.append(f"{r['label']:<44}{fmt_time(r['median_s']):>10}{fmt_time(r['min_s']):>10}"
-                     f"{fmt_time(r['max_s']):>10}{r['peak_rss_kb'] / 1024:>8.0f} MB")
-    lines += ["", f"{'bundle':<44}{'size':>10}"]
+        line = (f"{r['label']:<64}{fmt_time(r['median_s']):>10}{fmt_time(r['min_s']):>10}"
+                f"{fmt_time(r['max_s']):>10}{r['peak_rss_kb'] / 1024:>8.0f} MB")
+        if "neighbour_p99_s" in r:
+            line += "  neighbour's fsync p99 " + ", ".join(
+                f"{v * 1000:.1f}" for v in r["neighbour_p99_s"]) + " ms"
+        lines.append(line)
+    if doc["sizes"]:
+        lines += ["", f"{'bundle':<64}{'size':>10}"]
     for key, size in doc["sizes"].items():
-        lines.append(f"{doc['results'][key]['label']:<44}{fmt_mb(size):>10}")
-    lines += ["", f"{'target':<44}{'measured':>10}{'limit':>10}  result"]
+        lines.append(f"{doc['results'][key]['label']:<64}{fmt_mb(size):>10}")
+    lines += ["", "targets: the median of the per-round values (their range); a target holds "
+              "when it holds in every round",
+              f"{'target':<64}{'measured':>24}{'limit':>10}  result"]
     for t in doc["targets"]:
-        lines.append(f"{t['target']:<44}{t['shown']:>10}{t['limit']:>10}  "
+        lines.append(f"{t['target']:<64}{t['shown']:>24}{t['limit']:>10}  "
                      + ("PASS" if t["pass"] else "FAIL"))
+    if doc["baseline"]:
+        lines += ["", f"against the baseline ({doc['baseline']['path']}): per-round ratios",
+                  f"{'ratio':<76}{'median':>8}  rounds"]
+        for row in doc["baseline"]["ratios"]:
+            lines.append(f"{row['what']:<76}{row['median']:>7.2f}x  "
+                         + " ".join(f"{r:.2f}" for r in row["per_round"]))
     return "\n".join(lines)
 
 
@@ -594,11 +812,22 @@ def parse_args():
                         help="scratch space: a new or empty directory, or one an earlier run "
                              "used, which is emptied (default: target/bench/scratch)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch space")
+    parser.add_argument("--baseline", type=Path,
+                        help="a directory holding another build's pyapp-install (e.g. main's "
+                             "target/release): its install scenarios run in the same rounds")
+    parser.add_argument("--only", default="",
+                        help="comma-separated key prefixes of the scenarios to run (install, "
+                             "baseline-install, uv, pip, cp, build); default: all")
+    parser.add_argument("--writer-mb", type=int, default=3072,
+                        help="how much the concurrent writer writes, MiB (default: 3072)")
     parser.add_argument("--json", action="store_true",
                         help="print the results as JSON on stdout (the table goes to stderr)")
     args = parser.parse_args()
-    if args.rounds < 1 or args.warmup < 0:
-        raise Refused("--rounds must be at least 1 and --warmup at least 0")
+    if args.rounds < 1 or args.warmup < 0 or args.writer_mb < 1:
+        raise Refused("--rounds and --writer-mb must be at least 1 and --warmup at least 0")
+    if args.baseline and not os.access(args.baseline / "pyapp-install", os.X_OK):
+        raise Refused(f"--baseline {args.baseline}: no pyapp-install there")
+    args.only = [prefix for prefix in args.only.split(",") if prefix]
     return args
 
 
@@ -623,9 +852,13 @@ def main():
     try:
         backends = download(cache, tools, "backends", REPO / "tests" / "build-backends.txt",
                             python_version)
-        bench = Bench(scratch, binaries, tools, wheels, backends, pins, python)
+        baseline = args.baseline.resolve() if args.baseline else None
+        bench = Bench(scratch, binaries, tools, wheels, backends, pins, python, baseline,
+                      args.only)
         scenarios = bench.scenarios()
-        measure(bench, scenarios, args.rounds, args.warmup)
+        if not scenarios:
+            raise Refused(f"--only {','.join(args.only)}: no such scenario")
+        measure(bench, scenarios, args.rounds, args.warmup, args.writer_mb)
         installed_files, installed_bytes = tree_stats(bench.release)
     finally:
         if not args.keep:
@@ -642,6 +875,9 @@ def main():
             "samples_s": [round(t, 4) for t in times],
             "peak_rss_kb": max(x.peak_rss_kb for x in s.samples),
         }
+        if s.neighbour:
+            results[s.key]["neighbour_p99_s"] = [round(p99(x), 5) for x in s.neighbour]
+            results[s.key]["neighbour_fsyncs"] = [len(x) for x in s.neighbour]
     sizes = {s.key: max(s.sizes) for s in scenarios if s.sizes}
     host["loadavg_end"] = os.getloadavg()[0]
     doc = {
@@ -662,9 +898,12 @@ def main():
         },
         "rounds": args.rounds,
         "warmup": args.warmup,
+        "writer_mb": args.writer_mb,
         "results": results,
         "sizes": sizes,
         "targets": targets(results, sizes),
+        "baseline": ({"path": str(baseline), "ratios": against_baseline(results)}
+                     if baseline else None),
     }
     text = report_text(doc)
     if args.json:

@@ -3,20 +3,23 @@
 //! error names its path ([`FsError`]), and writes that must survive a crash are atomic.
 //!
 //! - the safe calls at the crate root: no-follow directory creation, atomic writes and
-//!   symlink switches, removal, listing, syncs;
+//!   symlink switches, removal, listing, directory syncs;
+//! - [`sync_trees`], [`start_writeback`]: durability for what the install wrote, only;
 //! - [`lock`]: the per-app advisory lock;
 //! - [`fault`]: the deterministic crash points the fault tests kill at;
 //! - [`state`]: the versioned JSON state files, read with one rule for their version.
 
+mod durable;
 mod error;
 pub mod fault;
 pub mod lock;
 mod safe;
 pub mod state;
 
+pub use durable::{start_writeback, sync_trees, Files};
 pub use error::{FsError, Result};
 pub use safe::{
     check_dir_or_missing, ensure_dir, exists, is_real_dir, list_dir, read_link_optional,
     read_optional, remove_dir_all_if_exists, remove_file_if_exists, rename, replace_symlink,
-    sync_dir, sync_filesystem, write_atomic,
+    sync_dir, write_atomic,
 };

@@ -212,13 +212,6 @@ pub fn sync_dir(path: &Path) -> Result<()> {
         .map_err(FsError::io("sync the directory", path))
 }
 
-/// Flushes everything written on the filesystem holding `path` (file data, then the
-/// directories, in one call: cheaper than an fsync per file of a large release tree).
-pub fn sync_filesystem(path: &Path) -> Result<()> {
-    let dir = File::open(path).map_err(FsError::io("open", path))?;
-    nix::unistd::syncfs(&dir).map_err(FsError::io("sync the filesystem of", path))
-}
-
 fn parent(path: &Path) -> Result<&Path> {
     path.parent().ok_or_else(|| FsError::NoParent {
         path: path.to_owned(),

@@ -116,6 +116,7 @@ impl PendingEntry {
             .open(&path)
             .map_err(FsError::io("create", &path))?;
         io::Write::write_all(&mut file, &json).map_err(FsError::io("write", &path))?;
+        pyapp_fs::start_writeback(&file);
         Ok(StoreEntry {
             dir: self.dir.clone(),
             index,
@@ -197,10 +198,17 @@ impl Store {
     /// (waiting while a garbage collection runs). When no one else holds it, leftovers of
     /// interrupted runs under `tmp/` are removed first.
     pub fn open_for_install(&self) -> Result<StoreSession> {
+        let new = !pyapp_fs::is_real_dir(&self.wheels_dir())?;
         for dir in [self.dir.clone(), self.wheels_dir()] {
             pyapp_fs::ensure_dir(&dir, 0o755)?;
         }
         pyapp_fs::ensure_dir(&self.tmp_dir(), 0o700)?;
+        if new {
+            // The entries published into wheels/ are durable only once wheels/ itself is.
+            for dir in self.dir.ancestors().take(2) {
+                pyapp_fs::sync_dir(dir)?;
+            }
+        }
         let lock = self.open_lock()?;
         match lock.try_lock() {
             Ok(()) => {
@@ -353,10 +361,11 @@ impl StoreSession {
         })
     }
 
-    /// Makes what was unpacked durable: one sync of the filesystem for all the entries (it
-    /// may run while their files are being linked).
-    pub fn sync(&self) -> Result<()> {
-        pyapp_fs::sync_filesystem(&self.store.tmp_dir())
+    /// Makes the unpacked entries durable, every file and directory of them (it may run
+    /// while their files are being linked, which gives those files a second link).
+    pub fn sync(&self, pending: &[PendingEntry]) -> Result<()> {
+        let dirs: Vec<&Path> = pending.iter().map(|entry| entry.dir.as_path()).collect();
+        pyapp_fs::sync_trees(&dirs, pyapp_fs::Files::All)
     }
 
     /// Renames finished entries, made durable by [`StoreSession::sync`], into place. When
@@ -415,7 +424,7 @@ mod tests {
         let pending = session.start_entry(sha256).unwrap();
         fs::write(pending.files_dir().join("a.py"), contents).unwrap();
         pending.finish(index(&sha256[..4])).unwrap();
-        session.sync().unwrap();
+        session.sync(std::slice::from_ref(&pending)).unwrap();
         session.publish(vec![pending]).unwrap();
         session.find(sha256).unwrap().unwrap()
     }

@@ -209,7 +209,8 @@ impl Bundle {
     /// error), filled while re-hashing, and given mode 0644 or 0755 from the entry's
     /// executable bit only. On any error it is removed again. `dest_dir` must be a directory
     /// only the caller can write to (the staging area); making the files durable is the
-    /// caller's job (one sync for all of them is much cheaper than one per file).
+    /// caller's job (once the tree is complete, many at once is much cheaper than one by
+    /// one as they are written).
     pub fn extract_entry_to_path(
         &mut self,
         name: &str,

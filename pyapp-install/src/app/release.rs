@@ -94,14 +94,18 @@ impl Staging {
         Ok(state::write(&self.staging_dir.join(RECORD_FILE), &file)?)
     }
 
-    /// Makes the staged tree durable (its files, then its directories) and renames it to
-    /// its final name in place of the link.
+    /// Makes the staged tree durable (the data of the files written into it, then its
+    /// directories; files hard-linked from the store were made durable there before they
+    /// were linked) and renames it to its final name in place of the link, durably:
+    /// `releases/` and the app's directory (which may have just been given `releases/`)
+    /// are synced after the rename.
     pub fn finish(mut self) -> Result<()> {
-        pyapp_fs::sync_filesystem(&self.staging_dir)?;
+        pyapp_fs::sync_trees(&[&self.staging_dir], pyapp_fs::Files::SingleLink)?;
         pyapp_fs::remove_file_if_exists(&self.final_dir)?;
         pyapp_fs::rename(&self.staging_dir, &self.final_dir)?;
-        if let Some(releases) = self.final_dir.parent() {
-            pyapp_fs::sync_dir(releases)?;
+        let releases = self.final_dir.parent();
+        for dir in releases.into_iter().chain(releases.and_then(Path::parent)) {
+            pyapp_fs::sync_dir(dir)?;
         }
         self.finished = true;
         Ok(())

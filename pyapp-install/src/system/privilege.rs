@@ -1,8 +1,9 @@
 //! Starting a child process as the app user (or as no one): a new session (no controlling
 //! terminal), no new privileges, then setgroups, setgid, setuid in that order (FORMAT.md
 //! 6.2), and, for a child this process waits for, death with it. std's
-//! `CommandExt::uid`/`gid` use another order and keep the session, hence `pre_exec`: the
-//! only `unsafe` code of the workspace, kept to one function (`confine`).
+//! `CommandExt::uid`/`gid` use another order and keep the session, hence `pre_exec`: one
+//! of the workspace's two `unsafe` blocks (the other is pyapp-fs's `sync_file_range`), kept
+//! to one function (`confine`).
 
 use std::io;
 use std::os::unix::process::CommandExt;

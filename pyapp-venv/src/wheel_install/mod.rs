@@ -7,7 +7,8 @@
 //! is written. Then, in parallel chunks of files across all wheels (`place`): the shared
 //! wheels the store lacks are unpacked under its `tmp/` (streamed from the archive, hashed
 //! while written, checked against RECORD); every file is extracted into the venv (`local`
-//! wheels) or hard-linked from the store (`shared` ones) while the new entries are synced,
+//! wheels) or hard-linked from the store (`shared` ones) while the new entries are synced
+//! (each file's write-back started as it is closed),
 //! then published; and each wheel gets its launchers, `INSTALLER` and a RECORD of what was
 //! actually written.
 
@@ -351,7 +352,7 @@ pub fn install_from<R: WheelBytes>(
     let (rows, synced) = std::thread::scope(|scope| {
         let syncing = store
             .filter(|_| !unpacked.is_empty())
-            .map(|store| scope.spawn(|| store.sync()));
+            .map(|store| scope.spawn(|| store.sync(&unpacked)));
         let rows = place_all(venv, &sources, &plans, &copying, on_installed);
         let synced = syncing.map(|syncing| {
             syncing
@@ -678,6 +679,7 @@ fn finish_wheel(
                 source,
             })
         })?;
+    pyapp_fs::start_writeback(&out);
     Ok(InstalledWheel {
         wheel: layout.file_name(),
         name: layout.name.name().to_string(),

@@ -250,6 +250,7 @@ pub fn extract_file<R: Read + Seek>(
         Some(hasher) => (hasher.finalize().into(), written_size(&out, dest)?),
         None => (sha256_of(&input_hash, entry)?, input.count),
     };
+    pyapp_fs::start_writeback(&out);
     Ok(Written { sha256, size })
 }
 
@@ -307,6 +308,7 @@ pub fn place_from_store(
                 entry,
                 dest,
             )?;
+            pyapp_fs::start_writeback(&out);
             return Ok(Written {
                 sha256: hasher.finalize().into(),
                 size: written_size(&out, dest)?,
@@ -343,6 +345,7 @@ fn link_or_copy(copying: &AtomicBool, source: &Path, dest: &Path, mode: u32) -> 
         .open(dest)?;
     output.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     io::copy(&mut input, &mut output)?;
+    pyapp_fs::start_writeback(&output);
     Ok(())
 }
 
@@ -365,6 +368,7 @@ pub fn write_generated(
             path: path.to_path_buf(),
             source,
         })?;
+    pyapp_fs::start_writeback(&file);
     Ok(Written {
         sha256: Sha256::digest(contents).into(),
         size: contents.len() as u64,

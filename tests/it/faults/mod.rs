@@ -495,8 +495,8 @@ fn current_release(app: &Path) -> Result<Option<String>, String> {
 }
 
 /// A temporary directory for the lab, in memory when the machine has `/dev/shm`: the runs
-/// are about processes killed, not machines, and a syncfs(2) per install on a disk that
-/// the other tests are writing to would make them slow.
+/// are about processes killed, not machines, and the fsyncs of every file and directory
+/// an install writes, on a disk the other tests are writing to, would make them slow.
 fn scratch_dir() -> TempDir {
     let shm = Path::new("/dev/shm");
     let in_memory = fs::metadata(shm).is_ok_and(|meta| meta.is_dir());
