@@ -290,9 +290,12 @@ impl Command {
                                 placeholder: *placeholder,
                             })?,
                         ),
-                        Piece::Config(key) => argument.push_str(values.config.get(key).ok_or_else(
-                            || CommandError::NoConfigValue { key: key.clone() },
-                        )?),
+                        Piece::Config(key) => argument.push_str(
+                            values
+                                .config
+                                .get(key)
+                                .ok_or_else(|| CommandError::NoConfigValue { key: key.clone() })?,
+                        ),
                     }
                 }
                 Ok(argument)
@@ -479,14 +482,22 @@ mod tests {
 
     #[test]
     fn config_placeholders_name_keys_and_take_the_configuration_values() {
-        let command = Command::from_line("gunicorn --workers={config.workers} --log-level {config.LOG_LEVEL} {mount}")
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(command.config_keys(), BTreeSet::from(["LOG_LEVEL", "workers"]));
+        let command = Command::from_line(
+            "gunicorn --workers={config.workers} --log-level {config.LOG_LEVEL} {mount}",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            command.config_keys(),
+            BTreeSet::from(["LOG_LEVEL", "workers"])
+        );
         assert_eq!(command.placeholders(), BTreeSet::from([Placeholder::Mount]));
         let mut values = PlaceholderValues::from([(Placeholder::Mount, "/shop".to_owned())]);
         assert_eq!(
             command.render(&values).map_err(|e| e.to_string()),
-            Err("placeholder {config.workers} has no value: the configuration does not set workers".to_owned())
+            Err(
+                "placeholder {config.workers} has no value: the configuration does not set workers"
+                    .to_owned()
+            )
         );
         values.set_config(BTreeMap::from([
             ("workers".to_owned(), "4".to_owned()),
@@ -494,7 +505,9 @@ mod tests {
         ]));
         assert_eq!(
             command.render(&values),
-            Ok(["gunicorn", "--workers=4", "--log-level", "info", "/shop"].map(String::from).to_vec())
+            Ok(["gunicorn", "--workers=4", "--log-level", "info", "/shop"]
+                .map(String::from)
+                .to_vec())
         );
         assert_eq!(
             refusal("tool {config.log-level}"),

@@ -293,7 +293,10 @@ impl ConfigSpec {
     /// configuration): every field that has a value and may be on a command line (not a
     /// secret, not a `text` field: the metadata is checked for those), written as in
     /// [`ConfigSpec::environment_values`].
-    pub fn command_values(&self, values: &BTreeMap<String, ConfigValue>) -> BTreeMap<String, String> {
+    pub fn command_values(
+        &self,
+        values: &BTreeMap<String, ConfigValue>,
+    ) -> BTreeMap<String, String> {
         self.fields
             .iter()
             .filter(|field| !field.is_secret() && field.widget != Widget::Text)

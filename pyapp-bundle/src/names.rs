@@ -126,10 +126,13 @@ pub fn check_writable_dir_name(value: &str) -> Result<(), NameError> {
 pub fn check_config_key(value: &str) -> Result<(), NameError> {
     let valid = starts_with(value, |c| c.is_ascii_alphabetic())
         && value.len() <= 64
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_');
-    refuse_unless(valid, "configuration key", value, "[A-Za-z][A-Za-z0-9_]{0,63}")
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    refuse_unless(
+        valid,
+        "configuration key",
+        value,
+        "[A-Za-z][A-Za-z0-9_]{0,63}",
+    )
 }
 
 /// Python module names: ASCII identifiers, `[A-Za-z_][A-Za-z0-9_]*`.

@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 
 use tempfile::TempDir;
 
-use crate::harness::{bin, build_bundle, edit, fixture_copy, pyapp_build, pyapp_install_at, stderr};
+use crate::harness::{
+    bin, build_bundle, edit, fixture_copy, pyapp_build, pyapp_install_at, stderr,
+};
 
 /// The fixture's bundle, built once for every test here.
 fn hello_bundle() -> &'static Path {
@@ -382,9 +384,7 @@ fn commands_carry_configuration_values_and_config_set_rewrites_their_units() {
     let out = tempfile::tempdir().expect("temp out dir");
     let bundle = build_bundle(project.path(), out.path());
     let root = tempfile::tempdir().expect("temp root");
-    let unit = root
-        .path()
-        .join("etc/systemd/system/hello-web.service");
+    let unit = root.path().join("etc/systemd/system/hello-web.service");
     let install = pyapp_install_at(root.path(), &[bundle.to_str().expect("utf-8")]);
     assert!(install.status.success(), "install: {}", stderr(&install));
     let exec = |unit: &Path| {
@@ -405,7 +405,10 @@ fn commands_carry_configuration_values_and_config_set_rewrites_their_units() {
     let set = pyapp_install_at(root.path(), &["config", "hello", "--set", "workers=5"]);
     assert!(set.status.success(), "config --set: {}", stderr(&set));
     let after = exec(&unit);
-    assert!(after.contains(r#" "--workers" "5" "--log-level" "info" "#), "{after}");
+    assert!(
+        after.contains(r#" "--workers" "5" "--log-level" "info" "#),
+        "{after}"
+    );
 
     for (command, problem) in [
         (

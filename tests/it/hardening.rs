@@ -197,7 +197,10 @@ fn common_servers_run_under_the_default_hardening() {
     );
     let journal = read("journal");
     assert!(
-        journal.contains(&format!("Task probe.tasks.ping[{}] succeeded", read("task.id"))),
+        journal.contains(&format!(
+            "Task probe.tasks.ping[{}] succeeded",
+            read("task.id")
+        )),
         "task: {}\n{journal}",
         read("task.err")
     );

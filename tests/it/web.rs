@@ -750,7 +750,12 @@ fn nginx_serves_a_static_directory_of_data_and_follows_no_planted_link() {
     fs::write(&metadata, format!("{text}{MOUNTED}")).unwrap();
     let v1 = build_bundle(project.path(), work.path());
     let out = run_in_sandbox(&sandbox, work.path(), DATA_STATIC_SCRIPT, &[&v1]);
-    assert_eq!(read(&out, "install.rc").trim(), "0", "{}", read(&out, "install.log"));
+    assert_eq!(
+        read(&out, "install.rc").trim(),
+        "0",
+        "{}",
+        read(&out, "install.log")
+    );
     assert_eq!(read(&out, "data.mode").trim(), "hello www-data 710");
     assert_eq!(read(&out, "media.mode").trim(), "hello www-data 2750");
     let media = read(&out, "media.got");
@@ -758,5 +763,10 @@ fn nginx_serves_a_static_directory_of_data_and_follows_no_planted_link() {
     let link = read(&out, "link.got");
     assert_eq!(answer(&link).0, "403", "{link}");
     assert!(read(&out, "nobody.got").contains("Permission denied"));
-    assert_eq!(read(&out, "again.rc").trim(), "0", "{}", read(&out, "again.log"));
+    assert_eq!(
+        read(&out, "again.rc").trim(),
+        "0",
+        "{}",
+        read(&out, "again.log")
+    );
 }

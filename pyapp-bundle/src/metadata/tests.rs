@@ -241,7 +241,10 @@ fn web_settings_and_the_proxied_service() {
 #[test]
 fn web_rules() {
     let web = |from: &str, to: &str| refusal(&edited(from, to));
-    let at_root = refusal(&edited("  mount: /hello\n", "  mount: /\n  strip-prefix: true\n"));
+    let at_root = refusal(&edited(
+        "  mount: /hello\n",
+        "  mount: /\n  strip-prefix: true\n",
+    ));
     assert!(
         at_root.ends_with(
             "web.strip-prefix: the app is served at \"/\": there is no mount to strip (set web.mount)"

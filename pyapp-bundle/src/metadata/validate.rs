@@ -221,9 +221,11 @@ const SERVICE_ONLY: [Placeholder; 5] = [
 impl AppParts<'_> {
     /// Every command, with its field path.
     fn commands(&self) -> Vec<(String, &Command)> {
-        let services = self.services.iter().enumerate().map(|(index, service)| {
-            (format!("services[{index}].command"), &service.command)
-        });
+        let services = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(index, service)| (format!("services[{index}].command"), &service.command));
         let tasks = self
             .tasks
             .iter()

@@ -167,8 +167,6 @@ impl Activation<'_> {
         Ok(info.spec.environment_values(&self.config_values(info)?))
     }
 
-
-
     /// Stops every unit of the app (before `current` moves).
     pub fn stop(&self) -> Result<()> {
         let installed = self.systemd.installed_units(self.tree.name())?;
@@ -200,7 +198,10 @@ impl Activation<'_> {
     /// now, and reloads systemd when one changed (which it returns); starts nothing.
     pub fn rewrite_units(&self, info: &ReleaseInfo) -> Result<bool> {
         let units = self.units_now(info)?;
-        let changed = self.systemd.write_units(self.tree.name(), &units)?.changed();
+        let changed = self
+            .systemd
+            .write_units(self.tree.name(), &units)?
+            .changed();
         if changed {
             self.systemd.daemon_reload()?;
         }

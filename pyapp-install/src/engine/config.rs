@@ -141,7 +141,11 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
 /// The handover of FORMAT.md 8.8 to the current release with the new configuration, when
 /// the app can take one: health-checked beside the running instances before it serves.
 /// Returns the main units that restarted.
-fn hand_over(activation: &Activation, current: &ReleaseInfo, config: &ConfigValues) -> Result<Vec<String>> {
+fn hand_over(
+    activation: &Activation,
+    current: &ReleaseInfo,
+    config: &ConfigValues,
+) -> Result<Vec<String>> {
     let tree = activation.tree;
     let units = activation.units_for(current, config)?;
     activation.hand_over(current, &units).map_err(|err| {

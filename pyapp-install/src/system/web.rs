@@ -398,7 +398,11 @@ pub fn own_data_statics(
         }
         let dir = ownership::open_dir_at(&data, name, &path)?;
         ownership::set_owner(&dir, &path, uid, web_gid.unwrap_or(app_gid))?;
-        let mode = if web_gid.is_some() { DATA_STATIC_DIR_MODE } else { 0o750 };
+        let mode = if web_gid.is_some() {
+            DATA_STATIC_DIR_MODE
+        } else {
+            0o750
+        };
         fchmod(&dir, Mode::from_bits_truncate(mode))
             .with_context(|| format!("failed to set the mode of `{}`", path.display()))?;
     }

@@ -584,7 +584,12 @@ fn plan_with_existing(
     plan(file, spec, Some(existing), set)
 }
 
-fn plan_again(file: &ConfigFile, spec: &ConfigSpec, existing: &ExistingConfig, set: &[&str]) -> ConfigPlan {
+fn plan_again(
+    file: &ConfigFile,
+    spec: &ConfigSpec,
+    existing: &ExistingConfig,
+    set: &[&str],
+) -> ConfigPlan {
     plan_with_existing(file, spec, existing, set).unwrap()
 }
 

@@ -77,7 +77,10 @@ pub fn snippet(site: &Site) -> String {
         }
     };
     let prefix_header = if site.strip_prefix {
-        format!("\n    RequestHeader set X-Forwarded-Prefix \"{}\"", site.prefix)
+        format!(
+            "\n    RequestHeader set X-Forwarded-Prefix \"{}\"",
+            site.prefix
+        )
     } else {
         String::new()
     };

@@ -172,7 +172,11 @@ fn the_proxied_service_gets_the_mount() {
     let at_root = metadata("port", "", &[]);
     assert_eq!(script_name(&at_root, &at_root.services[0]), None);
     assert_eq!(service_path(&at_root, "web", "/health"), "/health");
-    let stripped = metadata("socket", "web:\n  mount: /blog\n  strip-prefix: true\n", &[]);
+    let stripped = metadata(
+        "socket",
+        "web:\n  mount: /blog\n  strip-prefix: true\n",
+        &[],
+    );
     assert_eq!(script_name(&stripped, &stripped.services[0]), None);
     assert_eq!(service_path(&stripped, "web", "/health"), "/health");
 }
@@ -181,7 +185,9 @@ fn the_proxied_service_gets_the_mount() {
 fn a_stripped_mount_is_replaced_by_the_root_and_named_in_a_header() {
     let (_root, tree) = root_with_port();
     let web = "web:\n  mount: /blog\n  strip-prefix: true\n";
-    let site = Site::of(&tree, &metadata("port", web, &[])).unwrap().unwrap();
+    let site = Site::of(&tree, &metadata("port", web, &[]))
+        .unwrap()
+        .unwrap();
     let nginx = nginx::snippet(&site);
     assert!(
         nginx.contains(
