@@ -151,6 +151,28 @@ impl Shots {
     }
 }
 
+/// Clicks the element `css`.
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the element `css`.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 /// Waits (up to 60 s) until the element `css` has text containing `wanted`; its text.
 async fn await_text(client: &Client, css: &str, wanted: &str) -> String {
     let start = Instant::now();
@@ -244,36 +266,12 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     // Log in: the console sends a new visitor to the form.
     client.goto(&base).await.unwrap();
     assert!(client.current_url().await.unwrap().path() == "/login");
-    client
-        .find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys("not the token")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#token", "not the token").await;
+    click(&client, "form button").await;
     await_text(&client, "form .error", "wrong token").await;
     shots.take(&client, "01-login-refused").await;
-    client
-        .find(Locator::Css("#token"))
-        .await
-        .unwrap()
-        .send_keys(&token)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#token", &token).await;
+    click(&client, "form button").await;
     let row = await_text(&client, "ul.apps", "hello").await;
     assert!(row.contains("1.0.0") && row.contains("running"), "{row}");
     shots.take(&client, "02-apps").await;
@@ -293,13 +291,7 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     let greeting = client.find(Locator::Css("#greeting")).await.unwrap();
     greeting.clear().await.unwrap();
     greeting.send_keys("Hi 123").await.unwrap();
-    client
-        .find(Locator::Css("#save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#save").await;
     let start = Instant::now();
     loop {
         let error = client.find(Locator::Css("#error-greeting")).await.unwrap();
@@ -335,13 +327,7 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     let greeting = client.find(Locator::Css("#greeting")).await.unwrap();
     greeting.clear().await.unwrap();
     greeting.send_keys("Howdy").await.unwrap();
-    client
-        .find(Locator::Css("#save"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#save").await;
     let flash = await_text(&client, "#flash", "saved greeting").await;
     assert!(flash.contains("restarted hello-web.service"), "{flash}");
     shots.take(&client, "06-config-saved").await;
@@ -369,20 +355,8 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
 
     // Upload 1.1.0 and watch it switch.
     client.goto(&format!("{base}/upload")).await.unwrap();
-    client
-        .find(Locator::Css("#bundle"))
-        .await
-        .unwrap()
-        .send_keys(v2.to_str().unwrap())
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#send"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#bundle", v2.to_str().unwrap()).await;
+    click(&client, "#send").await;
     await_text(&client, "#phase", "upgraded hello 1.1.0").await;
     let events = client
         .find(Locator::Css("#events"))
@@ -393,25 +367,13 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         .unwrap();
     assert!(!events.is_empty(), "the install said nothing while it ran");
     shots.take(&client, "08-upload-upgraded").await;
-    client
-        .find(Locator::Css("#open-app"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#open-app").await;
     await_text(&client, "h1", "1.1.0").await;
     await_text(&client, "#health", "running").await;
     shots.take(&client, "09-app-upgraded").await;
 
     // Roll back.
-    client
-        .find(Locator::Css("#rollback"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "#rollback").await;
     await_text(&client, "#flash", "rolled back to 1.0.0").await;
     await_text(&client, "h1", "1.0.0").await;
     shots.take(&client, "10-rolled-back").await;
@@ -421,20 +383,8 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         .goto(&format!("{base}/apps/hello/logs"))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#search"))
-        .await
-        .unwrap()
-        .send_keys("Listening at")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("#search-button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#search", "Listening at").await;
+    click(&client, "#search-button").await;
     let log = await_text(&client, "#log", "Listening at").await;
     assert!(
         log.lines()

@@ -46,11 +46,15 @@ fn bundle(work: &Path, wheels: &Path, name: &str, relax: &str) -> std::path::Pat
         "    restart: on-failure\n",
         &format!("    restart: on-failure\n{relax}"),
     );
-    let out = work.join(name);
+    build(project.path(), &work.join(name), wheels)
+}
+
+/// `project` built offline into `out` with `wheels` and the build backends'; the bundle.
+fn build(project: &Path, out: &Path, wheels: &Path) -> std::path::PathBuf {
     let built = Command::new(harness::bin("pyapp-build"))
-        .arg(project.path())
+        .arg(project)
         .arg("-o")
-        .arg(&out)
+        .arg(out)
         .arg("--wheels")
         .arg(wheels)
         .arg("--wheels")
@@ -161,24 +165,16 @@ exit 0
 fn common_servers_run_under_the_default_hardening() {
     let sandbox = harness::sandbox();
     let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let built = Command::new(harness::bin("pyapp-build"))
-        .arg(workspace().join("fixtures/servers"))
-        .arg("-o")
-        .arg(work.path().join("bundle"))
-        .arg("--wheels")
-        .arg(workspace().join("target/wheels/servers"))
-        .arg("--wheels")
-        .arg(harness::backend_wheels())
-        .arg("--no-index")
-        .output()
-        .unwrap();
-    assert!(built.status.success(), "{}", harness::stderr(&built));
-    let bundle = String::from_utf8(built.stdout).unwrap().trim().to_owned();
+    let bundle = build(
+        &workspace().join("fixtures/servers"),
+        &work.path().join("bundle"),
+        &workspace().join("target/wheels/servers"),
+    );
     let out = run_in_sandbox(
         &sandbox,
         work.path(),
         SERVERS_SCRIPT,
-        [harness::bin("pyapp-install").display().to_string(), bundle],
+        [harness::bin("pyapp-install"), bundle],
     );
     let read = |name: &str| fact(&out, name);
     assert_eq!(read("install.rc"), "0", "{}", read("install.log"));

@@ -182,11 +182,7 @@ impl Activation<'_> {
         if changes.changed() {
             self.systemd.daemon_reload()?;
         }
-        let enabled: Vec<String> = units
-            .iter()
-            .filter(|unit| unit.is_enabled())
-            .map(|unit| unit.name.clone())
-            .collect();
+        let enabled = enabled_units(units);
         self.systemd.enable_now(&enabled)?;
         if let Some(steps) = self.systemd.manual_steps(units) {
             self.output.note(&steps);
@@ -299,11 +295,7 @@ impl Activation<'_> {
         }
         // The app's other units: all are enabled (and started, timers armed), and the
         // services that do not take a socket restart on the new release.
-        let enabled: Vec<String> = units
-            .iter()
-            .filter(|unit| unit.is_enabled())
-            .map(|unit| unit.name.clone())
-            .collect();
+        let enabled = enabled_units(units);
         self.systemd.enable_now(&enabled)?;
         let handed_over: Vec<String> = socket_services
             .iter()
@@ -500,8 +492,9 @@ impl Activation<'_> {
             &config_file,
             timeout,
         );
-        context.env.extend(&self.app_variables(info)?);
-        context.app_values = app_values(info, &self.config_values(info)?);
+        let config = self.config_values(info)?;
+        context.env.extend(&info.spec.environment_values(&config));
+        context.app_values = app_values(info, &config);
         Ok(context)
     }
 
@@ -539,4 +532,13 @@ fn app_values(info: &ReleaseInfo, config: &ConfigValues) -> PlaceholderValues {
     )]);
     values.set_config(info.spec.command_values(config));
     values
+}
+
+/// The names of the units of `units` that are enabled (and so started).
+fn enabled_units(units: &[UnitFile]) -> Vec<String> {
+    units
+        .iter()
+        .filter(|unit| unit.is_enabled())
+        .map(|unit| unit.name.clone())
+        .collect()
 }
