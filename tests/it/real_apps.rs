@@ -285,17 +285,18 @@ fn a_poetry_app_with_two_packages_and_a_worker_runs_its_jobs() {
 
 /// Checks of shopsite: Django's admin login page through nginx with its links under the
 /// mount, and the admin's stylesheet, collected into data/static by the hook, served by
-/// nginx from there (also while the app is stopped).
+/// nginx from there (also while the app and its socket are stopped).
 const SHOPSITE_CHECK: &str = r#"
 check() {
   http GET http://127.0.0.1/shop/admin/login/ > $OUT/$1.login
   http GET http://127.0.0.1/shop/static/admin/css/base.css > $OUT/$1.css
   cat $A/data/static/admin/css/base.css > $OUT/$1.css-disk
   if [ $1 = installed ]; then
-    systemctl stop shopsite-web.service
+    # The socket unit would start the service again on the next connection.
+    systemctl stop shopsite-web.socket shopsite-web.service
     http GET http://127.0.0.1/shop/static/admin/css/base.css --once > $OUT/stopped.css
     http GET http://127.0.0.1/shop/admin/login/ --once > $OUT/stopped.login
-    systemctl start shopsite-web.service
+    systemctl start shopsite-web.socket shopsite-web.service
     systemctl start shopsite-clearsessions.service; echo $? > $OUT/task.rc
     cat $A/config/config.env > $OUT/config 2>&1
   fi
