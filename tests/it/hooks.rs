@@ -328,7 +328,7 @@ fn inside_sandbox() {
         .unwrap();
     facts.insert("second ensure", again.uid.to_string());
     let sessions = [WritableDirName::new("sessions").unwrap()];
-    own_lasting_dirs(&tree, &user, &sessions).unwrap();
+    own_lasting_dirs(&tree, &user, &sessions, &[]).unwrap();
     let owner = |p: &Path| {
         let m = fs::symlink_metadata(p).unwrap();
         format!("{}:{}", m.uid(), m.gid())
@@ -474,7 +474,7 @@ fn inside_sandbox() {
     hook(HookName::PostUpdate, &["/bin/sh", "-c", &plant], &ctx).unwrap();
     let planted = hook(HookName::PostUpdate, &["/bin/true"], &ctx).unwrap_err();
     facts.insert("planted log", planted.to_string());
-    let planted = own_lasting_dirs(&tree, &user, &sessions).unwrap_err();
+    let planted = own_lasting_dirs(&tree, &user, &sessions, &[]).unwrap_err();
     facts.insert("planted sessions", planted.to_string());
     let secret = fs::metadata(SECRET).unwrap();
     facts.insert(

@@ -57,8 +57,6 @@ fn no_request_fails_through_upgrade_rollback_and_config_on_a_port() {
 }
 
 #[test]
-#[ignore = "unfinished: a 3-round run of `bench/zero_downtime.py --listen socket` had 67 failed \
-            requests in its upgrade phase (BENCHMARKS.md); passes on one round, not yet reliable"]
 fn no_request_fails_through_nginx_to_a_socket() {
     short_run("socket");
 }

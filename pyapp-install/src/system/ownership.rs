@@ -29,19 +29,27 @@ pub const CONFIG_DIR_MODE: u32 = 0o750;
 /// Gives the lasting directories of `tree` (already created, see
 /// [`pyapp_fs::ensure_dir`]) their owners: [`APP_OWNED_DIRS`] and each
 /// `data/WRITABLE-DIR` to `user`, `config/` to root with `user`'s group and
-/// [`CONFIG_DIR_MODE`]. Only the directories themselves: never what is inside them.
-/// A link or a file in place of one of them is refused.
+/// [`CONFIG_DIR_MODE`]. A directory `groups` names gets that group instead of `user`'s
+/// (the web server's, for the directories it reaches into, [`crate::system::web::web_groups`]):
+/// each directory changes owner at most once, to its final owner, so an upgrade never
+/// leaves the web server locked out in between. Only the directories themselves: never
+/// what is inside them. A link or a file in place of one of them is refused.
 pub fn own_lasting_dirs(
     tree: &AppTree,
     user: &AppUser,
     writable_dirs: &[WritableDirName],
+    groups: &[(&str, u32)],
 ) -> Result<()> {
     let app_dir = open_dir(tree.dir())?;
     let (uid, gid) = (Uid::from_raw(user.uid), Gid::from_raw(user.gid));
     for name in APP_OWNED_DIRS {
         let path = tree.lasting_dir(name);
         let dir = open_dir_at(&app_dir, name, &path)?;
-        set_owner(&dir, &path, uid, gid)?;
+        let group = groups
+            .iter()
+            .find(|(dir, _)| *dir == name)
+            .map_or(gid, |(_, group)| Gid::from_raw(*group));
+        set_owner(&dir, &path, uid, group)?;
         if name == "data" {
             for writable in writable_dirs {
                 let path = path.join(writable.as_str());
@@ -144,6 +152,7 @@ mod tests {
 
     const APP_UID: u32 = 64_123;
     const APP_GID: u32 = 64_124;
+    const WEB_GID: u32 = 64_125;
 
     fn user() -> AppUser {
         AppUser {
@@ -190,7 +199,7 @@ mod tests {
         let tree = tree_with_dirs(root.path());
         std::fs::create_dir(tree.lasting_dir("data").join("sessions")).unwrap();
         std::fs::write(tree.lasting_dir("data").join("old-file"), "x").unwrap();
-        own_lasting_dirs(&tree, &user(), &writable(&["sessions"])).unwrap();
+        own_lasting_dirs(&tree, &user(), &writable(&["sessions"]), &[]).unwrap();
         let meta = |p: &Path| std::fs::symlink_metadata(p).unwrap();
         for name in ["data", "tmp", "run", "log", "data/sessions"] {
             let m = meta(&tree.dir().join(name));
@@ -201,6 +210,16 @@ mod tests {
         assert_eq!(config.mode() & 0o7777, 0o750);
         // Only the directories themselves.
         assert_eq!(meta(&tree.lasting_dir("data").join("old-file")).uid(), 0);
+        // A directory the web server reaches into goes straight to the group given for it.
+        own_lasting_dirs(
+            &tree,
+            &user(),
+            &writable(&["sessions"]),
+            &[("run", WEB_GID)],
+        )
+        .unwrap();
+        assert_eq!(meta(&tree.lasting_dir("run")).gid(), WEB_GID);
+        assert_eq!(meta(&tree.lasting_dir("data")).gid(), APP_GID);
     }
 
     #[test]
@@ -219,7 +238,7 @@ mod tests {
         // A writable dir replaced by a link to a directory outside the tree.
         std::os::unix::fs::symlink(outside.path(), data.join("sessions")).unwrap();
 
-        let err = own_lasting_dirs(&tree, &user(), &writable(&["sessions"])).unwrap_err();
+        let err = own_lasting_dirs(&tree, &user(), &writable(&["sessions"]), &[]).unwrap_err();
         assert!(
             err.to_string()
                 .contains("is a symbolic link or not a directory"),
@@ -236,7 +255,7 @@ mod tests {
         std::fs::remove_dir(&config).unwrap();
         std::os::unix::fs::symlink(&secret, &config).unwrap();
         std::fs::remove_file(data.join("sessions")).unwrap();
-        let err = own_lasting_dirs(&tree, &user(), &[]).unwrap_err();
+        let err = own_lasting_dirs(&tree, &user(), &[], &[]).unwrap_err();
         assert!(err.to_string().contains("config"), "{err}");
         let secret_meta = std::fs::metadata(&secret).unwrap();
         assert_eq!((secret_meta.uid(), secret_meta.gid()), (0, 0));

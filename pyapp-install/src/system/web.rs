@@ -305,10 +305,35 @@ pub fn service_path(metadata: &Metadata, service: &str, path: &str) -> String {
     }
 }
 
+/// The lasting directories of `tree` the web server reaches into for `metadata`, with the
+/// gid of [`WEB_GROUP`]: `run/` when the proxied service listens on a socket, `data/` when a
+/// static directory is `from: data` (none without the group). Given to
+/// [`ownership::own_lasting_dirs`], so that these directories keep the web server's group
+/// through an upgrade instead of passing through the app's group (which would refuse the
+/// server's requests until [`own_run_dir`] and [`own_data_statics`] ran).
+pub fn web_groups(root: &Path, metadata: &Metadata) -> Result<Vec<(&'static str, u32)>> {
+    let Some(gid) = app_user::lookup_group(root, WEB_GROUP)? else {
+        return Ok(Vec::new());
+    };
+    let socket = metadata
+        .proxied_service()
+        .is_some_and(|service| service.listen == Listen::Socket);
+    let statics = metadata
+        .resources
+        .static_paths
+        .iter()
+        .any(|static_path| static_path.from == StaticRoot::Data);
+    Ok([("run", socket), ("data", statics)]
+        .into_iter()
+        .filter(|(_, reached)| *reached)
+        .map(|(dir, _)| (dir, gid))
+        .collect())
+}
+
 /// Gives `run/` the group [`WEB_GROUP`] and mode 0750 when the proxied service listens on
 /// a socket, so the web server (and only it, besides the app) can connect; otherwise
 /// leaves it as ownership made it. Through descriptors that refuse links, like
-/// [`ownership::own_lasting_dirs`], which runs first.
+/// [`ownership::own_lasting_dirs`], which runs first (with [`web_groups`]).
 pub fn own_run_dir(
     root: &Path,
     tree: &AppTree,
@@ -351,7 +376,7 @@ pub fn own_run_dir(
 /// the hooks that fill it run), owned by the app user with the group [`WEB_GROUP`] and mode
 /// 2750, and lets that group pass through `data/` (0710): the web server reads the
 /// directories, nobody else does. Through descriptors that refuse links, like
-/// [`ownership::own_lasting_dirs`], which runs first. Without [`WEB_GROUP`], the
+/// [`ownership::own_lasting_dirs`], which runs first (with [`web_groups`]). Without [`WEB_GROUP`], the
 /// directories stay the app's and a note says the web server cannot read them.
 pub fn own_data_statics(
     root: &Path,

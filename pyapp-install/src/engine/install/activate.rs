@@ -118,7 +118,13 @@ pub fn activate(
         pyapp_fs::ensure_dir(dir, *mode)?;
     }
     if let Some(user) = &user {
-        ownership::own_lasting_dirs(tree, user, &new.metadata.resources.writable_dirs)?;
+        let web_groups = web::web_groups(&target.root, &new.metadata)?;
+        ownership::own_lasting_dirs(
+            tree,
+            user,
+            &new.metadata.resources.writable_dirs,
+            &web_groups,
+        )?;
         web::own_run_dir(&target.root, tree, user, &new.metadata, progress)?;
         web::own_data_statics(&target.root, tree, user, &new.metadata, progress)?;
     }
