@@ -2,7 +2,7 @@
 """Requests through upgrades: load on the example app while it is upgraded, rolled back,
 reconfigured and upgraded to a release whose health check fails (issue 14).
 
-    bench/zero_downtime.py [--rounds 10] [--listen port|socket] [--json FILE]
+    bench/zero_downtime.py [--rounds 10] [--listen port|socket] [--check http|command] [--json FILE]
 
 Builds hello 1.0.0, 1.1.0 and 1.2.0 (whose health check asks for a page the app lacks)
 with target/debug's pyapp-build, then runs itself inside ../shared/tools/systemd-sandbox:
@@ -11,7 +11,9 @@ installs 1.2.0 (refused), while client threads send requests to 127.0.0.1 (`list
 or through nginx to the app's socket (`listen: socket`). Prints per phase: requests sent,
 failed (connection errors and non-2xx), p50/p99 latency, and the releases that answered
 (the app names its version in `X-Hello-Release`). Exit 1 when a request failed or the
-release with the failing health check answered one.
+release with the failing health check answered one. `--check command` gives every release a
+health check command instead (`hello-check`, which GETs /health, or /missing for 1.2.0, at
+the address pyapp-install gives it in PYAPP_CHECK_WEB).
 """
 
 import argparse
@@ -42,7 +44,10 @@ def build(args, work, version, flaw):
     project = work / f"hello-{version}"
     shutil.copytree(ROOT / "fixtures" / "hello", project)
     edit(project / "pyproject.toml", 'version = "1.0.0"', f'version = "{version}"')
-    if flaw:
+    if args.check == "command":
+        check = "[hello-check, /missing]" if flaw else "[hello-check]"
+        edit(project / "metadata.yaml", "service: web\n    http: /health", f"command: {check}")
+    elif flaw:
         edit(project / "metadata.yaml", "http: /health", "http: /missing")
     if listen == "socket":
         edit(project / "metadata.yaml", "listen: port", "listen: socket")
@@ -140,11 +145,15 @@ def percentile(values, fraction):
 def inside(args):
     installer, bundles = args.installer, dict(zip(["1.0.0", "1.1.0", BAD], args.bundles))
 
+    refusals = []
+
     def run(*command, expect=0):
         done = subprocess.run([installer, *command], capture_output=True, text=True,
                               timeout=COMMAND_TIMEOUT)
         if done.returncode != expect:
             sys.exit(f"pyapp-install {' '.join(command)}: exit {done.returncode}\n{done.stderr}")
+        if expect:
+            refusals.append(done.stderr)
 
     python = ["--python", "/usr/bin/python3"]
     if args.listen == "socket":
@@ -187,6 +196,8 @@ def inside(args):
             "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
             "releases": releases,
         }
+    # What the refused upgrade said, the first time: why its health check failed.
+    report["refused"] = refusals[0]
     pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
 
 
@@ -194,6 +205,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--listen", choices=["port", "socket"], default="port")
+    parser.add_argument("--check", choices=["http", "command"], default="http",
+                        help="the releases' health check (default: http)")
     parser.add_argument("--json", help="also write the results here")
     parser.add_argument("--sandbox", default=str(SANDBOX), help="systemd-sandbox")
     parser.add_argument("--bin-dir", default=str(ROOT / "target/debug"),
@@ -219,10 +232,11 @@ def main():
             check=True, env={**os.environ, "SANDBOX_BIND": str(work)},
         )
         report = json.loads(results.read_text())
+        refused = report.pop("refused")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(report, indent=2))
+        pathlib.Path(args.json).write_text(json.dumps({**report, "refused": refused}, indent=2))
     print(f"{'phase':<16} {'sent':>6} {'failed':>6} {'p50 ms':>8} {'p99 ms':>8}  releases")
     for phase, row in report.items():
         releases = ", ".join(f"{name}: {count}" for name, count in sorted(row["releases"].items()))

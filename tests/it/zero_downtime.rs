@@ -1,13 +1,16 @@
 //! Upgrades nobody notices (FORMAT.md 8.8): bench/zero_downtime.py's short run under
 //! systemd-sandbox, one round of upgrade, rollback, `config --set` and an upgrade to a
 //! release whose health check fails, under load. Not timed: it checks that no request
-//! failed and that the failing release never answered one.
+//! failed and that the failing release never answered one, with an HTTP health check and
+//! with a health check command.
 
 use std::process::Command;
 
 use crate::harness;
 
-fn short_run(listen: &str) {
+/// One round with `listen` and health `check` (`http` or `command`); returns what the
+/// refused upgrade said.
+fn short_run(listen: &str, check: &str) -> String {
     let sandbox = harness::sandbox();
     let installer = harness::bin("pyapp-install");
     harness::bin("pyapp-build");
@@ -15,7 +18,7 @@ fn short_run(listen: &str) {
     let results = work.path().join("results.json");
     let run = Command::new("python3")
         .arg(harness::workspace().join("bench/zero_downtime.py"))
-        .args(["--rounds", "1", "--listen", listen])
+        .args(["--rounds", "1", "--listen", listen, "--check", check])
         .arg("--json")
         .arg(&results)
         .arg("--sandbox")
@@ -49,14 +52,29 @@ fn short_run(listen: &str) {
         report["config"]["releases"].get("1.0.0").is_some(),
         "{report}"
     );
+    report["refused"].as_str().unwrap().to_owned()
 }
 
 #[test]
 fn no_request_fails_through_upgrade_rollback_and_config_on_a_port() {
-    short_run("port");
+    short_run("port", "http");
+}
+
+/// A health check command runs before traffic moves, against the new release on its
+/// private socket, as the app user: 1.2.0's `hello-check /missing` reached 1.2.0 there.
+#[test]
+fn a_health_check_command_checks_the_new_release_before_it_serves() {
+    let refused = short_run("port", "command");
+    assert!(
+        refused.contains(
+            "hello-check: GET /missing on unix:/applications/hello/.pyapp/check/web.sock: 404, \
+             release 1.2.0"
+        ) && refused.contains("hook health-check failed (exit status 1)"),
+        "{refused}"
+    );
 }
 
 #[test]
 fn no_request_fails_through_nginx_to_a_socket() {
-    short_run("socket");
+    short_run("socket", "http");
 }

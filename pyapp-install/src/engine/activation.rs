@@ -6,7 +6,8 @@
 //! When every listening service of the app takes its socket from systemd and those sockets
 //! are already open, the release changes by a handover instead (FORMAT.md 8.8), and nothing
 //! is stopped first: the new release starts beside the old one on a private socket only
-//! root reaches ([`Instance::Check`]), its health check runs there, and only then does its
+//! root and the app's own health check command reach ([`Instance::Check`]), its health
+//! check (HTTP or command) runs there, and only then does its
 //! [`Instance::Next`] take the public socket, the main instance drain (SIGTERM, SIGKILL
 //! after `stop-grace`) and restart on the new release, and `next` drain in turn. The public
 //! socket stays open throughout: a connection waits in its backlog, never refused. A
@@ -17,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use pyapp_bundle::command::{Placeholder, PlaceholderValues};
+use nix::sys::stat::{fchmod, Mode};
+use nix::unistd::{Gid, Uid};
+use pyapp_bundle::command::{Command, Placeholder, PlaceholderValues};
 use pyapp_bundle::metadata::{Isolation, Listen};
 
 use crate::app::config_file::{ConfigFile, ConfigValues};
@@ -30,6 +33,7 @@ use crate::progress::Progress;
 use crate::system::app_user::AppUser;
 use crate::system::health::{self, Endpoint};
 use crate::system::hooks::{self, HookContext, HookName};
+use crate::system::ownership;
 use crate::system::systemd::Systemd;
 use crate::system::units::{self, unit_stem, Instance, ServiceProcess, UnitContext, UnitFile};
 use crate::system::web;
@@ -262,7 +266,7 @@ impl Activation<'_> {
         if self.systemd.write_units(app, units)?.changed() {
             self.systemd.daemon_reload()?;
         }
-        pyapp_fs::ensure_dir(&units::check_socket_dir(self.tree), 0o700)?;
+        self.ensure_check_dir()?;
         let socket_services = Self::socket_services(info);
         let check_units: Vec<String> = socket_services
             .iter()
@@ -305,17 +309,23 @@ impl Activation<'_> {
             .into_iter()
             .filter(|name| name.ends_with(".service") && !handed_over.contains(name))
             .collect();
-        self.systemd.try_restart(&restarted)?;
-        if info
-            .metadata
-            .update
-            .health_check
-            .as_ref()
-            .is_some_and(|check| check.command.is_some())
-        {
-            self.check_health(info)?;
-        }
-        Ok(())
+        self.systemd.try_restart(&restarted)
+    }
+
+    /// `.pyapp/check` ([`units::check_socket_dir`]): root's, with the app's group
+    /// ([`units::CHECK_DIR_MODE`]), so the app's health check command reaches the release
+    /// under check and nobody else does (without an app user, root's alone).
+    fn ensure_check_dir(&self) -> Result<()> {
+        let path = units::check_socket_dir(self.tree);
+        pyapp_fs::ensure_dir(&path, units::CHECK_DIR_MODE)?;
+        let dir = ownership::open_dir(&path)?;
+        let (group, mode) = match self.user {
+            Some(user) => (user.gid, units::CHECK_DIR_MODE),
+            None => (0, 0o700),
+        };
+        ownership::set_owner(&dir, &path, Uid::from_raw(0), Gid::from_raw(group))?;
+        fchmod(&dir, Mode::from_bits_truncate(mode))
+            .with_context(|| format!("failed to set the mode of `{}`", path.display()))
     }
 
     /// The names of `info`'s services that take their socket.
@@ -360,9 +370,10 @@ impl Activation<'_> {
         self.check_health_of(info, Instance::Main)
     }
 
-    /// The HTTP health check against `instance` of the checked service (its private socket
-    /// for [`Instance::Check`]); a command check only for the main instance, once the
-    /// release serves.
+    /// The health check of `info` against `instance`: the HTTP check against the checked
+    /// service (its private socket for [`Instance::Check`]), or the command with
+    /// `PYAPP_CHECK_<SERVICE>` naming where each listening service of `instance` is
+    /// ([`Activation::check_command`]).
     fn check_health_of(&self, info: &ReleaseInfo, instance: Instance) -> Result<()> {
         let Some(check) = &info.metadata.update.health_check else {
             return Ok(());
@@ -371,14 +382,8 @@ impl Activation<'_> {
             return Ok(());
         }
         let timeout = Duration::from_secs(u64::from(check.timeout));
-        if let Some(command) = check
-            .command
-            .as_ref()
-            .filter(|_| instance == Instance::Main)
-        {
-            let context = self.hook_context(info, check.timeout)?;
-            hooks::run_hook(HookName::HealthCheck, command, &context, self.output)?;
-            return Ok(());
+        if let Some(command) = &check.command {
+            return self.check_command(info, instance, command, check.timeout);
         }
         let (Some(path), Some(service)) = (&check.http, &check.service) else {
             return Ok(());
@@ -405,6 +410,64 @@ impl Activation<'_> {
             })?;
         self.output.note(&format!(
             "health check: GET {path} on {endpoint} answered {status}"
+        ));
+        Ok(())
+    }
+
+    /// The health check `command` of `info`, run like a hook with one variable per
+    /// listening service saying where `instance` serves it ([`check_variable`]:
+    /// `PYAPP_CHECK_WEB=unix:/applications/hello/.pyapp/check/web.sock` for the release
+    /// under check, the public socket or `127.0.0.1:PORT` for the main instance). Against
+    /// [`Instance::Check`], the check instances must still run when it exits 0: a release
+    /// that crashed meanwhile is not healthy.
+    fn check_command(
+        &self,
+        info: &ReleaseInfo,
+        instance: Instance,
+        command: &Command,
+        timeout: u32,
+    ) -> Result<()> {
+        let mut context = self.hook_context(info, timeout)?;
+        let runtime = self.tree.runtime_dir();
+        for service in &info.metadata.services {
+            let name = service.name.as_str();
+            let address = match (instance, service.listen) {
+                (_, Listen::None) => continue,
+                (Instance::Check, _) if service.takes_socket() => {
+                    format!(
+                        "unix:{}",
+                        runtime
+                            .join(".pyapp/check")
+                            .join(format!("{name}.sock"))
+                            .display()
+                    )
+                }
+                (_, Listen::Socket) => {
+                    format!(
+                        "unix:{}",
+                        runtime.join("run").join(format!("{name}.sock")).display()
+                    )
+                }
+                (_, Listen::Port) => format!("127.0.0.1:{}", self.port(name)?),
+            };
+            context.env.set(&check_variable(name), address);
+        }
+        hooks::run_hook(HookName::HealthCheck, command, &context, self.output)?;
+        if instance == Instance::Check {
+            for name in Self::socket_services(info) {
+                let unit = Instance::Check.service_unit(self.tree.name(), name);
+                if !self.systemd.is_active(&unit)? {
+                    self.show_journal(&unit);
+                    return Err(Refusal::new(format!(
+                        "health check failed: {unit} is no longer running"
+                    ))
+                    .into());
+                }
+            }
+        }
+        self.output.note(&format!(
+            "health check: {} exited 0",
+            command.written().join(" ")
         ));
         Ok(())
     }
@@ -471,15 +534,17 @@ impl Activation<'_> {
             Listen::Socket => Ok(Endpoint::Socket(
                 self.tree.lasting_dir("run").join(format!("{service}.sock")),
             )),
-            Listen::Port => {
-                let port = ports::load(self.tree)?
-                    .get(service)
-                    .copied()
-                    .context("the health check's service has no port allocated")?;
-                Ok(Endpoint::Port(port))
-            }
+            Listen::Port => Ok(Endpoint::Port(self.port(service)?)),
             Listen::None => anyhow::bail!("the health check's service does not listen"),
         }
+    }
+
+    /// The port allocated to `service`.
+    fn port(&self, service: &str) -> Result<u16> {
+        ports::load(self.tree)?
+            .get(service)
+            .copied()
+            .with_context(|| format!("service {service} has no port allocated"))
     }
 
     fn hook_context(&self, info: &ReleaseInfo, timeout: u32) -> Result<HookContext<'_>> {
@@ -532,6 +597,15 @@ fn app_values(info: &ReleaseInfo, config: &ConfigValues) -> PlaceholderValues {
     )]);
     values.set_config(info.spec.command_values(config));
     values
+}
+
+/// The variable a health check command finds the address of service `name` in:
+/// `PYAPP_CHECK_` and the name in capitals, `-` as `_` (`PYAPP_CHECK_WEB`).
+fn check_variable(name: &str) -> String {
+    format!(
+        "PYAPP_CHECK_{}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// The names of the units of `units` that are enabled (and so started).

@@ -2,7 +2,7 @@
 //! `APP-SERVICE.service` per service, `APP-TASK.service` + `APP-TASK.timer` per task, and
 //! for a service whose server takes its socket from systemd ([`Service::takes_socket`]) the
 //! units of the handover (FORMAT.md 8.8): `APP-SERVICE.socket` owns the listening socket,
-//! `APP-SERVICE.check.service` runs a new release on the private, root-only
+//! `APP-SERVICE.check.service` runs a new release on the private
 //! `APP-SERVICE.check.socket` for its health check, and `APP-SERVICE.next.service` serves
 //! the public socket beside `APP-SERVICE.service` while that one restarts. Pure
 //! text generation: [`crate::system::systemd`] writes and registers the files. Every outside value
@@ -29,6 +29,11 @@ use crate::system::web;
 pub use crate::system::systemd::UnitFile;
 
 pub use escape::EscapeError;
+
+/// The mode of [`check_socket_dir`] (root:APP) and of the sockets in it (root:APP, made by
+/// systemd): root and the app's group connect, only root creates or replaces.
+pub const CHECK_DIR_MODE: u32 = 0o750;
+const CHECK_SOCKET_MODE: &str = "0660";
 
 /// The descriptor systemd passes the first socket as (`SD_LISTEN_FDS_START`).
 const LISTEN_FD: u32 = 3;
@@ -194,8 +199,8 @@ impl Instance {
     }
 }
 
-/// `APPS/APP/.pyapp/check`: the root-only (0700) directory of the private sockets the
-/// health check reaches a new release on (host path).
+/// `APPS/APP/.pyapp/check`: the directory of the private sockets the health check reaches
+/// a new release on (host path): root's, [`CHECK_DIR_MODE`], the app's group may enter.
 pub fn check_socket_dir(tree: &AppTree) -> PathBuf {
     tree.state_dir().join("check")
 }
@@ -548,7 +553,11 @@ fn socket_unit(
     };
     unit.directive("ListenStream", &address);
     if !public {
-        unit.directive("SocketMode", "0600");
+        // The release under check is reached by root's HTTP check and by the app's own
+        // health check command (its group), nobody else.
+        let group = unit.escaped("group", escape::account(context.group))?;
+        unit.directive("SocketGroup", &group);
+        unit.directive("SocketMode", CHECK_SOCKET_MODE);
     } else if service.listen == Listen::Socket {
         unit.directive("SocketMode", PUBLIC_SOCKET_MODE);
     }
