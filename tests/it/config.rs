@@ -430,3 +430,70 @@ fn commands_carry_configuration_values_and_config_set_rewrites_their_units() {
         assert!(stderr(&build).contains(problem), "{}", stderr(&build));
     }
 }
+
+/// Under systemd: a change that leaves the units and the environment file as they are
+/// (`log_level`, read from the file only) reloads gunicorn (`reload-signal: hup`: the same
+/// main process, new workers) after the new configuration passed its check beside the
+/// running one; a change of a variable the environment file carries (`greeting`) hands
+/// over to a new main process.
+#[test]
+fn a_change_only_the_file_carries_reloads_and_one_the_environment_carries_hands_over() {
+    let sandbox = crate::harness::sandbox();
+    let work = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("work dir");
+    let bundle = build_bundle(fixture_copy("hello").path(), work.path());
+    let out = crate::harness::run_in_sandbox(
+        &sandbox,
+        work.path(),
+        r#"
+out=$1 installer=$2 bundle=$3
+pid() { systemctl show -P MainPID hello-web.service; }
+"$installer" --python /usr/bin/python3 "$bundle" > $out/install.log 2>&1
+pid > $out/pid.before
+"$installer" config hello --set log_level=debug --json > $out/reload.json 2> $out/reload.log
+pid > $out/pid.reloaded
+journalctl -u hello-web.service --no-pager | grep -c "Handling signal: hup" > $out/hups
+"$installer" config hello --set greeting=Howdy --json > $out/handover.json 2> $out/handover.log
+pid > $out/pid.handed-over
+curl -s http://127.0.0.1:$(systemctl show -P Listen hello-web.socket | sed 's/.*://; s/ .*//')/ > $out/page
+"#,
+        [bin("pyapp-install").as_path(), bundle.as_path()],
+    );
+    let fact = |name: &str| crate::harness::fact(&out, name);
+    let json = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&fact(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let reload = json("reload.json");
+    assert_eq!(
+        reload["reloaded"],
+        serde_json::json!(["hello-web.service"]),
+        "{reload}"
+    );
+    assert_eq!(reload["restarted"], serde_json::json!([]), "{reload}");
+    assert_eq!(
+        fact("pid.reloaded"),
+        fact("pid.before"),
+        "{}",
+        fact("reload.log")
+    );
+    assert_ne!(
+        fact("hups"),
+        "0",
+        "gunicorn got no SIGHUP: {}",
+        fact("reload.log")
+    );
+    assert!(
+        fact("reload.log").contains("health check: GET /health on unix:/applications/hello/.pyapp/check/web.sock answered 200")
+            && fact("reload.log").contains("reloaded hello-web.service with the new configuration"),
+        "{}",
+        fact("reload.log")
+    );
+    let handover = json("handover.json");
+    assert_eq!(
+        handover["restarted"],
+        serde_json::json!(["hello-web.service"]),
+        "{handover}"
+    );
+    assert_eq!(handover["reloaded"], serde_json::json!([]), "{handover}");
+    assert_ne!(fact("pid.handed-over"), fact("pid.before"));
+    assert!(fact("page").contains("Howdy, world!"), "{}", fact("page"));
+}

@@ -251,10 +251,15 @@ impl Activation<'_> {
 
     /// The handover to `info`, whose release `current` already points at, with its
     /// `units` (see the module doc): [`Activation::check_beside`], then
-    /// [`Activation::move_traffic`].
-    pub fn hand_over(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+    /// [`Activation::move_traffic`] (the services named in `reloading` reload).
+    pub fn hand_over(
+        &self,
+        info: &ReleaseInfo,
+        units: &[UnitFile],
+        reloading: &[&str],
+    ) -> Result<()> {
         self.check_beside(info, units)?;
-        self.move_traffic(info, units)
+        self.move_traffic(info, units, reloading)
     }
 
     /// Steps 1 to 3 of the handover: `units` written, `info` started on the private check
@@ -286,11 +291,23 @@ impl Activation<'_> {
     }
 
     /// Steps 4 and 5 of the handover, once `info` passed its check: `next` serves while
-    /// the main instances restart on it, then the app's other units start.
-    pub fn move_traffic(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
+    /// the main instances restart on it, then the app's other units start. The services
+    /// named in `reloading` (a configuration change that leaves their units and
+    /// environment as they are, [`Activation::reloading`]) reload instead of restarting.
+    pub fn move_traffic(
+        &self,
+        info: &ReleaseInfo,
+        units: &[UnitFile],
+        reloading: &[&str],
+    ) -> Result<()> {
         let app = self.tree.name();
         let socket_services = Self::socket_services(info);
         for name in &socket_services {
+            if reloading.contains(name) {
+                self.systemd
+                    .reload(&[Instance::Main.service_unit(app, name)])?;
+                continue;
+            }
             let next = [Instance::Next.service_unit(app, name)];
             self.systemd.start(&next)?;
             self.systemd
@@ -305,11 +322,37 @@ impl Activation<'_> {
             .iter()
             .map(|name| Instance::Main.service_unit(app, name))
             .collect();
-        let restarted: Vec<String> = enabled
+        let (reloaded, restarted): (Vec<String>, Vec<String>) = enabled
             .into_iter()
             .filter(|name| name.ends_with(".service") && !handed_over.contains(name))
-            .collect();
+            .partition(|unit| {
+                reloading
+                    .iter()
+                    .any(|name| Instance::Main.service_unit(app, name) == *unit)
+            });
+        self.systemd.try_reload_or_restart(&reloaded)?;
         self.systemd.try_restart(&restarted)
+    }
+
+    /// The services of `info` that take a change of the configuration from `before` to
+    /// `after` by reloading (`reload-signal`, FORMAT.md 8.8): all that have a reload
+    /// signal when the change leaves every unit and the environment file as they are
+    /// (a reloaded server keeps its command line and environment); none otherwise.
+    pub fn reloading<'i>(
+        &self,
+        info: &'i ReleaseInfo,
+        before: &ConfigValues,
+        after: &ConfigValues,
+    ) -> Result<Vec<&'i str>> {
+        let same = info.spec.environment_values(before) == info.spec.environment_values(after)
+            && self.units_for(info, before)? == self.units_for(info, after)?;
+        Ok(info
+            .metadata
+            .services
+            .iter()
+            .filter(|service| same && service.reload_signal.is_some())
+            .map(|service| service.name.as_str())
+            .collect())
     }
 
     /// `.pyapp/check` ([`units::check_socket_dir`]): root's, with the app's group

@@ -1,7 +1,8 @@
 //! `pyapp-install config APP`: shows an app's configuration file (secrets masked) or, with
 //! `--set KEY=VALUE` / `--config FILE`, changes it: checked against the current release's
 //! configuration.yaml and saved atomically under the app's lock (FORMAT.md 4.1); the app's
-//! running services are then restarted so they read it.
+//! running services then take it: handed over to (checked first) or restarted, or reloaded
+//! where the change leaves their units and environment as they are.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ pub struct ConfigChange {
     pub removed_keys: Vec<String>,
     /// The service units restarted because the file changed (those that were running).
     pub restarted: Vec<String>,
+    /// The service units that took the new file by reloading instead (FORMAT.md 8.8).
+    pub reloaded: Vec<String>,
 }
 
 impl ConfigChange {
@@ -81,8 +84,8 @@ pub struct ConfigSetRequest {
 }
 
 /// Changes the app's configuration file to the values given, checked against the current
-/// release's configuration.yaml, under the app's lock; when the file changed, `systemctl
-/// try-restart`s the app's services.
+/// release's configuration.yaml, under the app's lock; when the file changed, the app's
+/// running services take it (the module doc).
 pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> {
     let output = target.progress();
     let tree = installed(&target.apps, &request.app)?;
@@ -108,6 +111,7 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
             .collect(),
         removed_keys: plan.removed_keys().into_iter().map(str::to_owned).collect(),
         restarted: Vec::new(),
+        reloaded: Vec::new(),
     };
     if change.written() {
         units::write_environment_file(&tree, &current.spec.environment_values(plan.values()))?;
@@ -122,15 +126,26 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
             port_range: target.port_range,
             output,
         };
-        change.restarted = if activation.can_hand_over(&current)? {
-            hand_over(&activation, &current, plan.values())?
+        let before = existing.map(|existing| existing.values).unwrap_or_default();
+        let reloading = activation.reloading(&current, &before, plan.values())?;
+        let units = if activation.can_hand_over(&current)? {
+            hand_over(&activation, &current, plan.values(), &reloading)?
         } else {
             // Commands may carry configuration values (`{config.KEY}`): their units change too.
             if activation.rewrite_units(&current)? {
                 output.note("units rewritten: their commands use the configuration");
             }
-            restart_services(&tree, &current.metadata, &target.systemd, output)?
+            restart_services(
+                &tree,
+                &current.metadata,
+                &target.systemd,
+                &reloading,
+                output,
+            )?
         };
+        (change.reloaded, change.restarted) = units
+            .into_iter()
+            .partition(|unit| reloads(&tree, &reloading, unit));
         output.note(&format!("saved {}", change.file.display()));
     } else {
         output.note(&format!("unchanged: {}", change.file.display()));
@@ -139,42 +154,60 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
 }
 
 /// The handover of FORMAT.md 8.8 to the current release with the new configuration, when
-/// the app can take one: health-checked beside the running instances before it serves.
-/// Returns the main units that restarted.
+/// the app can take one: health-checked beside the running instances before it serves;
+/// the services named in `reloading` then reload, the others restart. Returns the main
+/// units that took the configuration.
 fn hand_over(
     activation: &Activation,
     current: &ReleaseInfo,
     config: &ConfigValues,
+    reloading: &[&str],
 ) -> Result<Vec<String>> {
     let tree = activation.tree;
     let units = activation.units_for(current, config)?;
-    activation.hand_over(current, &units).map_err(|err| {
-        err.context(format!(
-            "the new configuration of {} is saved, but its instances failed their health \
+    activation
+        .hand_over(current, &units, reloading)
+        .map_err(|err| {
+            err.context(format!(
+                "the new configuration of {} is saved, but its instances failed their health \
              check: the running ones keep the configuration they started with",
-            tree.name()
-        ))
-    })?;
-    let restarted: Vec<String> = current
+                tree.name()
+            ))
+        })?;
+    let units: Vec<String> = current
         .metadata
         .services
         .iter()
         .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
         .collect();
+    let how = if !reloading.is_empty() && units.iter().all(|unit| reloads(tree, reloading, unit)) {
+        "reloaded"
+    } else {
+        "handed over to"
+    };
     activation.output.note(&format!(
-        "handed over to {} with the new configuration",
-        restarted.join(" ")
+        "{how} {} with the new configuration",
+        units.join(" ")
     ));
-    Ok(restarted)
+    Ok(units)
+}
+
+/// Whether `unit` is the service unit of one of the services `reloading` names.
+fn reloads(tree: &AppTree, reloading: &[&str], unit: &str) -> bool {
+    reloading
+        .iter()
+        .any(|name| format!("{}.service", unit_stem(tree.name(), name)) == unit)
 }
 
 /// `systemctl try-restart` of the current release's services that are installed (a task
-/// is not restarted: its next run reads the new file). Returns the units named; nothing
-/// when systemd is not running on the target root.
+/// is not restarted: its next run reads the new file), `try-reload-or-restart` of those
+/// `reloading` names. Returns the units named; nothing when systemd is not running on the
+/// target root.
 fn restart_services(
     tree: &AppTree,
     metadata: &Metadata,
     systemd: &Systemd,
+    reloading: &[&str],
     output: &dyn Progress,
 ) -> Result<Vec<String>> {
     let installed = systemd.installed_units(tree.name())?;
@@ -194,11 +227,20 @@ fn restart_services(
         ));
         return Ok(Vec::new());
     }
-    systemd.try_restart(&units)?;
-    output.note(&format!(
-        "restarted {} (those that were running)",
-        units.join(" ")
-    ));
+    let (reloaded, restarted): (Vec<String>, Vec<String>) = units
+        .iter()
+        .cloned()
+        .partition(|unit| reloads(tree, reloading, unit));
+    systemd.try_reload_or_restart(&reloaded)?;
+    systemd.try_restart(&restarted)?;
+    for (verb, units) in [("reloaded", &reloaded), ("restarted", &restarted)] {
+        if !units.is_empty() {
+            output.note(&format!(
+                "{verb} {} (those that were running)",
+                units.join(" ")
+            ));
+        }
+    }
     Ok(units)
 }
 

@@ -114,7 +114,7 @@ pub fn rollback(request: &RollbackRequest, target: &Target) -> Result<RollbackRe
         let newer = ReleaseInfo::load(&tree, &current, &current_record.python)?;
         let units = activation.units_now(&older)?;
         release::switch_current(&tree, &older.release)?;
-        if let Err(err) = activation.hand_over(&older, &units) {
+        if let Err(err) = activation.hand_over(&older, &units, &[]) {
             activation.undo_switch(&newer)?;
             return Err(err.context(format!(
                 "{app} was not rolled back, {} keeps running",

@@ -569,15 +569,16 @@ async fn config_form(
     audit.audit(&result);
     match result {
         Ok(change) if change.written() => {
-            let restarted = if change.restarted.is_empty() {
-                String::new()
-            } else {
-                format!(", restarted {}", change.restarted.join(" "))
-            };
-            see_app(
-                &app,
-                &format!("saved {}{restarted}", change.changed_keys.join(", ")),
-            )
+            let mut said = format!("saved {}", change.changed_keys.join(", "));
+            for (verb, units) in [
+                ("restarted", &change.restarted),
+                ("reloaded", &change.reloaded),
+            ] {
+                if !units.is_empty() {
+                    said.push_str(&format!(", {verb} {}", units.join(" ")));
+                }
+            }
+            see_app(&app, &said)
         }
         Ok(_) => see_app(&app, "configuration unchanged"),
         Err(err) => refused(Default::default(), Some(&format!("{err:#}"))),

@@ -242,7 +242,8 @@ impl Systemd {
         self.systemctl(&["disable", "--now"], units)
     }
 
-    /// `systemctl reload UNITS` (a web server rereading its configuration).
+    /// `systemctl reload UNITS` (a web server rereading its configuration, a service taking
+    /// a new configuration file by its `ExecReload=`).
     pub fn reload(&self, units: &[String]) -> Result<()> {
         self.systemctl(&["reload"], units)
     }
@@ -255,6 +256,12 @@ impl Systemd {
     /// `systemctl restart UNITS`: stopped (drained) and started again.
     pub fn restart(&self, units: &[String]) -> Result<()> {
         self.systemctl(&["restart"], units)
+    }
+
+    /// `systemctl try-reload-or-restart UNITS`: reloads those that are running (restarts
+    /// those that cannot reload).
+    pub fn try_reload_or_restart(&self, units: &[String]) -> Result<()> {
+        self.systemctl(&["try-reload-or-restart"], units)
     }
 
     /// `systemctl try-restart UNITS`: restarts those that are running.

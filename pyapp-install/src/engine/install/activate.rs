@@ -169,7 +169,7 @@ pub fn activate(
             if handover {
                 activation.check_beside(new, &units)?;
                 served = true;
-                activation.move_traffic(new, &units)
+                activation.move_traffic(new, &units, &[])
             } else {
                 activation.start(new, &units)?;
                 activation.check_health(new)
