@@ -55,6 +55,9 @@ pgrep -fa 'journalctl .*--follow' > $OUT/follow.left
 
 step badhook "$INSTALL" --python $PY "$BADHOOK"
 step status-after "$INSTALL" --json status hello
+# A check instance left running, as a crash in the middle of a handover would leave it.
+systemctl start hello-web.check.socket hello-web.check.service
+step status-instance "$INSTALL" status hello
 "#;
 
 fn read(dir: &Path, name: &str) -> String {
@@ -124,6 +127,9 @@ fn status_and_logs_of_the_running_example_under_systemd() {
     assert!(human.starts_with("hello 1.0.0, release 1.0.0-"), "{human}");
     assert_eq!(line("user", ""), "  user      hello");
     assert!(line("service", "hello-web.service").contains("  active (running) since 20"));
+    // A socket whose service runs is `active (running)`; idle, `active (listening)`.
+    assert!(line("socket", "hello-web.socket").contains("  active (running) since 20"));
+    assert!(!human.contains("  instance "), "{human}");
     let timer = line("timer", "hello-cleanup.timer");
     assert!(
         timer.contains("active (waiting)") && timer.contains(", next 20"),
@@ -154,6 +160,9 @@ fn status_and_logs_of_the_running_example_under_systemd() {
         (&"active".into(), &"running".into(), &"loaded".into())
     );
     assert_eq!(web["listen"], "port");
+    assert_eq!(web["listener"]["unit"], "hello-web.socket", "{web}");
+    assert_eq!(web["listener"]["active-state"], "active", "{web}");
+    assert_eq!(web["instances"], serde_json::json!([]), "{web}");
     assert!(
         web["port"].as_u64().is_some_and(|port| port >= 8000),
         "{web}"
@@ -355,6 +364,14 @@ fn status_and_logs_of_the_running_example_under_systemd() {
     assert!(failed["release"].as_str().unwrap().starts_with("1.2.0-"));
     assert_eq!(after["hooks"]["post-install"]["release"], release.as_str());
     assert_eq!(after["services"][0]["active-state"], "active");
+    let left = step("status-instance");
+    assert!(
+        left.lines().any(
+            |line| line.starts_with("  instance  hello-web.check.service")
+                && line.contains("active (running)")
+        ),
+        "{left}"
+    );
 }
 
 /// A child process killed (and reaped) when the test is done with it, or fails.

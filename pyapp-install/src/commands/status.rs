@@ -42,7 +42,12 @@ fn human(status: &AppStatus) -> String {
     let width = status
         .services
         .iter()
-        .map(|service| service.state.unit.len())
+        .flat_map(|service| {
+            std::iter::once(&service.state)
+                .chain(&service.listener)
+                .chain(&service.instances)
+                .map(|state| state.unit.len())
+        })
         .chain(
             status
                 .tasks
@@ -65,6 +70,17 @@ fn human(status: &AppStatus) -> String {
             text.push_str(&format!(", hardening relaxed: {}", names.join(" ")));
         }
         rows.push(("service", format!("{:<width$}  {text}", service.state.unit)));
+        for (label, state) in service
+            .listener
+            .iter()
+            .map(|state| ("socket", state))
+            .chain(service.instances.iter().map(|state| ("instance", state)))
+        {
+            rows.push((
+                label,
+                format!("{:<width$}  {}", state.unit, state_text(state)),
+            ));
+        }
     }
     for task in &status.tasks {
         let never = || "never".to_owned();

@@ -24,7 +24,7 @@ use crate::app::tree::{AppTree, AppsDir};
 use crate::engine::list::{self, ListedRelease};
 use crate::engine::Target;
 use crate::system::systemd::Systemd;
-use crate::system::units::{self, unit_stem};
+use crate::system::units::{self, unit_stem, Instance};
 use pyapp_venv::store::Store;
 
 /// What `status` asks `systemctl show` about each unit.
@@ -88,6 +88,12 @@ pub struct ServiceStatus {
     pub socket: Option<PathBuf>,
     /// The hardening settings its metadata relaxes (FORMAT.md 8.4).
     pub relaxed: Vec<Relaxation>,
+    /// The `.socket` unit that holds its listening socket, when its server takes the
+    /// socket from systemd (FORMAT.md 8.8).
+    pub listener: Option<UnitStatus>,
+    /// Its check and next instances (8.8) that are not inactive: a handover under way, or
+    /// one that a crash left behind.
+    pub instances: Vec<UnitStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,6 +174,23 @@ fn gather(apps: &AppsDir, installed: &InstalledApp, systemd: &Systemd) -> Result
                     .flatten(),
                 socket: (service.listen == Listen::Socket)
                     .then(|| tree.lasting_dir("run").join(format!("{name}.sock"))),
+                listener: service
+                    .takes_socket()
+                    .then(|| unit(Instance::Main.socket_unit(app, name))),
+                instances: if service.takes_socket() {
+                    [Instance::Check, Instance::Next]
+                        .into_iter()
+                        .map(|instance| unit(instance.service_unit(app, name)))
+                        .filter(|state| {
+                            state
+                                .active_state
+                                .as_deref()
+                                .is_some_and(|active| active != "inactive")
+                        })
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             }
         })
         .collect();
