@@ -1,19 +1,22 @@
 #!/usr/bin/env python3
-"""Requests through upgrades: load on the example app while it is upgraded, rolled back,
+"""Requests through upgrades: load on an app while it is upgraded, rolled back,
 reconfigured and upgraded to a release whose health check fails (issue 14).
 
-    bench/zero_downtime.py [--rounds 10] [--listen port|socket] [--check http|command] [--json FILE]
+    bench/zero_downtime.py [--app hello|shopsite] [--rounds 10] [--listen port|socket]
+                           [--check http|command] [--json FILE]
 
-Builds hello 1.0.0, 1.1.0 and 1.2.0 (whose health check asks for a page the app lacks)
-with target/debug's pyapp-build, then runs itself inside ../shared/tools/systemd-sandbox:
-installs 1.0.0 and, for each round, upgrades to 1.1.0, rolls back, sets `greeting`, and
-installs 1.2.0 (refused), while client threads send requests to 127.0.0.1 (`listen: port`)
-or through nginx to the app's socket (`listen: socket`). Prints per phase: requests sent,
-failed (connection errors and non-2xx), p50/p99 latency, and the releases that answered
-(the app names its version in `X-Hello-Release`). Exit 1 when a request failed or the
-release with the failing health check answered one. `--check command` gives every release a
-health check command instead (`hello-check`, which GETs /health, or /missing for 1.2.0, at
-the address pyapp-install gives it in PYAPP_CHECK_WEB).
+Builds the app (the example, fixtures/hello, or the Django project fixtures/apps/shopsite)
+at 1.0.0, 1.1.0 and 1.2.0 (whose health check asks for a page the app lacks) with
+target/debug's pyapp-build, then runs itself inside ../shared/tools/systemd-sandbox:
+installs 1.0.0 and, for each round, upgrades to 1.1.0, rolls back, changes a configuration
+value, and installs 1.2.0 (refused), while client threads send requests to 127.0.0.1
+(`listen: port`) or through nginx to the app's socket (`listen: socket`). Prints per phase:
+requests sent, failed (connection errors and non-2xx), p50/p99 latency, and the releases
+that answered (each app names its version in a header: `X-Hello-Release`,
+`X-Shopsite-Release`). Exit 1 when a request failed or the release with the failing health
+check answered one. `--check command` (hello only) gives every release a health check
+command instead (`hello-check`, which GETs /health, or /missing for 1.2.0, at the address
+pyapp-install gives it in PYAPP_CHECK_WEB).
 """
 
 import argparse
@@ -39,24 +42,51 @@ REST_SECONDS = 3
 COMMAND_TIMEOUT = 300
 
 
+def letter(round_):
+    return chr(ord("A") + round_ % 26)
+
+
+# What the script needs to know of each app: its project, the wheels it builds from (under
+# --wheels), its health check, the page the clients ask for, the header naming the release
+# that answered, and a configuration change for each round.
+APPS = {
+    "hello": {
+        "fixture": "hello",
+        "wheels": ["hello", "backends"],
+        "health": "http: /health",
+        "page": "/",
+        "header": "X-Hello-Release",
+        "config": lambda round_: f"greeting=Round {letter(round_)}",
+    },
+    "shopsite": {
+        "fixture": "apps/shopsite",
+        "wheels": ["apps/shopsite", "backends"],
+        "health": "http: /admin/login/",
+        "page": "/shop/admin/login/",
+        "header": "X-Shopsite-Release",
+        "config": lambda round_: f"workers={3 + round_ % 2}",
+    },
+}
+
+
 def build(args, work, version, flaw):
-    listen = args.listen
-    project = work / f"hello-{version}"
-    shutil.copytree(ROOT / "fixtures" / "hello", project)
+    app = APPS[args.app]
+    project = work / f"{args.app}-{version}"
+    shutil.copytree(ROOT / "fixtures" / app["fixture"], project)
     edit(project / "pyproject.toml", 'version = "1.0.0"', f'version = "{version}"')
     if args.check == "command":
         check = "[hello-check, /missing]" if flaw else "[hello-check]"
-        edit(project / "metadata.yaml", "service: web\n    http: /health", f"command: {check}")
+        edit(project / "metadata.yaml", f"service: web\n    {app['health']}", f"command: {check}")
     elif flaw:
-        edit(project / "metadata.yaml", "http: /health", "http: /missing")
-    if listen == "socket":
+        edit(project / "metadata.yaml", app["health"], "http: /missing")
+    if args.listen == "socket":
         edit(project / "metadata.yaml", "listen: port", "listen: socket")
     out = work / "bundles" / version
     out.mkdir(parents=True)
-    wheels = pathlib.Path(args.wheels)
+    wheels = [arg for name in app["wheels"] for arg in ["--wheels", str(pathlib.Path(args.wheels) / name)]]
     subprocess.run(
         [str(pathlib.Path(args.bin_dir) / "pyapp-build"), str(project), "-o", str(out),
-         "--wheels", str(wheels / "hello"), "--wheels", str(wheels / "backends"), "--no-index"],
+         *wheels, "--no-index"],
         check=True, stdout=subprocess.DEVNULL,
     )
     return next(out.glob("*.pyapp"))
@@ -81,10 +111,11 @@ class UnixConnection(http.client.HTTPConnection):
 
 
 class Load:
-    """Client threads sending `GET /` one after another, each on a new connection."""
+    """Client threads sending `GET PAGE` one after another, each on a new connection."""
 
-    def __init__(self, connect):
+    def __init__(self, connect, app):
         self.connect = connect
+        self.app = app
         self.phase = "rest"
         self.results = {}
         self.lock = threading.Lock()
@@ -98,10 +129,10 @@ class Load:
             release, ok = None, False
             try:
                 connection = self.connect()
-                connection.request("GET", "/")
+                connection.request("GET", self.app["page"])
                 response = connection.getresponse()
                 response.read()
-                release = response.getheader("X-Hello-Release")
+                release = response.getheader(self.app["header"])
                 ok = 200 <= response.status < 300
                 connection.close()
             except OSError:
@@ -121,15 +152,15 @@ class Load:
             thread.join()
 
 
-def wait_serving(connect):
+def wait_serving(connect, app):
     """Until the app answers (a web server reloads its configuration in the background)."""
     for _ in range(300):
         try:
             connection = connect()
-            connection.request("GET", "/")
+            connection.request("GET", app["page"])
             response = connection.getresponse()
             response.read()
-            if response.status == 200 and response.getheader("X-Hello-Release"):
+            if response.status == 200 and response.getheader(app["header"]):
                 return
         except OSError:
             pass
@@ -144,6 +175,7 @@ def percentile(values, fraction):
 
 def inside(args):
     installer, bundles = args.installer, dict(zip(["1.0.0", "1.1.0", BAD], args.bundles))
+    app = APPS[args.app]
 
     refusals = []
 
@@ -164,19 +196,19 @@ def inside(args):
         connect = lambda: http.client.HTTPConnection("127.0.0.1", 80, timeout=30)  # noqa: E731
     else:
         run(*python, bundles["1.0.0"])
-        unit = pathlib.Path("/etc/systemd/system/hello-web.socket").read_text()
+        unit = pathlib.Path(f"/etc/systemd/system/{args.app}-web.socket").read_text()
         address = next(line.split("=", 1)[1] for line in unit.splitlines()
                        if line.startswith("ListenStream="))
         host, port = address.rsplit(":", 1)
         connect = lambda: http.client.HTTPConnection(host, int(port), timeout=30)  # noqa: E731
-    wait_serving(connect)
-    with Load(connect) as load:
+    wait_serving(connect, app)
+    with Load(connect, app) as load:
         time.sleep(REST_SECONDS)
         for round_ in range(args.rounds):
             for phase, command, expect in [
                 ("upgrade", [*python, bundles["1.1.0"]], 0),
-                ("rollback", ["rollback", "hello"], 0),
-                ("config", ["config", "hello", "--set", f"greeting=Round {chr(ord('A') + round_ % 26)}"], 0),
+                ("rollback", ["rollback", args.app], 0),
+                ("config", ["config", args.app, "--set", app["config"](round_)], 0),
                 ("failing-upgrade", [*python, bundles[BAD]], 1),
             ]:
                 load.phase = phase
@@ -203,6 +235,7 @@ def inside(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--app", choices=sorted(APPS), default="hello")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--listen", choices=["port", "socket"], default="port")
     parser.add_argument("--check", choices=["http", "command"], default="http",
@@ -212,11 +245,13 @@ def main():
     parser.add_argument("--bin-dir", default=str(ROOT / "target/debug"),
                         help="where pyapp-build and pyapp-install are")
     parser.add_argument("--wheels", default=str(ROOT / "target/wheels"),
-                        help="the wheels tests/fetch-wheels.sh fetched (hello/, backends/)")
+                        help="the wheels tests/fetch-wheels.sh fetched (hello/, backends/, apps/)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--installer", help=argparse.SUPPRESS)
     parser.add_argument("bundles", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.check == "command" and args.app != "hello":
+        parser.error("--check command: only hello has a health check command (hello-check)")
     if args.inside:
         return inside(args)
     work = pathlib.Path(tempfile.mkdtemp(dir=ROOT / "target", prefix="zero-downtime."))
@@ -226,7 +261,7 @@ def main():
         results = work / "results.json"
         subprocess.run(
             [args.sandbox, "--", sys.executable, __file__, "--inside", "--rounds", str(args.rounds),
-             "--listen", args.listen, "--json", str(results),
+             "--app", args.app, "--listen", args.listen, "--json", str(results),
              "--installer", str(pathlib.Path(args.bin_dir) / "pyapp-install"),
              *map(str, bundles)],
             check=True, env={**os.environ, "SANDBOX_BIND": str(work)},
