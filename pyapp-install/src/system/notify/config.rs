@@ -345,7 +345,7 @@ mod tests {
                 "webhook: http://h/\nuser: nobody\n",
                 ":2: user: is only used with `command`",
             ),
-            ("attempts: 3\n", ": names neither `webhook` nor `command`"),
+            ("attempts: 3\n", ":1: names neither `webhook` nor `command`"),
             (
                 "webhook: http://h/\nattempts: 0\n",
                 ":2: attempts: 0 is not between 1 and 100",
