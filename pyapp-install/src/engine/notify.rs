@@ -269,7 +269,7 @@ pub fn deliver(target: &Target) -> Result<DeliverReport> {
                 .deliveries
                 .iter()
                 .filter(|delivery| delivery.state == DeliveryState::Pending)
-                .filter_map(|delivery| delivery.next_attempt.as_deref().and_then(parse_rfc3339_utc))
+                .filter_map(|delivery| delivery.next_attempt.as_deref().and_then(seconds_of))
                 .min();
             match due {
                 Some(due) => {
@@ -298,7 +298,7 @@ pub fn deliver(target: &Target) -> Result<DeliverReport> {
 /// Sleeps until `due` (seconds since the epoch), or until a new event is spooled.
 fn wait_until(spool: &Spool, due: u64) -> Result<()> {
     let known = spool.ids(Queue::Pending)?;
-    while now_micros() / 1_000_000 < due {
+    while now_seconds() < due {
         std::thread::sleep(Duration::from_secs(1));
         if spool
             .ids(Queue::Pending)?
@@ -311,6 +311,15 @@ fn wait_until(spool: &Spool, due: u64) -> Result<()> {
     Ok(())
 }
 
+/// Seconds since the epoch of a time this module wrote (`next-attempt`).
+fn seconds_of(time: &str) -> Option<u64> {
+    parse_rfc3339_utc(time).map(|micros| micros / 1_000_000)
+}
+
+fn now_seconds() -> u64 {
+    now_micros() / 1_000_000
+}
+
 fn is_locked(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
@@ -319,17 +328,17 @@ fn is_locked(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The pending record `id`; one that cannot be read is set aside (`ID.json.unreadable`)
-/// with a warning, so that it does not stop the others.
+/// The pending record `id`; one that cannot be read is set aside with a warning, so that
+/// it does not stop the others.
 fn read_pending(spool: &Spool, id: &str, target: &Target) -> Result<Option<Record>> {
     match spool.read(Queue::Pending, id) {
         Ok(record) => Ok(record),
         Err(err) => {
-            target
-                .progress()
-                .warning(&format!("notification {id} set aside: {err:#}"));
-            let path = spool.pending_dir().join(format!("{id}.json"));
-            pyapp_fs::rename(&path, &path.with_extension("json.unreadable"))?;
+            let to = spool.set_aside(id)?;
+            target.progress().warning(&format!(
+                "notification {id} set aside as `{}`: {err:#}",
+                to.display()
+            ));
             Ok(None)
         }
     }
@@ -366,11 +375,11 @@ fn try_delivery(
     config: Option<&NotifyConfig>,
     target: &Target,
 ) {
-    let now = now_micros() / 1_000_000;
+    let now = now_seconds();
     let due = delivery
         .next_attempt
         .as_deref()
-        .and_then(parse_rfc3339_utc)
+        .and_then(seconds_of)
         .is_none_or(|at| at <= now);
     if delivery.state != DeliveryState::Pending || !due {
         return;
@@ -633,6 +642,65 @@ mod tests {
         assert!(other[1].text.contains(
             "\nExecStart=\"/opt/p/pyapp-install\" \"--apps-dir\" \"/srv/apps\" \"notify\" \"--deliver\"\n"
         ));
+    }
+
+    #[test]
+    fn a_failed_try_is_retried_when_due_then_given_up() {
+        let root = tempfile::tempdir().unwrap();
+        let target = Target::new(
+            root.path().to_path_buf(),
+            Path::new(DEFAULT_APPS_DIR),
+            crate::app::ports::PortRange::DEFAULT,
+            std::sync::Arc::new(crate::progress::Silent),
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        std::fs::create_dir_all(root.path().join("etc/pyapp")).unwrap();
+        std::fs::write(
+            root.path().join(crate::system::notify::config::CONFIG_FILE),
+            format!("webhook: http://{closed}/\nattempts: 3\nretry-delay: 60\ntimeout: 2\n"),
+        )
+        .unwrap();
+        let config = NotifyConfig::load(root.path()).unwrap();
+        let mut deliveries = channels(config.as_ref());
+        let event = Failure {
+            kind: EventKind::ServiceFailed,
+            app: "hello",
+            unit: Some("hello-web.service".into()),
+            hook: None,
+            version: None,
+            release: None,
+            message: "hello-web.service failed (signal: killed by signal 9)".into(),
+            log: Vec::new(),
+        }
+        .into_event();
+        let delivery = &mut deliveries[0];
+        try_delivery(delivery, &event, config.as_ref(), &target);
+        assert_eq!(delivery.state, DeliveryState::Pending);
+        assert_eq!(delivery.attempts, 1);
+        assert!(delivery
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("cannot connect"));
+        let next = seconds_of(delivery.next_attempt.as_deref().unwrap()).unwrap();
+        assert!((60..=62).contains(&(next - now_seconds())), "{next}");
+        // Not due yet: not tried.
+        try_delivery(delivery, &event, config.as_ref(), &target);
+        assert_eq!(delivery.attempts, 1);
+        // Due: tried, and the delay doubles.
+        delivery.next_attempt = Some(rfc3339_utc(now_seconds()));
+        try_delivery(delivery, &event, config.as_ref(), &target);
+        assert_eq!(delivery.attempts, 2);
+        let next = seconds_of(delivery.next_attempt.as_deref().unwrap()).unwrap();
+        assert!((120..=122).contains(&(next - now_seconds())), "{next}");
+        delivery.next_attempt = Some(rfc3339_utc(now_seconds()));
+        try_delivery(delivery, &event, config.as_ref(), &target);
+        assert_eq!(delivery.attempts, 3);
+        assert_eq!(delivery.state, DeliveryState::Failed);
+        assert_eq!(delivery.next_attempt, None);
     }
 
     #[test]

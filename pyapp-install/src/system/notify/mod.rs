@@ -132,11 +132,6 @@ impl Spool {
         }
     }
 
-    /// `…/pending`, which the path unit watches.
-    pub fn pending_dir(&self) -> PathBuf {
-        self.dir.join(Queue::Pending.dir())
-    }
-
     /// Makes the spool's directories that are missing: `var/lib/pyapp` as `/var/lib`
     /// (0755), the spool and its queues root's alone (0700).
     pub fn ensure(&self) -> Result<()> {
@@ -207,6 +202,14 @@ impl Spool {
             pyapp_fs::remove_file_if_exists(&self.path(Queue::Sent, old))?;
         }
         Ok(())
+    }
+
+    /// Moves the pending record `id`, which cannot be read, out of `pending/` (which must
+    /// empty for the deliverer to rest): to `ID.json.unreadable` beside the queues.
+    pub fn set_aside(&self, id: &str) -> Result<PathBuf> {
+        let to = self.dir.join(format!("{id}.json.unreadable"));
+        pyapp_fs::rename(&self.path(Queue::Pending, id), &to)?;
+        Ok(to)
     }
 
     /// The spool's lock, held by the one deliverer at a time.
