@@ -10,11 +10,9 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::app::hook_results;
-use crate::app::receipt::{
-    now_micros, now_rfc3339_millis, parse_rfc3339_utc, rfc3339_utc, Receipt,
-};
+use crate::app::receipt::{now_micros, parse_rfc3339_utc, rfc3339_utc, Receipt};
 use crate::app::tree::{AppTree, DEFAULT_APPS_DIR};
-use crate::engine::watch::inbox_units::write_marked_units;
+use crate::engine::watch::inbox_units::{enable_path_unit, write_marked_units};
 use crate::engine::Target;
 use crate::system::app_user::is_host_root;
 use crate::system::hooks::HookName;
@@ -43,43 +41,13 @@ const LOG_LINES: usize = 10;
 /// The longest wait between two tries.
 const MAX_DELAY: Duration = Duration::from_secs(86_400);
 
-/// What an event is about, before it gets its id, time and host.
-pub struct Failure<'a> {
-    pub kind: EventKind,
-    pub app: &'a str,
-    pub unit: Option<String>,
-    pub hook: Option<String>,
-    pub version: Option<String>,
-    pub release: Option<String>,
-    pub message: String,
-    pub log: Vec<String>,
-}
-
-impl Failure<'_> {
-    fn into_event(self) -> Event {
-        Event {
-            id: format!("{}-{}", now_micros(), std::process::id()),
-            time: now_rfc3339_millis(),
-            host: notify::host_name(),
-            kind: self.kind,
-            app: self.app.to_owned(),
-            unit: self.unit,
-            hook: self.hook,
-            version: self.version,
-            release: self.release,
-            message: self.message,
-            log: self.log,
-        }
-    }
-}
-
-/// Spools `failure` when `target` is the host itself (never an image under `--root`);
-/// a spool that cannot be written is said as a warning.
-pub fn record(target: &Target, failure: Failure) {
+/// Spools `event` when `target` is the host itself (never an image under `--root`); a
+/// spool that cannot be written is said as a warning.
+pub fn record(target: &Target, event: Event) {
     if !is_host_root(&target.root) {
         return;
     }
-    if let Err(err) = Spool::of(&target.root).add(failure.into_event()) {
+    if let Err(err) = Spool::of(&target.root).add(event) {
         target.progress().warning(&format!(
             "the failure was not recorded as a notification: {err:#}"
         ));
@@ -108,21 +76,18 @@ pub fn activation_failed(
             })
             .map(|(name, _)| name)
     });
+    let kind = if hook.is_some() {
+        EventKind::HookFailed
+    } else {
+        kind
+    };
     record(
         target,
-        Failure {
-            kind: if hook.is_some() {
-                EventKind::HookFailed
-            } else {
-                kind
-            },
-            app: tree.name(),
-            unit: None,
+        Event {
             hook,
             version: Some(version.to_owned()),
             release: Some(release.to_owned()),
-            message: format!("{err:#}"),
-            log: Vec::new(),
+            ..Event::new(kind, tree.name(), format!("{err:#}"))
         },
     );
 }
@@ -183,17 +148,13 @@ pub fn unit_failed(unit: &str, target: &Target) -> Result<UnitReport> {
         .journal_tail(unit, LOG_LINES)
         .unwrap_or_default();
     let current = Receipt::load(&tree.receipt_path())?;
-    let event = Failure {
-        kind,
-        app: &app,
+    let event = Event {
         unit: Some(unit.to_owned()),
-        hook: None,
         version: current.as_ref().map(|receipt| receipt.version.clone()),
         release: current.as_ref().map(|receipt| receipt.release.clone()),
-        message,
         log,
-    }
-    .into_event();
+        ..Event::new(kind, &app, message)
+    };
     Spool::of(&target.root).add(event.clone())?;
     target
         .progress()
@@ -551,17 +512,7 @@ pub fn install_units(target: &Target) -> Result<UnitsReport> {
     Spool::of(&target.root).ensure()?;
     let systemd = &target.systemd;
     let changed = write_marked_units(systemd, &units, MARKER, "notify")?;
-    if systemd.is_running() {
-        if changed {
-            systemd.daemon_reload()?;
-        }
-        systemd.enable_now(&[PATH_UNIT.to_owned()])?;
-        if changed {
-            systemd.try_restart(&[PATH_UNIT.to_owned()])?;
-        }
-    } else if let Some(steps) = systemd.manual_steps(&units) {
-        target.progress().note(&steps);
-    }
+    enable_path_unit(systemd, &units, PATH_UNIT, changed, target.progress())?;
     target.progress().note(&format!(
         "{} {TEMPLATE_UNIT}, {DELIVER_UNIT} and {PATH_UNIT} in {}",
         if changed { "wrote" } else { "unchanged:" },
@@ -665,17 +616,11 @@ mod tests {
         .unwrap();
         let config = NotifyConfig::load(root.path()).unwrap();
         let mut deliveries = channels(config.as_ref());
-        let event = Failure {
-            kind: EventKind::ServiceFailed,
-            app: "hello",
-            unit: Some("hello-web.service".into()),
-            hook: None,
-            version: None,
-            release: None,
-            message: "hello-web.service failed (signal: killed by signal 9)".into(),
-            log: Vec::new(),
-        }
-        .into_event();
+        let event = Event::new(
+            EventKind::ServiceFailed,
+            "hello",
+            "hello-web.service failed (signal: killed by signal 9)".into(),
+        );
         let delivery = &mut deliveries[0];
         try_delivery(delivery, &event, config.as_ref(), &target);
         assert_eq!(delivery.state, DeliveryState::Pending);

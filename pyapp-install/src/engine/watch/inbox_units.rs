@@ -17,6 +17,7 @@ use crate::app::tree::DEFAULT_APPS_DIR;
 use crate::engine::install::DEFAULT_MAX_INSTALLED_SIZE;
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
+use crate::progress::Progress;
 use crate::system::systemd::{existing_unit_text, Systemd};
 use crate::system::units::escape::{self, EscapeError};
 use crate::system::units::UnitFile;
@@ -80,18 +81,7 @@ pub fn install_units(request: &WatchRequest, target: &Target) -> Result<UnitsRep
 
     let systemd = &target.systemd;
     let changed = write_marked_units(systemd, &units, MARKER, "watch")?;
-    if systemd.is_running() {
-        if changed {
-            systemd.daemon_reload()?;
-        }
-        systemd.enable_now(&[PATH_UNIT.to_owned()])?;
-        if changed {
-            // A path unit that was already watching picks up its new directives.
-            systemd.try_restart(&[PATH_UNIT.to_owned()])?;
-        }
-    } else if let Some(steps) = systemd.manual_steps(&units) {
-        output.note(&steps);
-    }
+    enable_path_unit(systemd, &units, PATH_UNIT, changed, output)?;
     output.note(&format!(
         "{} {PATH_UNIT} and {SERVICE_UNIT} in {}: bundles dropped into {} are installed{}",
         if changed { "wrote" } else { "unchanged:" },
@@ -197,6 +187,30 @@ fn generate(inbox: &Path, program: &str, words: &[String]) -> Result<Vec<UnitFil
             text: service_unit,
         },
     ])
+}
+
+/// On a running systemd: reloads it when the units `changed`, enables and starts
+/// `path_unit` (restarted when it changed, to take its new directives); otherwise says
+/// what to run once systemd runs.
+pub fn enable_path_unit(
+    systemd: &Systemd,
+    units: &[UnitFile],
+    path_unit: &str,
+    changed: bool,
+    output: &dyn Progress,
+) -> Result<()> {
+    if systemd.is_running() {
+        if changed {
+            systemd.daemon_reload()?;
+        }
+        systemd.enable_now(&[path_unit.to_owned()])?;
+        if changed {
+            systemd.try_restart(&[path_unit.to_owned()])?;
+        }
+    } else if let Some(steps) = systemd.manual_steps(units) {
+        output.note(&steps);
+    }
+    Ok(())
 }
 
 /// Writes `units` (each atomically, only when its text changed) into the unit directory;

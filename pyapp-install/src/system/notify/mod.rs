@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
+use crate::app::receipt::{now_micros, now_rfc3339_millis};
 use pyapp_fs::lock::{AppLock, WhenHeld};
 use pyapp_fs::state::{self, Versioned};
 
@@ -55,6 +56,25 @@ pub struct Event {
     pub message: String,
     /// The last lines of the unit's journal.
     pub log: Vec<String>,
+}
+
+impl Event {
+    /// A new event of `kind` about `app`, now, on this host; the rest unknown.
+    pub fn new(kind: EventKind, app: &str, message: String) -> Event {
+        Event {
+            id: format!("{}-{}", now_micros(), std::process::id()),
+            time: now_rfc3339_millis(),
+            host: host_name(),
+            kind,
+            app: app.to_owned(),
+            unit: None,
+            hook: None,
+            version: None,
+            release: None,
+            message,
+            log: Vec::new(),
+        }
+    }
 }
 
 /// A channel an event is sent on.
