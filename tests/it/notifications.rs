@@ -3,7 +3,8 @@
 //! which records the event; `pyapp-notify.path` starts the deliverer, which posts it to a
 //! webhook that refuses the first two tries (so it is retried, then delivered) and pipes
 //! it to a command that runs as `nobody`; an upgrade whose health check fails and one
-//! whose post-update hook fails are recorded and delivered too; `GET
+//! whose post-update hook fails are recorded and delivered too, and so is a service killed
+//! for good (`restart: no`); `GET
 //! /api/v1/notifications` and the console list them. A unit that is not an app's, and a
 //! configuration that is refused, exit 1 with one line.
 
@@ -71,6 +72,11 @@ sent 1
 sent 2
 "$INSTALL" --python $PY "$BADHOOK" > $OUT/badhook.out 2>&1; echo $? > $OUT/badhook.rc
 sent 3
+# A service that fails for good (restart: no) and is not restarted.
+systemctl is-active hello-web.service > $OUT/web.before
+systemctl kill -s KILL --kill-whom=main hello-web.service
+sent 4
+systemctl is-failed hello-web.service > $OUT/web.after
 ls $SENT > $OUT/sent.list
 ls /var/lib/pyapp/notify/pending > $OUT/pending.list
 for f in $SENT/*.json; do cat $f; echo; done > $OUT/sent.records
@@ -115,6 +121,12 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "command: hello-cleanup",
         "command: [python, -c, \"raise SystemExit(4)\"]",
     );
+    harness::edit(
+        project.path(),
+        "metadata.yaml",
+        "restart: on-failure",
+        "restart: \"no\"",
+    );
     let v1 = harness::build_bundle(project.path(), &work.path().join("1.0.0"));
     let broken = bundle(work.path(), "1.2.0", Flaw::HealthCheck);
     let badhook = bundle(work.path(), "1.3.0", Flaw::PostUpdate);
@@ -158,10 +170,12 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
     assert_eq!(fact(&out, "pending.list"), "", "everything was delivered");
     assert_eq!(
         fact(&out, "sent.list").lines().count(),
-        3,
+        4,
         "{}",
         fact(&out, "deliverer.log")
     );
+    assert_eq!(fact(&out, "web.before"), "active");
+    assert_eq!(fact(&out, "web.after"), "failed");
     assert_eq!(fact(&out, "spool.stat"), "700 root");
     assert!(
         fact(&out, "recorder.log").contains("recorded: hello-cleanup.service failed"),
@@ -175,7 +189,7 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         .iter()
         .map(|r| r["code"].as_u64().unwrap())
         .collect();
-    assert_eq!(codes, [503, 503, 200, 200, 200], "{received:?}");
+    assert_eq!(codes, [503, 503, 200, 200, 200, 200], "{received:?}");
     for request in &received {
         assert_eq!(request["path"], "/pyapp/events");
         assert_eq!(request["type"], "application/json");
@@ -233,11 +247,19 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "{hook}"
     );
 
+    let service = &received[5]["event"];
+    assert_eq!(service["kind"], "service-failed", "{service}");
+    assert_eq!(service["unit"], "hello-web.service");
+    assert_eq!(
+        service["message"],
+        "hello-web.service failed (signal: killed by signal 9)"
+    );
+
     // The command: run as nobody (uid, gid and groups), nearly no environment, the event
     // on its stdin.
     let log = fact(&out, "command.log");
     let runs: Vec<&str> = log.split("65534\n65534\n65534\n").skip(1).collect();
-    assert_eq!(runs.len(), 3, "{log}");
+    assert_eq!(runs.len(), 4, "{log}");
     let (env, event) = runs[0].split_once('\n').unwrap();
     assert_eq!(env.trim(), "LANG=C.UTF-8 PATH=/usr/bin:/bin PWD=/", "{env}");
     assert_eq!(json(event.trim()), *task);
@@ -248,7 +270,7 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(records.len(), 3);
+    assert_eq!(records.len(), 4);
     let first = &records[0];
     assert_eq!(first["notification-format"], 1);
     assert_eq!(first["deliveries"][0]["channel"], "webhook");
@@ -269,7 +291,12 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
     };
     assert_eq!(
         kinds(&cli),
-        ["hook-failed", "upgrade-failed", "task-failed"]
+        [
+            "service-failed",
+            "hook-failed",
+            "upgrade-failed",
+            "task-failed"
+        ]
     );
     assert!(
         fact(&out, "cli.txt").contains(" task-failed "),
@@ -282,7 +309,12 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
     api.check("get", "/api/v1/notifications", "200", &listed);
     assert_eq!(
         kinds(&listed),
-        ["hook-failed", "upgrade-failed", "task-failed"]
+        [
+            "service-failed",
+            "hook-failed",
+            "upgrade-failed",
+            "task-failed"
+        ]
     );
     assert!(listed["notifications"]
         .as_array()
@@ -290,7 +322,10 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         .iter()
         .all(|n| n["state"] == "delivered"));
     assert_eq!(fact(&out, "api-one.code"), "200");
-    assert_eq!(kinds(&json(&fact(&out, "api-one.body"))), ["hook-failed"]);
+    assert_eq!(
+        kinds(&json(&fact(&out, "api-one.body"))),
+        ["service-failed"]
+    );
     for bad in ["api-bad", "api-not-an-app"] {
         assert_eq!(fact(&out, &format!("{bad}.code")), "400");
         api.check(
