@@ -2,11 +2,10 @@
 //! run fails starts `pyapp-notify@hello-cleanup.service.service` through its `OnFailure=`,
 //! which records the event; `pyapp-notify.path` starts the deliverer, which posts it to a
 //! webhook that refuses the first two tries (so it is retried, then delivered) and pipes
-//! it to a command that runs as `nobody`; an upgrade whose health check fails and one
-//! whose post-update hook fails are recorded and delivered too, and so is a service killed
-//! for good (`restart: no`); `GET
-//! /api/v1/notifications` and the console list them. A unit that is not an app's, and a
-//! configuration that is refused, exit 1 with one line.
+//! it to a command that runs as `nobody`; an upgrade whose health check fails, one whose
+//! post-update hook fails and a service killed for good (`restart: no`) are recorded and
+//! delivered too; `GET /api/v1/notifications` and the console list them. A unit that is
+//! not an app's, and a configuration that is refused, exit 1 with one line.
 
 use serde_json::Value;
 

@@ -159,14 +159,19 @@ fn webhook(url: &str) -> Result<Webhook, (&'static str, String)> {
     if authority.is_empty() || authority.contains('@') {
         return refuse("expected http://HOST[:PORT]/PATH (no user or password)");
     }
-    let address = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || authority.starts_with('[') => {
-            if port.parse::<u16>().is_err() || host.is_empty() {
-                return refuse("the port is not a number from 1 to 65535");
-            }
-            authority.to_owned()
-        }
-        _ => format!("{authority}:80"),
+    // `HOST`, `HOST:PORT`, `[V6]` or `[V6]:PORT`.
+    let port = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((_, "")) => None,
+            Some((_, rest)) => Some(rest.strip_prefix(':').unwrap_or(rest)),
+            None => return refuse("an IPv6 address without its closing `]`"),
+        },
+        None => authority.split_once(':').map(|(_, port)| port),
+    };
+    let address = match port {
+        Some(port) if port.parse::<u16>().is_ok_and(|port| port > 0) => authority.to_owned(),
+        Some(_) => return refuse("the port is not a number from 1 to 65535"),
+        None => format!("{authority}:80"),
     };
     Ok(Webhook {
         url: url.to_owned(),
@@ -233,8 +238,9 @@ fn read_root_file(path: &Path) -> Result<Option<String>> {
     if !meta.is_file() {
         return Err(refuse(path, "is not a regular file"));
     }
-    let owner_is_root = meta.uid() == nix::unistd::Uid::effective().as_raw();
-    if !owner_is_root || meta.mode() & 0o022 != 0 {
+    // Root's, when pyapp-install runs as root (as it does to send anything).
+    let owned_by_us = meta.uid() == nix::unistd::Uid::effective().as_raw();
+    if !owned_by_us || meta.mode() & 0o022 != 0 {
         return Err(refuse(
             path,
             "must be owned by root and writable by no one else (it names what root sends and runs)",
@@ -299,6 +305,24 @@ mod tests {
         assert_eq!(config.retry_delay, Duration::from_secs(10));
         assert_eq!(config.timeout, Duration::from_secs(10));
 
+        let root = root_with("webhook: http://[::1]:9000/x\n");
+        let hook = NotifyConfig::load(root.path())
+            .unwrap()
+            .unwrap()
+            .webhook
+            .unwrap();
+        assert_eq!(
+            (hook.address.as_str(), hook.path.as_str()),
+            ("[::1]:9000", "/x")
+        );
+        let root = root_with("webhook: http://[::1]\n");
+        let hook = NotifyConfig::load(root.path())
+            .unwrap()
+            .unwrap()
+            .webhook
+            .unwrap();
+        assert_eq!(hook.address, "[::1]:80");
+
         let root = root_with("webhook: http://relay.local\nattempts: 2\nretry-delay: 1\n");
         let config = NotifyConfig::load(root.path()).unwrap().unwrap();
         assert_eq!(config.webhook.unwrap().address, "relay.local:80");
@@ -323,6 +347,14 @@ mod tests {
             (
                 "webhook: http://u:p@h/\n",
                 ":1: webhook: \"http://u:p@h/\": expected",
+            ),
+            (
+                "webhook: http://h:0/\n",
+                ":1: webhook: \"http://h:0/\": the port",
+            ),
+            (
+                "webhook: http://[::1/\n",
+                ":1: webhook: \"http://[::1/\": an IPv6",
             ),
             (
                 "webhook: http://h/\ncolour: red\n",
