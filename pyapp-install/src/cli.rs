@@ -311,8 +311,41 @@ pub enum Command {
     /// journal (`journalctl -t pyapp-console`). Runs until SIGTERM or Ctrl-C.
     Serve(ServeArgs),
 
+    /// Notifications of failures (spec/FORMAT.md 13.1): list the recent ones, or record
+    /// a failed unit, deliver the spool, install the units that do both.
+    ///
+    /// A failed service or task run (through `OnFailure=pyapp-notify@%n.service`) and a
+    /// failed install, upgrade or rollback each spool one event in /var/lib/pyapp/notify;
+    /// `--deliver` posts it to the webhook and/or pipes it to the command that
+    /// /etc/pyapp/notify.yaml names, retrying with a doubling delay. Without an option:
+    /// the recent events, newest first, and how their delivery went.
+    Notify(NotifyArgs),
+
     #[command(flatten)]
     Generate(Generate),
+}
+
+/// `pyapp-install notify`'s arguments.
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct NotifyArgs {
+    /// Record that UNIT (an app's service, e.g. hello-web.service) failed: what
+    /// pyapp-notify@UNIT.service runs.
+    #[arg(long, value_name = "UNIT")]
+    pub unit: Option<String>,
+
+    /// Deliver the pending events, with retries, until none is pending.
+    #[arg(long)]
+    pub deliver: bool,
+
+    /// Write pyapp-notify@.service, pyapp-notify.service and pyapp-notify.path running
+    /// this program, and enable the path unit.
+    #[arg(long)]
+    pub install_units: bool,
+
+    /// List only this app's events.
+    #[arg(long, value_name = "APP")]
+    pub app: Option<String>,
 }
 
 /// `pyapp-install serve`'s arguments.
@@ -410,6 +443,7 @@ impl Command {
             Command::Generate(Generate::Man { .. }) => "man",
             Command::Gc { .. } => "gc",
             Command::Serve(_) => "serve",
+            Command::Notify(_) => "notify",
         }
     }
 }
@@ -436,6 +470,8 @@ Examples:
   pyapp-install gc --dry-run                         what the store holds that no release uses
   pyapp-install serve --http 8470                    the API and web console on 127.0.0.1:8470
   pyapp-install --remote http://127.0.0.1:8470 hello-1.1.0.pyapp   install it through that server
+  pyapp-install notify --install-units               send failures as /etc/pyapp/notify.yaml says
+  pyapp-install notify --app hello                   hello's recent failures and their delivery
   pyapp-install completions bash > /etc/bash_completion.d/pyapp-install
 
 Layout: /applications/APP/{releases/VERSION-HASH/{src,venv}, current -> releases/..., config/,

@@ -137,12 +137,12 @@ fn json(text: &str) -> Value {
 }
 
 /// The OpenAPI document, and checks of bodies against its schemas.
-struct Api {
+pub(crate) struct Api {
     doc: Value,
 }
 
 impl Api {
-    fn load() -> Api {
+    pub(crate) fn load() -> Api {
         let text = fs::read_to_string(harness::workspace().join("spec/openapi.json")).unwrap();
         Api { doc: json(&text) }
     }
@@ -232,7 +232,7 @@ impl Api {
     }
 
     /// Asserts that `body` is what the document says `method path` answers with `code`.
-    fn check(&self, method: &str, path: &str, code: &str, body: &Value) {
+    pub(crate) fn check(&self, method: &str, path: &str, code: &str, body: &Value) {
         let schema = self.response_schema(method, path, code);
         let mut found = Vec::new();
         self.problems(schema, body, "body", &mut found);

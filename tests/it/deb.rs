@@ -47,6 +47,9 @@ fn the_package_holds_both_binaries_their_man_pages_and_completions() {
         "./usr/share/doc/pyapp/FORMAT.md".to_string(),
         "./usr/share/doc/pyapp/openapi.json".to_string(),
         "./usr/lib/systemd/system/pyapp-console.service".to_string(),
+        "./usr/lib/systemd/system/pyapp-notify@.service".to_string(),
+        "./usr/lib/systemd/system/pyapp-notify.service".to_string(),
+        "./usr/lib/systemd/system/pyapp-notify.path".to_string(),
     ];
     // The console's socket group is made on install; its unit is shipped, not enabled.
     let postinst = dpkg_deb(&["-I", deb, "postinst"]);

@@ -19,6 +19,7 @@ mod hostile;
 mod install;
 mod layers;
 mod lifecycle;
+mod notifications;
 mod real_apps;
 mod reference_installer;
 mod signatures;

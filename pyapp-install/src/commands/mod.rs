@@ -19,6 +19,7 @@ mod gc;
 mod install;
 mod list;
 mod logs;
+mod notify;
 mod remove;
 mod rollback;
 mod run;
@@ -98,6 +99,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Some(Command::Watch(args)) => watch::run(&args, &target, &output),
         Some(Command::Serve(args)) => serve::run(&args, &target, &output),
+        Some(Command::Notify(args)) => notify::run(&args, &target, &output),
         Some(Command::Gc { dry_run, wait }) => {
             gc::run(&GcRequest { dry_run, wait }, &target, &output)
         }

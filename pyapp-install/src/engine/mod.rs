@@ -17,6 +17,7 @@ pub mod gc;
 pub mod install;
 pub mod list;
 pub mod logs;
+pub mod notify;
 pub mod remove;
 pub mod rollback;
 pub mod run;

@@ -6,11 +6,13 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::app::installed::ReleaseInfo;
+use crate::app::receipt::now_rfc3339_millis;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::engine::activation::Activation;
-use crate::engine::Target;
+use crate::engine::{notify, Target};
 use crate::system::app_user;
+use crate::system::notify::EventKind;
 use crate::system::web::{self, WebConfig};
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
@@ -108,6 +110,19 @@ pub fn rollback(request: &RollbackRequest, target: &Target) -> Result<RollbackRe
         port_range: target.port_range,
         output,
     };
+    let started_at = now_rfc3339_millis();
+    let failed = |err: &anyhow::Error| {
+        let release = (older.metadata.version.to_string(), older.release.clone());
+        let kind = EventKind::RollbackFailed;
+        notify::activation_failed(
+            target,
+            &tree,
+            kind,
+            (&release.0, &release.1),
+            &started_at,
+            err,
+        );
+    };
     if activation.can_hand_over(&older)? {
         // The same handover as an upgrade: the older release is health-checked beside the
         // running one before it takes the traffic; a failed check leaves things as they were.
@@ -116,13 +131,15 @@ pub fn rollback(request: &RollbackRequest, target: &Target) -> Result<RollbackRe
         release::switch_current(&tree, &older.release)?;
         if let Err(err) = activation.hand_over(&older, &units, &[]) {
             activation.undo_switch(&newer)?;
-            return Err(err.context(format!(
+            let err = err.context(format!(
                 "{app} was not rolled back, {} keeps running",
                 newer.metadata.version
-            )));
+            ));
+            failed(&err);
+            return Err(err);
         }
     } else {
-        activation.revert_to(Some(&older))?;
+        activation.revert_to(Some(&older)).inspect_err(failed)?;
     }
     let rolled = receipt.switched_to(previous);
     fault::point("rollback-before-receipt");

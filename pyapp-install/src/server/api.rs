@@ -32,6 +32,7 @@ use crate::engine::config::{self, ConfigSetRequest};
 use crate::engine::gc::{self, GcRequest};
 use crate::engine::install::{self, InstallRequest};
 use crate::engine::logs::{self, LogLine, LogSink, LogsRequest};
+use crate::engine::notify;
 use crate::engine::remove::{self, RemoveRequest};
 use crate::engine::rollback::{self, RollbackRequest};
 use crate::engine::{list, status, Target};
@@ -55,6 +56,7 @@ pub fn router(server: Arc<Server>) -> Router {
         .route("/api/v1/apps/{app}/config", get(config_get).put(config_put))
         .route("/api/v1/apps/{app}/logs", get(logs))
         .route("/api/v1/gc", post(gc))
+        .route("/api/v1/notifications", get(notifications))
         .merge(console::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(FORM_LIMIT))
@@ -527,6 +529,34 @@ async fn gc(
     };
     change(&server, audit, wants_events(&headers), move |target| {
         gc::gc(&request, target)
+    })
+    .await
+}
+
+/// `GET /api/v1/notifications?app=&limit=`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct NotificationsQuery {
+    #[serde(default)]
+    app: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// How many notifications one query answers without `limit`, and at most.
+pub const NOTIFICATIONS: (usize, usize) = (50, 1000);
+
+async fn notifications(
+    State(server): State<Arc<Server>>,
+    query: Result<Query<NotificationsQuery>, QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(err) => return bad_query(err),
+    };
+    let limit = query.limit.unwrap_or(NOTIFICATIONS.0).min(NOTIFICATIONS.1);
+    read(&server, move |target| {
+        notify::list(target, query.app.as_deref(), limit)
     })
     .await
 }

@@ -21,6 +21,7 @@ use super::Server;
 use crate::app::config_file::GivenValues;
 use crate::app::installed::InstalledApp;
 use crate::engine::config::{self, ConfigSetRequest, ConfigShown};
+use crate::engine::notify::{self, Notification};
 use crate::engine::rollback::{self, RollbackRequest};
 use crate::engine::status::{self, AppStatus, UnitStatus};
 use crate::engine::{list, Target};
@@ -39,6 +40,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/apps/{app}/rollback", post(rollback_form))
         .route("/apps/{app}/config", get(config_page).post(config_form))
         .route("/apps/{app}/logs", get(logs_page))
+        .route("/notifications", get(notifications_page))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
 }
@@ -76,6 +78,7 @@ fn page(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
                         nav {
                             a href="/" { "Apps" }
                             a href="/upload" { "Upload" }
+                            a href="/notifications" { "Notifications" }
                             @if let Some(csrf) = caller.and_then(|caller| caller.csrf.as_deref()) {
                                 form.inline method="post" action="/logout" {
                                     input type="hidden" name="csrf" value=(csrf);
@@ -234,12 +237,14 @@ async fn app_page(
     Query(flash): Query<Flash>,
 ) -> Response {
     let name = app.clone();
-    let status = match blocking(server.target.clone(), move |target| {
-        status::status(&name, target)
+    let (status, recent) = match blocking(server.target.clone(), move |target| {
+        let status = status::status(&name, target)?;
+        let recent = notify::list(target, Some(&name), APP_NOTIFICATIONS)?;
+        Ok((status, recent.notifications))
     })
     .await
     {
-        Ok(status) => status,
+        Ok(found) => found,
         Err(err) => return failure_page(&caller, err),
     };
     let csrf = caller.csrf.clone().unwrap_or_default();
@@ -315,6 +320,11 @@ async fn app_page(
                     }
                 }
             } }
+        }
+        section #notifications {
+            h2 { "Notifications" }
+            @if recent.is_empty() { p { "No failure was recorded." } }
+            @else { (notifications_table(&recent, false)) }
         }
         section {
             h2 { "Disk" }
@@ -666,4 +676,96 @@ async fn logs_page(
         @if report.lines.is_empty() { p #no-lines { "No line matches." } }
     };
     page(&format!("{app}: logs"), Some(&caller), body).into_response()
+}
+
+/// How many notifications an app's page shows.
+const APP_NOTIFICATIONS: usize = 5;
+
+/// A few words for how a channel's delivery stands: `delivered (2 tries)`.
+fn delivery_words(item: &Notification) -> Vec<(String, String)> {
+    item.deliveries
+        .iter()
+        .map(|delivery| {
+            let value = |v: serde_json::Result<serde_json::Value>| {
+                v.ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            };
+            let state = value(serde_json::to_value(delivery.state));
+            let channel = value(serde_json::to_value(delivery.channel));
+            let tries = match delivery.attempts {
+                1 => " (1 try)".to_owned(),
+                n => format!(" ({n} tries)"),
+            };
+            let error = delivery
+                .last_error
+                .as_deref()
+                .map(|error| format!(": {error}"))
+                .unwrap_or_default();
+            (state.clone(), format!("{channel} {state}{tries}{error}"))
+        })
+        .collect()
+}
+
+/// The events of `items`, newest first; `with_app`: a column naming each one's app.
+fn notifications_table(items: &[Notification], with_app: bool) -> Markup {
+    html! {
+        div.scroll { table.notifications {
+            tr {
+                th { "time" }
+                @if with_app { th { "app" } }
+                th { "what" } th { "message" } th { "delivery" }
+            }
+            @for item in items {
+                @let kind = serde_json::to_value(item.event.kind).ok();
+                tr.notification {
+                    td.time { (item.event.time) }
+                    @if with_app {
+                        td { a href={ "/apps/" (item.event.app) } { (item.event.app) } }
+                    }
+                    td.kind { (kind.as_ref().and_then(|k| k.as_str()).unwrap_or(""))
+                        @if let Some(unit) = &item.event.unit { br; code { (unit) } }
+                        @if let Some(hook) = &item.event.hook { br; "hook " code { (hook) } } }
+                    td.message { (item.event.message)
+                        @if !item.event.log.is_empty() {
+                            details { summary { "log" } pre { (item.event.log.join("\n")) } }
+                        } }
+                    td {
+                        @let words = delivery_words(item);
+                        @if words.is_empty() {
+                            span class={ "delivery " (format!("{:?}", item.state).to_lowercase()) } {
+                                @if matches!(item.state, notify::NotificationState::Pending) { "pending" }
+                                @else { "not sent (no notify.yaml)" }
+                            }
+                        }
+                        @for (state, text) in &words {
+                            span class={ "delivery " (state) } { (text) } br;
+                        }
+                    }
+                }
+            }
+        } }
+    }
+}
+
+async fn notifications_page(
+    State(server): State<Arc<Server>>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let result = blocking(server.target.clone(), |target: &Target| {
+        notify::list(target, None, api::NOTIFICATIONS.0)
+    })
+    .await;
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => return failure_page(&caller, err),
+    };
+    let body = html! {
+        h1 { "Notifications" }
+        p.help { "Failed services, task runs, hooks, installs and rollbacks, newest first, and how \
+            their delivery went (" code { "/etc/pyapp/notify.yaml" } ", FORMAT.md 13.1)." }
+        @if report.notifications.is_empty() { p #no-notifications { "No failure was recorded." } }
+        @else { (notifications_table(&report.notifications, true)) }
+    };
+    page("Notifications", Some(&caller), body).into_response()
 }

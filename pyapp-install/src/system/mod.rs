@@ -8,6 +8,7 @@ pub mod calendar;
 pub mod disk;
 pub mod health;
 pub mod hooks;
+pub mod notify;
 pub mod ownership;
 pub mod packages;
 pub mod privilege;

@@ -450,7 +450,9 @@ fn service_unit(
         _ => {}
     }
     let socket = instance.map(|instance| instance.socket_unit(app, name));
-    unit_section(&mut unit, &description, socket.as_deref())?;
+    // A check instance's failure is its upgrade's, recorded as such (FORMAT.md 13.1).
+    let notify = matches!(instance, None | Some(Instance::Main));
+    unit_section(&mut unit, &description, socket.as_deref(), notify)?;
     unit.line("[Service]");
     let program = service.command.program();
     if service.pid_file {
@@ -588,7 +590,7 @@ fn task_service_unit(
     let values = common_values(&paths, context);
 
     let description = describe(app, task.name.as_str(), task.description.as_deref());
-    unit_section(&mut unit, &description, None)?;
+    unit_section(&mut unit, &description, None, true)?;
     unit.line("[Service]");
     unit.directive("Type", "oneshot");
     let argv = command_argv(&unit.unit, &task.command, &values, &paths)?;
@@ -636,16 +638,21 @@ fn describe(app: &str, name: &str, description: Option<&str>) -> String {
     }
 }
 
-/// `[Unit]`; `socket`: the socket unit the service takes its listening socket from.
+/// `[Unit]`; `socket`: the socket unit the service takes its listening socket from;
+/// `notify`: its failure starts `pyapp-notify@UNIT.service` (FORMAT.md 13.1).
 fn unit_section(
     unit: &mut Writer,
     description: &str,
     socket: Option<&str>,
+    notify: bool,
 ) -> Result<(), UnitError> {
     let description = unit.escaped("description", escape::text(description))?;
     unit.line("[Unit]");
     unit.directive("Description", &description);
     unit.directive("After", "network.target");
+    if notify {
+        unit.directive("OnFailure", "pyapp-notify@%n.service");
+    }
     if let Some(socket) = socket {
         unit.directive("Requires", socket);
         unit.directive("After", socket);

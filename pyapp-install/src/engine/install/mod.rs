@@ -31,10 +31,12 @@ use serde::Serialize;
 use crate::app::config_file::{ConfigFile, GivenValues};
 use crate::app::installed::ReleaseInfo;
 use crate::app::policy::{self, Rules, Step};
+use crate::app::receipt::now_rfc3339_millis;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::AppTree;
-use crate::engine::Target;
+use crate::engine::{notify, Target};
+use crate::system::notify::EventKind;
 use crate::system::privilege::spawn_as_nobody;
 use crate::system::web::{self, Server, WebConfig, WebReport};
 use pyapp_fs::lock::{AppLock, WhenHeld};
@@ -270,6 +272,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         spec,
         python: interpreter.base_executable.clone(),
     };
+    let started_at = now_rfc3339_millis();
     let activated = activate::activate(
         target,
         &tree,
@@ -283,7 +286,14 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
             steps.begin("receipt, old releases, store");
             prune::record(&tree, previous.as_ref(), record, user, keep)
         },
-    )?;
+    )
+    .inspect_err(|err| {
+        let kind = match previous {
+            Some(_) => EventKind::UpgradeFailed,
+            None => EventKind::InstallFailed,
+        };
+        notify::activation_failed(target, &tree, kind, (&version, &release), &started_at, err);
+    })?;
     new_app_dir.keep();
     prune::report_pruned(target, &activated.pruned);
     steps.begin("web server");

@@ -17,6 +17,7 @@ use crate::app::tree::DEFAULT_APPS_DIR;
 use crate::engine::install::DEFAULT_MAX_INSTALLED_SIZE;
 use crate::engine::watch::WatchRequest;
 use crate::engine::Target;
+use crate::progress::Progress;
 use crate::system::systemd::{existing_unit_text, Systemd};
 use crate::system::units::escape::{self, EscapeError};
 use crate::system::units::UnitFile;
@@ -79,19 +80,8 @@ pub fn install_units(request: &WatchRequest, target: &Target) -> Result<UnitsRep
     check_inbox_dir(&on_disk)?;
 
     let systemd = &target.systemd;
-    let changed = write_units(systemd, &units)?;
-    if systemd.is_running() {
-        if changed {
-            systemd.daemon_reload()?;
-        }
-        systemd.enable_now(&[PATH_UNIT.to_owned()])?;
-        if changed {
-            // A path unit that was already watching picks up its new directives.
-            systemd.try_restart(&[PATH_UNIT.to_owned()])?;
-        }
-    } else if let Some(steps) = systemd.manual_steps(&units) {
-        output.note(&steps);
-    }
+    let changed = write_marked_units(systemd, &units, MARKER, "watch")?;
+    enable_path_unit(systemd, &units, PATH_UNIT, changed, output)?;
     output.note(&format!(
         "{} {PATH_UNIT} and {SERVICE_UNIT} in {}: bundles dropped into {} are installed{}",
         if changed { "wrote" } else { "unchanged:" },
@@ -199,23 +189,55 @@ fn generate(inbox: &Path, program: &str, words: &[String]) -> Result<Vec<UnitFil
     ])
 }
 
+/// On a running systemd: reloads it when the units `changed`, enables and starts
+/// `path_unit` (restarted when it changed, to take its new directives); otherwise says
+/// what to run once systemd runs.
+pub fn enable_path_unit(
+    systemd: &Systemd,
+    units: &[UnitFile],
+    path_unit: &str,
+    changed: bool,
+    output: &dyn Progress,
+) -> Result<()> {
+    if systemd.is_running() {
+        if changed {
+            systemd.daemon_reload()?;
+        }
+        systemd.enable_now(&[path_unit.to_owned()])?;
+        if changed {
+            systemd.try_restart(&[path_unit.to_owned()])?;
+        }
+    } else if let Some(steps) = systemd.manual_steps(units) {
+        output.note(&steps);
+    }
+    Ok(())
+}
+
 /// Writes `units` (each atomically, only when its text changed) into the unit directory;
-/// a file of the same name that this command did not write (an admin's, a masked unit)
-/// is refused before anything is written. Returns whether anything changed.
-fn write_units(systemd: &Systemd, units: &[UnitFile]) -> Result<bool> {
+/// a file of the same name that `pyapp-install VERB --install-units` did not write (its
+/// `marker` line is missing: an admin's, a masked unit) is refused before anything is
+/// written. Returns whether anything changed.
+pub fn write_marked_units(
+    systemd: &Systemd,
+    units: &[UnitFile],
+    marker: &str,
+    verb: &str,
+) -> Result<bool> {
     let dir = systemd.unit_dir();
     let mut to_write = Vec::new();
     for unit in units {
         let path = dir.join(&unit.name);
         match existing_unit_text(&path)? {
             Some(text) if text == unit.text => continue,
-            Some(text) if !text.lines().take(5).any(|line| line == MARKER) => {
+            Some(text) if !text.lines().take(5).any(|line| line == marker) => {
                 return Err(Refusal::new(format!(
-                    "`{}` exists and was not written by pyapp-install watch; refusing to \
+                    "`{}` exists and was not written by pyapp-install {verb}; refusing to \
                      replace it",
                     path.display()
                 ))
-                .with_hint("move it away, then run `pyapp-install watch --install-units` again")
+                .with_hint(format!(
+                    "move it away, then run `pyapp-install {verb} --install-units` again"
+                ))
                 .into())
             }
             _ => to_write.push((path, unit)),
@@ -289,16 +311,18 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let systemd = Systemd::detect(root.path());
         let units = generate(Path::new("/srv/in"), "/bin/pyapp-install", &[]).unwrap();
-        assert!(write_units(&systemd, &units).unwrap());
+        assert!(write_marked_units(&systemd, &units, MARKER, "watch").unwrap());
         assert!(
-            !write_units(&systemd, &units).unwrap(),
+            !write_marked_units(&systemd, &units, MARKER, "watch").unwrap(),
             "rewritten unchanged"
         );
         let other = generate(Path::new("/srv/other"), "/bin/pyapp-install", &[]).unwrap();
-        assert!(write_units(&systemd, &other).unwrap());
+        assert!(write_marked_units(&systemd, &other, MARKER, "watch").unwrap());
         let service = systemd.unit_dir().join(SERVICE_UNIT);
         fs::write(&service, "[Service]\nExecStart=/bin/true\n").unwrap();
-        let refused = write_units(&systemd, &units).unwrap_err().to_string();
+        let refused = write_marked_units(&systemd, &units, MARKER, "watch")
+            .unwrap_err()
+            .to_string();
         assert!(
             refused.ends_with("was not written by pyapp-install watch; refusing to replace it"),
             "{refused}"
