@@ -2,8 +2,8 @@
 //! driven over WebDriver with fantoccini) against `pyapp-install serve` under a real
 //! systemd: log in, see hello running, change its greeting (a bad value shows its error
 //! and is not saved; a good one restarts the service, which then greets with it), upload
-//! 1.1.0 and watch it switch, roll back, find a log line by searching, and the app page at
-//! phone width. A screenshot of each step is kept in target/console-screenshots/.
+//! 1.1.0 and watch it switch, roll back, find a log line by searching, see a refused
+//! upgrade among the notifications, and the app page at phone width. A screenshot of each step is kept in target/console-screenshots/.
 //!
 //! The sandbox has a network of its own: its console and hello's port are reached through
 //! unix sockets in the shared work directory (a small forwarder inside, one in this test
@@ -195,6 +195,7 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     let work = tempfile::tempdir_in(harness::workspace().join("target")).unwrap();
     let v1 = bundle(work.path(), "1.0.0", Flaw::None);
     let v2 = bundle(work.path(), "1.1.0", Flaw::None);
+    let bad_hook = bundle(work.path(), "1.2.0", Flaw::PostUpdate);
     std::fs::write(work.path().join("forward.py"), FORWARD).unwrap();
     std::fs::write(work.path().join("script.sh"), SCRIPT).unwrap();
     let out = work.path().join("out");
@@ -393,6 +394,23 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
     );
     shots.take(&client, "11-log-search").await;
 
+    // Be told when something fails: an upgrade whose post-update hook fails is refused,
+    // and the Notifications page (and the app's) says so.
+    client.goto(&format!("{base}/upload")).await.unwrap();
+    type_into(&client, "#bundle", bad_hook.to_str().unwrap()).await;
+    click(&client, "#send").await;
+    await_text(&client, "#phase", "hook post-update failed").await;
+    click(&client, "a[href=\"/notifications\"]").await;
+    let row = await_text(&client, "tr.notification", "hook-failed").await;
+    // Pending: pyapp-notify.path, which would deliver it, is not enabled here.
+    assert!(
+        row.contains("hello") && row.contains("post-update") && row.contains("pending"),
+        "{row}"
+    );
+    shots.take(&client, "12-notifications").await;
+    client.goto(&format!("{base}/apps/hello")).await.unwrap();
+    await_text(&client, "#notifications", "hook-failed").await;
+
     // Phone width.
     client.set_window_size(390, 844).await.unwrap();
     client.goto(&format!("{base}/apps/hello")).await.unwrap();
@@ -405,6 +423,6 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         .await
         .unwrap();
     assert_eq!(overflow, json!(false), "the page is wider than a phone");
-    shots.take(&client, "12-phone").await;
+    shots.take(&client, "13-phone").await;
     client.close().await.unwrap();
 }
