@@ -19,6 +19,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pyapp_fs::{FsError, Result};
 use serde::{Deserialize, Serialize};
@@ -179,6 +180,12 @@ impl Store {
     /// `APPS/.store/wheels/SHA256`: the entry of the wheel whose file has this sha256.
     pub fn entry_dir(&self, sha256: &str) -> PathBuf {
         self.wheels_dir().join(sha256)
+    }
+
+    /// Whether the store has a complete entry for the wheel whose file has this sha256. Only
+    /// a hint to the caller: without the lock, it may be collected the next moment.
+    pub fn has(&self, sha256: &str) -> Result<bool> {
+        pyapp_fs::is_real_dir(&self.entry_dir(sha256))
     }
 
     /// `APPS/.store/wheels`: the entries.
@@ -346,12 +353,16 @@ impl StoreSession {
         Ok(Some(StoreEntry { dir, index }))
     }
 
-    /// A new directory under `tmp/` to unpack the wheel with this sha256 into.
+    /// A new directory under `tmp/` to unpack the wheel with this sha256 into,
+    /// `SHA256-PID-N`: N counts the entries started by this process, so that two installs
+    /// in one process (`serve`) unpacking the same wheel never share one.
     pub fn start_entry(&self, sha256: &str) -> Result<PendingEntry> {
+        static STARTED: AtomicU64 = AtomicU64::new(0);
+        let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let dir = self
             .store
             .tmp_dir()
-            .join(format!("{sha256}-{}", std::process::id()));
+            .join(format!("{sha256}-{}-{n}", std::process::id()));
         pyapp_fs::remove_dir_all_if_exists(&dir)?;
         pyapp_fs::ensure_dir(&dir, 0o755)?;
         pyapp_fs::ensure_dir(&dir.join("files"), 0o755)?;
@@ -503,6 +514,33 @@ mod tests {
             pyapp_fs::list_dir(&store.tmp_dir()).unwrap(),
             Vec::<String>::new()
         );
+    }
+
+    /// Two installs in one process (the `serve` daemon) unpacking the same wheel at once
+    /// each get their own directory: neither removes nor writes into the other's.
+    #[test]
+    fn entries_started_twice_in_one_process_do_not_collide() {
+        let root = tempfile::tempdir().unwrap();
+        let store = store_in(root.path());
+        let (one, two) = (
+            store.open_for_install().unwrap(),
+            store.open_for_install().unwrap(),
+        );
+        let sha = "f".repeat(64);
+        let first = one.start_entry(&sha).unwrap();
+        fs::write(first.files_dir().join("a.py"), b"1").unwrap();
+        let second = two.start_entry(&sha).unwrap();
+        assert_ne!(first.files_dir(), second.files_dir());
+        assert_eq!(
+            fs::read(first.files_dir().join("a.py")).unwrap(),
+            b"1",
+            "starting the second left the first alone"
+        );
+        drop(second);
+        assert!(first.files_dir().join("a.py").exists());
+        first.finish(index("f")).unwrap();
+        one.publish(vec![first]).unwrap();
+        assert!(store.has(&sha).unwrap());
     }
 
     #[test]
