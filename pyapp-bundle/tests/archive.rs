@@ -307,62 +307,6 @@ fn stored_entries_are_read_in_place_and_checked_block_by_block() {
     );
 }
 
-/// A deferred entry is not read at open, and is verified in full by its first read: the
-/// same bytes are served as by an eager open, and bytes that do not match the manifest
-/// never are, also when the bundle was damaged before it was opened.
-#[test]
-fn deferred_entries_are_verified_by_their_first_read() {
-    use std::io::Read;
-    use std::os::unix::fs::FileExt;
-
-    let fixture = Fixture::new();
-    let wheel: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
-    let mut entries = good_entries();
-    entries[1].1 = Box::leak(wheel.clone().into_boxed_slice());
-    let bytes = listed_zip(&entries);
-    let path = fixture.write(&bytes);
-    let defer_wheel = |entry: &pyapp_bundle::reader::BundleEntry| entry.name == WHEEL;
-
-    let bundle = Bundle::open_deferring(&path, &Limits::default(), &defer_wheel).expect("open");
-    let mut whole = Vec::new();
-    bundle
-        .stored_entry(WHEEL)
-        .expect("stored")
-        .read_to_end(&mut whole)
-        .expect("a good deferred entry reads");
-    assert_eq!(whole, wheel);
-
-    let at = bytes
-        .windows(64)
-        .position(|w| w == &wheel[100_000..100_064])
-        .expect("the wheel is stored as is");
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .expect("open for writing")
-        .write_all_at(&[wheel[100_000] ^ 0xff], at as u64)
-        .expect("change one byte");
-    let eager = Bundle::open(&path, &Limits::default()).expect_err("an eager open refuses it");
-    assert!(eager.to_string().contains("sha256"), "{eager}");
-    let bundle = Bundle::open_deferring(&path, &Limits::default(), &defer_wheel)
-        .expect("the damaged entry is not read at open");
-    let mut reader = bundle.stored_entry(WHEEL).expect("stored");
-    // Even the first block, which is intact, is refused: the entry as a whole is not the
-    // manifest's.
-    let error = reader
-        .read(&mut [0u8; 16])
-        .expect_err("the damaged entry is refused at its first read");
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
-    assert!(
-        error.to_string().ends_with(
-            "entry \"deps/flask-3.0.3-py3-none-any.whl\" does not match its sha256 in the manifest"
-        ),
-        "{error}"
-    );
-    let mut other = reader.clone();
-    assert!(other.read(&mut [0u8; 16]).is_err(), "nor by another reader");
-}
-
 #[test]
 fn accepts_zip64_sizes_from_other_writers() {
     let fixture = Fixture::new();

@@ -182,12 +182,6 @@ impl Store {
         self.wheels_dir().join(sha256)
     }
 
-    /// Whether the store has a complete entry for the wheel whose file has this sha256. Only
-    /// a hint to the caller: without the lock, it may be collected the next moment.
-    pub fn has(&self, sha256: &str) -> Result<bool> {
-        pyapp_fs::is_real_dir(&self.entry_dir(sha256))
-    }
-
     /// `APPS/.store/wheels`: the entries.
     pub fn wheels_dir(&self) -> PathBuf {
         self.dir.join("wheels")
@@ -540,7 +534,7 @@ mod tests {
         assert!(first.files_dir().join("a.py").exists());
         first.finish(index("f")).unwrap();
         one.publish(vec![first]).unwrap();
-        assert!(store.has(&sha).unwrap());
+        assert!(pyapp_fs::is_real_dir(&store.entry_dir(&sha)).unwrap());
     }
 
     #[test]

@@ -257,62 +257,6 @@ fn two_apps_share_the_stores_files_and_keep_their_own_scripts_and_local_wheels()
     check_works(root, "hello2", HELLO2);
 }
 
-/// A copy of bundle `which` with one byte changed in the middle of its wheel `wheel`
-/// (stored in place: the bytes of the wheel file are in the bundle as they are).
-fn damaged(which: usize, wheel: &str, dir: &Path) -> PathBuf {
-    let original = &bundles()[which].path;
-    let mut bytes = fs::read(original).expect("read the bundle");
-    let reference = workspace().join("target/wheels/reference").join(wheel);
-    let wheel_bytes = fs::read(&reference).expect("read the wheel");
-    let middle = wheel_bytes.len() / 2;
-    let probe = &wheel_bytes[middle..middle + 64];
-    let at = bytes
-        .windows(probe.len())
-        .position(|window| window == probe)
-        .expect("the wheel is stored in the bundle as it is");
-    bytes[at] ^= 0xff;
-    let path = dir.join(original.file_name().expect("a file name"));
-    fs::write(&path, bytes).expect("write the damaged bundle");
-    path
-}
-
-/// FORMAT.md 6.6, "What is not read": a second app's wheel that the store has, by the
-/// sha256 its manifest lists, is linked without reading its bytes in the bundle, so
-/// damage there changes nothing installed; the same damaged bundle where the store lacks
-/// the wheel is refused before anything is written.
-#[test]
-fn a_wheel_the_store_has_is_not_read_and_one_it_lacks_is_verified() {
-    let scratch = tempfile::tempdir().expect("temp dir");
-    let bundle = damaged(HELLO2, "flask-3.0.3-py3-none-any.whl", scratch.path());
-    let bundle = bundle.to_str().expect("UTF-8 path");
-
-    let root = tempfile::tempdir().expect("temp root");
-    let root = root.path();
-    install(root, HELLO);
-    let output = pyapp_install(root, &[bundle]);
-    assert!(output.status.success(), "install: {}", stderr(&output));
-    // What hello2 has is the store's verified flask, the same inode as hello's.
-    let ((_, site1), (_, site2)) = (release(root, "hello"), release(root, "hello2"));
-    assert_eq!(
-        identity(&site1.join("flask/app.py")).1,
-        identity(&site2.join("flask/app.py")).1
-    );
-    check_works(root, "hello2", HELLO2);
-
-    let fresh = tempfile::tempdir().expect("temp root");
-    let refused = pyapp_install(fresh.path(), &[bundle]);
-    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
-    let message = stderr(&refused);
-    assert!(
-        message.contains("refusing the bundle") && message.contains("deps/flask-3.0.3"),
-        "{message}"
-    );
-    assert!(
-        !fresh.path().join("applications/hello2").exists(),
-        "nothing written"
-    );
-}
-
 #[test]
 fn gc_deletes_only_what_no_release_uses_after_remove_and_prune_and_never_while_installing() {
     let root = tempfile::tempdir().expect("temp root");

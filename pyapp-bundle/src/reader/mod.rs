@@ -13,11 +13,6 @@
 //! block of a stored entry is kept, and the [`StoredEntry`] reader checks each block
 //! against it before handing out a byte. What is read later is exactly what was verified, even if the
 //! file changes in between.
-//!
-//! [`Bundle::open_deferring`] leaves the stored entries its caller names unread (a wheel
-//! the installer already has, by the sha256 the manifest lists, need not be read at all):
-//! everything else is checked as by [`Bundle::open`], and such an entry is verified in full
-//! the first time anything reads it, so no byte of it is ever handed out unverified.
 
 mod checks;
 mod error;
@@ -101,19 +96,6 @@ impl Bundle {
     /// Opens and verifies the bundle at `path`; see the module documentation for what is
     /// checked. Nothing is extracted.
     pub fn open(path: &Path, limits: &Limits) -> Result<Bundle, BundleError> {
-        Bundle::open_deferring(path, limits, &|_| false)
-    }
-
-    /// Opens and verifies the bundle at `path` as [`Bundle::open`] does, except the bytes of
-    /// the stored entries `defer` picks (given each entry as the manifest lists it): those
-    /// are verified, in full, by the first read of [`Bundle::stored_entry`]'s reader, and as
-    /// always by [`Bundle::read_small`], [`Bundle::copy_entry_to`] and
-    /// [`Bundle::extract_entry_to_path`], which re-hash what they stream.
-    pub fn open_deferring(
-        path: &Path,
-        limits: &Limits,
-        defer: &dyn Fn(&BundleEntry) -> bool,
-    ) -> Result<Bundle, BundleError> {
         let io_error = |action, source| BundleError::Io {
             action,
             path: path.to_owned(),
@@ -152,14 +134,12 @@ impl Bundle {
         };
         for index in 0..bundle.entries.len() {
             let entry = bundle.entries[index].clone();
-            if let Some(stored) = &entry.stored {
-                if defer(&entry) {
-                    continue;
-                }
+            if entry.stored.is_some() {
                 let mut digests = BlockDigests::default();
                 bundle.stream(&entry, &mut digests, &infallible_sink)?;
-                // A fresh entry's: nothing else has set them.
-                let _ = stored.blocks.set(digests.finish().into());
+                if let Some(stored) = &mut bundle.entries[index].stored {
+                    stored.blocks = digests.finish().into();
+                }
             } else {
                 bundle.stream(&entry, &mut io::sink(), &infallible_sink)?;
             }
@@ -285,7 +265,6 @@ impl Bundle {
             name: entry.name.into(),
             start: stored.start,
             len: entry.size,
-            sha256: entry.sha256,
             blocks: stored.blocks,
             position: 0,
             cached: None,

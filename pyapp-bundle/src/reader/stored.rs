@@ -1,15 +1,11 @@
 //! Reading a stored entry (a wheel) in place: the BLAKE3 digest of every 64 KiB block is
-//! taken while the entry is verified, and [`StoredEntry`] checks each block against it
-//! before handing out a byte, so what is read later is exactly what was verified. An entry
-//! whose verification [`Bundle::open_deferring`] deferred is verified in full (its sha256
-//! against the manifest, its block digests taken) the first time anything reads it.
+//! taken while the bundle is verified, and [`StoredEntry`] checks each block against it
+//! before handing out a byte, so what is read later is exactly what was verified.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::{Arc, OnceLock};
-
-use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 #[cfg(doc)]
 use super::Bundle;
@@ -21,13 +17,10 @@ pub(super) const BLOCK: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct StoredData {
     pub(super) start: u64,
-    /// The BLAKE3 digest of each [`BLOCK`] of the data (the last one shorter), set by the
-    /// verification in [`Bundle::open`], or by the first read of a deferred entry.
-    pub(super) blocks: Blocks,
+    /// The BLAKE3 digest of each [`BLOCK`] of the data (the last one shorter), filled in by
+    /// the verification in [`Bundle::open`].
+    pub(super) blocks: Arc<[[u8; 32]]>,
 }
-
-/// The block digests of a stored entry, once it is verified; shared by every reader of it.
-pub(super) type Blocks = Arc<OnceLock<Box<[[u8; 32]]>>>;
 
 /// Collects the BLAKE3 digest of every [`BLOCK`] of what is written to it.
 #[derive(Default)]
@@ -78,9 +71,7 @@ pub struct StoredEntry {
     pub(super) name: Arc<str>,
     pub(super) start: u64,
     pub(super) len: u64,
-    /// Its sha256 as the manifest lists it, to verify a deferred entry against.
-    pub(super) sha256: [u8; 32],
-    pub(super) blocks: Blocks,
+    pub(super) blocks: Arc<[[u8; 32]]>,
     pub(super) position: u64,
     /// The block in `cache`, checked.
     pub(super) cached: Option<u64>,
@@ -95,7 +86,6 @@ impl Clone for StoredEntry {
             name: Arc::clone(&self.name),
             start: self.start,
             len: self.len,
-            sha256: self.sha256,
             blocks: Arc::clone(&self.blocks),
             position: self.position,
             cached: None,
@@ -115,25 +105,16 @@ impl StoredEntry {
         self.len == 0
     }
 
-    /// Reads block `block` from the file into the cache and checks it (verifying the whole
-    /// entry first when that was deferred).
+    /// Reads block `block` from the file into the cache and checks it.
     fn load(&mut self, block: u64) -> io::Result<()> {
         self.cached = None;
-        let blocks = Arc::clone(&self.blocks);
-        let blocks = match blocks.get() {
-            Some(blocks) => blocks,
-            None => {
-                let verified = self.verify()?;
-                blocks.get_or_init(|| verified)
-            }
-        };
         let offset = block * BLOCK as u64;
         let len = (self.len - offset).min(BLOCK as u64) as usize;
         self.cache.resize(len, 0);
         self.file
             .read_exact_at(&mut self.cache, self.start + offset)?;
         let digest: [u8; 32] = blake3::hash(&self.cache).into();
-        let expected = usize::try_from(block).ok().and_then(|b| blocks.get(b));
+        let expected = usize::try_from(block).ok().and_then(|b| self.blocks.get(b));
         if expected != Some(&digest) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -146,33 +127,6 @@ impl StoredEntry {
         }
         self.cached = Some(block);
         Ok(())
-    }
-
-    /// Reads the whole entry, checks its sha256 against the manifest's and returns the
-    /// digest of each of its blocks: the verification [`Bundle::open`] would have done.
-    fn verify(&mut self) -> io::Result<Box<[[u8; 32]]>> {
-        let mut sha256 = Sha256::new();
-        let mut digests = Vec::with_capacity(self.len.div_ceil(BLOCK as u64) as usize);
-        let mut offset = 0;
-        while offset < self.len {
-            let len = (self.len - offset).min(BLOCK as u64) as usize;
-            self.cache.resize(len, 0);
-            self.file
-                .read_exact_at(&mut self.cache, self.start + offset)?;
-            sha256.update(&self.cache);
-            digests.push(blake3::hash(&self.cache).into());
-            offset += len as u64;
-        }
-        if <[u8; 32]>::from(sha256.finalize()) != self.sha256 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "entry {:?} does not match its sha256 in the manifest",
-                    self.name
-                ),
-            ));
-        }
-        Ok(digests.into())
     }
 }
 

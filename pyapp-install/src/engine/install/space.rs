@@ -2,13 +2,11 @@
 //! expand to (the bundle's own from its verified manifest, each wheel's files from its
 //! central directory; extraction never writes more than either declares), each rounded up
 //! to the filesystem's block (an empty file counts one), against the free space of the
-//! apps filesystem and the `--max-installed-size` limit. A shared wheel the store has
-//! counts nothing: its files are hard links, which take no block (and its bytes in the
-//! bundle are not read).
+//! apps filesystem and the `--max-installed-size` limit.
 
 use anyhow::Result;
 use pyapp_bundle::layout::DEPS_PREFIX;
-use pyapp_bundle::reader::{Bundle, BundleEntry};
+use pyapp_bundle::reader::Bundle;
 use pyapp_cli::Refusal;
 use pyapp_venv::wheel_install::declared_sizes;
 
@@ -20,14 +18,8 @@ use crate::system::disk;
 /// The default of `--max-installed-size`: 4 GiB.
 pub const DEFAULT_MAX_INSTALLED_SIZE: u64 = 4 << 30;
 
-/// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`;
-/// the wheels `linked` picks are linked from the store.
-pub fn check(
-    bundle: &Bundle,
-    apps: &AppsDir,
-    limit: u64,
-    linked: &dyn Fn(&BundleEntry) -> bool,
-) -> Result<()> {
+/// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`.
+pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
     let room = disk::room(apps.path())?;
     // An empty file takes an inode and a directory entry: a block each, so that a wheel of
     // a million empty files is not free.
@@ -38,9 +30,6 @@ pub fn check(
             needed = needed.saturating_add(on_disk(entry.size));
             continue;
         };
-        if linked(entry) {
-            continue;
-        }
         let sizes =
             declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?;
         needed = sizes

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use pyapp_bundle::config_spec::ConfigSpec;
 use pyapp_bundle::layout::{BUNDLE_SUFFIX, CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME};
-use pyapp_bundle::metadata::{DependencyMode, Metadata};
-use pyapp_bundle::reader::{Bundle as BundleReader, BundleEntry, BundleError, ErrorKind, Limits};
+use pyapp_bundle::metadata::Metadata;
+use pyapp_bundle::reader::{Bundle as BundleReader, BundleError, ErrorKind, Limits};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
 use sha2::{Digest, Sha256};
 
@@ -21,7 +21,6 @@ use crate::engine::Target;
 use crate::system::packages;
 use pyapp_cli::Refusal;
 use pyapp_venv::interpreter::{Interpreter, InterpreterError};
-use pyapp_venv::store::Store;
 use pyapp_venv::venv::{self, VenvError};
 
 /// What verification found.
@@ -66,34 +65,15 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     if let Some(current) = current_install(request, &target.apps, same_file)? {
         return Ok(current);
     }
-    // A wheel the store has, by the sha256 the manifest lists for it, is linked from there
-    // and never read: its bytes are verified only if something reads them after all (the
-    // entry was collected meanwhile, or the metadata makes it a local wheel).
-    let store = request
-        .options
-        .verify_record
-        .then(|| Store::of(target.apps.path()));
-    let in_store = |entry: &BundleEntry| {
-        entry.name.starts_with(DEPS_PREFIX)
-            && store
-                .as_ref()
-                .is_some_and(|store| store.has(&hex::encode(entry.sha256)).unwrap_or(false))
-    };
     // Hashing the file (the hash names the release) and verifying its entries each read
-    // every byte they cover: side by side, while the interpreter named by --python answers
-    // and, once the metadata is read, `systemd-analyze` judges the units' schedules (its
-    // verdict is given in its turn, in check_system).
-    let (bundle_sha256, opened, units, queried) = std::thread::scope(|scope| {
+    // every byte: side by side, while the interpreter named by --python answers.
+    let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| hash_file(&mut file, path));
         let querying = request
             .python
             .as_deref()
             .map(|python| scope.spawn(move || (python, Interpreter::query(python))));
-        let opened = open_bundle(path, &in_store);
-        let units = opened
-            .as_ref()
-            .ok()
-            .map(|(_, metadata, _)| target.systemd.check_app_units(metadata));
+        let opened = open_bundle(path);
         let hashed = hashing
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
@@ -102,7 +82,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
-        (hashed, opened, units, queried)
+        (hashed, opened, queried)
     });
     let bundle_sha256 = bundle_sha256?;
     let same_bytes = |receipt: &Receipt| receipt.bundle_sha256 == bundle_sha256;
@@ -114,15 +94,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
-    let linked = |entry: &BundleEntry| {
-        in_store(entry)
-            && entry.name.strip_prefix(DEPS_PREFIX).is_some_and(|wheel| {
-                metadata.dependencies.iter().any(|dependency| {
-                    dependency.wheel.as_str() == wheel && dependency.mode == DependencyMode::Shared
-                })
-            })
-    };
-    super::space::check(&bundle, &target.apps, request.max_installed_size, &linked)?;
+    super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
     // The app's user runs the venv: an interpreter only root can reach would fail its
     // hooks and services after the release was built.
@@ -141,7 +113,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         };
         Refusal::new(err.to_string()).with_hint(hint)
     })?;
-    check_system(&metadata, &interpreter, target, units.unwrap_or(Ok(())))?;
+    check_system(&metadata, &interpreter, target)?;
     let version = metadata.version.to_string();
     let record = ReleaseRecord {
         release: release::release_name(&version, &bundle_sha256),
@@ -183,17 +155,10 @@ fn current_install(
 }
 
 /// What the app needs of the system, there before anything is written: unit names no
-/// other unit has and schedules systemd takes (`units`, the verdict of
-/// `Systemd::check_app_units`), its Debian packages and the
-/// system Python modules its venv links.
-fn check_system(
-    metadata: &Metadata,
-    interpreter: &Interpreter,
-    target: &Target,
-    units: Result<()>,
-) -> Result<()> {
+/// other unit has, its Debian packages and the system Python modules its venv links.
+fn check_system(metadata: &Metadata, interpreter: &Interpreter, target: &Target) -> Result<()> {
     let app = metadata.name.as_str();
-    units?;
+    target.systemd.check_app_units(metadata)?;
     packages::check(
         &target.root,
         app,
@@ -298,12 +263,9 @@ pub fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Rece
     .into())
 }
 
-/// Opens and verifies the bundle (every entry's size and sha256; those `defer` picks when
-/// they are first read), its metadata and its configuration spec.
-fn open_bundle(
-    path: &Path,
-    defer: &dyn Fn(&BundleEntry) -> bool,
-) -> Result<(BundleReader, Metadata, ConfigSpec)> {
+/// Opens and verifies the bundle (every entry's size and sha256), its metadata and its
+/// configuration spec.
+fn open_bundle(path: &Path) -> Result<(BundleReader, Metadata, ConfigSpec)> {
     let refuse = |err: &dyn std::fmt::Display| {
         Refusal::new(format!("refusing the bundle: {err}"))
             .with_hint("rebuild it with pyapp-build, or copy it again if it was damaged")
@@ -312,8 +274,7 @@ fn open_bundle(
         ErrorKind::BadBundle => anyhow::Error::new(refuse(&err)),
         ErrorKind::Io => anyhow::Error::new(err),
     };
-    let mut bundle =
-        BundleReader::open_deferring(path, &Limits::default(), defer).map_err(bundle_error)?;
+    let mut bundle = BundleReader::open(path, &Limits::default()).map_err(bundle_error)?;
     let mut read_yaml = |name: &str| -> Result<String> {
         let bytes = bundle
             .read_small(name, MAX_YAML_BYTES as u64)
