@@ -194,14 +194,10 @@ impl Activation<'_> {
         Ok(())
     }
 
-    /// Writes `info`'s units again, `{config.KEY}` from the configuration file as it is
-    /// now, and reloads systemd when one changed (which it returns); starts nothing.
-    pub fn rewrite_units(&self, info: &ReleaseInfo) -> Result<bool> {
-        let units = self.units_now(info)?;
-        let changed = self
-            .systemd
-            .write_units(self.tree.name(), &units)?
-            .changed();
+    /// Writes the app's `units` again (made with the configuration file as it is now) and
+    /// reloads systemd when one changed (which it returns); starts nothing.
+    pub fn rewrite_units(&self, units: &[UnitFile]) -> Result<bool> {
+        let changed = self.systemd.write_units(self.tree.name(), units)?.changed();
         if changed {
             self.systemd.daemon_reload()?;
         }
@@ -335,17 +331,19 @@ impl Activation<'_> {
     }
 
     /// The services of `info` that take a change of the configuration from `before` to
-    /// `after` by reloading (`reload-signal`, FORMAT.md 8.8): all that have a reload
-    /// signal when the change leaves every unit and the environment file as they are
-    /// (a reloaded server keeps its command line and environment); none otherwise.
+    /// `after` (whose units are `after_units`) by reloading (`reload-signal`, FORMAT.md
+    /// 8.8): all that have a reload signal when the change leaves every unit and the
+    /// environment file as they are (a reloaded server keeps its command line and
+    /// environment); none otherwise.
     pub fn reloading<'i>(
         &self,
         info: &'i ReleaseInfo,
         before: &ConfigValues,
         after: &ConfigValues,
+        after_units: &[UnitFile],
     ) -> Result<Vec<&'i str>> {
         let same = info.spec.environment_values(before) == info.spec.environment_values(after)
-            && self.units_for(info, before)? == self.units_for(info, after)?;
+            && self.units_for(info, before)? == after_units;
         Ok(info
             .metadata
             .services

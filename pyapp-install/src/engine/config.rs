@@ -12,7 +12,7 @@ use pyapp_bundle::config_spec::ConfigValue;
 use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
-use crate::app::config_file::{ConfigFile, ConfigValues, GivenValues, MASK};
+use crate::app::config_file::{ConfigFile, GivenValues, MASK};
 use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
@@ -22,7 +22,7 @@ use crate::engine::Target;
 use crate::progress::Progress;
 use crate::system::app_user;
 use crate::system::systemd::Systemd;
-use crate::system::units::{self, unit_stem};
+use crate::system::units::{self, Instance, UnitFile};
 use pyapp_cli::Refusal;
 use pyapp_fs::lock::{AppLock, WhenHeld};
 
@@ -127,12 +127,13 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
             output,
         };
         let before = existing.map(|existing| existing.values).unwrap_or_default();
-        let reloading = activation.reloading(&current, &before, plan.values())?;
+        let new_units = activation.units_for(&current, plan.values())?;
+        let reloading = activation.reloading(&current, &before, plan.values(), &new_units)?;
         let units = if activation.can_hand_over(&current)? {
-            hand_over(&activation, &current, plan.values(), &reloading)?
+            hand_over(&activation, &current, &new_units, &reloading)?
         } else {
             // Commands may carry configuration values (`{config.KEY}`): their units change too.
-            if activation.rewrite_units(&current)? {
+            if activation.rewrite_units(&new_units)? {
                 output.note("units rewritten: their commands use the configuration");
             }
             restart_services(
@@ -160,13 +161,12 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
 fn hand_over(
     activation: &Activation,
     current: &ReleaseInfo,
-    config: &ConfigValues,
+    units: &[UnitFile],
     reloading: &[&str],
 ) -> Result<Vec<String>> {
     let tree = activation.tree;
-    let units = activation.units_for(current, config)?;
     activation
-        .hand_over(current, &units, reloading)
+        .hand_over(current, units, reloading)
         .map_err(|err| {
             err.context(format!(
                 "the new configuration of {} is saved, but its instances failed their health \
@@ -174,12 +174,7 @@ fn hand_over(
                 tree.name()
             ))
         })?;
-    let units: Vec<String> = current
-        .metadata
-        .services
-        .iter()
-        .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
-        .collect();
+    let units = service_units(tree, &current.metadata);
     let how = if !reloading.is_empty() && units.iter().all(|unit| reloads(tree, reloading, unit)) {
         "reloaded"
     } else {
@@ -196,7 +191,16 @@ fn hand_over(
 fn reloads(tree: &AppTree, reloading: &[&str], unit: &str) -> bool {
     reloading
         .iter()
-        .any(|name| format!("{}.service", unit_stem(tree.name(), name)) == unit)
+        .any(|name| Instance::Main.service_unit(tree.name(), name) == unit)
+}
+
+/// The main service unit of each service of `metadata`.
+fn service_units(tree: &AppTree, metadata: &Metadata) -> Vec<String> {
+    metadata
+        .services
+        .iter()
+        .map(|service| Instance::Main.service_unit(tree.name(), service.name.as_str()))
+        .collect()
 }
 
 /// `systemctl try-restart` of the current release's services that are installed (a task
@@ -211,10 +215,8 @@ fn restart_services(
     output: &dyn Progress,
 ) -> Result<Vec<String>> {
     let installed = systemd.installed_units(tree.name())?;
-    let units: Vec<String> = metadata
-        .services
-        .iter()
-        .map(|service| format!("{}.service", unit_stem(tree.name(), service.name.as_str())))
+    let units: Vec<String> = service_units(tree, metadata)
+        .into_iter()
         .filter(|unit| installed.contains(unit))
         .collect();
     if units.is_empty() {
