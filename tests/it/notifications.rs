@@ -3,8 +3,9 @@
 //! which records the event; `pyapp-notify.path` starts the deliverer, which posts it to a
 //! webhook that refuses the first two tries (so it is retried, then delivered) and pipes
 //! it to a command that runs as `nobody`; an upgrade whose health check fails, one whose
-//! post-update hook fails and a service killed for good (`restart: no`) are recorded and
-//! delivered too; `GET /api/v1/notifications` and the console list them. A unit that is
+//! post-update hook fails, a `config --set` whose handover fails its health check, a
+//! service killed for good (`restart: no`) and a `remove` whose pre-delete hook fails are
+//! recorded and delivered too; `GET /api/v1/notifications` and the console list them. A unit that is
 //! not an app's, and a configuration that is refused, exit 1 with one line.
 
 use serde_json::Value;
@@ -71,11 +72,24 @@ sent 1
 sent 2
 "$INSTALL" --python $PY "$BADHOOK" > $OUT/badhook.out 2>&1; echo $? > $OUT/badhook.rc
 sent 3
+# A configuration the running release does not take: an administrator's drop-in makes every
+# new check instance fail, so the handover of `config --set` fails its health check.
+mkdir -p /etc/systemd/system/hello-web.check.service.d
+printf '[Service]\nExecStartPre=/bin/false\n' > /etc/systemd/system/hello-web.check.service.d/broken.conf
+systemctl daemon-reload
+"$INSTALL" config hello --set greeting=Unseen > $OUT/config.out 2>&1; echo $? > $OUT/config.rc
+rm -r /etc/systemd/system/hello-web.check.service.d
+systemctl daemon-reload
+sent 4
 # A service that fails for good (restart: no) and is not restarted.
 systemctl is-active hello-web.service > $OUT/web.before
 systemctl kill -s KILL --kill-whom=main hello-web.service
-sent 4
+sent 5
 systemctl is-failed hello-web.service > $OUT/web.after
+# A removal whose pre-delete hook fails: refused, the app left as it was.
+"$INSTALL" remove hello > $OUT/remove.out 2>&1; echo $? > $OUT/remove.rc
+test -L /applications/hello/current; echo $? > $OUT/current.after-remove
+sent 6
 ls $SENT > $OUT/sent.list
 ls /var/lib/pyapp/notify/pending > $OUT/pending.list
 for f in $SENT/*.json; do cat $f; echo; done > $OUT/sent.records
@@ -126,6 +140,12 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "restart: on-failure",
         "restart: \"no\"",
     );
+    harness::edit(
+        project.path(),
+        "metadata.yaml",
+        "  timeout: 120",
+        "  pre-delete: [python, -c, \"raise SystemExit(5)\"]\n  timeout: 120",
+    );
     let v1 = harness::build_bundle(project.path(), &work.path().join("1.0.0"));
     let broken = bundle(work.path(), "1.2.0", Flaw::HealthCheck);
     let badhook = bundle(work.path(), "1.3.0", Flaw::PostUpdate);
@@ -166,10 +186,13 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "{}",
         fact(&out, "badhook.out")
     );
+    assert_eq!(fact(&out, "config.rc"), "1", "{}", fact(&out, "config.out"));
+    assert_eq!(fact(&out, "remove.rc"), "1", "{}", fact(&out, "remove.out"));
+    assert_eq!(fact(&out, "current.after-remove"), "0");
     assert_eq!(fact(&out, "pending.list"), "", "everything was delivered");
     assert_eq!(
         fact(&out, "sent.list").lines().count(),
-        4,
+        6,
         "{}",
         fact(&out, "deliverer.log")
     );
@@ -188,7 +211,11 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         .iter()
         .map(|r| r["code"].as_u64().unwrap())
         .collect();
-    assert_eq!(codes, [503, 503, 200, 200, 200, 200], "{received:?}");
+    assert_eq!(
+        codes,
+        [503, 503, 200, 200, 200, 200, 200, 200],
+        "{received:?}"
+    );
     for request in &received {
         assert_eq!(request["path"], "/pyapp/events");
         assert_eq!(request["type"], "application/json");
@@ -246,7 +273,18 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "{hook}"
     );
 
-    let service = &received[5]["event"];
+    let config = &received[5]["event"];
+    assert_eq!(config["kind"], "config-failed", "{config}");
+    assert_eq!(config["version"], "1.0.0");
+    assert!(
+        config["message"]
+            .as_str()
+            .unwrap()
+            .contains("the new configuration of hello is saved"),
+        "{config}"
+    );
+
+    let service = &received[6]["event"];
     assert_eq!(service["kind"], "service-failed", "{service}");
     assert_eq!(service["unit"], "hello-web.service");
     assert_eq!(
@@ -254,11 +292,23 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "hello-web.service failed (signal: killed by signal 9)"
     );
 
+    let pre_delete = &received[7]["event"];
+    assert_eq!(pre_delete["kind"], "hook-failed", "{pre_delete}");
+    assert_eq!(pre_delete["hook"], "pre-delete");
+    assert_eq!(pre_delete["version"], "1.0.0");
+    assert!(
+        pre_delete["message"]
+            .as_str()
+            .unwrap()
+            .contains("hook pre-delete failed (exit status 5)"),
+        "{pre_delete}"
+    );
+
     // The command: run as nobody (uid, gid and groups), nearly no environment, the event
     // on its stdin.
     let log = fact(&out, "command.log");
     let runs: Vec<&str> = log.split("65534\n65534\n65534\n").skip(1).collect();
-    assert_eq!(runs.len(), 4, "{log}");
+    assert_eq!(runs.len(), 6, "{log}");
     let (env, event) = runs[0].split_once('\n').unwrap();
     assert_eq!(env.trim(), "LANG=C.UTF-8 PATH=/usr/bin:/bin PWD=/", "{env}");
     assert_eq!(json(event.trim()), *task);
@@ -269,7 +319,7 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         .into_iter()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(records.len(), 4);
+    assert_eq!(records.len(), 6);
     let first = &records[0];
     assert_eq!(first["notification-format"], 1);
     assert_eq!(first["deliveries"][0]["channel"], "webhook");
@@ -291,7 +341,9 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
     assert_eq!(
         kinds(&cli),
         [
+            "hook-failed",
             "service-failed",
+            "config-failed",
             "hook-failed",
             "upgrade-failed",
             "task-failed"
@@ -309,7 +361,9 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
     assert_eq!(
         kinds(&listed),
         [
+            "hook-failed",
             "service-failed",
+            "config-failed",
             "hook-failed",
             "upgrade-failed",
             "task-failed"
@@ -321,10 +375,7 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         .iter()
         .all(|n| n["state"] == "delivered"));
     assert_eq!(fact(&out, "api-one.code"), "200");
-    assert_eq!(
-        kinds(&json(&fact(&out, "api-one.body"))),
-        ["service-failed"]
-    );
+    assert_eq!(kinds(&json(&fact(&out, "api-one.body"))), ["hook-failed"]);
     for bad in ["api-bad", "api-not-an-app"] {
         assert_eq!(fact(&out, &format!("{bad}.code")), "400");
         api.check(
@@ -349,7 +400,7 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
     }
     let app_page = fact(&out, "app-page.body");
     assert!(app_page.contains("id=\"notifications\""), "{app_page}");
-    assert!(app_page.contains("exit status 4"), "{app_page}");
+    assert!(app_page.contains("exit status 5"), "{app_page}");
 
     // Refused: a unit that is not an app's, a name no app unit has, a bad configuration.
     assert_eq!(fact(&out, "foreign.rc"), "1");

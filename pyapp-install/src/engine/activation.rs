@@ -278,9 +278,20 @@ impl Activation<'_> {
                 ]
             })
             .collect();
+        // A check instance that does not start is the release's failure, like a failed check.
         let checked = self
             .systemd
             .start(&check_units)
+            .map_err(|err| {
+                let why = format!("{err:#}");
+                Refusal::new(format!(
+                    "the check instances of release {} did not start: {}",
+                    info.release,
+                    why.lines().next().unwrap_or_default()
+                ))
+                .with_hint(format!("`pyapp-install logs {app}` shows why"))
+                .into()
+            })
             .and_then(|()| self.check_health_of(info, Instance::Check));
         self.systemd.stop(&check_units)?;
         checked

@@ -12,12 +12,13 @@ use pyapp_bundle::config_spec::ConfigValue;
 use pyapp_bundle::metadata::Metadata;
 use serde::Serialize;
 
-use crate::app::config_file::{ConfigFile, GivenValues, MASK};
+use crate::app::config_file::{ConfigFile, ConfigValues, GivenValues, MASK};
 use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::app::tree::{AppTree, AppsDir};
 use crate::engine::activation::Activation;
+use crate::engine::notify;
 use crate::engine::Target;
 use crate::progress::Progress;
 use crate::system::app_user;
@@ -127,31 +128,49 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
             output,
         };
         let before = existing.map(|existing| existing.values).unwrap_or_default();
-        let new_units = activation.units_for(&current, plan.values())?;
-        let reloading = activation.reloading(&current, &before, plan.values(), &new_units)?;
-        let units = if activation.can_hand_over(&current)? {
-            hand_over(&activation, &current, &new_units, &reloading)?
-        } else {
-            // Commands may carry configuration values (`{config.KEY}`): their units change too.
-            if activation.rewrite_units(&new_units)? {
-                output.note("units rewritten: their commands use the configuration");
-            }
-            restart_services(
-                &tree,
-                &current.metadata,
-                &target.systemd,
-                &reloading,
-                output,
-            )?
-        };
-        (change.reloaded, change.restarted) = units
-            .into_iter()
-            .partition(|unit| reloads(&tree, &reloading, unit));
+        (change.reloaded, change.restarted) =
+            take(&activation, &current, &before, plan.values())
+                .inspect_err(|err| notify::config_failed(target, &tree, &current, err))?;
         output.note(&format!("saved {}", change.file.display()));
     } else {
         output.note(&format!("unchanged: {}", change.file.display()));
     }
     Ok(change)
+}
+
+/// Makes the running services of `current` take the configuration `values` (it was
+/// `before`): handed over to when the app can take one, else restarted, each reloaded
+/// instead where its units and environment stay as they are. Returns the units reloaded
+/// and those restarted or handed over to.
+fn take(
+    activation: &Activation,
+    current: &ReleaseInfo,
+    before: &ConfigValues,
+    values: &ConfigValues,
+) -> Result<(Vec<String>, Vec<String>)> {
+    let tree = activation.tree;
+    let new_units = activation.units_for(current, values)?;
+    let reloading = activation.reloading(current, before, values, &new_units)?;
+    let units = if activation.can_hand_over(current)? {
+        hand_over(activation, current, &new_units, &reloading)?
+    } else {
+        // Commands may carry configuration values (`{config.KEY}`): their units change too.
+        if activation.rewrite_units(&new_units)? {
+            activation
+                .output
+                .note("units rewritten: their commands use the configuration");
+        }
+        restart_services(
+            tree,
+            &current.metadata,
+            &activation.systemd,
+            &reloading,
+            activation.output,
+        )?
+    };
+    Ok(units
+        .into_iter()
+        .partition(|unit| reloads(tree, &reloading, unit)))
 }
 
 /// The handover of FORMAT.md 8.8 to the current release with the new configuration, when

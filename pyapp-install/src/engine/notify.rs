@@ -1,7 +1,7 @@
 //! Notifications (FORMAT.md 13.1): what becomes an event (a failed unit, a failed
-//! activation), delivering the spooled events with retries, listing them, and the units
-//! that make systemd run the two. Recording never fails the operation that failed: a
-//! spool that cannot be written is a warning.
+//! activation, pre-delete hook or configuration change), delivering the spooled events
+//! with retries, listing them, and the units that make systemd run the two. Recording
+//! never fails the operation that failed: a spool that cannot be written is a warning.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::app::hook_results;
+use crate::app::installed::ReleaseInfo;
 use crate::app::receipt::{now_micros, parse_rfc3339_utc, rfc3339_utc, Receipt};
 use crate::app::tree::{AppTree, DEFAULT_APPS_DIR};
 use crate::engine::watch::inbox_units::{enable_path_unit, write_marked_units};
@@ -81,6 +82,52 @@ pub fn activation_failed(
     } else {
         kind
     };
+    release_failed(target, tree, kind, hook, (version, release), err);
+}
+
+/// Records that `hook` of the running release (`info`) failed outside an activation: the
+/// pre-delete hook of `remove`, which then removes nothing.
+pub fn hook_failed(
+    target: &Target,
+    tree: &AppTree,
+    hook: HookName,
+    info: &ReleaseInfo,
+    err: &anyhow::Error,
+) {
+    let version = info.metadata.version.to_string();
+    release_failed(
+        target,
+        tree,
+        EventKind::HookFailed,
+        Some(hook.as_str().to_owned()),
+        (&version, &info.release),
+        err,
+    );
+}
+
+/// Records that `config --set` saved a configuration the running release (`info`) did not
+/// take: its new instances failed their health check, or its services failed to restart.
+pub fn config_failed(target: &Target, tree: &AppTree, info: &ReleaseInfo, err: &anyhow::Error) {
+    let version = info.metadata.version.to_string();
+    release_failed(
+        target,
+        tree,
+        EventKind::ConfigFailed,
+        None,
+        (&version, &info.release),
+        err,
+    );
+}
+
+/// Records `kind` about `release` (`version`) of `tree`'s app, with `err` as the message.
+fn release_failed(
+    target: &Target,
+    tree: &AppTree,
+    kind: EventKind,
+    hook: Option<String>,
+    (version, release): (&str, &str),
+    err: &anyhow::Error,
+) {
     record(
         target,
         Event {

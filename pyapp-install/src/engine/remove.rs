@@ -11,6 +11,7 @@ use crate::app::receipt::Receipt;
 use crate::app::release;
 use crate::engine::activation::Activation;
 use crate::engine::gc;
+use crate::engine::notify;
 use crate::engine::Target;
 use crate::system::app_user;
 use crate::system::hooks::HookName;
@@ -86,7 +87,11 @@ pub fn remove(request: &RemoveRequest, target: &Target) -> Result<RemoveReport> 
             port_range: target.port_range,
             output,
         };
-        activation.hook(HookName::PreDelete, &info)?;
+        activation
+            .hook(HookName::PreDelete, &info)
+            .inspect_err(|err| {
+                notify::hook_failed(target, &tree, HookName::PreDelete, &info, err)
+            })?;
     }
     let units = systemd.installed_units(app)?;
     systemd.stop(&units)?;

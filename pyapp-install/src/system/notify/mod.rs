@@ -33,6 +33,7 @@ pub enum EventKind {
     InstallFailed,
     UpgradeFailed,
     RollbackFailed,
+    ConfigFailed,
 }
 
 /// One failure, as the webhook and the command receive it.
@@ -296,6 +297,7 @@ mod tests {
             EventKind::InstallFailed,
             EventKind::UpgradeFailed,
             EventKind::RollbackFailed,
+            EventKind::ConfigFailed,
         ]
         .iter()
         .map(|kind| {
@@ -313,7 +315,8 @@ mod tests {
                 "hook-failed",
                 "install-failed",
                 "upgrade-failed",
-                "rollback-failed"
+                "rollback-failed",
+                "config-failed"
             ]
         );
     }
