@@ -123,6 +123,20 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
+/// Checks `event`'s kind, hook (when given) and version, and that its message contains
+/// `message`.
+fn assert_event(event: &Value, (kind, hook, version): (&str, Option<&str>, &str), message: &str) {
+    assert_eq!(event["kind"], kind, "{event}");
+    if let Some(hook) = hook {
+        assert_eq!(event["hook"], hook);
+    }
+    assert_eq!(event["version"], version);
+    assert!(
+        event["message"].as_str().unwrap().contains(message),
+        "{event}"
+    );
+}
+
 #[test]
 fn failures_are_recorded_delivered_with_retries_and_listed() {
     let sandbox = harness::sandbox();
@@ -261,27 +275,15 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
             && message.contains("/missing"),
         "{message}"
     );
-    let hook = &received[4]["event"];
-    assert_eq!(hook["kind"], "hook-failed", "{hook}");
-    assert_eq!(hook["hook"], "post-update");
-    assert_eq!(hook["version"], "1.3.0");
-    assert!(
-        hook["message"]
-            .as_str()
-            .unwrap()
-            .contains("hook post-update failed (exit status 3)"),
-        "{hook}"
+    assert_event(
+        &received[4]["event"],
+        ("hook-failed", Some("post-update"), "1.3.0"),
+        "hook post-update failed (exit status 3)",
     );
-
-    let config = &received[5]["event"];
-    assert_eq!(config["kind"], "config-failed", "{config}");
-    assert_eq!(config["version"], "1.0.0");
-    assert!(
-        config["message"]
-            .as_str()
-            .unwrap()
-            .contains("the new configuration of hello is saved"),
-        "{config}"
+    assert_event(
+        &received[5]["event"],
+        ("config-failed", None, "1.0.0"),
+        "the new configuration of hello is saved",
     );
 
     let service = &received[6]["event"];
@@ -292,16 +294,10 @@ fn failures_are_recorded_delivered_with_retries_and_listed() {
         "hello-web.service failed (signal: killed by signal 9)"
     );
 
-    let pre_delete = &received[7]["event"];
-    assert_eq!(pre_delete["kind"], "hook-failed", "{pre_delete}");
-    assert_eq!(pre_delete["hook"], "pre-delete");
-    assert_eq!(pre_delete["version"], "1.0.0");
-    assert!(
-        pre_delete["message"]
-            .as_str()
-            .unwrap()
-            .contains("hook pre-delete failed (exit status 5)"),
-        "{pre_delete}"
+    assert_event(
+        &received[7]["event"],
+        ("hook-failed", Some("pre-delete"), "1.0.0"),
+        "hook pre-delete failed (exit status 5)",
     );
 
     // The command: run as nobody (uid, gid and groups), nearly no environment, the event
