@@ -22,6 +22,7 @@ use crate::engine::notify;
 use crate::engine::Target;
 use crate::progress::Progress;
 use crate::system::app_user;
+use crate::system::notify::EventKind;
 use crate::system::systemd::Systemd;
 use crate::system::units::{self, Instance, UnitFile};
 use pyapp_cli::Refusal;
@@ -128,9 +129,16 @@ pub fn set(request: &ConfigSetRequest, target: &Target) -> Result<ConfigChange> 
             output,
         };
         let before = existing.map(|existing| existing.values).unwrap_or_default();
-        (change.reloaded, change.restarted) =
-            take(&activation, &current, &before, plan.values())
-                .inspect_err(|err| notify::config_failed(target, &tree, &current, err))?;
+        (change.reloaded, change.restarted) = take(&activation, &current, &before, plan.values())
+            .inspect_err(|err| {
+            notify::running_release_failed(
+                target,
+                &tree,
+                (EventKind::ConfigFailed, None),
+                &current,
+                err,
+            )
+        })?;
         output.note(&format!("saved {}", change.file.display()));
     } else {
         output.note(&format!("unchanged: {}", change.file.display()));

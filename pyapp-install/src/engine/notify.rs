@@ -85,12 +85,13 @@ pub fn activation_failed(
     release_failed(target, tree, kind, hook, (version, release), err);
 }
 
-/// Records that `hook` of the running release (`info`) failed outside an activation: the
-/// pre-delete hook of `remove`, which then removes nothing.
-pub fn hook_failed(
+/// Records `kind` about the running release (`info`), outside an activation: the failed
+/// pre-delete `hook` of `remove` (which then removes nothing), or a `config --set` whose
+/// saved configuration the release did not take (`config-failed`).
+pub fn running_release_failed(
     target: &Target,
     tree: &AppTree,
-    hook: HookName,
+    (kind, hook): (EventKind, Option<HookName>),
     info: &ReleaseInfo,
     err: &anyhow::Error,
 ) {
@@ -98,22 +99,8 @@ pub fn hook_failed(
     release_failed(
         target,
         tree,
-        EventKind::HookFailed,
-        Some(hook.as_str().to_owned()),
-        (&version, &info.release),
-        err,
-    );
-}
-
-/// Records that `config --set` saved a configuration the running release (`info`) did not
-/// take: its new instances failed their health check, or its services failed to restart.
-pub fn config_failed(target: &Target, tree: &AppTree, info: &ReleaseInfo, err: &anyhow::Error) {
-    let version = info.metadata.version.to_string();
-    release_failed(
-        target,
-        tree,
-        EventKind::ConfigFailed,
-        None,
+        kind,
+        hook.map(|hook| hook.as_str().to_owned()),
         (&version, &info.release),
         err,
     );

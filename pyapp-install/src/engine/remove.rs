@@ -15,6 +15,7 @@ use crate::engine::notify;
 use crate::engine::Target;
 use crate::system::app_user;
 use crate::system::hooks::HookName;
+use crate::system::notify::EventKind;
 use crate::system::web::WebConfig;
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
@@ -90,7 +91,13 @@ pub fn remove(request: &RemoveRequest, target: &Target) -> Result<RemoveReport> 
         activation
             .hook(HookName::PreDelete, &info)
             .inspect_err(|err| {
-                notify::hook_failed(target, &tree, HookName::PreDelete, &info, err)
+                notify::running_release_failed(
+                    target,
+                    &tree,
+                    (EventKind::HookFailed, Some(HookName::PreDelete)),
+                    &info,
+                    err,
+                )
             })?;
     }
     let units = systemd.installed_units(app)?;
