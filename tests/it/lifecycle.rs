@@ -219,6 +219,21 @@ fn install_upgrade_rollback_auto_rollback_run_remove_under_systemd() {
     );
 
     assert_eq!(read(&out, "upgrade.rc"), "0", "{}", log("upgrade"));
+    // gunicorn is ready before its workers load the app: each instance that starts answers
+    // on its private socket before the one beside it stops (FORMAT.md 8.8).
+    for (unit, socket) in [
+        ("next.service", "web.next.sock"),
+        ("service", "web.main.sock"),
+    ] {
+        assert!(
+            log("upgrade").contains(&format!(
+                "hello-web.{unit} answers: GET /health on \
+                 unix:/applications/hello/.pyapp/check/{socket} answered 200 after "
+            )),
+            "{}",
+            log("upgrade")
+        );
+    }
     assert!(
         read(&out, "v2.health").contains("\"version\":\"1.1.0\""),
         "{}",

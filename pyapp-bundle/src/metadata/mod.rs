@@ -185,9 +185,20 @@ impl Service {
         if self.listen == Listen::None || self.pid_file {
             return false;
         }
+        self.runs_gunicorn() || self.command.placeholders().contains(&Placeholder::Fd)
+    }
+
+    /// Whether the service's server serves every socket systemd passes it, not only
+    /// `{fd}`: gunicorn listens on all of `LISTEN_FDS`. Such a service's instances are also
+    /// reached on a private socket of their own during a handover (FORMAT.md 8.8).
+    pub fn serves_every_socket(&self) -> bool {
+        self.takes_socket() && self.runs_gunicorn()
+    }
+
+    /// Whether the service's program is gunicorn, by the last part of its path.
+    pub fn runs_gunicorn(&self) -> bool {
         let program = self.command.program();
-        let name = program.rsplit('/').next().unwrap_or(program);
-        name == "gunicorn" || self.command.placeholders().contains(&Placeholder::Fd)
+        program.rsplit('/').next() == Some("gunicorn")
     }
 }
 

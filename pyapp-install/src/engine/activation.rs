@@ -12,16 +12,22 @@
 //! after `stop-grace`) and restart on the new release, and `next` drain in turn. The public
 //! socket stays open throughout: a connection waits in its backlog, never refused. A
 //! failed check stops the check instance; what served never noticed.
+//!
+//! A server may say it is ready before its workers have loaded the app (gunicorn does):
+//! stopping the instance that serves then would leave connections waiting in the backlog
+//! for as long as the app takes to load. Where the server serves every socket it is passed,
+//! the handover waits until `next` answers on its private socket before the main instance
+//! stops, and until the restarted main instance answers on its own before `next` stops.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use nix::sys::stat::{fchmod, Mode};
 use nix::unistd::{Gid, Uid};
 use pyapp_bundle::command::{Command, Placeholder, PlaceholderValues};
-use pyapp_bundle::metadata::{Isolation, Listen};
+use pyapp_bundle::metadata::{Isolation, Listen, Service};
 
 use crate::app::config_file::{ConfigFile, ConfigValues};
 use crate::app::env::AppEnvironment;
@@ -71,6 +77,10 @@ const CRASH_LOOP_RESTARTS: u32 = 3;
 
 /// How many journal lines of the checked service a failed health check shows.
 const JOURNAL_LINES: usize = 50;
+
+/// How long, in seconds, the handover waits for an instance to answer on its private
+/// socket when the app has no health check to take the timeout from.
+const ANSWER_TIMEOUT: u64 = 60;
 
 /// The app being activated, and where its units go.
 pub struct Activation<'a> {
@@ -182,6 +192,10 @@ impl Activation<'_> {
     /// without a running systemd, says how to.
     pub fn start(&self, info: &ReleaseInfo, units: &[UnitFile]) -> Result<()> {
         units::write_environment_file(self.tree, &self.app_variables(info)?)?;
+        if !Self::socket_services(info).is_empty() {
+            // Where the main instance's private socket is (FORMAT.md 8.8).
+            self.ensure_check_dir()?;
+        }
         let changes = self.systemd.write_units(self.tree.name(), units)?;
         if changes.changed() {
             self.systemd.daemon_reload()?;
@@ -309,16 +323,23 @@ impl Activation<'_> {
     ) -> Result<()> {
         let app = self.tree.name();
         let socket_services = Self::socket_services(info);
-        for name in &socket_services {
-            if reloading.contains(name) {
+        self.ensure_check_dir()?;
+        for service in info.metadata.services.iter().filter(|s| s.takes_socket()) {
+            let name = service.name.as_str();
+            if reloading.contains(&name) {
                 self.systemd
                     .reload(&[Instance::Main.service_unit(app, name)])?;
                 continue;
             }
-            let next = [Instance::Next.service_unit(app, name)];
+            let mut next = vec![Instance::Next.service_unit(app, name)];
             self.systemd.start(&next)?;
+            self.wait_answering(info, service, Instance::Next);
             self.systemd
                 .restart(&[Instance::Main.service_unit(app, name)])?;
+            self.wait_answering(info, service, Instance::Main);
+            if service.serves_every_socket() {
+                next.push(Instance::Next.private_socket_unit(app, name));
+            }
             self.systemd.stop(&next)?;
         }
         // The app's other units: all are enabled (and started, timers armed), and the
@@ -364,11 +385,47 @@ impl Activation<'_> {
             .collect())
     }
 
-    /// `.pyapp/check` ([`units::check_socket_dir`]): root's, with the app's group
+    /// Waits until `instance` of `service` answers HTTP on its private socket, when it has
+    /// one ([`Service::serves_every_socket`]): its workers have loaded the app, so the
+    /// instance beside it on the public socket may stop. As long as the health check may
+    /// take (60 s without one); a server that does not answer by then is warned about and
+    /// the handover goes on, as it would for a server without a private socket.
+    fn wait_answering(&self, info: &ReleaseInfo, service: &Service, instance: Instance) {
+        if !service.serves_every_socket() || !self.systemd.is_running() {
+            return;
+        }
+        let name = service.name.as_str();
+        let check = info.metadata.update.health_check.as_ref();
+        let path = check
+            .and_then(|check| {
+                check
+                    .http
+                    .as_deref()
+                    .filter(|_| check.service.as_ref() == Some(&service.name))
+            })
+            .unwrap_or("/");
+        let path = web::service_path(&info.metadata, name, path);
+        let timeout =
+            Duration::from_secs(check.map_or(ANSWER_TIMEOUT, |check| u64::from(check.timeout)));
+        let endpoint = Endpoint::Socket(units::private_socket(self.tree, instance, name));
+        let unit = instance.service_unit(self.tree.name(), name);
+        let started = Instant::now();
+        match health::wait_answering(&endpoint, &path, timeout, &mut || self.crashed(&unit)) {
+            Ok(status) => self.output.note(&format!(
+                "{unit} answers: GET {path} on {endpoint} answered {status} after {:.1} s",
+                started.elapsed().as_secs_f64()
+            )),
+            Err(err) => self.output.warning(&format!(
+                "{unit} did not answer on its private socket, the handover goes on: {err}"
+            )),
+        }
+    }
+
+    /// `.pyapp/check` ([`units::private_socket_dir`]): root's, with the app's group
     /// ([`units::CHECK_DIR_MODE`]), so the app's health check command reaches the release
     /// under check and nobody else does (without an app user, root's alone).
     fn ensure_check_dir(&self) -> Result<()> {
-        let path = units::check_socket_dir(self.tree);
+        let path = units::private_socket_dir(self.tree);
         pyapp_fs::ensure_dir(&path, units::CHECK_DIR_MODE)?;
         let dir = ownership::open_dir(&path)?;
         let (group, mode) = match self.user {
@@ -441,7 +498,11 @@ impl Activation<'_> {
             return Ok(());
         };
         let endpoint = match instance {
-            Instance::Check => Endpoint::Socket(units::check_socket(self.tree, service.as_str())),
+            Instance::Check => Endpoint::Socket(units::private_socket(
+                self.tree,
+                Instance::Check,
+                service.as_str(),
+            )),
             _ => self.endpoint(info, service.as_str())?,
         };
         // A service mounted below `/` answers under its mount (its SCRIPT_NAME).

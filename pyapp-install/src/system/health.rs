@@ -45,10 +45,38 @@ pub fn check_http(
     timeout: Duration,
     hopeless: &mut dyn FnMut() -> Option<String>,
 ) -> Result<u16, String> {
+    poll(
+        endpoint,
+        path,
+        timeout,
+        |status| (200..400).contains(&status),
+        hopeless,
+    )
+}
+
+/// `GET path` on `endpoint` until it answers at all (any HTTP status: the server's workers
+/// have loaded the app and serve), `timeout` passes, or `hopeless` says why waiting longer
+/// is pointless. The error says what the last attempt saw.
+pub fn wait_answering(
+    endpoint: &Endpoint,
+    path: &str,
+    timeout: Duration,
+    hopeless: &mut dyn FnMut() -> Option<String>,
+) -> Result<u16, String> {
+    poll(endpoint, path, timeout, |_| true, hopeless)
+}
+
+fn poll(
+    endpoint: &Endpoint,
+    path: &str,
+    timeout: Duration,
+    accepted: impl Fn(u16) -> bool,
+    hopeless: &mut dyn FnMut() -> Option<String>,
+) -> Result<u16, String> {
     let deadline = Instant::now() + timeout;
     loop {
         let last = match get_status(endpoint, path) {
-            Ok(status) if (200..400).contains(&status) => return Ok(status),
+            Ok(status) if accepted(status) => return Ok(status),
             Ok(status) => format!("GET {path} on {endpoint} answered {status}"),
             Err(err) => format!("GET {path} on {endpoint} failed: {err}"),
         };
@@ -195,6 +223,25 @@ mod tests {
                 socket.display()
             )
         );
+    }
+
+    #[test]
+    fn any_answer_is_answering_but_a_closed_connection_is_not() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            serve(listener.incoming(), vec!["", "HTTP/1.1 500 Broken\r\n\r\n"])
+        });
+        assert_eq!(
+            wait_answering(
+                &Endpoint::Port(port),
+                "/",
+                Duration::from_secs(10),
+                &mut || None
+            ),
+            Ok(500)
+        );
+        server.join().unwrap();
     }
 
     #[test]

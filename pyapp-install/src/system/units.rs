@@ -4,7 +4,10 @@
 //! units of the handover (FORMAT.md 8.8): `APP-SERVICE.socket` owns the listening socket,
 //! `APP-SERVICE.check.service` runs a new release on the private
 //! `APP-SERVICE.check.socket` for its health check, and `APP-SERVICE.next.service` serves
-//! the public socket beside `APP-SERVICE.service` while that one restarts. Pure
+//! the public socket beside `APP-SERVICE.service` while that one restarts. When the server
+//! serves every socket it is passed (gunicorn), the main and next instances also listen on
+//! private sockets of their own (`APP-SERVICE.main.socket`, `APP-SERVICE.next.socket`), on
+//! which the handover waits for each to answer before the other stops. Pure
 //! text generation: [`crate::system::systemd`] writes and registers the files. Every outside value
 //! goes through [`escape`], so systemd reads back exactly what the metadata says, or the
 //! unit is refused.
@@ -178,6 +181,9 @@ pub enum Instance {
     Next,
 }
 
+/// Every instance, in the order their units are generated.
+const INSTANCES: [Instance; 3] = [Instance::Main, Instance::Check, Instance::Next];
+
 impl Instance {
     /// The service unit of this instance of `service`.
     pub fn service_unit(self, app: &str, service: &str) -> String {
@@ -191,23 +197,50 @@ impl Instance {
 
     /// The socket unit this instance takes its listening socket from.
     pub fn socket_unit(self, app: &str, service: &str) -> String {
+        match self {
+            Instance::Main | Instance::Next => format!("{}.socket", unit_stem(app, service)),
+            Instance::Check => self.private_socket_unit(app, service),
+        }
+    }
+
+    /// The socket unit of this instance's private socket ([`private_socket`]): the check
+    /// instance's only one; the main and next instances' second one, when their server
+    /// serves every socket it is passed ([`Service::serves_every_socket`]), so that root
+    /// can tell when this instance answers while another shares its public socket.
+    pub fn private_socket_unit(self, app: &str, service: &str) -> String {
         let stem = unit_stem(app, service);
         match self {
-            Instance::Main | Instance::Next => format!("{stem}.socket"),
+            Instance::Main => format!("{stem}.main.socket"),
             Instance::Check => format!("{stem}.check.socket"),
+            Instance::Next => format!("{stem}.next.socket"),
         }
+    }
+
+    /// The name of this instance's private socket in [`private_socket_dir`].
+    fn private_socket_name(self, service: &str) -> String {
+        match self {
+            Instance::Main => format!("{service}.main.sock"),
+            Instance::Check => format!("{service}.sock"),
+            Instance::Next => format!("{service}.next.sock"),
+        }
+    }
+
+    /// Whether this instance of `service` has a private socket.
+    fn has_private_socket(self, service: &Service) -> bool {
+        self == Instance::Check || service.serves_every_socket()
     }
 }
 
 /// `APPS/APP/.pyapp/check`: the directory of the private sockets the health check reaches
-/// a new release on (host path): root's, [`CHECK_DIR_MODE`], the app's group may enter.
-pub fn check_socket_dir(tree: &AppTree) -> PathBuf {
+/// a new release on, and the handover each instance on (host path): root's,
+/// [`CHECK_DIR_MODE`], the app's group may enter.
+pub fn private_socket_dir(tree: &AppTree) -> PathBuf {
     tree.state_dir().join("check")
 }
 
-/// The private socket of `service`'s [`Instance::Check`] (host path).
-pub fn check_socket(tree: &AppTree, service: &str) -> PathBuf {
-    check_socket_dir(tree).join(format!("{service}.sock"))
+/// The private socket of `instance` of `service` (host path).
+pub fn private_socket(tree: &AppTree, instance: Instance, service: &str) -> PathBuf {
+    private_socket_dir(tree).join(instance.private_socket_name(service))
 }
 
 /// The names of the units [`generate`] makes for `metadata`, sorted: known before
@@ -218,9 +251,12 @@ pub fn unit_names(metadata: &Metadata) -> Vec<String> {
         let name = service.name.as_str();
         let mut names = vec![Instance::Main.service_unit(app, name)];
         if service.takes_socket() {
-            for instance in [Instance::Check, Instance::Next] {
+            names.push(Instance::Main.socket_unit(app, name));
+            for instance in INSTANCES {
                 names.push(instance.service_unit(app, name));
-                names.push(instance.socket_unit(app, name));
+                if instance.has_private_socket(service) {
+                    names.push(instance.private_socket_unit(app, name));
+                }
             }
         }
         names
@@ -267,11 +303,13 @@ pub fn generate(metadata: &Metadata, context: &UnitContext) -> Result<Vec<UnitFi
     let mut units = Vec::new();
     for service in &metadata.services {
         if service.takes_socket() {
-            for instance in [Instance::Main, Instance::Check, Instance::Next] {
+            for instance in INSTANCES {
                 units.push(service_unit(metadata, service, Some(instance), context)?);
+                if instance.has_private_socket(service) {
+                    units.push(socket_unit(metadata, service, Some(instance), context)?);
+                }
             }
-            units.push(socket_unit(metadata, service, Instance::Main, context)?);
-            units.push(socket_unit(metadata, service, Instance::Check, context)?);
+            units.push(socket_unit(metadata, service, None, context)?);
         } else {
             units.push(service_unit(metadata, service, None, context)?);
         }
@@ -449,24 +487,31 @@ fn service_unit(
         Some(Instance::Next) => description.push_str(" (serving while the main one restarts)"),
         _ => {}
     }
-    let socket = instance.map(|instance| instance.socket_unit(app, name));
+    // The public socket first, so that it is `{fd}` (3); then the private one, if any.
+    let mut sockets = Vec::new();
+    if let Some(instance) = instance {
+        sockets.push(instance.socket_unit(app, name));
+        if instance != Instance::Check && instance.has_private_socket(service) {
+            sockets.push(instance.private_socket_unit(app, name));
+        }
+    }
     // A check instance's failure is its upgrade's, recorded as such (FORMAT.md 13.1).
     let notify = matches!(instance, None | Some(Instance::Main));
-    unit_section(&mut unit, &description, socket.as_deref(), notify)?;
+    unit_section(&mut unit, &description, &sockets, notify)?;
     unit.line("[Service]");
-    let program = service.command.program();
     if service.pid_file {
         unit.directive("Type", "forking");
         let pid_file = unit.path("pid-file", &run.join(format!("{}.pid", service.name)))?;
         unit.directive("PIDFile", &pid_file);
-    } else if socket.is_some() && program.rsplit('/').next() == Some("gunicorn") {
-        // gunicorn says READY=1 once it has taken the socket: `systemctl start` returns then.
+    } else if instance.is_some() && service.runs_gunicorn() {
+        // gunicorn says READY=1 once it has taken the socket: `systemctl start` returns then
+        // (before its workers have loaded the app).
         unit.directive("Type", "notify");
         unit.directive("NotifyAccess", "main");
     } else {
         unit.directive("Type", "simple");
     }
-    if let Some(socket) = &socket {
+    for socket in &sockets {
         unit.directive("Sockets", socket);
     }
     let exec_start = exec_line(&unit, &process.argv)?;
@@ -497,7 +542,7 @@ fn service_unit(
         &paths,
         &process.environment,
     )?;
-    if service.listen == Listen::Socket && socket.is_none() {
+    if service.listen == Listen::Socket && instance.is_none() {
         // Servers chown the socket they bind to their own user and group (gunicorn always
         // does), which @privileged forbids; without capabilities it can do no more.
         unit.directive("SystemCallFilter", "@chown");
@@ -514,49 +559,56 @@ fn service_unit(
     Ok(unit.finish())
 }
 
-/// The socket unit of `service` for `instance`: the public one (its port on 127.0.0.1 or
-/// `run/NAME.sock`), enabled with the app, or the private check socket (0600, in root's
-/// `.pyapp/check`), started only during a handover.
+/// A socket unit of `service`: the public one (`None`: its port on 127.0.0.1 or
+/// `run/NAME.sock`), enabled with the app, or `instance`'s private one (0660, root and the
+/// app's group, in root's `.pyapp/check`), started with its service (the check instance's
+/// only during a handover).
 fn socket_unit(
     metadata: &Metadata,
     service: &Service,
-    instance: Instance,
+    private: Option<Instance>,
     context: &UnitContext,
 ) -> Result<UnitFile, UnitError> {
     let app = metadata.name.as_str();
     let name = service.name.as_str();
-    let mut unit = Writer::new(app, instance.socket_unit(app, name));
+    let unit_name = match private {
+        Some(instance) => instance.private_socket_unit(app, name),
+        None => Instance::Main.socket_unit(app, name),
+    };
+    let mut unit = Writer::new(app, unit_name);
     let paths = Paths::new(context);
     let description = describe(app, name, service.description.as_deref());
-    let description = unit.escaped(
-        "description",
-        escape::text(&format!("{description} (socket)")),
-    )?;
+    let description = match private {
+        Some(Instance::Check) => format!("{description} (socket of a release under check)"),
+        Some(Instance::Main) => format!("{description} (private socket)"),
+        Some(Instance::Next) => format!("{description} (private socket of next)"),
+        None => format!("{description} (socket)"),
+    };
+    let description = unit.escaped("description", escape::text(&description))?;
     unit.line("[Unit]");
     unit.directive("Description", &description);
     unit.line("");
     unit.line("[Socket]");
-    let public = instance != Instance::Check;
-    let address = match (public, service.listen) {
-        (true, Listen::Port) => {
+    let address = match (private, service.listen) {
+        (None, Listen::Port) => {
             let port = context.ports.get(name).ok_or_else(|| UnitError::NoPort {
                 unit: unit.unit.clone(),
             })?;
             format!("127.0.0.1:{port}")
         }
-        (true, _) => unit.path("socket", &paths.dir("run").join(format!("{name}.sock")))?,
-        (false, _) => unit.path(
+        (None, _) => unit.path("socket", &paths.dir("run").join(format!("{name}.sock")))?,
+        (Some(instance), _) => unit.path(
             "socket",
             &paths
                 .dir(".pyapp")
                 .join("check")
-                .join(format!("{name}.sock")),
+                .join(instance.private_socket_name(name)),
         )?,
     };
     unit.directive("ListenStream", &address);
-    if !public {
-        // The release under check is reached by root's HTTP check and by the app's own
-        // health check command (its group), nobody else.
+    if private.is_some() {
+        // An instance's private socket is reached by root (the HTTP check, the handover)
+        // and by the app's own health check command (its group), nobody else.
         let group = unit.escaped("group", escape::account(context.group))?;
         unit.directive("SocketGroup", &group);
         unit.directive("SocketMode", CHECK_SOCKET_MODE);
@@ -564,13 +616,9 @@ fn socket_unit(
         unit.directive("SocketMode", PUBLIC_SOCKET_MODE);
     }
     unit.directive("Backlog", "1024");
-    let activated = if public {
-        Instance::Main
-    } else {
-        Instance::Check
-    };
+    let activated = private.unwrap_or(Instance::Main);
     unit.directive("Service", &activated.service_unit(app, name));
-    if public {
+    if private.is_none() {
         unit.line("");
         unit.line("[Install]");
         unit.directive("WantedBy", "sockets.target");
@@ -590,7 +638,7 @@ fn task_service_unit(
     let values = common_values(&paths, context);
 
     let description = describe(app, task.name.as_str(), task.description.as_deref());
-    unit_section(&mut unit, &description, None, true)?;
+    unit_section(&mut unit, &description, &[], true)?;
     unit.line("[Service]");
     unit.directive("Type", "oneshot");
     let argv = command_argv(&unit.unit, &task.command, &values, &paths)?;
@@ -638,12 +686,12 @@ fn describe(app: &str, name: &str, description: Option<&str>) -> String {
     }
 }
 
-/// `[Unit]`; `socket`: the socket unit the service takes its listening socket from;
+/// `[Unit]`; `sockets`: the socket units the service takes its listening sockets from;
 /// `notify`: its failure starts `pyapp-notify@UNIT.service` (FORMAT.md 13.1).
 fn unit_section(
     unit: &mut Writer,
     description: &str,
-    socket: Option<&str>,
+    sockets: &[String],
     notify: bool,
 ) -> Result<(), UnitError> {
     let description = unit.escaped("description", escape::text(description))?;
@@ -653,7 +701,7 @@ fn unit_section(
     if notify {
         unit.directive("OnFailure", "pyapp-notify@%n.service");
     }
-    if let Some(socket) = socket {
+    for socket in sockets {
         unit.directive("Requires", socket);
         unit.directive("After", socket);
     }
@@ -936,7 +984,9 @@ tasks:
                 "hello-cleanup.timer",
                 "hello-web.check.service",
                 "hello-web.check.socket",
+                "hello-web.main.socket",
                 "hello-web.next.service",
+                "hello-web.next.socket",
                 "hello-web.service",
                 "hello-web.socket",
             ]
@@ -990,6 +1040,34 @@ tasks:
         assert!(
             web.contains("\nProtectHome=tmpfs\nBindReadOnlyPaths=/root/.pyenv/versions/3.11.7\n")
         );
+    }
+
+    #[test]
+    fn only_a_server_that_serves_every_socket_gets_private_ones() {
+        let text = HELLO_METADATA.replace(
+            "command: [gunicorn, --bind, \"{listen}\", --workers, \"{workers}\", \"hello.web:app\"]",
+            "command: [uvicorn, --fd, \"{fd}\", --workers, \"{workers}\", \"hello.web:app\"]",
+        );
+        assert_ne!(text, HELLO_METADATA);
+        let units = generate_text(&text).unwrap();
+        let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "hello-cleanup.service",
+                "hello-cleanup.timer",
+                "hello-web.check.service",
+                "hello-web.check.socket",
+                "hello-web.next.service",
+                "hello-web.service",
+                "hello-web.socket",
+            ],
+            "uvicorn listens on {{fd}} only"
+        );
+        let web = unit(&units, "hello-web.service");
+        assert_eq!(web.matches("\nSockets=").count(), 1);
+        assert!(web.contains("\"--fd\" \"3\""));
+        assert_eq!(unit_names(&metadata(&text)), names);
     }
 
     #[test]
