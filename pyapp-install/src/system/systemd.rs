@@ -81,6 +81,9 @@ impl UnitChanges {
     }
 }
 
+/// How many times [`Systemd::stop`] tries before it reports a failure.
+const STOP_ATTEMPTS: u32 = 3;
+
 /// The systemd of the target root: its unit directory, and whether it is running.
 #[derive(Debug, Clone)]
 pub struct Systemd {
@@ -218,9 +221,26 @@ impl Systemd {
         Ok(self.write_units(app, &[])?.removed)
     }
 
-    /// `systemctl stop UNITS` (nothing when not running or no units).
+    /// `systemctl stop UNITS` (nothing when not running or no units), the sockets first in
+    /// the one call, so that their stop jobs are queued before any service stops (a socket
+    /// whose stop is queued triggers nothing). A service in a crash loop may still restart
+    /// by itself at that moment: its start pulls the sockets it `Requires=` and systemd
+    /// cancels their stop ("Job for APP-SERVICE.main.socket canceled"). Stopping is
+    /// idempotent, so a failed stop is tried again, [`STOP_ATTEMPTS`] times in all, and the
+    /// last error is the one reported.
     pub fn stop(&self, units: &[String]) -> Result<()> {
-        self.systemctl(&["stop"], units)
+        let mut ordered = units.to_vec();
+        ordered.sort_by_key(|unit| !unit.ends_with(".socket"));
+        let mut attempt = 1;
+        loop {
+            match self.systemctl(&["stop"], &ordered) {
+                Err(err) if attempt < STOP_ATTEMPTS => {
+                    log::debug!("stop attempt {attempt} failed, trying again: {err:#}");
+                    attempt += 1;
+                }
+                done => return done,
+            }
+        }
     }
 
     /// `systemctl daemon-reload` (nothing when not running).
