@@ -4,11 +4,9 @@
 //!
 //! Every writer reports what it writes to a [`ToSync`]: each file as it is closed
 //! ([`ToSync::file`], which hands its dirty pages to the kernel for write-back without
-//! waiting) and each directory it creates or adds entries to ([`ToSync::dir`]); a
-//! directory known to be complete early is synced in the background while the rest is
-//! written ([`ToSync::dir_complete`]). Once the tree is complete, [`ToSync::sync`] waits
-//! for those, for the files' data (`fdatasync`) and for the other directories (`fsync`),
-//! many at once so the journal commits them together, before the
+//! waiting) and each directory it creates or adds entries to ([`ToSync::dir`]). Once the
+//! tree is complete, [`ToSync::sync`] waits for the files' data (`fdatasync`) and for the
+//! directories (`fsync`), many at once so the journal commits them together, before the
 //! caller renames the tree into place and syncs the directory of that rename. Nothing is
 //! walked: the list is what was written. A debug build checks that it is all that was
 //! ([`ToSync::debug_assert_covers`]).
@@ -19,8 +17,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::error::{FsError, Result};
 
@@ -36,43 +33,6 @@ const SYNC_THREADS: usize = 16;
 pub struct ToSync {
     files: Mutex<Vec<PathBuf>>,
     dirs: Mutex<HashSet<PathBuf>>,
-    /// The directories handed to [`Early`] (for [`ToSync::debug_assert_covers`]).
-    synced_early: Mutex<HashSet<PathBuf>>,
-    early: Mutex<Option<Early>>,
-}
-
-/// [`SYNC_THREADS`] threads syncing the directories sent to them, started by the first
-/// [`ToSync::dir_complete`]; each returns the first error it met.
-#[derive(Debug)]
-struct Early {
-    queue: mpsc::Sender<PathBuf>,
-    threads: Vec<JoinHandle<Option<FsError>>>,
-}
-
-impl Early {
-    fn start() -> Early {
-        let (queue, paths) = mpsc::channel::<PathBuf>();
-        let paths = Arc::new(Mutex::new(paths));
-        let threads = (0..SYNC_THREADS)
-            .map(|_| {
-                let paths = Arc::clone(&paths);
-                std::thread::spawn(move || {
-                    let mut failed = None;
-                    // Until the queue is closed (ToSync::sync, or the list dropped).
-                    loop {
-                        // The lock is let go before the sync.
-                        let next = lock(&paths).recv();
-                        let Ok(path) = next else { break };
-                        if failed.is_none() {
-                            failed = sync_one(&path, true).err();
-                        }
-                    }
-                    failed
-                })
-            })
-            .collect();
-        Early { queue, threads }
-    }
 }
 
 impl ToSync {
@@ -104,20 +64,6 @@ impl ToSync {
         }
     }
 
-    /// The listed directory at `path` will be given no more entries: it is synced now,
-    /// in the background, while the rest of the tree is written ([`ToSync::sync`] waits
-    /// for it). Listing it again afterwards syncs it again at the end.
-    pub fn dir_complete(&self, path: &Path) {
-        if !lock(&self.dirs).remove(path) {
-            return;
-        }
-        lock(&self.synced_early).insert(path.to_path_buf());
-        let mut early = lock(&self.early);
-        let early = early.get_or_insert_with(Early::start);
-        // The threads end only once the sender is dropped: the send cannot fail.
-        let _ = early.queue.send(path.to_path_buf());
-    }
-
     /// [`ToSync::dir`] for `dir` and each directory between it and `base` (`base`
     /// included): what creating `dir` with its missing parents may have changed.
     pub fn dirs_from(&self, base: &Path, dir: &Path) {
@@ -133,11 +79,6 @@ impl ToSync {
     /// then syncing the directory of the rename, publishes a tree a crash cannot leave
     /// half written. The first error is returned; nothing more is started after it.
     pub fn sync(&self) -> Result<()> {
-        let early = lock(&self.early).take().map(|early| {
-            // Closed: its threads end once the queue is empty.
-            drop(early.queue);
-            early.threads
-        });
         let files = std::mem::take(&mut *lock(&self.files));
         let dirs = std::mem::take(&mut *lock(&self.dirs));
         let work: Vec<(PathBuf, bool)> = files
@@ -161,18 +102,7 @@ impl ToSync {
                 });
             }
         });
-        let early_failed = early.into_iter().flatten().fold(None, |first, thread| {
-            let failed = thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            first.or(failed)
-        });
-        lock(&self.synced_early).clear();
-        match failed
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner)
-            .or(early_failed)
-        {
+        match failed.into_inner().unwrap_or_else(PoisonError::into_inner) {
             Some(err) => Err(err),
             None => Ok(()),
         }
@@ -199,11 +129,7 @@ impl ToSync {
             parent.join(name)
         };
         let files: HashSet<PathBuf> = lock(&self.files).iter().map(|p| real(p)).collect();
-        let dirs: HashSet<PathBuf> = lock(&self.dirs)
-            .iter()
-            .chain(lock(&self.synced_early).iter())
-            .map(|p| real(p))
-            .collect();
+        let dirs: HashSet<PathBuf> = lock(&self.dirs).iter().map(|p| real(p)).collect();
         let root = real(root);
         let mut missing = Vec::new();
         let mut pending = vec![root.clone()];
@@ -295,13 +221,9 @@ mod tests {
         written_tree(root.path(), &to_sync);
         to_sync.dir(&root.path().join("tree/a"));
         assert_eq!(lock(&to_sync.dirs).len(), 4, "tree, a, b and c, each once");
-        to_sync.dir_complete(&root.path().join("tree/a/b/c"));
-        to_sync.dir_complete(&root.path().join("not-listed"));
-        assert_eq!(lock(&to_sync.dirs).len(), 3);
         to_sync.debug_assert_covers(&root.path().join("tree"));
         to_sync.sync().unwrap();
         assert!(lock(&to_sync.files).is_empty() && lock(&to_sync.dirs).is_empty());
-        assert!(lock(&to_sync.early).is_none());
         ToSync::new().sync().unwrap();
     }
 

@@ -22,7 +22,7 @@ pub mod record;
 pub mod scripts;
 mod source;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, Read, Seek, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -359,15 +359,7 @@ pub fn install_from<R: WheelBytes>(
         let syncing = store
             .filter(|_| !unpacked.is_empty())
             .map(|store| scope.spawn(|| store.sync(&unpacked, &store_to_sync)));
-        let rows = place_all(
-            venv,
-            &sources,
-            &plans,
-            &copying,
-            to_sync,
-            options.compile_bytecode.is_none(),
-            on_installed,
-        );
+        let rows = place_all(venv, &sources, &plans, &copying, to_sync, on_installed);
         let synced = syncing.map(|syncing| {
             syncing
                 .join()
@@ -552,18 +544,13 @@ fn unpack_chunk<R: WheelBytes>(
 
 /// Puts every planned file in place, in parallel chunks across all wheels, once their
 /// directories (and those of the files [`finish_wheel`] writes) are made; returns each
-/// wheel's RECORD rows in its files' order. What is written is listed in `to_sync`; with
-/// `last_writer` (nothing is written into the venv after [`finish_wheel`]: no bytecode),
-/// each directory is handed to it as complete ([`ToSync::dir_complete`]) once the last
-/// chunk placing files in it is done, and synced while the others are placed.
-#[allow(clippy::too_many_arguments)]
+/// wheel's RECORD rows in its files' order. What is written is listed in `to_sync`.
 fn place_all<R: WheelBytes>(
     venv: &Venv,
     sources: &[Source<R>],
     plans: &[WheelPlan],
     copying: &AtomicBool,
     to_sync: &ToSync,
-    last_writer: bool,
     on_installed: &(dyn Fn() + Sync),
 ) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
     let generated: Vec<PathBuf> = sources
@@ -596,13 +583,11 @@ fn place_all<R: WheelBytes>(
     for (at, _) in &tasks {
         *left[*at].get_mut() += 1;
     }
-    let writers = last_writer.then(|| DirWriters::new(plans, &tasks, &generated));
     let done = AtomicUsize::new(0);
     let python = venv.runtime_python();
     let placed = tasks
         .par_iter()
-        .enumerate()
-        .map(|(task, (at, range))| {
+        .map(|(at, range)| {
             let rows = place_chunk(
                 &sources[*at],
                 &plans[*at],
@@ -611,9 +596,6 @@ fn place_all<R: WheelBytes>(
                 &python,
                 to_sync,
             )?;
-            if let Some(writers) = &writers {
-                writers.done(task, to_sync);
-            }
             if left[*at].fetch_sub(1, Ordering::SeqCst) == 1 {
                 on_installed();
             }
@@ -628,54 +610,6 @@ fn place_all<R: WheelBytes>(
         rows[at].extend(chunk);
     }
     Ok(rows)
-}
-
-/// Which chunks of [`place_all`] place files in which directories of the venv, and how
-/// many of them each directory still waits for. The directories of the files
-/// [`finish_wheel`] writes later (`bin/`, each `.dist-info`) are left out: they are
-/// complete only at the end.
-struct DirWriters<'a> {
-    /// Per chunk, the directories its files go in.
-    dirs: Vec<Vec<&'a Path>>,
-    left: HashMap<&'a Path, AtomicUsize>,
-}
-
-impl<'a> DirWriters<'a> {
-    fn new(
-        plans: &'a [WheelPlan],
-        tasks: &[(usize, Range<usize>)],
-        generated: &'a [PathBuf],
-    ) -> DirWriters<'a> {
-        let later: HashSet<&Path> = generated.iter().filter_map(|path| path.parent()).collect();
-        let dirs: Vec<Vec<&Path>> = tasks
-            .iter()
-            .map(|(at, range)| {
-                let mut dirs: Vec<&Path> = plans[*at].files[range.clone()]
-                    .iter()
-                    .filter_map(|file| file.dest.parent())
-                    .filter(|dir| !later.contains(dir))
-                    .collect();
-                dirs.sort_unstable();
-                dirs.dedup();
-                dirs
-            })
-            .collect();
-        let mut left: HashMap<&Path, AtomicUsize> = HashMap::new();
-        for dir in dirs.iter().flatten() {
-            *left.entry(dir).or_default().get_mut() += 1;
-        }
-        DirWriters { dirs, left }
-    }
-
-    /// The chunk `task` is placed: its directories that no other chunk still writes into
-    /// are complete.
-    fn done(&self, task: usize, to_sync: &ToSync) {
-        for dir in &self.dirs[task] {
-            if self.left[dir].fetch_sub(1, Ordering::SeqCst) == 1 {
-                to_sync.dir_complete(dir);
-            }
-        }
-    }
 }
 
 /// Puts the files `range` of one wheel in place: extracted from its archive, or linked
