@@ -4,7 +4,7 @@
 //!
 //! - the safe calls at the crate root: no-follow directory creation, atomic writes and
 //!   symlink switches, removal, listing, directory syncs;
-//! - [`sync_trees`], [`start_writeback`]: durability for what the install wrote, only;
+//! - [`ToSync`]: durability for what the install wrote, only;
 //! - [`lock`]: the per-app advisory lock;
 //! - [`fault`]: the deterministic crash points the fault tests kill at;
 //! - [`state`]: the versioned JSON state files, read with one rule for their version.
@@ -16,7 +16,7 @@ pub mod lock;
 mod safe;
 pub mod state;
 
-pub use durable::{start_writeback, sync_trees, Files};
+pub use durable::ToSync;
 pub use error::{FsError, Result};
 pub use safe::{
     check_dir_or_missing, ensure_dir, exists, is_real_dir, list_dir, read_link_optional,

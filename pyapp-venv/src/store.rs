@@ -5,8 +5,9 @@
 //! `wheels/SHA256/` holds a complete entry: `files/` (the wheel's files by archive entry
 //! name, root-owned, 0644 or 0755) and `index.json` (each file's sha256, size and mode, so
 //! that linking needs no hashing). An entry is unpacked under `tmp/` (the venv links its
-//! files from there), made durable and renamed into `wheels/`; it is renamed back under
-//! `tmp/` before it is deleted. A visible
+//! files from there), made durable (every file and directory written into it, as the
+//! unpacking listed them) and renamed into `wheels/`; it is renamed back under `tmp/`
+//! before it is deleted. A visible
 //! entry is therefore always whole, and a kill leaves at most garbage under `tmp/`.
 //!
 //! There is no reference count that could drift: an entry is in use while one of its files
@@ -21,7 +22,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pyapp_fs::{FsError, Result};
+use pyapp_fs::{FsError, Result, ToSync};
 use serde::{Deserialize, Serialize};
 
 use pyapp_fs::fault;
@@ -101,9 +102,9 @@ impl PendingEntry {
         self.dir.join("files")
     }
 
-    /// Writes `index.json`; the entry is then complete, to be linked from where it is and
-    /// published once durable.
-    pub fn finish(&self, index: EntryIndex) -> Result<StoreEntry> {
+    /// Writes `index.json` (listed in `to_sync`); the entry is then complete, to be linked
+    /// from where it is and published once durable.
+    pub fn finish(&self, index: EntryIndex, to_sync: &ToSync) -> Result<StoreEntry> {
         let path = self.dir.join("index.json");
         let json = serde_json::to_vec(&index).map_err(|source| FsError::InvalidState {
             path: path.clone(),
@@ -117,7 +118,7 @@ impl PendingEntry {
             .open(&path)
             .map_err(FsError::io("create", &path))?;
         io::Write::write_all(&mut file, &json).map_err(FsError::io("write", &path))?;
-        pyapp_fs::start_writeback(&file);
+        to_sync.file(&file, &path);
         Ok(StoreEntry {
             dir: self.dir.clone(),
             index,
@@ -349,8 +350,9 @@ impl StoreSession {
 
     /// A new directory under `tmp/` to unpack the wheel with this sha256 into,
     /// `SHA256-PID-N`: N counts the entries started by this process, so that two installs
-    /// in one process (`serve`) unpacking the same wheel never share one.
-    pub fn start_entry(&self, sha256: &str) -> Result<PendingEntry> {
+    /// in one process (`serve`) unpacking the same wheel never share one. It and its
+    /// `files/` are listed in `to_sync`, where what is written into them is listed too.
+    pub fn start_entry(&self, sha256: &str, to_sync: &ToSync) -> Result<PendingEntry> {
         static STARTED: AtomicU64 = AtomicU64::new(0);
         let n = STARTED.fetch_add(1, Ordering::Relaxed);
         let dir = self
@@ -360,17 +362,21 @@ impl StoreSession {
         pyapp_fs::remove_dir_all_if_exists(&dir)?;
         pyapp_fs::ensure_dir(&dir, 0o755)?;
         pyapp_fs::ensure_dir(&dir.join("files"), 0o755)?;
+        to_sync.dirs_from(&dir, &dir.join("files"));
         Ok(PendingEntry {
             sha256: sha256.to_owned(),
             dir,
         })
     }
 
-    /// Makes the unpacked entries durable, every file and directory of them (it may run
-    /// while their files are being linked, which gives those files a second link).
-    pub fn sync(&self, pending: &[PendingEntry]) -> Result<()> {
-        let dirs: Vec<&Path> = pending.iter().map(|entry| entry.dir.as_path()).collect();
-        pyapp_fs::sync_trees(&dirs, pyapp_fs::Files::All)
+    /// Makes the unpacked entries durable: `to_sync`, every file and directory written
+    /// into them (a debug build checks that it is all of them). It may run while their
+    /// files are being linked.
+    pub fn sync(&self, pending: &[PendingEntry], to_sync: &ToSync) -> Result<()> {
+        for entry in pending {
+            to_sync.debug_assert_covers(&entry.dir);
+        }
+        to_sync.sync()
     }
 
     /// Renames finished entries, made durable by [`StoreSession::sync`], into place. When
@@ -426,10 +432,15 @@ mod tests {
     }
 
     fn publish_one(session: &StoreSession, sha256: &str, contents: &[u8]) -> StoreEntry {
-        let pending = session.start_entry(sha256).unwrap();
-        fs::write(pending.files_dir().join("a.py"), contents).unwrap();
-        pending.finish(index(&sha256[..4])).unwrap();
-        session.sync(std::slice::from_ref(&pending)).unwrap();
+        let to_sync = ToSync::new();
+        let pending = session.start_entry(sha256, &to_sync).unwrap();
+        let file = pending.files_dir().join("a.py");
+        fs::write(&file, contents).unwrap();
+        to_sync.file_at(&file);
+        pending.finish(index(&sha256[..4]), &to_sync).unwrap();
+        session
+            .sync(std::slice::from_ref(&pending), &to_sync)
+            .unwrap();
         session.publish(vec![pending]).unwrap();
         session.find(sha256).unwrap().unwrap()
     }
@@ -492,7 +503,9 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let store = store_in(root.path());
         let session = store.open_for_install().unwrap();
-        let pending = session.start_entry(&"c".repeat(64)).unwrap();
+        let pending = session
+            .start_entry(&"c".repeat(64), &ToSync::new())
+            .unwrap();
         fs::write(pending.files_dir().join("x"), b"x").unwrap();
         drop(pending);
         assert_eq!(
@@ -521,9 +534,10 @@ mod tests {
             store.open_for_install().unwrap(),
         );
         let sha = "f".repeat(64);
-        let first = one.start_entry(&sha).unwrap();
+        let to_sync = ToSync::new();
+        let first = one.start_entry(&sha, &to_sync).unwrap();
         fs::write(first.files_dir().join("a.py"), b"1").unwrap();
-        let second = two.start_entry(&sha).unwrap();
+        let second = two.start_entry(&sha, &to_sync).unwrap();
         assert_ne!(first.files_dir(), second.files_dir());
         assert_eq!(
             fs::read(first.files_dir().join("a.py")).unwrap(),
@@ -532,7 +546,7 @@ mod tests {
         );
         drop(second);
         assert!(first.files_dir().join("a.py").exists());
-        first.finish(index("f")).unwrap();
+        first.finish(index("f"), &to_sync).unwrap();
         one.publish(vec![first]).unwrap();
         assert!(pyapp_fs::is_real_dir(&store.entry_dir(&sha)).unwrap());
     }
@@ -543,7 +557,8 @@ mod tests {
         let store = store_in(root.path());
         let session = store.open_for_install().unwrap();
         let sha = "e".repeat(64);
-        let first = session.start_entry(&sha).unwrap();
+        let to_sync = ToSync::new();
+        let first = session.start_entry(&sha, &to_sync).unwrap();
         let second = PendingEntry {
             sha256: sha.clone(),
             dir: store.tmp_dir().join("other"),
@@ -551,7 +566,7 @@ mod tests {
         fs::create_dir_all(second.files_dir()).unwrap();
         fs::write(first.files_dir().join("first"), b"").unwrap();
         for pending in [&first, &second] {
-            pending.finish(index("w")).unwrap();
+            pending.finish(index("w"), &to_sync).unwrap();
         }
         session.publish(vec![first, second]).unwrap();
         assert!(

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::{symlink, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use pyapp_fs::ToSync;
 use thiserror::Error;
 
 use crate::interpreter::Interpreter;
@@ -75,15 +76,18 @@ fn make_dir(path: &Path) -> Result<(), VenvError> {
         .map_err(io_error(path))
 }
 
-/// Write a new file (never over an existing one or through a link) with `mode`.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), VenvError> {
+/// Write a new file (never over an existing one or through a link) with `mode`; listed in
+/// `to_sync`.
+fn write_new(path: &Path, contents: &[u8], mode: u32, to_sync: &ToSync) -> Result<(), VenvError> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(mode)
         .open(path)
         .map_err(io_error(path))?;
-    file.write_all(contents).map_err(io_error(path))
+    file.write_all(contents).map_err(io_error(path))?;
+    to_sync.file(&file, path);
+    Ok(())
 }
 
 fn make_symlink(target: &Path, link: &Path) -> Result<(), VenvError> {
@@ -92,22 +96,26 @@ fn make_symlink(target: &Path, link: &Path) -> Result<(), VenvError> {
 
 impl Venv {
     /// Create a venv at `root`, which must not exist yet, on `interpreter`, with
-    /// `system_modules` linked in from [`SYSTEM_DIST_PACKAGES`].
+    /// `system_modules` linked in from [`SYSTEM_DIST_PACKAGES`]; not made durable (a
+    /// build's venv).
     pub fn create(
         root: &Path,
         interpreter: &Interpreter,
         system_modules: &[impl AsRef<str>],
     ) -> Result<Venv, VenvError> {
-        Venv::create_staged(root, root, interpreter, system_modules)
+        Venv::create_staged(root, root, interpreter, system_modules, &ToSync::new())
     }
 
     /// Like [`Venv::create`], writing the venv at `root` for it to run at `runtime_root`
-    /// (DESTDIR-style staging: `root` is `runtime_root` under another filesystem root).
+    /// (DESTDIR-style staging: `root` is `runtime_root` under another filesystem root),
+    /// and listing in `to_sync` its directories and the files written (the directory
+    /// `root` is made in is the caller's to list).
     pub fn create_staged(
         root: &Path,
         runtime_root: &Path,
         interpreter: &Interpreter,
         system_modules: &[impl AsRef<str>],
+        to_sync: &ToSync,
     ) -> Result<Venv, VenvError> {
         for path in [root, runtime_root] {
             if !is_safe_path(path) {
@@ -120,11 +128,17 @@ impl Venv {
             runtime_root: runtime_root.to_path_buf(),
             interpreter: interpreter.clone(),
         };
+        to_sync.dir(root);
         let layout = &interpreter.layout;
-        for dir in [&layout.purelib, &layout.platlib, &layout.scripts] {
+        let dirs = [&layout.purelib, &layout.platlib, &layout.scripts];
+        for dir in dirs
+            .map(PathBuf::as_path)
+            .into_iter()
+            .chain([Path::new("include")])
+        {
             make_dir(&root.join(dir))?;
+            to_sync.dirs_from(root, &root.join(dir));
         }
-        make_dir(&root.join("include"))?;
         // Like `python -m venv`: 64-bit Linux looks in lib64 too.
         let lib64 = root.join("lib64");
         if interpreter.is_64bit && root.join("lib").is_dir() && !lib64.exists() {
@@ -135,11 +149,13 @@ impl Venv {
             &root.join("pyvenv.cfg"),
             venv.pyvenv_cfg().as_bytes(),
             0o644,
+            to_sync,
         )?;
         write_new(
             &venv.scripts_dir().join("activate"),
             venv.activate_script().as_bytes(),
             0o644,
+            to_sync,
         )?;
         venv.link_system_modules(Path::new(SYSTEM_DIST_PACKAGES), system_modules)?;
         Ok(venv)

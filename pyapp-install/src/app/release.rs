@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use pyapp_fs::state::{self, Versioned};
+use pyapp_fs::ToSync;
 use serde::{Deserialize, Serialize};
 
 use crate::app::receipt::{Receipt, ReleaseRecord};
@@ -47,12 +48,14 @@ pub fn release_name(version: &str, bundle_sha256: &str) -> String {
 /// A release being built in `releases/.staging-RELEASE-PID/`. While it is built, the
 /// link `releases/RELEASE -> .staging-RELEASE-PID` lets it be filled through its final
 /// path, so the paths written into the venv (shebangs, `activate`) are the final ones.
-/// Dropping it without [`Staging::finish`] removes it (on an error or a panic); if the
-/// process is killed instead, [`remove_stale_staging`] does it later.
+/// Whatever fills it lists what it writes in [`Staging::to_sync`]. Dropping it without
+/// [`Staging::finish`] removes it (on an error or a panic); if the process is killed
+/// instead, [`remove_stale_staging`] does it later.
 #[derive(Debug)]
 pub struct Staging {
     staging_dir: PathBuf,
     final_dir: PathBuf,
+    to_sync: ToSync,
     finished: bool,
 }
 
@@ -65,9 +68,12 @@ impl Staging {
         pyapp_fs::remove_dir_all_if_exists(&staging_dir)?;
         pyapp_fs::ensure_dir(&staging_dir, 0o755)?;
         let final_dir = tree.release_dir(release);
+        let to_sync = ToSync::new();
+        to_sync.dir(&staging_dir);
         let staging = Staging {
             staging_dir,
             final_dir,
+            to_sync,
             finished: false,
         };
         pyapp_fs::replace_symlink(Path::new(&name), &staging.final_dir)?;
@@ -85,22 +91,34 @@ impl Staging {
         &self.final_dir
     }
 
-    /// Writes `record`, the release's own record ([`RECORD_FILE`]), into it.
+    /// Where every directory created or given entries in the staged tree, and every file
+    /// written into it (not those hard-linked from the store), is to be listed: what
+    /// [`Staging::finish`] makes durable.
+    pub fn to_sync(&self) -> &ToSync {
+        &self.to_sync
+    }
+
+    /// Writes `record`, the release's own record ([`RECORD_FILE`]), into it, durably.
     pub fn save_record(&self, record: &ReleaseRecord) -> Result<()> {
         let file = RecordFile {
             release_format: RecordFile::FORMAT,
             record: record.clone(),
         };
-        Ok(state::write(&self.staging_dir.join(RECORD_FILE), &file)?)
+        let path = self.staging_dir.join(RECORD_FILE);
+        state::write(&path, &file)?;
+        self.to_sync.file_at(&path);
+        Ok(())
     }
 
-    /// Makes the staged tree durable (the data of the files written into it, then its
-    /// directories; files hard-linked from the store were made durable there before they
-    /// were linked) and renames it to its final name in place of the link, durably:
+    /// Makes the staged tree durable (what [`Staging::to_sync`] lists: the data of the
+    /// files written into it and its directories; files hard-linked from the store were
+    /// made durable there before they were linked; a debug build checks that nothing else
+    /// was written) and renames it to its final name in place of the link, durably:
     /// `releases/` and the app's directory (which may have just been given `releases/`)
     /// are synced after the rename.
     pub fn finish(mut self) -> Result<()> {
-        pyapp_fs::sync_trees(&[&self.staging_dir], pyapp_fs::Files::SingleLink)?;
+        self.to_sync.debug_assert_covers(&self.staging_dir);
+        self.to_sync.sync()?;
         pyapp_fs::remove_file_if_exists(&self.final_dir)?;
         pyapp_fs::rename(&self.staging_dir, &self.final_dir)?;
         let releases = self.final_dir.parent();

@@ -3,14 +3,16 @@
 //! `.pth` file, `sitecustomize` or codec of the venv is ever imported), started through the
 //! caller's [`Confine`] (pyapp-install: as `nobody`, no new privileges, dying with its
 //! parent), and it touches no file: each source is sent on its stdin, each `.pyc` comes
-//! back on its stdout and is written here into `__pycache__/`. Compiling parses; it never
-//! executes what it compiles.
+//! back on its stdout and is written here into `__pycache__/` (listed in the caller's
+//! [`ToSync`]). Compiling parses; it never executes what it compiles.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdout, Command, Stdio};
+
+use pyapp_fs::ToSync;
 
 use super::WheelInstallError;
 
@@ -59,12 +61,13 @@ while True:
 const MAX_ANSWER: usize = 1 << 30;
 
 /// Compiles `files` (installed `.py` files) with `python`, in as many confined processes
-/// as there are CPUs; returns a warning for each file that does not compile on this
-/// Python (templates, code for other versions).
+/// as there are CPUs, listing what is written in `to_sync`; returns a warning for each
+/// file that does not compile on this Python (templates, code for other versions).
 pub fn compile(
     python: &Path,
     files: &[PathBuf],
     confine: Confine,
+    to_sync: &ToSync,
 ) -> Result<Vec<String>, WheelInstallError> {
     if files.is_empty() {
         return Ok(Vec::new());
@@ -76,7 +79,7 @@ pub fn compile(
     std::thread::scope(|scope| {
         let running: Vec<_> = files
             .chunks(per_worker)
-            .map(|chunk| scope.spawn(move || compile_chunk(python, chunk, confine)))
+            .map(|chunk| scope.spawn(move || compile_chunk(python, chunk, confine, to_sync)))
             .collect();
         let mut warnings = Vec::new();
         for worker in running {
@@ -94,6 +97,7 @@ fn compile_chunk(
     python: &Path,
     files: &[PathBuf],
     confine: Confine,
+    to_sync: &ToSync,
 ) -> Result<Vec<String>, WheelInstallError> {
     let failed = |reason: String| WheelInstallError::Compiler {
         python: python.to_path_buf(),
@@ -128,7 +132,7 @@ fn compile_chunk(
             let _ = stderr.take(64 * 1024).read_to_string(&mut text);
             text
         });
-        let answered = read_answers(stdout, files);
+        let answered = read_answers(stdout, files, to_sync);
         if answered.is_err() {
             // It may be blocked writing: the sender would wait for it forever.
             let _ = child.kill();
@@ -204,9 +208,13 @@ enum Broken {
     Write(WheelInstallError),
 }
 
-/// Reads the compiler's cache tag and one answer per file, writing each `.pyc`; the
-/// warnings for the files that did not compile.
-fn read_answers(from: ChildStdout, files: &[PathBuf]) -> Result<Vec<String>, Broken> {
+/// Reads the compiler's cache tag and one answer per file, writing each `.pyc` (listed in
+/// `to_sync`); the warnings for the files that did not compile.
+fn read_answers(
+    from: ChildStdout,
+    files: &[PathBuf],
+    to_sync: &ToSync,
+) -> Result<Vec<String>, Broken> {
     let mut from = BufReader::new(from);
     let mut line = String::new();
     let tag = next_line(&mut from, &mut line, "its cache tag")?;
@@ -237,7 +245,9 @@ fn read_answers(from: ChildStdout, files: &[PathBuf]) -> Result<Vec<String>, Bro
                 path.display(),
                 String::from_utf8_lossy(&body)
             ));
-        } else if let Some(warning) = write_pyc(path, &tag, &body).map_err(Broken::Write)? {
+        } else if let Some(warning) =
+            write_pyc(path, &tag, &body, to_sync).map_err(Broken::Write)?
+        {
             warnings.push(warning);
         }
     }
@@ -255,8 +265,15 @@ fn next_line(from: &mut impl BufRead, line: &mut String, what: &str) -> Result<S
 }
 
 /// Writes `pyc` as the bytecode of `source`, `__pycache__/NAME.TAG.pyc` beside it,
-/// replacing one the wheel brought; a warning when `__pycache__` is not a directory.
-fn write_pyc(source: &Path, tag: &str, pyc: &[u8]) -> Result<Option<String>, WheelInstallError> {
+/// replacing one the wheel brought, and lists it (and `__pycache__`, and the directory
+/// that may just have been given it) in `to_sync`; a warning when `__pycache__` is not a
+/// directory.
+fn write_pyc(
+    source: &Path,
+    tag: &str,
+    pyc: &[u8],
+    to_sync: &ToSync,
+) -> Result<Option<String>, WheelInstallError> {
     let (Some(dir), Some(stem)) = (source.parent(), source.file_stem()) else {
         return Ok(None);
     };
@@ -276,6 +293,7 @@ fn write_pyc(source: &Path, tag: &str, pyc: &[u8]) -> Result<Option<String>, Whe
         }
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
             fs::create_dir(&cache).map_err(failed(&cache))?;
+            to_sync.dir(dir);
         }
         Err(err) => return Err(failed(&cache)(err)),
     }
@@ -296,5 +314,7 @@ fn write_pyc(source: &Path, tag: &str, pyc: &[u8]) -> Result<Option<String>, Whe
     file.set_permissions(fs::Permissions::from_mode(0o644))
         .and_then(|()| file.write_all(pyc))
         .map_err(failed(&path))?;
+    to_sync.dir(&cache);
+    to_sync.file(&file, &path);
     Ok(None)
 }

@@ -8,9 +8,11 @@
 //! wheels the store lacks are unpacked under its `tmp/` (streamed from the archive, hashed
 //! while written, checked against RECORD); every file is extracted into the venv (`local`
 //! wheels) or hard-linked from the store (`shared` ones) while the new entries are synced
-//! (each file's write-back started as it is closed),
-//! then published; and each wheel gets its launchers, `INSTALLER` and a RECORD of what was
-//! actually written.
+//! (each file's write-back started as it is closed, every file and directory written into
+//! them listed to be synced: nothing is walked), then published; and each wheel gets its
+//! launchers, `INSTALLER` and a RECORD of what was actually written. What the venv was
+//! given (its new directories, every file written rather than linked) is listed in the
+//! caller's [`ToSync`], to be made durable before the venv is published.
 
 mod bytecode;
 pub mod entry_points;
@@ -36,7 +38,7 @@ pub use bytecode::Confine;
 use entry_points::EntryPointError;
 use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
 use place::{create_parents, extract_file, place_from_store, write_generated, Extraction};
-use pyapp_fs::fault;
+use pyapp_fs::{fault, ToSync};
 use record::{RecordError, RecordRow};
 pub use source::WheelFile;
 
@@ -211,9 +213,9 @@ fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Install `wheels` (paths to `.whl` files) into `venv`, each extracted (no store);
-/// `on_installed` is called once per wheel when it is in (from any thread: drive a
-/// progress bar with it). See [`install_from`].
+/// Install `wheels` (paths to `.whl` files) into `venv`, each extracted (no store), not
+/// made durable (a build's venv); `on_installed` is called once per wheel when it is in
+/// (from any thread: drive a progress bar with it). See [`install_from`].
 pub fn install_wheels(
     venv: &Venv,
     wheels: &[PathBuf],
@@ -237,7 +239,7 @@ pub fn install_wheels(
             placement: Placement::Local,
         });
     }
-    install_from(venv, inputs, None, options, on_installed)
+    install_from(venv, inputs, None, options, &ToSync::new(), on_installed)
 }
 
 /// Where a wheel's files come from.
@@ -310,18 +312,21 @@ pub fn declared_sizes<R: Read + Seek>(
         .collect()
 }
 
-/// Install `wheels` into `venv`, the shared ones through `store` (when given);
-/// `on_installed` is called once per wheel when its files are in (from any thread).
+/// Install `wheels` into `venv`, the shared ones through `store` (when given), listing in
+/// `to_sync` every directory of the venv given entries and every file written into it
+/// (links to the store's files, durable already, are not); `on_installed` is called once
+/// per wheel when its files are in (from any thread).
 ///
 /// Nothing is written unless every wheel fits the venv's interpreter, is valid and none
 /// writes a path another one writes. A failure while writing leaves a partial venv: it is
 /// meant to be built in a staging directory that is thrown away on error. The store is
-/// only ever given complete, verified entries.
+/// only ever given complete, verified, durable entries.
 pub fn install_from<R: WheelBytes>(
     venv: &Venv,
     wheels: Vec<WheelInput<R>>,
     store: Option<&StoreSession>,
     options: &InstallOptions,
+    to_sync: &ToSync,
     on_installed: &(dyn Fn() + Sync),
 ) -> Result<InstallReport, WheelInstallError> {
     check_compatibility(venv, wheels.iter().map(|w| w.file_name.as_str()))?;
@@ -343,8 +348,9 @@ pub fn install_from<R: WheelBytes>(
         sources.iter().map(Source::layout).zip(&plans).collect();
     check_conflicts(venv, &pairs)?;
 
+    let store_to_sync = ToSync::new();
     let (sources, unpacked) = match store {
-        Some(store) => unpack_into_store(store, sources)?,
+        Some(store) => unpack_into_store(store, sources, &store_to_sync)?,
         None => (sources, Vec::new()),
     };
     let copying = AtomicBool::new(false);
@@ -352,8 +358,8 @@ pub fn install_from<R: WheelBytes>(
     let (rows, synced) = std::thread::scope(|scope| {
         let syncing = store
             .filter(|_| !unpacked.is_empty())
-            .map(|store| scope.spawn(|| store.sync(&unpacked)));
-        let rows = place_all(venv, &sources, &plans, &copying, on_installed);
+            .map(|store| scope.spawn(|| store.sync(&unpacked, &store_to_sync)));
+        let rows = place_all(venv, &sources, &plans, &copying, to_sync, on_installed);
         let synced = syncing.map(|syncing| {
             syncing
                 .join()
@@ -370,7 +376,7 @@ pub fn install_from<R: WheelBytes>(
         .par_iter()
         .zip(&plans)
         .zip(rows)
-        .map(|((source, plan), rows)| finish_wheel(venv, source.layout(), plan, rows))
+        .map(|((source, plan), rows)| finish_wheel(venv, source.layout(), plan, rows, to_sync))
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = InstallReport {
         wheels: installed,
@@ -390,7 +396,7 @@ pub fn install_from<R: WheelBytes>(
     if let Some(confine) = options.compile_bytecode {
         report
             .warnings
-            .extend(compile_bytecode(venv, &plans, confine)?);
+            .extend(compile_bytecode(venv, &plans, confine, to_sync)?);
     }
     Ok(report)
 }
@@ -415,11 +421,13 @@ fn chunks(costs: impl Iterator<Item = u64>) -> Vec<Range<usize>> {
 }
 
 /// Unpacks the shared wheels the store lacks into new entries under the store's `tmp/`
-/// (in parallel chunks of files); returns the sources with those wheels read from their
-/// new entries, and the entries, to be published once the venv links them.
+/// (in parallel chunks of files), listing what is written in `to_sync`; returns the
+/// sources with those wheels read from their new entries, and the entries, to be
+/// published once durable and linked from the venv.
 fn unpack_into_store<R: WheelBytes>(
     store: &StoreSession,
     sources: Vec<Source<R>>,
+    to_sync: &ToSync,
 ) -> Result<(Vec<Source<R>>, Vec<PendingEntry>), WheelInstallError> {
     let mut unpacking: Vec<(usize, &WheelArchive<R>, PendingEntry)> = Vec::new();
     for (index, source) in sources.iter().enumerate() {
@@ -429,7 +437,7 @@ fn unpack_into_store<R: WheelBytes>(
         } = source
         {
             let pending = store
-                .start_entry(sha256)
+                .start_entry(sha256, to_sync)
                 .map_err(WheelInstallError::Store)?;
             unpacking.push((index, wheel, pending));
         }
@@ -445,7 +453,7 @@ fn unpack_into_store<R: WheelBytes>(
             .iter()
             .map(|f| files_dir.join(&f.entry))
             .collect();
-        create_parents(&files_dir, dests.iter().map(PathBuf::as_path))
+        create_parents(&files_dir, dests.iter().map(PathBuf::as_path), to_sync)
             .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     }
     let tasks: Vec<(usize, Range<usize>)> = unpacking
@@ -460,7 +468,8 @@ fn unpack_into_store<R: WheelBytes>(
         .par_iter()
         .map(|(at, range)| {
             let (_, wheel, pending) = &unpacking[*at];
-            unpack_chunk(wheel, &pending.files_dir(), range.clone()).map(|files| (*at, files))
+            unpack_chunk(wheel, &pending.files_dir(), range.clone(), to_sync)
+                .map(|files| (*at, files))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut indexes: Vec<Vec<IndexedFile>> = vec![Vec::new(); unpacking.len()];
@@ -476,7 +485,9 @@ fn unpack_into_store<R: WheelBytes>(
             dist_info: wheel.layout.dist_info.clone(),
             files,
         };
-        let complete = entry.finish(index_file).map_err(WheelInstallError::Store)?;
+        let complete = entry
+            .finish(index_file, to_sync)
+            .map_err(WheelInstallError::Store)?;
         finished.insert(index, complete);
         pending.push(entry);
     }
@@ -495,11 +506,13 @@ fn unpack_into_store<R: WheelBytes>(
     Ok((sources, pending))
 }
 
-/// Extracts the files `range` of `wheel` into a store entry's `files_dir`, unchanged.
+/// Extracts the files `range` of `wheel` into a store entry's `files_dir`, unchanged,
+/// listing them in `to_sync`.
 fn unpack_chunk<R: WheelBytes>(
     wheel: &WheelArchive<R>,
     files_dir: &Path,
     range: Range<usize>,
+    to_sync: &ToSync,
 ) -> Result<Vec<IndexedFile>, WheelInstallError> {
     let mut archive = wheel.archive.clone();
     let mut buffer = vec![0u8; place::COPY_BUFFER];
@@ -514,7 +527,7 @@ fn unpack_chunk<R: WheelBytes>(
                 mode: file.mode,
                 python: None,
             };
-            let written = extract_file(&mut archive, &extraction, &mut buffer)?;
+            let written = extract_file(&mut archive, &extraction, &mut buffer, to_sync)?;
             Ok(IndexedFile {
                 path: file.entry.clone(),
                 sha256: written.sha256,
@@ -530,20 +543,27 @@ fn unpack_chunk<R: WheelBytes>(
 }
 
 /// Puts every planned file in place, in parallel chunks across all wheels, once their
-/// directories are made; returns each
-/// wheel's RECORD rows in its files' order.
+/// directories (and those of the files [`finish_wheel`] writes) are made; returns each
+/// wheel's RECORD rows in its files' order. What is written is listed in `to_sync`.
 fn place_all<R: WheelBytes>(
     venv: &Venv,
     sources: &[Source<R>],
     plans: &[WheelPlan],
     copying: &AtomicBool,
+    to_sync: &ToSync,
     on_installed: &(dyn Fn() + Sync),
 ) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
+    let generated: Vec<PathBuf> = sources
+        .iter()
+        .zip(plans)
+        .flat_map(|(source, plan)| generated_files(venv, source.layout(), plan))
+        .collect();
     let dests = plans
         .iter()
         .flat_map(|plan| &plan.files)
-        .map(|f| f.dest.as_path());
-    create_parents(venv.root(), dests)
+        .map(|f| f.dest.as_path())
+        .chain(generated.iter().map(PathBuf::as_path));
+    create_parents(venv.root(), dests, to_sync)
         .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     let tasks: Vec<(usize, Range<usize>)> = sources
         .iter()
@@ -568,7 +588,14 @@ fn place_all<R: WheelBytes>(
     let placed = tasks
         .par_iter()
         .map(|(at, range)| {
-            let rows = place_chunk(&sources[*at], &plans[*at], range.clone(), copying, &python)?;
+            let rows = place_chunk(
+                &sources[*at],
+                &plans[*at],
+                range.clone(),
+                copying,
+                &python,
+                to_sync,
+            )?;
             if left[*at].fetch_sub(1, Ordering::SeqCst) == 1 {
                 on_installed();
             }
@@ -586,13 +613,14 @@ fn place_all<R: WheelBytes>(
 }
 
 /// Puts the files `range` of one wheel in place: extracted from its archive, or linked
-/// from its store entry; their RECORD rows.
+/// from its store entry (what is written listed in `to_sync`); their RECORD rows.
 fn place_chunk<R: WheelBytes>(
     source: &Source<R>,
     plan: &WheelPlan,
     range: Range<usize>,
     copying: &AtomicBool,
     python: &Path,
+    to_sync: &ToSync,
 ) -> Result<Vec<RecordRow>, WheelInstallError> {
     let layout = source.layout();
     let mut buffer = vec![0u8; place::COPY_BUFFER];
@@ -610,7 +638,7 @@ fn place_chunk<R: WheelBytes>(
                         mode: file.mode,
                         python: planned.script.then_some(python),
                     };
-                    extract_file(&mut archive, &extraction, &mut buffer)
+                    extract_file(&mut archive, &extraction, &mut buffer, to_sync)
                         .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
                 })
                 .collect::<Result<Vec<_>, WheelProblem>>()
@@ -626,6 +654,7 @@ fn place_chunk<R: WheelBytes>(
                     layout.files[at].mode,
                     planned.script.then_some(python),
                     &mut buffer,
+                    to_sync,
                 )
                 .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
             })
@@ -637,12 +666,26 @@ fn place_chunk<R: WheelBytes>(
     })
 }
 
-/// A wheel's launchers, `INSTALLER` and RECORD, once its files are in.
+/// The files [`finish_wheel`] writes for a wheel: its launchers, then `INSTALLER` and
+/// `RECORD`.
+fn generated_files(venv: &Venv, layout: &WheelLayout, plan: &WheelPlan) -> Vec<PathBuf> {
+    let dist_info = plan.lib_dir.join(&layout.dist_info);
+    layout
+        .launchers
+        .iter()
+        .map(|launcher| venv.scripts_dir().join(&launcher.name))
+        .chain([dist_info.join("INSTALLER"), dist_info.join("RECORD")])
+        .collect()
+}
+
+/// A wheel's launchers, `INSTALLER` and RECORD, once its files are in (their directories
+/// made by [`place_all`]); listed in `to_sync`.
 fn finish_wheel(
     venv: &Venv,
     layout: &WheelLayout,
     plan: &WheelPlan,
     mut rows: Vec<RecordRow>,
+    to_sync: &ToSync,
 ) -> Result<InstalledWheel, WheelInstallError> {
     let wheel_error = |problem| WheelInstallError::Wheel {
         wheel: layout.file_name(),
@@ -652,7 +695,10 @@ fn finish_wheel(
     for launcher in &layout.launchers {
         let path = venv.scripts_dir().join(&launcher.name);
         let contents = launcher.launcher(&python);
-        rows.push(write_generated(&path, &contents, 0o755, &plan.lib_dir).map_err(wheel_error)?);
+        rows.push(
+            write_generated(&path, &contents, 0o755, &plan.lib_dir, to_sync)
+                .map_err(wheel_error)?,
+        );
     }
     let dist_info = plan.lib_dir.join(&layout.dist_info);
     let installer = format!("{INSTALLER_NAME}\n");
@@ -662,6 +708,7 @@ fn finish_wheel(
             installer.as_bytes(),
             0o644,
             &plan.lib_dir,
+            to_sync,
         )
         .map_err(wheel_error)?,
     );
@@ -679,7 +726,7 @@ fn finish_wheel(
                 source,
             })
         })?;
-    pyapp_fs::start_writeback(&out);
+    to_sync.file(&out, &record_file);
     Ok(InstalledWheel {
         wheel: layout.file_name(),
         name: layout.name.name().to_string(),
@@ -689,11 +736,13 @@ fn finish_wheel(
 }
 
 /// Compiles the installed `.py` files with the venv's base interpreter, started through
-/// `confine` ([`bytecode`]).
+/// `confine` ([`bytecode`]); the `.pyc` files and their directories are listed in
+/// `to_sync`.
 fn compile_bytecode(
     venv: &Venv,
     plans: &[WheelPlan],
     confine: Confine,
+    to_sync: &ToSync,
 ) -> Result<Vec<String>, WheelInstallError> {
     let sources: Vec<PathBuf> = plans
         .iter()
@@ -701,7 +750,12 @@ fn compile_bytecode(
         .filter(|file| file.dest.extension().is_some_and(|e| e == "py"))
         .map(|file| file.dest.clone())
         .collect();
-    bytecode::compile(&venv.interpreter().base_executable, &sources, confine)
+    bytecode::compile(
+        &venv.interpreter().base_executable,
+        &sources,
+        confine,
+        to_sync,
+    )
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! being unpacked), streamed and hashed on the way and checked against `RECORD`; or placed
 //! from the wheel's store entry: hard-linked (copied across filesystems), except `#!python`
 //! scripts, which are rewritten for each venv. Also the files the installer generates.
+//! Every directory made and every file written is listed in the caller's [`ToSync`]; a
+//! hard link is not (its file was made durable in the store before it was linked).
 
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -11,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use pyapp_fs::ToSync;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use zip::ZipArchive;
@@ -65,10 +68,12 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Creates the directories the files at `paths` go in, below `base` (which exists), each
 /// with one `mkdir`, in parallel: sorted by their bytes, every directory comes after its
-/// parent, and one whose parent another thread has not made yet makes it itself.
+/// parent, and one whose parent another thread has not made yet makes it itself. Each of
+/// them is listed in `to_sync` (made now or before, it is given entries); `base` is not.
 pub fn create_parents<'a>(
     base: &Path,
     paths: impl Iterator<Item = &'a Path>,
+    to_sync: &ToSync,
 ) -> Result<(), (PathBuf, io::Error)> {
     let mut dirs: HashSet<&Path> = HashSet::new();
     for path in paths {
@@ -80,6 +85,9 @@ pub fn create_parents<'a>(
     }
     let mut dirs: Vec<&Path> = dirs.into_iter().collect();
     dirs.sort_unstable_by(|a, b| a.as_os_str().as_bytes().cmp(b.as_os_str().as_bytes()));
+    for dir in &dirs {
+        to_sync.dir(dir);
+    }
     dirs.par_iter().try_for_each(|dir| {
         match fs::create_dir(dir) {
             Ok(()) => Ok(()),
@@ -167,12 +175,14 @@ pub struct Extraction<'a> {
 }
 
 /// Extracts one file of `archive`: streamed, the input hashed (checked against RECORD),
-/// a script's `#!python` placeholder rewritten. The sha256 of what was written is the
-/// input's when nothing was rewritten and RECORD uses sha256; otherwise it is computed.
+/// a script's `#!python` placeholder rewritten; listed in `to_sync`. The sha256 of what was
+/// written is the input's when nothing was rewritten and RECORD uses sha256; otherwise it
+/// is computed.
 pub fn extract_file<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     file: &Extraction,
     buffer: &mut [u8],
+    to_sync: &ToSync,
 ) -> Result<Written, WheelProblem> {
     let zip_entry = archive.by_index(file.index).map_err(WheelProblem::Zip)?;
     let declared = zip_entry.size();
@@ -250,7 +260,7 @@ pub fn extract_file<R: Read + Seek>(
         Some(hasher) => (hasher.finalize().into(), written_size(&out, dest)?),
         None => (sha256_of(&input_hash, entry)?, input.count),
     };
-    pyapp_fs::start_writeback(&out);
+    to_sync.file(&out, dest);
     Ok(Written { sha256, size })
 }
 
@@ -273,7 +283,9 @@ fn written_size(file: &File, dest: &Path) -> Result<u64, WheelProblem> {
 
 /// Places the file `indexed` of a store entry (at `source`) at `dest`: hard-linked (or
 /// copied across filesystems), except a script whose `#!python` placeholder is rewritten
-/// for `python`, which is written anew.
+/// for `python`, which is written anew. What is written (not linked) is listed in
+/// `to_sync`.
+#[allow(clippy::too_many_arguments)]
 pub fn place_from_store(
     copying: &AtomicBool,
     source: &Path,
@@ -282,6 +294,7 @@ pub fn place_from_store(
     mode: u32,
     python: Option<&Path>,
     buffer: &mut [u8],
+    to_sync: &ToSync,
 ) -> Result<Written, WheelProblem> {
     let open_error = |source_error| WheelProblem::Open {
         path: source.to_path_buf(),
@@ -308,14 +321,14 @@ pub fn place_from_store(
                 entry,
                 dest,
             )?;
-            pyapp_fs::start_writeback(&out);
+            to_sync.file(&out, dest);
             return Ok(Written {
                 sha256: hasher.finalize().into(),
                 size: written_size(&out, dest)?,
             });
         }
     }
-    link_or_copy(copying, source, dest, mode).map_err(|source| WheelProblem::Write {
+    link_or_copy(copying, source, dest, mode, to_sync).map_err(|source| WheelProblem::Write {
         path: dest.to_path_buf(),
         source,
     })?;
@@ -326,8 +339,15 @@ pub fn place_from_store(
 }
 
 /// Hard-links `source` to `dest`, or copies it when a link fails across filesystems
-/// (EXDEV); `copying` is then set, and later files are copied without trying.
-fn link_or_copy(copying: &AtomicBool, source: &Path, dest: &Path, mode: u32) -> io::Result<()> {
+/// (EXDEV); `copying` is then set, and later files are copied without trying. A copy is
+/// listed in `to_sync`.
+fn link_or_copy(
+    copying: &AtomicBool,
+    source: &Path,
+    dest: &Path,
+    mode: u32,
+    to_sync: &ToSync,
+) -> io::Result<()> {
     if !copying.load(Ordering::Relaxed) {
         match fs::hard_link(source, dest) {
             Ok(()) => return Ok(()),
@@ -345,30 +365,26 @@ fn link_or_copy(copying: &AtomicBool, source: &Path, dest: &Path, mode: u32) -> 
         .open(dest)?;
     output.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     io::copy(&mut input, &mut output)?;
-    pyapp_fs::start_writeback(&output);
+    to_sync.file(&output, dest);
     Ok(())
 }
 
-/// Write a file that is generated, not extracted; its RECORD row.
+/// Writes a file that is generated, not extracted, in an existing directory; listed in
+/// `to_sync`. Its RECORD row.
 pub fn write_generated(
     path: &Path,
     contents: &[u8],
     mode: u32,
     lib_dir: &Path,
+    to_sync: &ToSync,
 ) -> Result<RecordRow, WheelProblem> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|source| WheelProblem::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    }
     let mut file = create_file(path, mode)?;
     file.write_all(contents)
         .map_err(|source| WheelProblem::Write {
             path: path.to_path_buf(),
             source,
         })?;
-    pyapp_fs::start_writeback(&file);
+    to_sync.file(&file, path);
     Ok(Written {
         sha256: Sha256::digest(contents).into(),
         size: contents.len() as u64,

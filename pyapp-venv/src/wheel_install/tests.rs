@@ -522,3 +522,49 @@ fn bytecode_is_compiled_on_request_and_no_code_of_the_wheels_runs() {
         "{said}"
     );
 }
+
+/// What is made durable is what the writers listed, nothing walked: every directory of the
+/// venv and of the new store entry, and every file there with a single link, is listed
+/// (a debug build's check), whether the shared wheel is unpacked into the store first or
+/// found there and linked, with a `#!python` script rewritten, a launcher, bytecode and
+/// a local wheel beside it.
+#[test]
+fn everything_written_into_a_venv_or_the_store_is_listed_to_be_synced() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let interpreter =
+        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
+    fs::create_dir(dir.path().join("apps")).unwrap();
+    let store = crate::store::Store::of(&dir.path().join("apps"));
+    let shared = demo_wheel(dir.path());
+    let local = WheelSpec::new("c-1.0-py3-none-any.whl")
+        .file("c/__init__.py", b"X = 1\n")
+        .write(dir.path());
+    let options = InstallOptions {
+        verify_record: true,
+        compile_bytecode: Some(|_: &mut Command| {}),
+    };
+    for name in ["first", "second"] {
+        let root = dir.path().join(name);
+        let to_sync = ToSync::new();
+        let venv =
+            Venv::create_staged(&root, &root, &interpreter, &[] as &[String], &to_sync).unwrap();
+        let session = store.open_for_install().unwrap();
+        let shared_placement = Placement::Shared {
+            sha256: "d".repeat(64),
+        };
+        let wheels = [(&shared, shared_placement), (&local, Placement::Local)]
+            .into_iter()
+            .map(|(path, placement)| WheelInput {
+                file_name: display_name(path),
+                bytes: WheelFile::open(path).unwrap(),
+                placement,
+            })
+            .collect();
+        install_from(&venv, wheels, Some(&session), &options, &to_sync, &|| {}).unwrap();
+        to_sync.debug_assert_covers(&root);
+        to_sync.sync().unwrap();
+        let linked = fs::metadata(venv.purelib().join("demo_pkg/__init__.py")).unwrap();
+        assert!(linked.nlink() > 1, "{name}: linked from the store");
+    }
+}

@@ -166,8 +166,13 @@ fn fill(
     let mut steps = StepLog::new();
     steps.begin(format!("extract {} source files", sources.len()));
     let bar = progress.task("extracting", sources.len() as u64);
+    let to_sync = staging.to_sync();
     for name in &sources {
-        bundle.extract_entry_to_path(name, staging.dir())?;
+        let path = bundle.extract_entry_to_path(name, staging.dir())?;
+        if let Some(dir) = path.parent() {
+            to_sync.dirs_from(staging.dir(), dir);
+        }
+        to_sync.file_at(&path);
         bar.advance(1);
     }
     bar.finish();
@@ -185,6 +190,7 @@ fn fill(
         &runtime_dir.join("venv"),
         interpreter,
         &system_modules,
+        to_sync,
     )?;
     let shared: HashMap<&str, DependencyMode> = metadata
         .dependencies
@@ -212,7 +218,9 @@ fn fill(
     let session = store.map(Store::open_for_install).transpose()?;
     let bar = progress.task("installing", wheels.len() as u64);
     let installed =
-        wheel_install::install_from(&venv, wheels, session.as_ref(), options, &|| bar.advance(1));
+        wheel_install::install_from(&venv, wheels, session.as_ref(), options, to_sync, &|| {
+            bar.advance(1)
+        });
     bar.finish();
     let installed = installed.map_err(wheel_error)?;
     steps.end();
