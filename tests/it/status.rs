@@ -300,7 +300,17 @@ fn status_and_logs_of_the_running_example_under_systemd() {
         " hook post-install: hello-migrate: data at /applications/hello/data migrated to 1.0.0",
     );
     let started = position(" systemd[1]: Started hello-web.service");
-    let listening = position(&format!("Listening at: http://127.0.0.1:{}", web["port"]));
+    // gunicorn lists every socket it was passed, in no set order: the public one and its
+    // private one (FORMAT.md 8.8).
+    let public = format!("http://127.0.0.1:{}", web["port"]);
+    let listening = lines
+        .iter()
+        .position(|line| {
+            line.contains("Listening at: ")
+                && line.contains(&public)
+                && line.contains("unix:/applications/hello/.pyapp/check/web.main.sock")
+        })
+        .unwrap_or_else(|| panic!("no gunicorn listening at {public} in:\n{logs}"));
     // Type=notify (FORMAT.md 8.8): systemd says Started once gunicorn holds its socket.
     assert!(hook_line < started && hook_line < listening, "{logs}");
     assert!(
