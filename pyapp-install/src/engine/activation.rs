@@ -323,7 +323,6 @@ impl Activation<'_> {
     ) -> Result<()> {
         let app = self.tree.name();
         let socket_services = Self::socket_services(info);
-        self.ensure_check_dir()?;
         for service in info.metadata.services.iter().filter(|s| s.takes_socket()) {
             let name = service.name.as_str();
             if reloading.contains(&name) {
