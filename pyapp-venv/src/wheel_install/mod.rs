@@ -20,6 +20,7 @@ mod layout;
 mod place;
 pub mod record;
 pub mod scripts;
+mod share;
 mod source;
 
 use std::collections::HashMap;
@@ -37,9 +38,10 @@ use crate::venv::Venv;
 pub use bytecode::Confine;
 use entry_points::EntryPointError;
 use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
-use place::{create_parents, extract_file, place_from_store, write_generated, Extraction};
+use place::{create_parents, extract_file, place_from_store, write_generated, Extraction, Written};
 use pyapp_fs::{fault, ToSync};
 use record::{RecordError, RecordRow};
+use share::{Candidate, SharedDirs};
 pub use source::WheelFile;
 
 /// The name written to each `.dist-info/INSTALLER`.
@@ -95,8 +97,11 @@ pub enum Placement {
     Local,
     /// Hard-linked from the store entry of the wheel file with this sha256 (lowercase hex,
     /// vouched for by the caller), which is unpacked first if the store lacks it. Without
-    /// a store, the same as `Local`.
-    Shared { sha256: String },
+    /// a store, the same as `Local`. With `link_dirs`, a directory of the venv all of
+    /// whose files the entry (published before this install) gives may instead be one
+    /// symbolic link into it (`share`): for code that nothing sees through a different
+    /// root than the venv's, and that does not find its own files by resolving links.
+    Shared { sha256: String, link_dirs: bool },
 }
 
 /// One wheel that was installed.
@@ -250,10 +255,12 @@ enum Source<R> {
         wheel: WheelArchive<R>,
         store_as: Option<String>,
     },
-    /// Its store entry.
+    /// Its store entry; `link_dirs` when the entry was published before this install and
+    /// its directories may be linked ([`share`]).
     Entry {
         layout: WheelLayout,
         entry: StoreEntry,
+        link_dirs: bool,
     },
 }
 
@@ -269,11 +276,16 @@ impl<R: WheelBytes> Source<R> {
             problem,
         };
         let store_as = match (input.placement, store) {
-            (Placement::Shared { sha256 }, Some(store)) => {
+            (Placement::Shared { sha256, link_dirs }, Some(store)) => {
                 if let Some(entry) = store.find(&sha256).map_err(WheelInstallError::Store)? {
                     let layout =
                         WheelLayout::of_entry(&input.file_name, &entry).map_err(wheel_error)?;
-                    return Ok(Source::Entry { layout, entry });
+                    let link_dirs = link_dirs && options.compile_bytecode.is_none();
+                    return Ok(Source::Entry {
+                        layout,
+                        entry,
+                        link_dirs,
+                    });
                 }
                 Some(sha256)
             }
@@ -347,6 +359,28 @@ pub fn install_from<R: WheelBytes>(
     let pairs: Vec<(&WheelLayout, &WheelPlan)> =
         sources.iter().map(Source::layout).zip(&plans).collect();
     check_conflicts(venv, &pairs)?;
+    let shared = match store {
+        Some(store) => {
+            let candidates: Vec<Candidate> = sources
+                .iter()
+                .zip(&plans)
+                .map(|(source, plan)| Candidate {
+                    layout: source.layout(),
+                    plan,
+                    entry: match source {
+                        Source::Entry {
+                            entry,
+                            link_dirs: true,
+                            ..
+                        } => Some(entry),
+                        _ => None,
+                    },
+                })
+                .collect();
+            share::plan(venv, store.dir(), &candidates)
+        }
+        None => SharedDirs::default(),
+    };
 
     let store_to_sync = ToSync::new();
     let (sources, unpacked) = match store {
@@ -359,7 +393,15 @@ pub fn install_from<R: WheelBytes>(
         let syncing = store
             .filter(|_| !unpacked.is_empty())
             .map(|store| scope.spawn(|| store.sync(&unpacked, &store_to_sync)));
-        let rows = place_all(venv, &sources, &plans, &copying, to_sync, on_installed);
+        let rows = place_all(
+            venv,
+            &sources,
+            &plans,
+            &shared,
+            &copying,
+            to_sync,
+            on_installed,
+        );
         let synced = syncing.map(|syncing| {
             syncing
                 .join()
@@ -499,6 +541,7 @@ fn unpack_into_store<R: WheelBytes>(
             (Source::Archive { wheel, .. }, Some(entry)) => Source::Entry {
                 layout: wheel.layout,
                 entry,
+                link_dirs: false,
             },
             (source, _) => source,
         })
@@ -543,12 +586,15 @@ fn unpack_chunk<R: WheelBytes>(
 }
 
 /// Puts every planned file in place, in parallel chunks across all wheels, once their
-/// directories (and those of the files [`finish_wheel`] writes) are made; returns each
-/// wheel's RECORD rows in its files' order. What is written is listed in `to_sync`.
+/// directories (and those of the files [`finish_wheel`] writes and of the links of
+/// `shared`) are made, then the links of `shared` (or, when shared wheels had to be
+/// copied, the files they would have brought); returns each wheel's RECORD rows in its
+/// files' order. What is written is listed in `to_sync`.
 fn place_all<R: WheelBytes>(
     venv: &Venv,
     sources: &[Source<R>],
     plans: &[WheelPlan],
+    shared: &SharedDirs,
     copying: &AtomicBool,
     to_sync: &ToSync,
     on_installed: &(dyn Fn() + Sync),
@@ -560,9 +606,16 @@ fn place_all<R: WheelBytes>(
         .collect();
     let dests = plans
         .iter()
-        .flat_map(|plan| &plan.files)
-        .map(|f| f.dest.as_path())
-        .chain(generated.iter().map(PathBuf::as_path));
+        .enumerate()
+        .flat_map(|(at, plan)| {
+            plan.files
+                .iter()
+                .enumerate()
+                .filter(move |(file, _)| !shared.covers(at, *file))
+                .map(|(_, f)| f.dest.as_path())
+        })
+        .chain(generated.iter().map(PathBuf::as_path))
+        .chain(shared.links.iter().map(|link| link.path.as_path()));
     create_parents(venv.root(), dests, to_sync)
         .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     let tasks: Vec<(usize, Range<usize>)> = sources
@@ -592,6 +645,7 @@ fn place_all<R: WheelBytes>(
                 &sources[*at],
                 &plans[*at],
                 range.clone(),
+                &|file| shared.covers(*at, file),
                 copying,
                 &python,
                 to_sync,
@@ -609,15 +663,79 @@ fn place_all<R: WheelBytes>(
     for (at, chunk) in placed {
         rows[at].extend(chunk);
     }
+    if copying.load(Ordering::Relaxed) {
+        place_unshared(venv, sources, plans, shared, copying, to_sync)?;
+    } else {
+        for link in &shared.links {
+            std::os::unix::fs::symlink(&link.target, &link.path).map_err(|source| {
+                WheelInstallError::Directory {
+                    path: link.path.clone(),
+                    source,
+                }
+            })?;
+        }
+    }
     Ok(rows)
 }
 
+/// Copies the files the links of `shared` were to bring: the store turned out to be on
+/// another filesystem (a link failed with EXDEV), so the venv's copies of the shared
+/// wheels' files do not keep their entries in use, and a link into an entry would not
+/// either. Listed in `to_sync`.
+fn place_unshared<R: WheelBytes>(
+    venv: &Venv,
+    sources: &[Source<R>],
+    plans: &[WheelPlan],
+    shared: &SharedDirs,
+    copying: &AtomicBool,
+    to_sync: &ToSync,
+) -> Result<(), WheelInstallError> {
+    let files: Vec<(usize, usize)> = plans
+        .iter()
+        .enumerate()
+        .flat_map(|(at, plan)| (0..plan.files.len()).map(move |file| (at, file)))
+        .filter(|(at, file)| shared.covers(*at, *file))
+        .collect();
+    create_parents(
+        venv.root(),
+        files
+            .iter()
+            .map(|(at, file)| plans[*at].files[*file].dest.as_path()),
+        to_sync,
+    )
+    .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
+    files.par_iter().try_for_each(|(at, file)| {
+        let Source::Entry { entry, layout, .. } = &sources[*at] else {
+            return Ok(());
+        };
+        let indexed = &entry.index.files[*file];
+        let mut buffer = vec![0u8; place::COPY_BUFFER];
+        place_from_store(
+            copying,
+            &entry.file(&indexed.path),
+            indexed,
+            &plans[*at].files[*file].dest,
+            layout.files[*file].mode,
+            None,
+            &mut buffer,
+            to_sync,
+        )
+        .map(drop)
+        .map_err(|problem| WheelInstallError::Wheel {
+            wheel: layout.file_name(),
+            problem,
+        })
+    })
+}
+
 /// Puts the files `range` of one wheel in place: extracted from its archive, or linked
-/// from its store entry (what is written listed in `to_sync`); their RECORD rows.
+/// from its store entry (what is written listed in `to_sync`), except those `linked`
+/// says a directory link brings; their RECORD rows.
 fn place_chunk<R: WheelBytes>(
     source: &Source<R>,
     plan: &WheelPlan,
     range: Range<usize>,
+    linked: &dyn Fn(usize) -> bool,
     copying: &AtomicBool,
     python: &Path,
     to_sync: &ToSync,
@@ -646,6 +764,13 @@ fn place_chunk<R: WheelBytes>(
         Source::Entry { entry, .. } => range
             .map(|at| {
                 let (indexed, planned) = (&entry.index.files[at], &plan.files[at]);
+                if linked(at) {
+                    let written = Written {
+                        sha256: indexed.sha256,
+                        size: indexed.size,
+                    };
+                    return Ok(written.record_row(&plan.lib_dir, &planned.dest));
+                }
                 place_from_store(
                     copying,
                     &entry.file(&indexed.path),

@@ -552,6 +552,7 @@ fn everything_written_into_a_venv_or_the_store_is_listed_to_be_synced() {
         let session = store.open_for_install().unwrap();
         let shared_placement = Placement::Shared {
             sha256: "d".repeat(64),
+            link_dirs: true,
         };
         let wheels = [(&shared, shared_placement), (&local, Placement::Local)]
             .into_iter()
@@ -567,4 +568,103 @@ fn everything_written_into_a_venv_or_the_store_is_listed_to_be_synced() {
         let linked = fs::metadata(venv.purelib().join("demo_pkg/__init__.py")).unwrap();
         assert!(linked.nlink() > 1, "{name}: linked from the store");
     }
+}
+
+/// A venv whose shared wheels the store already held gets one symbolic link for each
+/// directory a single wheel fills from one place of its entry (`share`): the package, each
+/// wheel's part of a namespace package two wheels share; a directory filled from the
+/// wheel's root and its `.data/purelib` at once, and every `.dist-info`, stay directories
+/// of hard links, which keep the entries in use. The venv imports everything, its RECORD
+/// lists the files behind the links, and what was written is what is listed to be synced.
+#[test]
+fn a_venv_links_the_directories_the_store_holds_whole() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let interpreter =
+        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
+    let apps = dir.path().join("apps");
+    fs::create_dir(&apps).unwrap();
+    let store = crate::store::Store::of(&apps);
+    let wheels = [
+        demo_wheel(dir.path()),
+        WheelSpec::new("ns_one-1.0-py3-none-any.whl")
+            .file("ns/one/__init__.py", b"ONE = 1\n")
+            .file("ns/one/deep/x.py", b"X = 1\n")
+            .write(dir.path()),
+        WheelSpec::new("ns_two-1.0-py3-none-any.whl")
+            .file("ns/two/__init__.py", b"TWO = 2\n")
+            .write(dir.path()),
+        WheelSpec::new("mix-1.0-py3-none-any.whl")
+            .file("mix/__init__.py", b"")
+            .file("mix-1.0.data/purelib/mix/b.py", b"B = 'b'\n")
+            .write(dir.path()),
+    ];
+    let install = |name: &str, link_dirs: bool| {
+        let root = apps.join(name).join("venv");
+        fs::create_dir_all(root.parent().unwrap()).unwrap();
+        let to_sync = ToSync::new();
+        let venv =
+            Venv::create_staged(&root, &root, &interpreter, &[] as &[String], &to_sync).unwrap();
+        let session = store.open_for_install().unwrap();
+        let inputs = wheels
+            .iter()
+            .enumerate()
+            .map(|(at, path)| WheelInput {
+                file_name: display_name(path),
+                bytes: WheelFile::open(path).unwrap(),
+                placement: Placement::Shared {
+                    sha256: format!("{at}").repeat(64),
+                    link_dirs,
+                },
+            })
+            .collect();
+        let options = InstallOptions::default();
+        install_from(&venv, inputs, Some(&session), &options, &to_sync, &|| {}).unwrap();
+        to_sync.debug_assert_covers(&root);
+        to_sync.sync().unwrap();
+        venv
+    };
+    let is_link = |path: PathBuf| fs::symlink_metadata(path).unwrap().is_symlink();
+
+    // Unpacked by this install: nothing is linked before its entry is published.
+    let first = install("first", true);
+    assert!(!is_link(first.purelib().join("demo_pkg")));
+
+    let second = install("second", true);
+    let lib = second.purelib();
+    for linked in ["demo_pkg", "ns/one", "ns/two"] {
+        assert!(is_link(lib.join(linked)), "{linked} is a link");
+    }
+    let target = fs::read_link(lib.join("demo_pkg")).unwrap();
+    assert!(target.is_relative(), "{target:?}");
+    assert_eq!(
+        fs::canonicalize(lib.join(&target)).unwrap(),
+        fs::canonicalize(store.entry_dir(&"0".repeat(64)).join("files/demo_pkg")).unwrap()
+    );
+    for real in ["ns", "mix", "demo_pkg-1.0.dist-info"] {
+        assert!(!is_link(lib.join(real)), "{real} is a directory");
+    }
+    let metadata = fs::metadata(lib.join("demo_pkg-1.0.dist-info/METADATA")).unwrap();
+    assert!(metadata.nlink() > 1, "METADATA is a hard link");
+    let record = fs::read_to_string(lib.join("demo_pkg-1.0.dist-info/RECORD")).unwrap();
+    assert!(record.contains("demo_pkg/__init__.py,sha256="), "{record}");
+    assert!(record.contains("demo_pkg/tool.sh,sha256="), "{record}");
+    let output = Command::new(second.python())
+        .args([
+            "-c",
+            "import demo_pkg, ns.one.deep.x, ns.two, mix.b; print(ns.one.ONE + ns.two.TWO, mix.b.B)",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "3 b\n");
+
+    // Without the first venv, the second's hard links still keep every entry in use.
+    fs::remove_dir_all(apps.join("first")).unwrap();
+    let collected = store.collect_garbage(false, false).unwrap().unwrap();
+    assert!(collected.removed.is_empty(), "{collected:?}");
+    assert_eq!(collected.kept, wheels.len());
+
+    let unlinked = install("third", false);
+    assert!(!is_link(unlinked.purelib().join("demo_pkg")));
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use pyapp_bundle::layout::{CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME, SRC_PREFIX};
-use pyapp_bundle::metadata::{DependencyMode, Metadata};
+use pyapp_bundle::metadata::{DependencyMode, Isolation, Metadata};
 use pyapp_bundle::reader::Bundle;
 use pyapp_cli::StepLog;
 
@@ -197,6 +197,8 @@ fn fill(
         .iter()
         .map(|dependency| (dependency.wheel.as_str(), dependency.mode))
         .collect();
+    // A chroot sees the release, not the store: its venv holds every file itself.
+    let link_dirs = metadata.isolation == Isolation::None;
     let mut wheels = Vec::new();
     for entry in bundle.entries() {
         let Some(file_name) = entry.name.strip_prefix(DEPS_PREFIX) else {
@@ -205,6 +207,7 @@ fn fill(
         let placement = match shared.get(file_name) {
             Some(DependencyMode::Shared) => Placement::Shared {
                 sha256: hex::encode(entry.sha256),
+                link_dirs: link_dirs && file_name != metadata.app_wheel,
             },
             _ => Placement::Local,
         };

@@ -1,0 +1,256 @@
+//! Directories of a venv shared whole with the store: instead of a directory of the venv
+//! and a hard link for each of its files, one symbolic link to the same directory of the
+//! wheel's store entry, when every file the venv gets below it comes from that entry.
+//!
+//! `django/` of a venv is ~300 directories and ~2,700 files: made one by one, a second app
+//! or an upgrade pays a `mkdir` and an `fsync` per directory and a `link` per file for
+//! what the store already holds, durably. A link to the entry's `files/django` costs one
+//! entry in `site-packages/`.
+//!
+//! The rules (spec/FORMAT.md 6.6, "Shared directories"):
+//! - only wheels the caller allows (`Placement::Shared { link_dirs: true }`), whose entry
+//!   was already published when the install began (its path is final and durable), and
+//!   only when no bytecode is compiled (it would be written into the store);
+//! - a directory below `purelib` or `platlib` is linked when every file the venv gets in
+//!   it (any wheel's, and `INSTALLER` and `RECORD`) is a file of that one wheel from one
+//!   place of its entry (its root, or `.data/purelib` or `.data/platlib`), never a
+//!   `#!python` script; the shallowest such directory is linked, so a namespace package
+//!   two wheels share (`google/`) stays a directory with a link for each wheel's part;
+//! - `.dist-info` is never linked (`INSTALLER` and `RECORD` are the venv's own), and its
+//!   files are hard links: the entry stays in use (6.6, link counts) while the release
+//!   lives;
+//! - the link is relative (`../../../../../../../.store/wheels/SHA256/files/django`), so it
+//!   holds under `--root` and once the staging directory is renamed into place.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::layout::{WheelLayout, WheelPlan};
+use crate::store::StoreEntry;
+use crate::venv::Venv;
+
+/// A directory of the venv made a symbolic link into a store entry.
+#[derive(Debug)]
+pub struct DirLink {
+    /// Where the link goes in the venv.
+    pub path: PathBuf,
+    /// What it points to, relative to its directory.
+    pub target: PathBuf,
+}
+
+/// The directories of a venv shared with the store.
+#[derive(Debug, Default)]
+pub struct SharedDirs {
+    pub links: Vec<DirLink>,
+    /// For each wheel, for each of its planned files: whether a link brings it.
+    pub covered: Vec<Vec<bool>>,
+}
+
+impl SharedDirs {
+    /// Whether file `file` of wheel `wheel` comes through a link.
+    pub fn covers(&self, wheel: usize, file: usize) -> bool {
+        self.covered
+            .get(wheel)
+            .and_then(|files| files.get(file))
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+/// Who gives a directory its files: one wheel, from one place of its entry (the length
+/// of the entry name's prefix above the venv path), or several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    One { wheel: usize, prefix: usize },
+    Mixed,
+}
+
+/// One wheel to plan for: its layout and plan, and its store entry when its directories
+/// may be shared.
+pub struct Candidate<'a> {
+    pub layout: &'a WheelLayout,
+    pub plan: &'a WheelPlan,
+    pub entry: Option<&'a StoreEntry>,
+}
+
+/// Which directories of `venv` become links into the store at `store_dir`, for `wheels`.
+/// None when the store is on another filesystem than the venv (its files are copied
+/// then, and a copied entry has no link keeping it in use).
+pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
+    let mut shared = SharedDirs {
+        links: Vec::new(),
+        covered: wheels
+            .iter()
+            .map(|wheel| vec![false; wheel.plan.files.len()])
+            .collect(),
+    };
+    if wheels.iter().all(|wheel| wheel.entry.is_none()) || !same_filesystem(venv, store_dir) {
+        return shared;
+    }
+    let lib_dirs = [venv.purelib(), venv.platlib()];
+    let lib_dir_of = |dest: &Path| lib_dirs.iter().find(|dir| dest.starts_with(dir));
+
+    // INSTALLER and RECORD are the venv's own: no `.dist-info` is ever linked.
+    let dist_infos: Vec<PathBuf> = wheels
+        .iter()
+        .map(|wheel| wheel.plan.lib_dir.join(&wheel.layout.dist_info))
+        .collect();
+    let mut owners: HashMap<&Path, Owner> = HashMap::new();
+    let mut file_owners: Vec<Vec<Option<Owner>>> = Vec::with_capacity(wheels.len());
+    for (wheel, candidate) in wheels.iter().enumerate() {
+        let owners_of_files = candidate
+            .layout
+            .files
+            .iter()
+            .zip(&candidate.plan.files)
+            .map(|(file, planned)| {
+                candidate.entry?;
+                if planned.script {
+                    return None;
+                }
+                let lib_dir = lib_dir_of(&planned.dest)?;
+                let below = planned.dest.strip_prefix(lib_dir).ok()?.to_str()?;
+                let prefix = file.entry.strip_suffix(below)?;
+                (prefix.is_empty() || prefix.ends_with('/')).then_some(Owner::One {
+                    wheel,
+                    prefix: prefix.len(),
+                })
+            })
+            .collect();
+        file_owners.push(owners_of_files);
+    }
+    for (candidate, files) in wheels.iter().zip(&file_owners) {
+        let writes = candidate
+            .plan
+            .files
+            .iter()
+            .zip(files)
+            .map(|(planned, owner)| (planned.dest.as_path(), owner.unwrap_or(Owner::Mixed)));
+        for (dest, owner) in writes {
+            for dir in dirs_below(lib_dir_of(dest), dest) {
+                owners
+                    .entry(dir)
+                    .and_modify(|first| {
+                        if *first != owner {
+                            *first = Owner::Mixed;
+                        }
+                    })
+                    .or_insert(owner);
+            }
+        }
+    }
+    for dir in &dist_infos {
+        owners.insert(dir, Owner::Mixed);
+    }
+
+    let mut linked: HashSet<&Path> = HashSet::new();
+    for (wheel, candidate) in wheels.iter().enumerate() {
+        let Some(entry) = candidate.entry else {
+            continue;
+        };
+        for (at, (file, planned)) in candidate
+            .layout
+            .files
+            .iter()
+            .zip(&candidate.plan.files)
+            .enumerate()
+        {
+            let Some(Owner::One { prefix, .. }) = file_owners[wheel][at] else {
+                continue;
+            };
+            let Some(lib_dir) = lib_dir_of(&planned.dest) else {
+                continue;
+            };
+            let mut dirs = dirs_below(Some(lib_dir), &planned.dest);
+            dirs.reverse();
+            let wanted = Owner::One { wheel, prefix };
+            let Some(dir) = dirs
+                .into_iter()
+                .find(|dir| owners.get(dir) == Some(&wanted))
+            else {
+                continue;
+            };
+            if !linked.contains(dir) {
+                let Some(below) = dir.strip_prefix(lib_dir).ok().and_then(Path::to_str) else {
+                    continue;
+                };
+                let source = entry.file(&format!("{}{below}", &file.entry[..prefix]));
+                let Some(target) = dir.parent().and_then(|from| relative(from, &source)) else {
+                    continue;
+                };
+                linked.insert(dir);
+                shared.links.push(DirLink {
+                    path: dir.to_path_buf(),
+                    target,
+                });
+            }
+            shared.covered[wheel][at] = true;
+        }
+    }
+    shared
+}
+
+/// The directories above `dest` and below `lib_dir`, deepest first; none when `dest` is
+/// not below a lib dir.
+fn dirs_below<'p>(lib_dir: Option<&PathBuf>, dest: &'p Path) -> Vec<&'p Path> {
+    let Some(lib_dir) = lib_dir else {
+        return Vec::new();
+    };
+    dest.ancestors()
+        .skip(1)
+        .take_while(|dir| *dir != lib_dir.as_path() && dir.starts_with(lib_dir))
+        .collect()
+}
+
+/// Whether the venv and the store are on one filesystem (hard links between them work).
+fn same_filesystem(venv: &Venv, store_dir: &Path) -> bool {
+    match (fs::metadata(venv.root()), fs::metadata(store_dir)) {
+        (Ok(venv), Ok(store)) => venv.dev() == store.dev(),
+        _ => false,
+    }
+}
+
+/// `to` relative to the directory `from`, both absolute and made of plain names only
+/// (`None` otherwise): `../../.store/wheels/…`.
+fn relative(from: &Path, to: &Path) -> Option<PathBuf> {
+    let (from, to) = (plain_components(from)?, plain_components(to)?);
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut path = PathBuf::new();
+    for _ in common..from.len() {
+        path.push("..");
+    }
+    for component in &to[common..] {
+        path.push(component);
+    }
+    Some(path)
+}
+
+/// The names of an absolute path made of plain names only.
+fn plain_components(path: &Path) -> Option<Vec<Component<'_>>> {
+    let mut components = path.components();
+    (components.next() == Some(Component::RootDir)
+        && components.all(|c| matches!(c, Component::Normal(_))))
+    .then(|| path.components().skip(1).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_climbs_to_the_common_directory() {
+        assert_eq!(
+            relative(
+                Path::new("/apps/a/releases/r/venv/lib/python3.11/site-packages"),
+                Path::new("/apps/.store/wheels/ab/files/django")
+            ),
+            Some(PathBuf::from(
+                "../../../../../../../.store/wheels/ab/files/django"
+            ))
+        );
+        assert_eq!(relative(Path::new("/a/../b"), Path::new("/c")), None);
+        assert_eq!(relative(Path::new("a"), Path::new("/c")), None);
+    }
+}
