@@ -312,9 +312,32 @@ hash -r 2>/dev/null
         )
     }
 
+    /// What [`Venv::create`] linked into site-packages from the system (its symbolic
+    /// links there): the system's, never to be written through.
+    pub fn linked_modules(&self) -> Vec<PathBuf> {
+        let mut links = Vec::new();
+        for dir in [self.purelib(), self.platlib()] {
+            let Ok(listing) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in listing.flatten() {
+                if entry.file_type().is_ok_and(|kind| kind.is_symlink())
+                    && !links.contains(&entry.path())
+                {
+                    links.push(entry.path());
+                }
+            }
+        }
+        links
+    }
+
     /// Link each of `names` from `dir` into site-packages: a package directory `NAME/`,
     /// a module `NAME.py`, or an extension module built for this interpreter.
-    fn link_system_modules(&self, dir: &Path, names: &[impl AsRef<str>]) -> Result<(), VenvError> {
+    pub(crate) fn link_system_modules(
+        &self,
+        dir: &Path,
+        names: &[impl AsRef<str>],
+    ) -> Result<(), VenvError> {
         for name in names {
             let found = system_module_file(&self.interpreter, dir, name.as_ref())?;
             make_symlink(&dir.join(&found), &self.purelib().join(&found))?;

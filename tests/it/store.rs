@@ -202,12 +202,29 @@ fn two_apps_share_the_stores_files_and_keep_their_own_scripts_and_local_wheels()
     install(root, HELLO2);
     let ((one, site1), (two, site2)) = (release(root, "hello"), release(root, "hello2"));
 
-    // A shared wheel's file: one inode, in the store and in both venvs.
+    // A shared wheel's file: one inode, in the store and in both venvs. The first venv,
+    // which unpacked the entry, links each file; the second links the package's directory
+    // (FORMAT.md 6.6, "Shared directories") and each file of the `.dist-info`.
     let flask = entry_of(root, "flask-").expect("flask is in the store");
     let stored = identity(&flask.join("files/flask/app.py"));
     assert_eq!(identity(&site1.join("flask/app.py")), stored);
     assert_eq!(identity(&site2.join("flask/app.py")), stored);
-    assert_eq!(stored.2, 3, "the store's file and two venvs' links");
+    assert_eq!(stored.2, 2, "the store's file and the first venv's link");
+    assert!(!fs::symlink_metadata(site1.join("flask"))
+        .expect("lstat")
+        .is_symlink());
+    let link = fs::read_link(site2.join("flask")).expect("the second venv links flask/");
+    assert!(link.is_relative(), "{}", link.display());
+    assert_eq!(
+        fs::canonicalize(site2.join("flask")).expect("resolve"),
+        fs::canonicalize(flask.join("files/flask")).expect("resolve")
+    );
+    let metadata = identity(&flask.join("files/flask-3.0.3.dist-info/METADATA"));
+    assert_eq!(
+        identity(&site2.join("flask-3.0.3.dist-info/METADATA")),
+        metadata
+    );
+    assert_eq!(metadata.2, 3, "the store's file and two venvs' links");
     let meta = fs::metadata(flask.join("files/flask/app.py")).expect("stat");
     assert_eq!(
         (meta.mode() & 0o7777, meta.uid()),

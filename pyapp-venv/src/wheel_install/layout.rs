@@ -19,7 +19,7 @@ use zip::ZipArchive;
 
 use super::entry_points::{self, EntryPoint};
 use super::record::{self, RecordRow};
-use super::{entry_problem, WheelInstallError, WheelProblem, MAX_METADATA_FILE};
+use super::{display_name, entry_problem, WheelInstallError, WheelProblem, MAX_METADATA_FILE};
 use crate::store::StoreEntry;
 use crate::venv::Venv;
 
@@ -497,6 +497,7 @@ pub fn check_conflicts(
         .iter()
         .map(|n| bin.join(n))
         .collect();
+    let system_modules = venv.linked_modules();
     let describe = |wheel: usize, writer: &Writer| {
         let layout = wheels[wheel].0;
         let file_name = layout.file_name();
@@ -536,6 +537,15 @@ pub fn check_conflicts(
                     problem: WheelProblem::Interpreter {
                         what: describe(wheel, &writer),
                         path: dest.into_owned(),
+                    },
+                });
+            }
+            if let Some(module) = system_modules.iter().find(|link| dest.starts_with(link)) {
+                return Err(WheelInstallError::Wheel {
+                    wheel: layout.file_name(),
+                    problem: WheelProblem::SystemModule {
+                        what: describe(wheel, &writer),
+                        module: display_name(module),
                     },
                 });
             }

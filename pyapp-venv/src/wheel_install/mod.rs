@@ -7,7 +7,9 @@
 //! is written. Then, in parallel chunks of files across all wheels (`place`): the shared
 //! wheels the store lacks are unpacked under its `tmp/` (streamed from the archive, hashed
 //! while written, checked against RECORD); every file is extracted into the venv (`local`
-//! wheels) or hard-linked from the store (`shared` ones) while the new entries are synced
+//! wheels) or hard-linked from the store (`shared` ones; a directory an entry published
+//! before the install fills whole is one symbolic link to it instead: `share`) while the
+//! new entries are synced
 //! (each file's write-back started as it is closed, every file and directory written into
 //! them listed to be synced: nothing is walked), then published; and each wheel gets its
 //! launchers, `INSTALLER` and a RECORD of what was actually written. What the venv was
@@ -201,6 +203,8 @@ pub enum WheelProblem {
     DataKey { key: String, entry: String },
     #[error("{what} would overwrite the venv's interpreter `{path}`")]
     Interpreter { what: String, path: PathBuf },
+    #[error("{what} would be written into the system module `{module}` linked into the venv (system.python-modules)")]
+    SystemModule { what: String, module: String },
     #[error("failed to write `{path}`: {source}")]
     Write { path: PathBuf, source: io::Error },
 }

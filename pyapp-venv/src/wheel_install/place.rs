@@ -68,8 +68,9 @@ impl<R: Read> Read for HashingReader<R> {
 
 /// Creates the directories the files at `paths` go in, below `base` (which exists), each
 /// with one `mkdir`, in parallel: sorted by their bytes, every directory comes after its
-/// parent, and one whose parent another thread has not made yet makes it itself. Each of
-/// them is listed in `to_sync` (made now or before, it is given entries); `base` is not.
+/// parent, and one whose parent another thread has not made yet makes it itself. One that
+/// exists must be a directory, not a link to one: nothing is written through a link. Each
+/// of them is listed in `to_sync` (made now or before, it is given entries); `base` is not.
 pub fn create_parents<'a>(
     base: &Path,
     paths: impl Iterator<Item = &'a Path>,
@@ -91,7 +92,13 @@ pub fn create_parents<'a>(
     dirs.par_iter().try_for_each(|dir| {
         match fs::create_dir(dir) {
             Ok(()) => Ok(()),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                match fs::symlink_metadata(dir) {
+                    Ok(meta) if meta.is_dir() => Ok(()),
+                    Ok(_) => Err(io::Error::other("exists and is not a directory")),
+                    Err(err) => Err(err),
+                }
+            }
             Err(err) if err.kind() == io::ErrorKind::NotFound => fs::create_dir_all(dir),
             Err(err) => Err(err),
         }

@@ -668,3 +668,28 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
     let unlinked = install("third", false);
     assert!(!is_link(unlinked.purelib().join("demo_pkg")));
 }
+
+/// A system module linked into the venv (`system.python-modules`) is the system's: a wheel
+/// with a file below its name is refused before anything is written, and nothing reaches
+/// the system's directory through the link.
+#[test]
+fn a_wheel_cannot_write_through_a_linked_system_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let system = dir.path().join("dist-packages");
+    fs::create_dir_all(system.join("victim")).unwrap();
+    fs::write(system.join("victim/__init__.py"), b"").unwrap();
+    let venv = venv(dir.path());
+    venv.link_system_modules(&system, &["victim"]).unwrap();
+    let wheel = WheelSpec::new("evil-1.0-py3-none-any.whl")
+        .file("evil/__init__.py", b"")
+        .file("victim/planted.py", b"print('planted')\n")
+        .write(dir.path());
+    let err = install(&venv, &[wheel]).unwrap_err();
+    assert!(
+        err.to_string().contains("victim/planted.py")
+            && err.to_string().contains("system module `victim`"),
+        "{err}"
+    );
+    assert!(!system.join("victim/planted.py").exists());
+    assert!(!venv.purelib().join("evil").exists(), "nothing written");
+}
