@@ -40,14 +40,14 @@ fn file<'a>(files: &'a mut [(String, Vec<u8>)], path: &str) -> &'a mut Vec<u8> {
         .1
 }
 
-/// The base bundle asking for the system's `yaml` module (linked into the venv from
+/// The base bundle asking for the system's `apt` module (linked into the venv from
 /// /usr/lib/python3/dist-packages), its app wheel with a file below that name.
 fn into_a_system_module() -> Vec<u8> {
     let mut draft = Draft::base();
-    draft.metadata("  python-modules: []", "  python-modules: [yaml]");
+    draft.metadata("  python-modules: []", "  python-modules: [apt]");
     let name = draft.wheel_name("hello-");
     let mut files = wheel_files(draft.data(&name));
-    add_recorded(&mut files, "yaml/planted.py", b"import os\n");
+    add_recorded(&mut files, "apt/planted.py", b"import os\n");
     draft.replace_wheel(&name, wheel_of(&files));
     draft.to_bytes()
 }
@@ -59,7 +59,7 @@ pub fn cases() -> Vec<Case> {
         refused(
             "wheel-into-a-system-module",
             into_a_system_module(),
-            format!("{wheel}: {wheel} (yaml/planted.py) would be written into the system module `yaml` linked into the venv (system.python-modules)"),
+            format!("{wheel}: {wheel} (apt/planted.py) would be written into the system module `apt` linked into the venv (system.python-modules)"),
         ),
         refused(
             "wheel-entry-dotdot",
