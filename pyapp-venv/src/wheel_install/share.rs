@@ -75,6 +75,9 @@ pub struct Candidate<'a> {
     pub entry: Option<&'a StoreEntry>,
 }
 
+/// A path below one of the venv's lib directories: which one, and the rest, `/`-separated.
+type Below<'a> = (usize, &'a str);
+
 /// Which directories of `venv` become links into the store at `store_dir`, for `wheels`.
 /// None when the store is on another filesystem than the venv (its files are copied
 /// then, and a copied entry has no link keeping it in use).
@@ -90,101 +93,87 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
         return shared;
     }
     let lib_dirs = [venv.purelib(), venv.platlib()];
-    let lib_dir_of = |dest: &Path| lib_dirs.iter().find(|dir| dest.starts_with(dir));
-
-    // INSTALLER and RECORD are the venv's own: no `.dist-info` is ever linked.
-    let dist_infos: Vec<PathBuf> = wheels
+    let below = |path: &'_ Path| -> Option<(usize, String)> {
+        lib_dirs.iter().enumerate().find_map(|(at, dir)| {
+            let rest = path.strip_prefix(dir).ok()?.to_str()?;
+            // purelib and platlib are most often one directory: name it once.
+            let at = if lib_dirs[0] == *dir { 0 } else { at };
+            Some((at, rest.to_owned()))
+        })
+    };
+    // Each planned file's place below a lib dir, and who would own it: computed once, as
+    // strings, so that its directories are slices of it.
+    let placed: Vec<Vec<Option<((usize, String), Option<Owner>)>>> = wheels
         .iter()
-        .map(|wheel| wheel.plan.lib_dir.join(&wheel.layout.dist_info))
-        .collect();
-    let mut owners: HashMap<&Path, Owner> = HashMap::new();
-    let mut file_owners: Vec<Vec<Option<Owner>>> = Vec::with_capacity(wheels.len());
-    for (wheel, candidate) in wheels.iter().enumerate() {
-        let owners_of_files = candidate
-            .layout
-            .files
-            .iter()
-            .zip(&candidate.plan.files)
-            .map(|(file, planned)| {
-                candidate.entry?;
-                if planned.script {
-                    return None;
-                }
-                let lib_dir = lib_dir_of(&planned.dest)?;
-                let below = planned.dest.strip_prefix(lib_dir).ok()?.to_str()?;
-                let prefix = file.entry.strip_suffix(below)?;
-                (prefix.is_empty() || prefix.ends_with('/')).then_some(Owner::One {
-                    wheel,
-                    prefix: prefix.len(),
+        .enumerate()
+        .map(|(wheel, candidate)| {
+            candidate
+                .layout
+                .files
+                .iter()
+                .zip(&candidate.plan.files)
+                .map(|(file, planned)| {
+                    let (lib, rest) = below(&planned.dest)?;
+                    let owner = candidate
+                        .entry
+                        .filter(|_| !planned.script)
+                        .and_then(|_| file.entry.strip_suffix(rest.as_str()))
+                        .filter(|prefix| prefix.is_empty() || prefix.ends_with('/'))
+                        .map(|prefix| Owner::One {
+                            wheel,
+                            prefix: prefix.len(),
+                        });
+                    Some(((lib, rest), owner))
                 })
-            })
-            .collect();
-        file_owners.push(owners_of_files);
-    }
-    for (candidate, files) in wheels.iter().zip(&file_owners) {
-        let writes = candidate
-            .plan
-            .files
-            .iter()
-            .zip(files)
-            .map(|(planned, owner)| (planned.dest.as_path(), owner.unwrap_or(Owner::Mixed)));
-        for (dest, owner) in writes {
-            for dir in dirs_below(lib_dir_of(dest), dest) {
-                owners
-                    .entry(dir)
-                    .and_modify(|first| {
-                        if *first != owner {
-                            *first = Owner::Mixed;
-                        }
-                    })
-                    .or_insert(owner);
-            }
+                .collect()
+        })
+        .collect();
+    // INSTALLER and RECORD are the venv's own: no `.dist-info` is ever linked.
+    let dist_infos: Vec<Option<(usize, String)>> = wheels
+        .iter()
+        .map(|wheel| below(&wheel.plan.lib_dir.join(&wheel.layout.dist_info)))
+        .collect();
+
+    let mut owners: HashMap<Below, Owner> = HashMap::new();
+    for ((lib, rest), owner) in placed.iter().flatten().flatten() {
+        let owner = owner.unwrap_or(Owner::Mixed);
+        for dir in dirs_of(rest) {
+            owners
+                .entry((*lib, dir))
+                .and_modify(|first| {
+                    if *first != owner {
+                        *first = Owner::Mixed;
+                    }
+                })
+                .or_insert(owner);
         }
     }
-    for dir in &dist_infos {
-        owners.insert(dir, Owner::Mixed);
+    for (lib, dir) in dist_infos.iter().flatten() {
+        owners.insert((*lib, dir), Owner::Mixed);
     }
 
-    let mut linked: HashSet<&Path> = HashSet::new();
+    let mut linked: HashSet<Below> = HashSet::new();
     for (wheel, candidate) in wheels.iter().enumerate() {
         let Some(entry) = candidate.entry else {
             continue;
         };
-        for (at, (file, planned)) in candidate
-            .layout
-            .files
-            .iter()
-            .zip(&candidate.plan.files)
-            .enumerate()
-        {
-            let Some(Owner::One { prefix, .. }) = file_owners[wheel][at] else {
-                continue;
-            };
-            let Some(lib_dir) = lib_dir_of(&planned.dest) else {
-                continue;
-            };
-            let mut dirs = dirs_below(Some(lib_dir), &planned.dest);
-            dirs.reverse();
-            let wanted = Owner::One { wheel, prefix };
-            let Some(dir) = dirs
-                .into_iter()
-                .find(|dir| owners.get(dir) == Some(&wanted))
+        for (at, file) in candidate.layout.files.iter().enumerate() {
+            let Some(((lib, rest), Some(owner @ Owner::One { prefix, .. }))) = &placed[wheel][at]
             else {
                 continue;
             };
-            if !linked.contains(dir) {
-                let Some(below) = dir.strip_prefix(lib_dir).ok().and_then(Path::to_str) else {
+            let Some(dir) = dirs_of(rest).find(|dir| owners.get(&(*lib, *dir)) == Some(owner))
+            else {
+                continue;
+            };
+            if !linked.contains(&(*lib, dir)) {
+                let path = lib_dirs[*lib].join(dir);
+                let source = entry.file(&format!("{}{dir}", &file.entry[..*prefix]));
+                let Some(target) = path.parent().and_then(|from| relative(from, &source)) else {
                     continue;
                 };
-                let source = entry.file(&format!("{}{below}", &file.entry[..prefix]));
-                let Some(target) = dir.parent().and_then(|from| relative(from, &source)) else {
-                    continue;
-                };
-                linked.insert(dir);
-                shared.links.push(DirLink {
-                    path: dir.to_path_buf(),
-                    target,
-                });
+                linked.insert((*lib, dir));
+                shared.links.push(DirLink { path, target });
             }
             shared.covered[wheel][at] = true;
         }
@@ -192,16 +181,10 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
     shared
 }
 
-/// The directories above `dest` and below `lib_dir`, deepest first; none when `dest` is
-/// not below a lib dir.
-fn dirs_below<'p>(lib_dir: Option<&PathBuf>, dest: &'p Path) -> Vec<&'p Path> {
-    let Some(lib_dir) = lib_dir else {
-        return Vec::new();
-    };
-    dest.ancestors()
-        .skip(1)
-        .take_while(|dir| *dir != lib_dir.as_path() && dir.starts_with(lib_dir))
-        .collect()
+/// The directories a file at `rest` (below a lib dir) is in, shallowest first:
+/// `a/b/c.py` is in `a`, then `a/b`.
+fn dirs_of(rest: &str) -> impl Iterator<Item = &str> {
+    rest.match_indices('/').map(|(at, _)| &rest[..at])
 }
 
 /// Whether the venv and the store are on one filesystem (hard links between them work).
