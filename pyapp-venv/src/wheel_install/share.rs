@@ -78,6 +78,10 @@ pub struct Candidate<'a> {
 /// A path below one of the venv's lib directories: which one, and the rest, `/`-separated.
 type Below<'a> = (usize, &'a str);
 
+/// A planned file below a lib dir (which one, and the rest of its path), and its owner
+/// when it may be shared.
+type Placed = ((usize, String), Option<Owner>);
+
 /// Which directories of `venv` become links into the store at `store_dir`, for `wheels`.
 /// None when the store is on another filesystem than the venv (its files are copied
 /// then, and a copied entry has no link keeping it in use).
@@ -103,7 +107,7 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
     };
     // Each planned file's place below a lib dir, and who would own it: computed once, as
     // strings, so that its directories are slices of it.
-    let placed: Vec<Vec<Option<((usize, String), Option<Owner>)>>> = wheels
+    let placed: Vec<Vec<Option<Placed>>> = wheels
         .iter()
         .enumerate()
         .map(|(wheel, candidate)| {
