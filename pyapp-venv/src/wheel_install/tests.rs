@@ -693,3 +693,77 @@ fn a_wheel_cannot_write_through_a_linked_system_module() {
     assert!(!system.join("victim/planted.py").exists());
     assert!(!venv.purelib().join("evil").exists(), "nothing written");
 }
+
+/// A venv on the store's filesystem but behind another mount (a bind mount: one device,
+/// yet `link(2)` fails with EXDEV) gets copies of the files its links would have brought:
+/// a link into an entry nothing hard-links would not keep it in use. Needs root (mount).
+#[test]
+fn a_venv_behind_another_mount_copies_instead_of_linking_directories() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let interpreter =
+        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
+    let apps = dir.path().join("apps");
+    fs::create_dir(&apps).unwrap();
+    let store = crate::store::Store::of(&apps);
+    let wheel = demo_wheel(dir.path());
+    let install = |root: &Path| {
+        let to_sync = ToSync::new();
+        let venv =
+            Venv::create_staged(root, root, &interpreter, &[] as &[String], &to_sync).unwrap();
+        let session = store.open_for_install().unwrap();
+        let input = WheelInput {
+            file_name: display_name(&wheel),
+            bytes: WheelFile::open(&wheel).unwrap(),
+            placement: Placement::Shared {
+                sha256: "e".repeat(64),
+                link_dirs: true,
+            },
+        };
+        let report = install_from(
+            &venv,
+            vec![input],
+            Some(&session),
+            &InstallOptions::default(),
+            &to_sync,
+            &|| {},
+        )
+        .unwrap();
+        to_sync.debug_assert_covers(root);
+        (venv, report)
+    };
+    install(&apps.join("first"));
+
+    let (outside, mount_point) = (dir.path().join("outside"), apps.join("mounted"));
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(&mount_point).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&outside)
+        .arg(&mount_point)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount --bind (this test needs root)");
+    let result = std::panic::catch_unwind(|| {
+        let (venv, report) = install(&mount_point.join("venv"));
+        let package = venv.purelib().join("demo_pkg");
+        assert!(!fs::symlink_metadata(&package).unwrap().is_symlink());
+        let copied = fs::metadata(package.join("__init__.py")).unwrap();
+        assert_eq!(copied.nlink(), 1, "a copy");
+        assert!(
+            report.notes.iter().any(|n| n.contains("copied")),
+            "{:?}",
+            report.notes
+        );
+        let output = Command::new(venv.python())
+            .args(["-c", "import demo_pkg; print(demo_pkg.main())"])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+    });
+    let unmounted = Command::new("umount").arg(&mount_point).status().unwrap();
+    assert!(unmounted.success());
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
