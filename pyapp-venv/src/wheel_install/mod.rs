@@ -694,52 +694,35 @@ fn place_unshared<R: WheelBytes>(
     copying: &AtomicBool,
     to_sync: &ToSync,
 ) -> Result<(), WheelInstallError> {
-    let files: Vec<(usize, usize)> = plans
-        .iter()
-        .enumerate()
-        .flat_map(|(at, plan)| (0..plan.files.len()).map(move |file| (at, file)))
-        .filter(|(at, file)| shared.covers(*at, *file))
-        .collect();
-    create_parents(
-        venv.root(),
-        files
+    let covered = plans.iter().enumerate().flat_map(|(at, plan)| {
+        plan.files
             .iter()
-            .map(|(at, file)| plans[*at].files[*file].dest.as_path()),
-        to_sync,
-    )
-    .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
-    files.par_iter().try_for_each(|(at, file)| {
-        let Source::Entry { entry, layout, .. } = &sources[*at] else {
-            return Ok(());
-        };
-        let indexed = &entry.index.files[*file];
-        let mut buffer = vec![0u8; place::COPY_BUFFER];
-        place_from_store(
-            copying,
-            &entry.file(&indexed.path),
-            indexed,
-            &plans[*at].files[*file].dest,
-            layout.files[*file].mode,
-            None,
-            &mut buffer,
-            to_sync,
-        )
-        .map(drop)
-        .map_err(|problem| WheelInstallError::Wheel {
-            wheel: layout.file_name(),
-            problem,
+            .enumerate()
+            .filter(move |(file, _)| shared.covers(at, *file))
+            .map(|(_, f)| f.dest.as_path())
+    });
+    create_parents(venv.root(), covered, to_sync)
+        .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
+    let python = venv.runtime_python();
+    (0..sources.len())
+        .into_par_iter()
+        .filter(|at| shared.covers_any(*at))
+        .try_for_each(|at| {
+            let plan = &plans[at];
+            let skip = |file| !shared.covers(at, file);
+            let all = 0..plan.files.len();
+            place_chunk(&sources[at], plan, all, &skip, copying, &python, to_sync).map(drop)
         })
-    })
 }
 
 /// Puts the files `range` of one wheel in place: extracted from its archive, or linked
-/// from its store entry (what is written listed in `to_sync`), except those `linked`
-/// says a directory link brings; their RECORD rows.
+/// from its store entry (what is written listed in `to_sync`), except those of a store
+/// entry `skip` names (a directory link brings them); their RECORD rows.
 fn place_chunk<R: WheelBytes>(
     source: &Source<R>,
     plan: &WheelPlan,
     range: Range<usize>,
-    linked: &dyn Fn(usize) -> bool,
+    skip: &dyn Fn(usize) -> bool,
     copying: &AtomicBool,
     python: &Path,
     to_sync: &ToSync,
@@ -768,7 +751,7 @@ fn place_chunk<R: WheelBytes>(
         Source::Entry { entry, .. } => range
             .map(|at| {
                 let (indexed, planned) = (&entry.index.files[at], &plan.files[at]);
-                if linked(at) {
+                if skip(at) {
                     let written = Written {
                         sha256: indexed.sha256,
                         size: indexed.size,

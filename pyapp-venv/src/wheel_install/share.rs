@@ -57,6 +57,13 @@ impl SharedDirs {
             .copied()
             .unwrap_or(false)
     }
+
+    /// Whether a link brings any file of wheel `wheel` (a store entry's, then).
+    pub fn covers_any(&self, wheel: usize) -> bool {
+        self.covered
+            .get(wheel)
+            .is_some_and(|files| files.contains(&true))
+    }
 }
 
 /// Who gives a directory its files: one wheel, from one place of its entry (the length
@@ -78,9 +85,8 @@ pub struct Candidate<'a> {
 /// A path below one of the venv's lib directories: which one, and the rest, `/`-separated.
 type Below<'a> = (usize, &'a str);
 
-/// A planned file below a lib dir (which one, and the rest of its path), and its owner
-/// when it may be shared.
-type Placed = ((usize, String), Option<Owner>);
+/// A planned file below a lib dir, and its owner when it may be shared.
+type Placed<'a> = (Below<'a>, Option<Owner>);
 
 /// Which directories of `venv` become links into the store at `store_dir`, for `wheels`.
 /// None when the store is on another filesystem than the venv (its files are copied
@@ -97,14 +103,6 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
         return shared;
     }
     let lib_dirs = [venv.purelib(), venv.platlib()];
-    let below = |path: &'_ Path| -> Option<(usize, String)> {
-        lib_dirs.iter().enumerate().find_map(|(at, dir)| {
-            let rest = path.strip_prefix(dir).ok()?.to_str()?;
-            // purelib and platlib are most often one directory: name it once.
-            let at = if lib_dirs[0] == *dir { 0 } else { at };
-            Some((at, rest.to_owned()))
-        })
-    };
     // Each planned file's place below a lib dir, and who would own it: computed once, as
     // strings, so that its directories are slices of it.
     let placed: Vec<Vec<Option<Placed>>> = wheels
@@ -117,11 +115,11 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
                 .iter()
                 .zip(&candidate.plan.files)
                 .map(|(file, planned)| {
-                    let (lib, rest) = below(&planned.dest)?;
+                    let (lib, rest) = below(&lib_dirs, &planned.dest)?;
                     let owner = candidate
                         .entry
                         .filter(|_| !planned.script)
-                        .and_then(|_| file.entry.strip_suffix(rest.as_str()))
+                        .and_then(|_| file.entry.strip_suffix(rest))
                         .filter(|prefix| prefix.is_empty() || prefix.ends_with('/'))
                         .map(|prefix| Owner::One {
                             wheel,
@@ -133,9 +131,9 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
         })
         .collect();
     // INSTALLER and RECORD are the venv's own: no `.dist-info` is ever linked.
-    let dist_infos: Vec<Option<(usize, String)>> = wheels
+    let dist_infos: Vec<PathBuf> = wheels
         .iter()
-        .map(|wheel| below(&wheel.plan.lib_dir.join(&wheel.layout.dist_info)))
+        .map(|wheel| wheel.plan.lib_dir.join(&wheel.layout.dist_info))
         .collect();
 
     let mut owners: HashMap<Below, Owner> = HashMap::new();
@@ -152,8 +150,8 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
                 .or_insert(owner);
         }
     }
-    for (lib, dir) in dist_infos.iter().flatten() {
-        owners.insert((*lib, dir), Owner::Mixed);
+    for dir in dist_infos.iter().filter_map(|dir| below(&lib_dirs, dir)) {
+        owners.insert(dir, Owner::Mixed);
     }
 
     let mut linked: HashSet<Below> = HashSet::new();
@@ -183,6 +181,15 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
         }
     }
     shared
+}
+
+/// `path` below one of `lib_dirs`: which (purelib and platlib are most often one
+/// directory, then named once) and the rest.
+fn below<'p>(lib_dirs: &[PathBuf; 2], path: &'p Path) -> Option<Below<'p>> {
+    lib_dirs.iter().enumerate().find_map(|(at, dir)| {
+        let rest = path.strip_prefix(dir).ok()?.to_str()?;
+        Some((if lib_dirs[0] == *dir { 0 } else { at }, rest))
+    })
 }
 
 /// The directories a file at `rest` (below a lib dir) is in, shallowest first:

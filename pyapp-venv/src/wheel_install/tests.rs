@@ -570,6 +570,39 @@ fn everything_written_into_a_venv_or_the_store_is_listed_to_be_synced() {
     }
 }
 
+/// Installs `wheels` as shared ones (the sha256 of the N-th: N repeated) into a new venv
+/// at `root` through `store`, checking that what was written is what was listed to sync.
+fn install_shared(
+    store: &crate::store::Store,
+    root: &Path,
+    wheels: &[PathBuf],
+    link_dirs: bool,
+) -> (Venv, InstallReport) {
+    let interpreter =
+        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
+    fs::create_dir_all(root.parent().unwrap()).unwrap();
+    let to_sync = ToSync::new();
+    let venv = Venv::create_staged(root, root, &interpreter, &[] as &[String], &to_sync).unwrap();
+    let session = store.open_for_install().unwrap();
+    let inputs = wheels
+        .iter()
+        .enumerate()
+        .map(|(at, path)| WheelInput {
+            file_name: display_name(path),
+            bytes: WheelFile::open(path).unwrap(),
+            placement: Placement::Shared {
+                sha256: format!("{at}").repeat(64),
+                link_dirs,
+            },
+        })
+        .collect();
+    let options = InstallOptions::default();
+    let report = install_from(&venv, inputs, Some(&session), &options, &to_sync, &|| {}).unwrap();
+    to_sync.debug_assert_covers(root);
+    to_sync.sync().unwrap();
+    (venv, report)
+}
+
 /// A venv whose shared wheels the store already held gets one symbolic link for each
 /// directory a single wheel fills from one place of its entry (`share`): the package, each
 /// wheel's part of a namespace package two wheels share; a directory filled from the
@@ -580,8 +613,6 @@ fn everything_written_into_a_venv_or_the_store_is_listed_to_be_synced() {
 fn a_venv_links_the_directories_the_store_holds_whole() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let interpreter =
-        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
     let apps = dir.path().join("apps");
     fs::create_dir(&apps).unwrap();
     let store = crate::store::Store::of(&apps);
@@ -600,29 +631,7 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
             .write(dir.path()),
     ];
     let install = |name: &str, link_dirs: bool| {
-        let root = apps.join(name).join("venv");
-        fs::create_dir_all(root.parent().unwrap()).unwrap();
-        let to_sync = ToSync::new();
-        let venv =
-            Venv::create_staged(&root, &root, &interpreter, &[] as &[String], &to_sync).unwrap();
-        let session = store.open_for_install().unwrap();
-        let inputs = wheels
-            .iter()
-            .enumerate()
-            .map(|(at, path)| WheelInput {
-                file_name: display_name(path),
-                bytes: WheelFile::open(path).unwrap(),
-                placement: Placement::Shared {
-                    sha256: format!("{at}").repeat(64),
-                    link_dirs,
-                },
-            })
-            .collect();
-        let options = InstallOptions::default();
-        install_from(&venv, inputs, Some(&session), &options, &to_sync, &|| {}).unwrap();
-        to_sync.debug_assert_covers(&root);
-        to_sync.sync().unwrap();
-        venv
+        install_shared(&store, &apps.join(name).join("venv"), &wheels, link_dirs).0
     };
     let is_link = |path: PathBuf| fs::symlink_metadata(path).unwrap().is_symlink();
 
@@ -701,37 +710,11 @@ fn a_wheel_cannot_write_through_a_linked_system_module() {
 fn a_venv_behind_another_mount_copies_instead_of_linking_directories() {
     use std::os::unix::fs::MetadataExt;
     let dir = tempfile::tempdir().unwrap();
-    let interpreter =
-        Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
     let apps = dir.path().join("apps");
     fs::create_dir(&apps).unwrap();
     let store = crate::store::Store::of(&apps);
-    let wheel = demo_wheel(dir.path());
-    let install = |root: &Path| {
-        let to_sync = ToSync::new();
-        let venv =
-            Venv::create_staged(root, root, &interpreter, &[] as &[String], &to_sync).unwrap();
-        let session = store.open_for_install().unwrap();
-        let input = WheelInput {
-            file_name: display_name(&wheel),
-            bytes: WheelFile::open(&wheel).unwrap(),
-            placement: Placement::Shared {
-                sha256: "e".repeat(64),
-                link_dirs: true,
-            },
-        };
-        let report = install_from(
-            &venv,
-            vec![input],
-            Some(&session),
-            &InstallOptions::default(),
-            &to_sync,
-            &|| {},
-        )
-        .unwrap();
-        to_sync.debug_assert_covers(root);
-        (venv, report)
-    };
+    let wheels = [demo_wheel(dir.path())];
+    let install = |root: &Path| install_shared(&store, root, &wheels, true);
     install(&apps.join("first"));
 
     let (outside, mount_point) = (dir.path().join("outside"), apps.join("mounted"));
