@@ -188,6 +188,11 @@ impl Store {
         self.dir.join("wheels")
     }
 
+    /// `APPS/.store/interpreters`: the interpreters' remembered answers (root, 0700).
+    pub fn interpreters_dir(&self) -> PathBuf {
+        self.dir.join("interpreters")
+    }
+
     fn tmp_dir(&self) -> PathBuf {
         self.dir.join("tmp")
     }

@@ -194,13 +194,39 @@ fn check_works(root: &Path, app: &str, which: usize) {
     );
 }
 
+/// The interpreter's answer the first install remembered (FORMAT.md 6.6, "Interpreter
+/// answers"), root's alone, with its release level changed to one no interpreter gives.
+fn remember_a_marked_interpreter_answer(root: &Path) {
+    let dir = store(root).join("interpreters");
+    assert_eq!(fs::metadata(&dir).expect("stat").mode() & 0o7777, 0o700);
+    let entries: Vec<PathBuf> = fs::read_dir(&dir)
+        .expect("list")
+        .map(|entry| entry.expect("entry").path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(
+        fs::metadata(&entries[0]).expect("stat").mode() & 0o7777,
+        0o600
+    );
+    let mut entry: Value =
+        serde_json::from_slice(&fs::read(&entries[0]).expect("read")).expect("JSON");
+    entry["answer"]["releaselevel"] = "remembered".into();
+    fs::write(&entries[0], serde_json::to_vec(&entry).expect("JSON")).expect("write");
+}
+
 #[test]
 fn two_apps_share_the_stores_files_and_keep_their_own_scripts_and_local_wheels() {
     let root = tempfile::tempdir().expect("temp root");
     let root = root.path();
     install(root, HELLO);
+    remember_a_marked_interpreter_answer(root);
     install(root, HELLO2);
     let ((one, site1), (two, site2)) = (release(root, "hello"), release(root, "hello2"));
+    // The second app was built on the first one's answer, not on a second query.
+    let pyvenv = fs::read_to_string(two.join("venv/pyvenv.cfg")).expect("pyvenv.cfg");
+    assert!(pyvenv.contains(".remembered.0\n"), "{pyvenv}");
+    let pyvenv = fs::read_to_string(one.join("venv/pyvenv.cfg")).expect("pyvenv.cfg");
+    assert!(!pyvenv.contains("remembered"), "{pyvenv}");
 
     // A shared wheel's file: one inode, in the store and in both venvs. The first venv,
     // which unpacked the entry, links each file; the second links the package's directory

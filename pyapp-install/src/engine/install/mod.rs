@@ -162,6 +162,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         spec,
         record,
         interpreter,
+        answers,
     } = *verified;
     let apps = &target.apps;
     let progress = target.progress();
@@ -246,6 +247,10 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         store.as_ref(),
         target,
     )?;
+    // The build opened the store: the interpreter's answer is kept beside it.
+    if store.is_some() {
+        answers.save()?;
+    }
     if !built_now {
         let then = match step {
             Step::Activate => "; switching to it",

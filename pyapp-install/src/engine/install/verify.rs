@@ -20,7 +20,8 @@ use crate::app::trust::TrustPolicy;
 use crate::engine::Target;
 use crate::system::packages;
 use pyapp_cli::Refusal;
-use pyapp_venv::interpreter::{Interpreter, InterpreterError};
+use pyapp_venv::interpreter::{AnswerCache, Interpreter, InterpreterError};
+use pyapp_venv::store::Store;
 use pyapp_venv::venv::{self, VenvError};
 
 /// What verification found.
@@ -43,6 +44,8 @@ pub struct Bundle {
     /// The release it becomes, as the receipt will record it.
     pub record: ReleaseRecord,
     pub interpreter: Interpreter,
+    /// Interpreter answers to remember once the install writes.
+    pub answers: AnswerCache,
 }
 
 /// Verifies `request.bundle`: its entries (size and sha256), metadata, configuration spec
@@ -67,12 +70,14 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     }
     // Hashing the file (the hash names the release) and verifying its entries each read
     // every byte: side by side, while the interpreter named by --python answers.
+    let answers = AnswerCache::at(Store::of(target.apps.path()).interpreters_dir());
     let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
         let hashing = scope.spawn(|| hash_file(&mut file, path));
+        let answers = &answers;
         let querying = request
             .python
             .as_deref()
-            .map(|python| scope.spawn(move || (python, Interpreter::query(python))));
+            .map(|python| scope.spawn(move || (python, Interpreter::query_with(python, answers))));
         let opened = open_bundle(path);
         let hashed = hashing
             .join()
@@ -102,7 +107,12 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         Some((python, queried)) => queried
             .and_then(|found| found.require(python, requires))
             .and_then(|found| found.runnable_by_others().map(|()| found)),
-        None => Interpreter::find_usable(None, requires, &Interpreter::runnable_by_others),
+        None => Interpreter::find_usable(
+            None,
+            requires,
+            &Interpreter::runnable_by_others,
+            &answers,
+        ),
     }
     .map_err(|err| {
         let hint = match err {
@@ -130,6 +140,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         spec,
         record,
         interpreter,
+        answers,
     })))
 }
 

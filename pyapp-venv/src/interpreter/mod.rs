@@ -3,7 +3,9 @@
 //! `--python PATH`, or the newest `python3.X` on `PATH` that satisfies the bundle's
 //! `requires-python`. The interpreter is asked once, with a small stdlib-only script, for
 //! everything the venv and the wheel installer need: version, ABI, platform, libc and the
-//! layout of its `venv` install scheme.
+//! layout of its `venv` install scheme. The answer can be remembered ([`AnswerCache`]).
+
+mod cache;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -13,13 +15,18 @@ use std::str::FromStr;
 
 use pep440_rs::{Version, VersionSpecifiers};
 use pyapp_bundle::target::{Libc, PythonVersion, TargetPython};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+pub use cache::AnswerCache;
 
 /// Stands for the venv root in the scheme paths the interpreter reports.
 const VENV_PLACEHOLDER: &str = "/@pyapp-venv@";
 
 /// Asks the interpreter about itself; prints one JSON object. Stdlib only, runs on 3.6+.
+/// `depends` lists the files the answer came from: every module imported, every file the
+/// process maps (the binary, libpython, the C library) and the standard library directory;
+/// `exe` the binary that ran.
 const QUERY_SCRIPT: &str = r#"
 import json, os, sys, sysconfig
 scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
@@ -38,6 +45,24 @@ if not glibc:
             if line.startswith("Version "):
                 musl = line.split()[1]
         break
+stdlib = sysconfig.get_paths()["stdlib"]
+depends = {stdlib}
+for module in list(sys.modules.values()):
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str):
+        depends.add(os.path.abspath(file))
+try:
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.rstrip("\n").split(None, 5)
+            if len(fields) == 6 and fields[5].startswith("/"):
+                depends.add(fields[5])
+except OSError:
+    pass
+try:
+    exe = os.readlink("/proc/self/exe")
+except OSError:
+    exe = None
 print(json.dumps({
     "implementation": sys.implementation.name,
     "version": list(sys.version_info[:3]),
@@ -49,14 +74,17 @@ print(json.dumps({
     "glibc": glibc,
     "musl": musl,
     "base_executable": getattr(sys, "_base_executable", None) or sys.executable,
-    "stdlib": sysconfig.get_paths()["stdlib"],
+    "stdlib": stdlib,
     "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX") or "",
     "paths": {key: paths[key] for key in ("purelib", "platlib", "scripts", "data")},
+    "depends": sorted(depends),
+    "exe": exe,
 }))
 "#;
 
 /// What the query script prints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Answer {
     implementation: String,
     version: (u8, u8, u8),
@@ -71,6 +99,9 @@ struct Answer {
     stdlib: PathBuf,
     ext_suffix: String,
     paths: BTreeMap<String, String>,
+    depends: Vec<PathBuf>,
+    /// The binary the process runs (`/proc/self/exe`).
+    exe: Option<PathBuf>,
 }
 
 /// Where a venv's files go, relative to the venv root (from the interpreter's `venv`
@@ -144,24 +175,26 @@ impl Interpreter {
         explicit: Option<&Path>,
         requires: &VersionSpecifiers,
     ) -> Result<Interpreter, InterpreterError> {
-        Interpreter::find_usable(explicit, requires, &|_| Ok(()))
+        Interpreter::find_usable(explicit, requires, &|_| Ok(()), &AnswerCache::none())
     }
 
     /// [`Interpreter::find`], taking only an interpreter `usable` accepts: an explicit one
     /// it refuses is refused, one on `PATH` skipped (the error lists each with its reason).
+    /// Answers come from `answers` where it remembers them.
     pub fn find_usable(
         explicit: Option<&Path>,
         requires: &VersionSpecifiers,
         usable: &dyn Fn(&Interpreter) -> Result<(), InterpreterError>,
+        answers: &AnswerCache,
     ) -> Result<Interpreter, InterpreterError> {
         if let Some(path) = explicit {
-            let interpreter = Interpreter::query(path)?.require(path, requires)?;
+            let interpreter = Interpreter::query_with(path, answers)?.require(path, requires)?;
             usable(&interpreter)?;
             return Ok(interpreter);
         }
         let mut found = Vec::new();
         for candidate in python3_on_path() {
-            match Interpreter::query(&candidate) {
+            match Interpreter::query_with(&candidate, answers) {
                 Ok(interpreter) if interpreter.satisfies(requires) => match usable(&interpreter) {
                     Ok(()) => return Ok(interpreter),
                     Err(err) => found.push(format!("skipped {err}")),
@@ -246,6 +279,23 @@ impl Interpreter {
 
     /// Run the interpreter at `path` once and describe it.
     pub fn query(path: &Path) -> Result<Interpreter, InterpreterError> {
+        Interpreter::query_with(path, &AnswerCache::none())
+    }
+
+    /// The interpreter at `path` as `answers` remembers it, or else as it describes itself
+    /// (the answer then queued in `answers` to be saved).
+    pub fn query_with(path: &Path, answers: &AnswerCache) -> Result<Interpreter, InterpreterError> {
+        if let Some(answer) = answers.lookup(path) {
+            return Interpreter::from_answer(path, answer);
+        }
+        let answer = Interpreter::ask(path)?;
+        let interpreter = Interpreter::from_answer(path, answer.clone())?;
+        answers.remember(path, &answer);
+        Ok(interpreter)
+    }
+
+    /// What the interpreter at `path` says about itself.
+    fn ask(path: &Path) -> Result<Answer, InterpreterError> {
         let output = Command::new(path)
             .args(["-I", "-S", "-c", QUERY_SCRIPT])
             .output()
@@ -260,12 +310,10 @@ impl Interpreter {
                 stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
             });
         }
-        let answer: Answer =
-            serde_json::from_slice(&output.stdout).map_err(|e| InterpreterError::BadAnswer {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
-        Interpreter::from_answer(path, answer)
+        serde_json::from_slice(&output.stdout).map_err(|e| InterpreterError::BadAnswer {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })
     }
 
     fn from_answer(path: &Path, answer: Answer) -> Result<Interpreter, InterpreterError> {
@@ -437,6 +485,7 @@ mod tests {
             None,
             &VersionSpecifiers::from_str(">=3.8").unwrap(),
             &Interpreter::runnable_by_others,
+            &AnswerCache::none(),
         )
         .unwrap();
         // pyenv's layout: the interpreter in root's 0700 home.
