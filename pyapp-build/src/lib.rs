@@ -46,6 +46,8 @@ pub use pyapp_cli::Refusal;
 pub struct Report {
     pub bundle: PathBuf,
     pub sha256: String,
+    /// The content digest (FORMAT.md 1.1): what `pyapp-install list` shows and names the release.
+    pub content_sha256: String,
     pub size: u64,
     pub name: String,
     pub version: String,
@@ -273,6 +275,7 @@ pub fn run(args: &Args) -> anyhow::Result<Report> {
         size: written.size,
         bundle: bundle_path,
         sha256: hex::encode(written.sha256),
+        content_sha256: hex::encode(written.content_sha256),
         name: metadata.name.to_string(),
         version: metadata.version.to_string(),
         app_wheel: app.name.file_name().to_string(),

@@ -21,6 +21,24 @@ pub const MAX_MANIFEST_SIZE: u64 = 16 * 1024 * 1024;
 /// Longest entry name, in bytes.
 pub const MAX_NAME_LEN: usize = 1024;
 
+/// The bundle's content digest (spec/FORMAT.md 1.1): the sha256 of the manifest's bytes
+/// followed by the name of every executable entry (mode 0755), each ending in a line feed.
+/// The manifest gives every other entry's size and sha256, and an entry's mode is its only
+/// other property, so two bundles with the same digest install the same files.
+pub fn content_sha256<'a>(
+    manifest_bytes: &[u8],
+    executables: impl IntoIterator<Item = &'a str>,
+) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(manifest_bytes);
+    for name in executables {
+        hasher.update(name.as_bytes());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().into()
+}
+
 /// The parsed, validated `manifest.json`: files sorted by path, each path a valid entry name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -66,6 +66,8 @@ pub struct WrittenBundle {
     pub manifest: Manifest,
     /// sha256 of the whole bundle file.
     pub sha256: [u8; 32],
+    /// The content digest ([`crate::manifest::content_sha256`]): what names its release.
+    pub content_sha256: [u8; 32],
     /// Size of the bundle file in bytes.
     pub size: u64,
 }
@@ -261,10 +263,18 @@ impl BundleWriter {
             // Make the rename durable; a directory that cannot be synced is not an error.
             let _ = dir_handle.sync_all();
         }
+        let executables = manifest
+            .files()
+            .iter()
+            .zip(&self.entries)
+            .filter(|(_, (_, entry))| entry.executable)
+            .map(|(listed, _)| listed.path.as_str());
+        let content_sha256 = crate::manifest::content_sha256(&manifest_bytes, executables);
         Ok(WrittenBundle {
             path: out_path.to_owned(),
             manifest,
             sha256,
+            content_sha256,
             size,
         })
     }
@@ -575,6 +585,13 @@ mod tests {
             "the signature is not listed"
         );
         let bundle = Bundle::open(&out, &Limits::default()).expect("the reader accepts it");
+        // The content digest covers the manifest and the executable entry's name, not the
+        // signature: the reader finds the writer's.
+        let mut hasher = Sha256::new();
+        hasher.update(written.manifest.to_bytes());
+        hasher.update(b"src/z/run.sh\n");
+        assert_eq!(written.content_sha256, <[u8; 32]>::from(hasher.finalize()));
+        assert_eq!(bundle.content_sha256(), written.content_sha256);
         let parsed = bundle.signature().expect("signature");
         assert_eq!(parsed.key_id(), KeyId([1; 8]));
         assert_eq!(parsed.trusted_comment(), "t");

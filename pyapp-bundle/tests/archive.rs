@@ -695,6 +695,31 @@ fn refuses_what_the_manifest_does_not_vouch_for() {
         expected
     );
 
+    // A stored wheel is verified in place beside the deflated entries; of several that
+    // fail, the first by name is the one named.
+    let mut wrong_wheel = files.clone();
+    wrong_wheel[1] = (WHEEL, b"not really a wheeL");
+    let wheel_refused = format!(
+        "entry \"{WHEEL}\" fails its sha256 check (manifest {}…, actual {}…)",
+        &hex::encode(sha(b"not really a wheeL"))[..16],
+        &hex::encode(sha(b"not really a wheel"))[..16]
+    );
+    assert_eq!(
+        fixture.refusal(&zip_of(&manifest_of(&wrong_wheel), &entries)),
+        wheel_refused
+    );
+    wrong_wheel[3] = ("src/a.py", b"print('A')\n");
+    assert_eq!(
+        fixture.refusal(&zip_of(&manifest_of(&wrong_wheel), &entries)),
+        wheel_refused
+    );
+    let mut wrong_config = wrong_hash.clone();
+    wrong_config[0] = ("configuration.yaml", b"format: 2\nfields: []\n");
+    wrong_config[1] = (WHEEL, b"not really a wheeL");
+    assert!(fixture
+        .refusal(&zip_of(&manifest_of(&wrong_config), &entries))
+        .starts_with("entry \"configuration.yaml\" fails its sha256 check"));
+
     let mut wheel_deflated = entries.clone();
     wheel_deflated[1].2 = deflated();
     assert_eq!(

@@ -169,6 +169,10 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stderr(&again).contains("unchanged"), "{}", stderr(&again));
     assert_eq!(scratch.install_json(&v1)["action"], "unchanged");
+    // So is a copy: another file, the same content digest (verified whole first).
+    let copy = v1.with_file_name("copied-hello-1.0.0.pyapp");
+    fs::copy(&v1, &copy).expect("copy the bundle");
+    assert_eq!(scratch.install_json(&copy)["action"], "unchanged");
     assert_eq!(listing(scratch.root()), before);
 
     // An upgrade keeps config/ and data/ byte for byte.
@@ -196,6 +200,13 @@ fn install_run_reinstall_upgrade_rollback_remove() {
     assert_eq!(app["name"], "hello");
     assert_eq!(app["version"], "1.1.0");
     assert_eq!(app["release"], v2_release.as_str());
+    let content = app["content-sha256"].as_str().expect("content-sha256");
+    assert_eq!(content.len(), 64, "{content}");
+    assert!(
+        v2_release.ends_with(&content[..12]),
+        "{v2_release} {content}"
+    );
+    assert!(app.get("bundle-sha256").is_none(), "{app}");
     let releases: Vec<(&str, bool)> = app["releases"]
         .as_array()
         .expect("releases")

@@ -3,7 +3,7 @@
 //! before handing out a byte, so what is read later is exactly what was verified.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
@@ -31,17 +31,9 @@ pub(super) struct BlockDigests {
 }
 
 impl BlockDigests {
-    pub(super) fn finish(mut self) -> Vec<[u8; 32]> {
-        if self.filled > 0 {
-            self.digests.push(self.hasher.finalize().into());
-        }
-        self.digests
-    }
-}
-
-impl Write for BlockDigests {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let mut rest = buf;
+    /// Takes in the next bytes of the data.
+    pub(super) fn add(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
         while !rest.is_empty() {
             let take = rest.len().min(BLOCK - self.filled);
             self.hasher.update(&rest[..take]);
@@ -53,11 +45,13 @@ impl Write for BlockDigests {
                 self.filled = 0;
             }
         }
-        Ok(buf.len())
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+    pub(super) fn finish(mut self) -> Vec<[u8; 32]> {
+        if self.filled > 0 {
+            self.digests.push(self.hasher.finalize().into());
+        }
+        self.digests
     }
 }
 

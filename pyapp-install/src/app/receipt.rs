@@ -9,10 +9,12 @@ use anyhow::Result;
 use pyapp_fs::state::{self, Versioned};
 use serde::{Deserialize, Serialize};
 
-/// The version of the receipt's layout (pyapp_fs::state refuses a larger one).
-pub const RECEIPT_FORMAT: u32 = 1;
+/// The version of the receipt's layout (pyapp_fs::state refuses a larger one). Format 2
+/// names a bundle by its content digest; rows written by format 1 keep the sha256 of their
+/// bundle file instead.
+pub const RECEIPT_FORMAT: u32 = 2;
 
-/// The whole receipt. The top-level `version`, `bundle_sha256` and `release` describe the
+/// The whole receipt. The top-level `version`, `content_sha256` and `release` describe the
 /// current release; `releases` lists every kept release, oldest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -20,7 +22,13 @@ pub struct Receipt {
     pub receipt_format: u32,
     pub name: String,
     pub version: String,
-    pub bundle_sha256: String,
+    /// The bundle's content digest ([`pyapp_bundle::manifest::content_sha256`]); absent in
+    /// a row a format-1 receipt wrote, which has `bundle_sha256` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+    /// The sha256 of the bundle file, in rows a format-1 receipt wrote (never written now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_sha256: Option<String>,
     pub release: String,
     pub installed_at: String,
     pub python: String,
@@ -42,7 +50,13 @@ pub struct Receipt {
 pub struct ReleaseRecord {
     pub release: String,
     pub version: String,
-    pub bundle_sha256: String,
+    /// The bundle's content digest ([`pyapp_bundle::manifest::content_sha256`]); absent in
+    /// a row a format-1 receipt wrote, which has `bundle_sha256` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+    /// The sha256 of the bundle file, in rows a format-1 receipt wrote (never written now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_sha256: Option<String>,
     pub installed_at: String,
     pub python: String,
     pub python_version: String,
@@ -157,6 +171,11 @@ impl Receipt {
     }
 
     /// The record of the current release.
+    /// Whether the current release came from a bundle with the content digest `content`.
+    pub fn is_from(&self, content_sha256: &str) -> bool {
+        self.content_sha256.as_deref() == Some(content_sha256)
+    }
+
     pub fn current(&self) -> Option<&ReleaseRecord> {
         self.releases.iter().find(|r| r.release == self.release)
     }
@@ -180,6 +199,7 @@ impl Receipt {
             receipt_format: RECEIPT_FORMAT,
             name: name.to_owned(),
             version: current.version,
+            content_sha256: current.content_sha256,
             bundle_sha256: current.bundle_sha256,
             release: current.release,
             installed_at: current.installed_at,
@@ -340,12 +360,51 @@ mod tests {
         ReleaseRecord {
             release: release.into(),
             version: release.into(),
-            bundle_sha256: release.into(),
+            content_sha256: Some(release.into()),
+            bundle_sha256: None,
             installed_at: "t".into(),
             python: "/usr/bin/python3".into(),
             python_version: "3.11.7".into(),
             bundle_file: None,
         }
+    }
+
+    #[test]
+    fn a_format_1_receipt_is_read_and_kept_its_rows_naming_their_bundle_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("receipt.json");
+        let row = r#"{"release": "1.0.0-ba9876543210", "version": "1.0.0",
+            "bundle-sha256": "ba98765432100000", "installed-at": "t",
+            "python": "/usr/bin/python3.11", "python-version": "3.11.7"}"#;
+        let old = format!(
+            r#"{{"receipt-format": 1, "name": "hello", "version": "1.0.0",
+            "bundle-sha256": "ba98765432100000", "release": "1.0.0-ba9876543210",
+            "installed-at": "t", "python": "/usr/bin/python3.11",
+            "python-version": "3.11.7", "releases": [{row}]}}"#
+        );
+        std::fs::write(&path, old).unwrap();
+        let old = Receipt::load(&path).unwrap().unwrap();
+        assert_eq!(
+            old.releases[0].bundle_sha256.as_deref(),
+            Some("ba98765432100000")
+        );
+        assert!(
+            !old.is_from("ba98765432100000"),
+            "a file's sha256 is no content digest"
+        );
+
+        let upgraded = Receipt::with_current("hello", Some(&old), record("1.1.0"));
+        upgraded.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"receipt-format\": 2"), "{text}");
+        let again = Receipt::load(&path).unwrap().unwrap();
+        assert_eq!(again, upgraded);
+        assert!(again.is_from("1.1.0"));
+        assert_eq!(
+            again.previous().unwrap().bundle_sha256.as_deref(),
+            Some("ba98765432100000")
+        );
+        assert_eq!(again.previous().unwrap().content_sha256, None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Releases: `APPS/APP/releases/<version>-<12 hex of the bundle's sha256>/`, each built
+//! Releases: `APPS/APP/releases/<version>-<12 hex of the bundle's content digest>/`, each built
 //! under a `.staging-` name first and renamed into place only when complete, and renamed
 //! to a `.removing-` name before it is deleted, so a release directory without a leading
 //! dot is always whole. Also the atomic `current` switch and the pruning of old releases.
@@ -31,7 +31,8 @@ struct RecordFile {
 impl Versioned for RecordFile {
     const WHAT: &'static str = "release record";
     const FORMAT_FIELD: &'static str = "release-format";
-    const FORMAT: u32 = 1;
+    /// 2: the record names its bundle by content digest (as receipt format 2).
+    const FORMAT: u32 = 2;
 }
 
 /// Names under `releases/` with this prefix are unfinished releases.

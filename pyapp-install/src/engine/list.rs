@@ -17,7 +17,12 @@ pub struct ListedApp {
     pub version: String,
     pub release: Option<String>,
     pub path: String,
-    pub bundle_sha256: String,
+    /// The content digest of the current release's bundle (FORMAT.md 1.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+    /// The sha256 of its bundle file, for a release a format-1 receipt recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_sha256: Option<String>,
     pub installed_at: String,
     pub python: String,
     pub releases: Vec<ListedRelease>,
@@ -78,6 +83,7 @@ pub fn list(target: &Target) -> Result<ListReport> {
             version: receipt.version,
             release: current,
             path: tree.dir().display().to_string(),
+            content_sha256: receipt.content_sha256,
             bundle_sha256: receipt.bundle_sha256,
             installed_at: receipt.installed_at,
             python: receipt.python,

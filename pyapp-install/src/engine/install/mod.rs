@@ -195,7 +195,11 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
     // Whoever held the lock before us may have changed the app: read it again.
     let previous = Receipt::load(&tree.receipt_path())?;
     if let Some(receipt) = &previous {
-        if receipt.bundle_sha256 == record.bundle_sha256 && verify::is_current(&tree, receipt)? {
+        let same = record
+            .content_sha256
+            .as_deref()
+            .is_some_and(|content| receipt.is_from(content));
+        if same && verify::is_current(&tree, receipt)? {
             verify::check_same_python(request.python.as_deref(), &tree, receipt)?;
             new_app_dir.keep();
             // Only --web brings an unchanged install here: link the current release.

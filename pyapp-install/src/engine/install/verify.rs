@@ -1,7 +1,6 @@
 //! Step 1: recognise and verify the bundle, find the interpreter. Reads, never writes.
 
 use std::fs::File;
-use std::io::{self, Read};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -10,7 +9,6 @@ use pyapp_bundle::layout::{BUNDLE_SUFFIX, CONFIGURATION_NAME, DEPS_PREFIX, METAD
 use pyapp_bundle::metadata::Metadata;
 use pyapp_bundle::reader::{Bundle as BundleReader, BundleError, ErrorKind, Limits};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
-use sha2::{Digest, Sha256};
 
 use super::InstallRequest;
 use crate::app::receipt::{now_rfc3339, BundleFile, Receipt, ReleaseRecord};
@@ -52,7 +50,7 @@ pub struct Bundle {
 /// and signature, and the interpreter it needs.
 pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let path = request.bundle.as_path();
-    let mut file = open_bundle_file(path)?;
+    let file = open_bundle_file(path)?;
     let identity =
         BundleFile::of(&file).with_context(|| format!("failed to inspect `{}`", path.display()))?;
 
@@ -68,34 +66,33 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     if let Some(current) = current_install(request, &target.apps, same_file)? {
         return Ok(current);
     }
-    // Hashing the file (the hash names the release) and verifying its entries each read
-    // every byte: side by side, while the interpreter named by --python answers.
+    // Verifying the entries reads every byte, while the interpreter named by --python
+    // answers (or its remembered answer is found).
     let answers = AnswerCache::at(Store::of(target.apps.path()).interpreters_dir());
-    let (bundle_sha256, opened, queried) = std::thread::scope(|scope| {
-        let hashing = scope.spawn(|| hash_file(&mut file, path));
+    let (opened, queried) = std::thread::scope(|scope| {
         let answers = &answers;
         let querying = request
             .python
             .as_deref()
             .map(|python| scope.spawn(move || (python, Interpreter::query_with(python, answers))));
         let opened = open_bundle(path);
-        let hashed = hashing
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         let queried = querying.map(|query| {
             query
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         });
-        (hashed, opened, queried)
+        (opened, queried)
     });
-    let bundle_sha256 = bundle_sha256?;
-    let same_bytes = |receipt: &Receipt| receipt.bundle_sha256 == bundle_sha256;
-    if let Some(current) = current_install(request, &target.apps, same_bytes)? {
+    let (bundle, metadata, spec) = opened?;
+    // The content digest names the release; it is trusted only now that every entry was
+    // found to be what the manifest says.
+    let content_sha256 = hex::encode(bundle.content_sha256());
+    if let Some(current) = current_install(request, &target.apps, |receipt| {
+        receipt.is_from(&content_sha256)
+    })? {
         return Ok(current);
     }
-    let (bundle, metadata, spec) = opened?;
-    // Remembered only when the file did not change while it was hashed and verified.
+    // Remembered only when the file did not change while it was verified.
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
@@ -126,9 +123,10 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     check_system(&metadata, &interpreter, target)?;
     let version = metadata.version.to_string();
     let record = ReleaseRecord {
-        release: release::release_name(&version, &bundle_sha256),
+        release: release::release_name(&version, &content_sha256),
         version,
-        bundle_sha256,
+        content_sha256: Some(content_sha256),
+        bundle_sha256: None,
         installed_at: now_rfc3339(),
         python: interpreter.base_executable.display().to_string(),
         python_version: interpreter.target.version.to_string(),
@@ -200,25 +198,6 @@ fn open_bundle_file(path: &Path) -> Result<File> {
         ))
         .into()
     })
-}
-
-/// The sha256 of the bundle file, as lowercase hex: it names the release and tells a
-/// repeated install from a new one.
-fn hash_file(file: &mut File, path: &Path) -> Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 1 << 20];
-    loop {
-        let read = match file.read(&mut buffer) {
-            Ok(0) => break,
-            Ok(read) => read,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => {
-                return Err(err).with_context(|| format!("failed to read `{}`", path.display()))
-            }
-        };
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hex::encode(hasher.finalize()))
 }
 
 /// The app whose current release came from the bundle `from_bundle` recognises, if any.
