@@ -4,9 +4,11 @@
 //! or above the one this build writes, is refused before its layout is; only then is the
 //! file read whole, unknown fields being an error.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::path::Path;
 
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Serialize;
 
 use crate::error::{FsError, Result};
@@ -37,22 +39,64 @@ pub fn parse<T: Versioned>(path: &Path, bytes: &[u8]) -> Result<T> {
         what: T::WHAT,
         source,
     };
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
-    let format = value
-        .get(T::FORMAT_FIELD)
-        .and_then(serde_json::Value::as_u64);
-    match format {
+    let found = format_field(bytes, T::FORMAT_FIELD).map_err(invalid)?;
+    match found.as_ref().and_then(serde_json::Value::as_u64) {
         Some(format) if (1..=u64::from(T::FORMAT)).contains(&format) => {}
         _ => {
             return Err(FsError::StateFormat {
                 path: path.to_owned(),
                 field: T::FORMAT_FIELD,
-                found: value.get(T::FORMAT_FIELD).map(ToString::to_string),
+                found: found.as_ref().map(ToString::to_string),
                 supported: T::FORMAT,
             })
         }
     }
-    serde_json::from_value(value).map_err(invalid)
+    serde_json::from_slice(bytes).map_err(invalid)
+}
+
+/// The value of the top-level field `field` of the JSON object `bytes`, if it has one; the
+/// other values are skipped unread (a store index lists thousands of files).
+fn format_field(
+    bytes: &[u8],
+    field: &'static str,
+) -> serde_json::Result<Option<serde_json::Value>> {
+    struct Probe(&'static str);
+
+    impl<'de> Visitor<'de> for Probe {
+        type Value = Option<serde_json::Value>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+            formatter.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                if key == self.0 {
+                    found = Some(map.next_value()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Probe {
+        type Value = Option<serde_json::Value>;
+
+        fn deserialize<D: Deserializer<'de>>(
+            self,
+            deserializer: D,
+        ) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let found = Probe(field).deserialize(&mut deserializer)?;
+    deserializer.end()?;
+    Ok(found)
 }
 
 /// `value` as the bytes of its file at `path`: pretty JSON and a final newline.
