@@ -244,7 +244,8 @@ fn verbose_install_names_each_step_with_its_duration() {
     };
     let steps = install(&["-v"]);
     for step in [
-        "hash and verify the bundle",
+        "verify the bundle",
+        "check trust, room, interpreter and system",
         "extract ",
         "create the venv",
         "install 11 wheels",

@@ -146,14 +146,21 @@ impl Bundle {
     fn verify_contents(&mut self) -> Result<(), BundleError> {
         let entries = std::mem::take(&mut self.entries);
         let (file, path) = (Arc::clone(&self.file), self.path.clone());
+        // Largest first, one entry per task: a sha256 cannot be split, so the large wheels
+        // must not end up queued behind each other on one thread.
+        let mut by_size: Vec<(usize, &BundleEntry, u64)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(position, entry)| Some((position, entry, entry.stored.as_ref()?.start)))
+            .collect();
+        by_size.sort_by_key(|(_, entry, _)| std::cmp::Reverse(entry.size));
         let (stored, deflated) = rayon::join(
             || {
-                entries
+                by_size
                     .par_iter()
-                    .enumerate()
-                    .filter_map(|(position, entry)| {
-                        let data = entry.stored.as_ref()?;
-                        Some((position, verify_stored(&file, &path, entry, data.start)))
+                    .with_max_len(1)
+                    .map(|&(position, entry, start)| {
+                        (position, verify_stored(&file, &path, entry, start))
                     })
                     .collect::<Vec<_>>()
             },

@@ -141,7 +141,6 @@ pub fn options(verify_record: bool, compile_bytecode: bool) -> InstallOptions {
 /// Installs `request.bundle` as a release of its app under `target`.
 pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallReport> {
     let mut steps = StepLog::new();
-    steps.begin("hash and verify the bundle");
     let verified = match verify::verify(request, target)? {
         Verified::Current { tree, receipt } => {
             return Ok(report(

@@ -17,7 +17,7 @@ use crate::app::tree::{AppTree, AppsDir};
 use crate::app::trust::TrustPolicy;
 use crate::engine::Target;
 use crate::system::packages;
-use pyapp_cli::Refusal;
+use pyapp_cli::{Refusal, StepLog};
 use pyapp_venv::interpreter::{AnswerCache, Interpreter, InterpreterError};
 use pyapp_venv::store::Store;
 use pyapp_venv::venv::{self, VenvError};
@@ -66,6 +66,8 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     if let Some(current) = current_install(request, &target.apps, same_file)? {
         return Ok(current);
     }
+    let mut steps = StepLog::new();
+    steps.begin("verify the bundle");
     // Verifying the entries reads every byte, while the interpreter named by --python
     // answers (or its remembered answer is found).
     let answers = AnswerCache::at(Store::of(target.apps.path()).interpreters_dir());
@@ -95,6 +97,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     // Remembered only when the file did not change while it was verified.
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
+    steps.begin("check trust, room, interpreter and system");
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
     super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
@@ -132,6 +135,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         python_version: interpreter.target.version.to_string(),
         bundle_file: unchanged.then_some(identity),
     };
+    steps.end();
     Ok(Verified::Bundle(Box::new(Bundle {
         bundle,
         metadata,
