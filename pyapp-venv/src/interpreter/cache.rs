@@ -232,7 +232,8 @@ mod tests {
     fn an_answer_is_used_again_while_its_files_are_unchanged() {
         let work = tempfile::tempdir().unwrap();
         let python = copied_python(work.path());
-        let dir = work.path().join("interpreters");
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("interpreters");
         let answers = AnswerCache::at(dir.clone());
         let asked = Interpreter::query_with(&python, &answers).unwrap();
         assert!(!dir.exists(), "a lookup never writes");
@@ -279,7 +280,9 @@ mod tests {
     fn every_file_the_answer_came_from_is_stamped() {
         let work = tempfile::tempdir().unwrap();
         let python = copied_python(work.path());
-        let answers = AnswerCache::at(work.path().join("interpreters"));
+        // Beside, not in, the interpreter's directory: it is stamped.
+        let cache = tempfile::tempdir().unwrap();
+        let answers = AnswerCache::at(cache.path().join("interpreters"));
         let interpreter = Interpreter::query_with(&python, &answers).unwrap();
         let queued = answers.fresh.lock().unwrap();
         let stamped: Vec<&Path> = queued[0]
@@ -317,7 +320,8 @@ mod tests {
         let script = format!("#!/bin/sh\nexec {} \"$@\"\n", system_python().display());
         std::fs::write(&shim, script).unwrap();
         std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let answers = AnswerCache::at(work.path().join("interpreters"));
+        let cache = tempfile::tempdir().unwrap();
+        let answers = AnswerCache::at(cache.path().join("interpreters"));
         Interpreter::query_with(&shim, &answers).unwrap();
         assert!(answers.fresh.lock().unwrap().is_empty());
         // A link to the binary is the binary.
@@ -328,10 +332,41 @@ mod tests {
     }
 
     #[test]
+    fn a_venvs_interpreter_is_asked_again_when_its_pyvenv_cfg_changes() {
+        let work = tempfile::tempdir().unwrap();
+        let venv = work.path().join("venv");
+        let made = std::process::Command::new(system_python())
+            .args(["-m", "venv", "--without-pip"])
+            .arg(&venv)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let python = venv.join("bin/python");
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("interpreters");
+        let answers = AnswerCache::at(dir.clone());
+        Interpreter::query_with(&python, &answers).unwrap();
+        answers.save().unwrap();
+        mark_entry(&dir, ".remembered.so");
+        let remembered = |python: &Path| {
+            Interpreter::query_with(python, &AnswerCache::at(dir.clone()))
+                .unwrap()
+                .ext_suffix
+                == ".remembered.so"
+        };
+        assert!(remembered(&python));
+        let cfg = venv.join("pyvenv.cfg");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("{text}# edited\n")).unwrap();
+        assert!(!remembered(&python), "pyvenv.cfg changed");
+    }
+
+    #[test]
     fn an_unreadable_entry_is_asked_again() {
         let work = tempfile::tempdir().unwrap();
         let python = copied_python(work.path());
-        let dir = work.path().join("interpreters");
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache.path().join("interpreters");
         let answers = AnswerCache::at(dir.clone());
         Interpreter::query_with(&python, &answers).unwrap();
         answers.save().unwrap();

@@ -25,8 +25,9 @@ const VENV_PLACEHOLDER: &str = "/@pyapp-venv@";
 
 /// Asks the interpreter about itself; prints one JSON object. Stdlib only, runs on 3.6+.
 /// `depends` lists the files the answer came from: every module imported, every file the
-/// process maps (the binary, libpython, the C library) and the standard library directory;
-/// `exe` the binary that ran.
+/// process maps (the binary, libpython, the C library), the standard library directory and
+/// where a `pyvenv.cfg` is looked for (a venv's interpreter takes its base from it); `exe`
+/// the binary that ran.
 const QUERY_SCRIPT: &str = r#"
 import json, os, sys, sysconfig
 scheme = "venv" if "venv" in sysconfig.get_scheme_names() else "posix_prefix"
@@ -59,6 +60,13 @@ try:
                 depends.add(fields[5])
 except OSError:
     pass
+if sys.executable:
+    # Where the interpreter looks for a pyvenv.cfg at start: the directories say when one
+    # appears or goes, the file when it changes.
+    for cfg_dir in (os.path.dirname(sys.executable), os.path.dirname(os.path.dirname(sys.executable))):
+        depends.add(cfg_dir)
+        if os.path.exists(os.path.join(cfg_dir, "pyvenv.cfg")):
+            depends.add(os.path.join(cfg_dir, "pyvenv.cfg"))
 try:
     exe = os.readlink("/proc/self/exe")
 except OSError:
