@@ -232,6 +232,51 @@ fn writer_output_round_trips() {
 }
 
 #[test]
+fn a_deferred_entry_is_checked_by_its_verification_or_before_it_is_read() {
+    use std::io::Read;
+
+    let fixture = Fixture::new();
+    let defer_wheels = |entry: &pyapp_bundle::reader::BundleEntry| entry.name == WHEEL;
+    let good = fixture.write(&listed_zip(&good_entries()));
+    let (bundle, deferred) =
+        Bundle::open_deferring(&good, &Limits::default(), &defer_wheels).expect("open");
+    assert_eq!(deferred.len(), 1);
+    assert!(bundle.is_deferred(WHEEL));
+    deferred.verify().expect("the genuine wheel verifies");
+    let mut read = Vec::new();
+    let mut reader = bundle
+        .stored_entry(WHEEL)
+        .expect("verified when first read");
+    reader.read_to_end(&mut read).expect("read");
+    assert_eq!(read, b"not really a wheel");
+    assert!(!bundle.is_deferred(WHEEL));
+
+    // A wheel that is not what the manifest says opens, and is refused by both.
+    let entries = good_entries();
+    let mut files: Vec<(&str, &[u8])> = entries.iter().map(|(n, d, _)| (*n, *d)).collect();
+    files[1] = (WHEEL, b"not really a wheeL");
+    let bad = fixture.dir.path().join("bad.pyapp");
+    fs::write(&bad, zip_of(&manifest_of(&files), &entries)).expect("write");
+    let refused = format!("entry \"{WHEEL}\" fails its sha256 check");
+    assert!(Bundle::open(&bad, &Limits::default())
+        .expect_err("not deferred: refused at open")
+        .to_string()
+        .contains(&refused));
+    let (bundle, deferred) =
+        Bundle::open_deferring(&bad, &Limits::default(), &defer_wheels).expect("open");
+    let error = deferred.verify().expect_err("refused");
+    assert_eq!(error.kind(), ErrorKind::BadBundle);
+    assert!(error.to_string().contains(&refused), "{error}");
+    let mut reader = bundle.stored_entry(WHEEL).expect("a reader");
+    let error = reader
+        .read_to_end(&mut Vec::new())
+        .expect_err("refused before a byte is handed out");
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    assert!(error.to_string().contains(&refused), "{error}");
+    assert!(bundle.is_deferred(WHEEL));
+}
+
+#[test]
 fn stored_entries_are_read_in_place_and_checked_block_by_block() {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::FileExt;

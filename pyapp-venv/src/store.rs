@@ -55,6 +55,21 @@ pub struct EntryIndex {
     pub files: Vec<IndexedFile>,
 }
 
+impl EntryIndex {
+    /// What installing this entry into a venv can write at most: each file (copied when
+    /// the venv is on another filesystem than the store), and the venv's own `RECORD` (a
+    /// row per file: its path, sha256 and size) and `INSTALLER`.
+    pub fn installed_sizes(&self) -> impl Iterator<Item = u64> + '_ {
+        const ROW: u64 = 96;
+        let record = self
+            .files
+            .iter()
+            .map(|file| file.path.len() as u64 + ROW)
+            .sum();
+        self.files.iter().map(|file| file.size).chain([record, 64])
+    }
+}
+
 impl Versioned for EntryIndex {
     const WHAT: &'static str = "store index";
     const FORMAT_FIELD: &'static str = "index-format";
@@ -186,6 +201,27 @@ impl Store {
     /// `APPS/.store/wheels`: the entries.
     pub fn wheels_dir(&self) -> PathBuf {
         self.dir.join("wheels")
+    }
+
+    /// Whether the entry of the wheel with this sha256 is published: read without the
+    /// store's lock (a published entry is complete and never changes; gc renames it away
+    /// whole), so a hint of what an install will find, taken before it holds the lock.
+    pub fn has_published(&self, sha256: &str) -> bool {
+        pyapp_fs::is_real_dir(&self.entry_dir(sha256)).unwrap_or(false)
+    }
+
+    /// The index of the published entry of the wheel with this sha256, read as
+    /// [`Store::has_published`] looks (`None` when there is none, or it went meanwhile).
+    pub fn published_index(&self, sha256: &str) -> Result<Option<EntryIndex>> {
+        let dir = self.entry_dir(sha256);
+        if !pyapp_fs::is_real_dir(&dir)? {
+            return Ok(None);
+        }
+        match read_index(&dir) {
+            Ok(index) => Ok(Some(index)),
+            Err(_) if !pyapp_fs::exists(&dir)? => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// `APPS/.store/interpreters`: the interpreters' remembered answers (root, 0700).

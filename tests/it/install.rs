@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 use crate::harness::{
@@ -330,6 +331,61 @@ fn bad_bundles_are_refused_and_change_nothing() {
             );
         }
     }
+}
+
+/// A wheel the store already holds is linked, not read, and its sha256 is checked beside
+/// the install (FORMAT.md 6.1.1): a bundle whose copy of it is not what its manifest says
+/// is refused all the same, as a copy of the installed bundle, as an upgrade (its release
+/// built, then thrown away) and in a dry run.
+#[test]
+fn a_wheel_the_store_holds_is_checked_before_anything_relies_on_it() {
+    let scratch = Scratch::new();
+    let v1 = scratch.bundle("1.0.0", |_| {});
+    let v2 = scratch.bundle("1.1.0", |_| {});
+    scratch.install_json(&v1);
+    // A dependency whose entry the store has (its directory is named by its sha256).
+    let store = scratch.root().join("applications/.store/wheels");
+    let mut archive = zip::ZipArchive::new(File::open(&v1).expect("open")).expect("zip");
+    let wheel = (0..archive.len())
+        .find_map(|index| {
+            let mut entry = archive.by_index(index).expect("entry");
+            let name = entry.name().expect("a UTF-8 name").into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).expect("read");
+            let sha256 = hex::encode(Sha256::digest(&bytes));
+            let shared = name.starts_with("deps/hello-") || !name.starts_with("deps/");
+            (!shared && store.join(sha256).is_dir()).then_some(name)
+        })
+        .expect("a dependency the store holds");
+    let flip = |bytes: &mut Vec<u8>| {
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+    };
+    let bad = scratch.out.path().join("bad");
+    fs::create_dir_all(&bad).expect("mkdir");
+    let (copy, upgrade) = (bad.join("hello-1.0.0.pyapp"), bad.join("hello-1.1.0.pyapp"));
+    tamper(&v1, &wheel, flip, &copy);
+    tamper(&v2, &wheel, flip, &upgrade);
+    let before = listing(scratch.root());
+    for args in [
+        vec![path_str(&copy)],
+        vec![path_str(&upgrade)],
+        vec!["--dry-run", path_str(&upgrade)],
+    ] {
+        let output = scratch.install(&args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {message}");
+        let refused = format!("entry {wheel:?} fails its sha256 check");
+        assert!(
+            message
+                .lines()
+                .any(|line| line.starts_with("error: refusing the bundle: ")
+                    && line.contains(&refused)),
+            "{args:?}: {message}"
+        );
+        assert_eq!(listing(scratch.root()), before, "{args:?} changed the tree");
+    }
+    assert!(scratch.current().to_string_lossy().contains("1.0.0-"));
 }
 
 #[test]

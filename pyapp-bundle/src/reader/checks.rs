@@ -161,7 +161,7 @@ pub(super) fn check_entries(
         }
         let stored = (entry.method == METHOD_STORED).then(|| StoredData {
             start: entry.data_start,
-            blocks: Arc::new([]),
+            blocks: Arc::default(),
         });
         entries.push(BundleEntry {
             name,

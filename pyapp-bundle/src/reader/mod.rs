@@ -22,12 +22,11 @@ mod stored;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 use zip::read::Config;
 use zip::ZipArchive;
 
@@ -38,8 +37,8 @@ use checks::{check_entries, check_zip_agrees, inflate, read_manifest, read_signa
 use error::{entry_invalid, infallible_sink, invalid};
 pub use error::{BundleError, EntryProblem, ErrorKind, Problem};
 use raw_zip::RawArchive;
+use stored::{hash_in_place, BlockDigests, StoredData};
 pub use stored::{seek_target, StoredEntry};
-use stored::{BlockDigests, StoredData, BLOCK};
 
 /// Largest `manifest.json.minisig` accepted, in bytes.
 pub const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
@@ -99,6 +98,20 @@ impl Bundle {
     /// Opens and verifies the bundle at `path`; see the module documentation for what is
     /// checked. Nothing is extracted.
     pub fn open(path: &Path, limits: &Limits) -> Result<Bundle, BundleError> {
+        Ok(Bundle::open_deferring(path, limits, &|_| false)?.0)
+    }
+
+    /// [`Bundle::open`], except that the stored entries `defer` picks are not read: their
+    /// size and sha256 are checked by [`Deferred::verify`], which can run on another thread
+    /// while the rest of the bundle is used. Meant for wheels the caller will not read from
+    /// the bundle (its store holds them); a reader of one ([`Bundle::stored_entry`]) checks
+    /// it first all the same. The caller must see [`Deferred::verify`] succeed before it
+    /// relies on the bundle being what its manifest says.
+    pub fn open_deferring(
+        path: &Path,
+        limits: &Limits,
+        defer: &(dyn Fn(&BundleEntry) -> bool + Sync),
+    ) -> Result<(Bundle, Deferred), BundleError> {
         let io_error = |action, source| BundleError::Io {
             action,
             path: path.to_owned(),
@@ -135,22 +148,41 @@ impl Bundle {
             entries,
             signature,
         };
-        bundle.verify_contents()?;
-        Ok(bundle)
+        let deferred = bundle.verify_contents(defer)?;
+        Ok((bundle, deferred))
     }
 
-    /// Checks the size and sha256 of every entry and keeps the block digests of the stored
-    /// ones. The stored entries (the wheels: nearly all the bytes) are read in place, in
-    /// parallel; the deflated ones are inflated meanwhile, one after the other. Of several
-    /// failing entries, the first in name order is reported.
-    fn verify_contents(&mut self) -> Result<(), BundleError> {
+    /// Checks the size and sha256 of every entry but those `defer` picks (returned) and
+    /// keeps the block digests of the stored ones. The stored entries (the wheels: nearly
+    /// all the bytes) are read in place, in parallel; the deflated ones are inflated
+    /// meanwhile, one after the other. Of several failing entries, the first in name order
+    /// is reported.
+    fn verify_contents(
+        &mut self,
+        defer: &(dyn Fn(&BundleEntry) -> bool + Sync),
+    ) -> Result<Deferred, BundleError> {
         let entries = std::mem::take(&mut self.entries);
         let (file, path) = (Arc::clone(&self.file), self.path.clone());
+        let deferred = Deferred {
+            file: Arc::clone(&file),
+            path: path.clone(),
+            entries: entries
+                .iter()
+                .filter(|entry| entry.stored.is_some() && defer(entry))
+                .cloned()
+                .collect(),
+        };
         // Largest first, one entry per task: a sha256 cannot be split, so the large wheels
         // must not end up queued behind each other on one thread.
         let mut by_size: Vec<(usize, &BundleEntry, u64)> = entries
             .iter()
             .enumerate()
+            .filter(|(_, entry)| {
+                deferred
+                    .entries
+                    .binary_search_by(|d| d.name.cmp(&entry.name))
+                    .is_err()
+            })
             .filter_map(|(position, entry)| Some((position, entry, entry.stored.as_ref()?.start)))
             .collect();
         by_size.sort_by_key(|(_, entry, _)| std::cmp::Reverse(entry.size));
@@ -160,7 +192,9 @@ impl Bundle {
                     .par_iter()
                     .with_max_len(1)
                     .map(|&(position, entry, start)| {
-                        (position, verify_stored(&file, &path, entry, start))
+                        let mut blocks = BlockDigests::default();
+                        let verified = verify_stored(&file, &path, entry, start, Some(&mut blocks));
+                        (position, verified.map(|()| blocks.finish()))
                     })
                     .collect::<Vec<_>>()
             },
@@ -180,8 +214,8 @@ impl Bundle {
         for (position, verified) in stored {
             match verified {
                 Ok(blocks) => {
-                    if let Some(data) = &mut self.entries[position].stored {
-                        data.blocks = blocks;
+                    if let Some(data) = &self.entries[position].stored {
+                        data.blocks.get_or_init(|| blocks.into());
                     }
                 }
                 Err(err)
@@ -196,7 +230,7 @@ impl Bundle {
         }
         match first_error {
             Some((_, err)) => Err(err),
-            None => Ok(()),
+            None => Ok(deferred),
         }
     }
 
@@ -318,21 +352,33 @@ impl Bundle {
     /// every block against what was verified at open (see the module documentation). It can
     /// be cloned cheaply, each clone with its own position, to read in parallel.
     pub fn stored_entry(&self, name: &str) -> Result<StoredEntry, BundleError> {
-        let entry = self.find(name)?;
-        let Some(stored) = entry.stored else {
+        let entry = self
+            .entry(name)
+            .ok_or_else(|| entry_invalid(&self.path, name, EntryProblem::NotFound))?;
+        let Some(stored) = &entry.stored else {
             let problem = EntryProblem::NotStored;
             return Err(entry_invalid(&self.path, name, problem));
         };
         Ok(StoredEntry {
             file: Arc::clone(&self.file),
-            name: entry.name.into(),
+            bundle: self.path.as_path().into(),
+            name: entry.name.as_str().into(),
+            sha256: entry.sha256,
             start: stored.start,
             len: entry.size,
-            blocks: stored.blocks,
+            blocks: Arc::clone(&stored.blocks),
             position: 0,
             cached: None,
             cache: Vec::new(),
         })
+    }
+
+    /// Whether the stored entry `name` was deferred by [`Bundle::open_deferring`] and not
+    /// read since.
+    pub fn is_deferred(&self, name: &str) -> bool {
+        self.entry(name)
+            .and_then(|entry| entry.stored.as_ref())
+            .is_some_and(|stored| stored.blocks.get().is_none())
     }
 
     /// The parsed `manifest.json.minisig`, if the bundle has one. Its form was checked at
@@ -391,35 +437,54 @@ impl Bundle {
     }
 }
 
-/// Reads the stored `entry` (its `size` bytes at `start` in `file`) and checks its sha256;
-/// returns the BLAKE3 digest of each of its blocks.
+/// The stored entries [`Bundle::open_deferring`] left unread, to be verified.
+#[derive(Debug)]
+pub struct Deferred {
+    file: Arc<File>,
+    path: PathBuf,
+    /// In name order.
+    entries: Vec<BundleEntry>,
+}
+
+impl Deferred {
+    /// How many entries were deferred.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Checks the size and sha256 of every deferred entry, one after the other on the
+    /// calling thread (it is meant to run beside other work), through the file descriptor
+    /// the bundle was opened with; the first that fails, in name order, is the error.
+    pub fn verify(self) -> Result<(), BundleError> {
+        for entry in &self.entries {
+            if let Some(stored) = &entry.stored {
+                verify_stored(&self.file, &self.path, entry, stored.start, None)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads the stored `entry` (its `size` bytes at `start` in `file`) and checks its sha256,
+/// giving `blocks` every byte read.
 fn verify_stored(
     file: &File,
     path: &Path,
     entry: &BundleEntry,
     start: u64,
-) -> Result<Arc<[[u8; 32]]>, BundleError> {
-    const CHUNK: usize = 16 * BLOCK;
-    let mut hasher = Sha256::new();
-    let mut blocks = BlockDigests::default();
-    let mut buffer = vec![0u8; CHUNK.min(usize::try_from(entry.size).unwrap_or(CHUNK))];
-    let mut offset = 0;
-    while offset < entry.size {
-        let len = buffer
-            .len()
-            .min(usize::try_from(entry.size - offset).unwrap_or(CHUNK));
-        let chunk = &mut buffer[..len];
-        file.read_exact_at(chunk, start + offset)
-            .map_err(|source| BundleError::Io {
-                action: "read",
-                path: path.to_owned(),
-                source,
-            })?;
-        hasher.update(&*chunk);
-        blocks.add(chunk);
-        offset += len as u64;
-    }
-    let actual: [u8; 32] = hasher.finalize().into();
+    blocks: Option<&mut BlockDigests>,
+) -> Result<(), BundleError> {
+    let actual =
+        hash_in_place(file, start, entry.size, blocks).map_err(|source| BundleError::Io {
+            action: "read",
+            path: path.to_owned(),
+            source,
+        })?;
     if actual != entry.sha256 {
         let problem = EntryProblem::Sha256Mismatch {
             expected: entry.sha256,
@@ -427,7 +492,7 @@ fn verify_stored(
         };
         return Err(entry_invalid(path, &entry.name, problem));
     }
-    Ok(blocks.finish().into())
+    Ok(())
 }
 
 fn create_real_dir(path: &Path) -> Result<(), BundleError> {

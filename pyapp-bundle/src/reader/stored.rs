@@ -5,7 +5,12 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use sha2::{Digest, Sha256};
+
+use super::error::{entry_invalid, EntryProblem};
 
 #[cfg(doc)]
 use super::Bundle;
@@ -18,8 +23,40 @@ pub(super) const BLOCK: usize = 64 * 1024;
 pub(super) struct StoredData {
     pub(super) start: u64,
     /// The BLAKE3 digest of each [`BLOCK`] of the data (the last one shorter), filled in by
-    /// the verification in [`Bundle::open`].
-    pub(super) blocks: Arc<[[u8; 32]]>,
+    /// the verification in [`Bundle::open`], or for an entry it deferred by the first
+    /// [`Bundle::stored_entry`].
+    pub(super) blocks: Blocks,
+}
+
+/// The block digests of a stored entry, shared by the bundle and every reader of it: set
+/// once the entry's sha256 was checked.
+pub(super) type Blocks = Arc<OnceLock<Arc<[[u8; 32]]>>>;
+
+/// Reads `len` bytes at `start` of `file` and returns their sha256, giving `blocks` every
+/// byte read.
+pub(super) fn hash_in_place(
+    file: &File,
+    start: u64,
+    len: u64,
+    mut blocks: Option<&mut BlockDigests>,
+) -> io::Result<[u8; 32]> {
+    const CHUNK: usize = 16 * BLOCK;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; CHUNK.min(usize::try_from(len).unwrap_or(CHUNK))];
+    let mut offset = 0;
+    while offset < len {
+        let take = buffer
+            .len()
+            .min(usize::try_from(len - offset).unwrap_or(CHUNK));
+        let chunk = &mut buffer[..take];
+        file.read_exact_at(chunk, start + offset)?;
+        hasher.update(&*chunk);
+        if let Some(blocks) = blocks.as_deref_mut() {
+            blocks.add(chunk);
+        }
+        offset += take as u64;
+    }
+    Ok(hasher.finalize().into())
 }
 
 /// Collects the BLAKE3 digest of every [`BLOCK`] of what is written to it.
@@ -58,14 +95,19 @@ impl BlockDigests {
 /// A stored entry read in place from the verified bundle file (see
 /// [`Bundle::stored_entry`]): `Read + Seek` over the entry's bytes, one block at a time,
 /// each checked against its digest from the verification. A block that no longer matches
-/// (the file was changed after it was verified) is an `InvalidData` error.
+/// (the file was changed after it was verified) is an `InvalidData` error. An entry whose
+/// verification was deferred ([`Bundle::open_deferring`]) is verified whole, and its
+/// digests taken, before the first block is handed out; one that fails its sha256 is an
+/// `InvalidData` error too.
 #[derive(Debug)]
 pub struct StoredEntry {
     pub(super) file: Arc<File>,
+    pub(super) bundle: Arc<Path>,
     pub(super) name: Arc<str>,
+    pub(super) sha256: [u8; 32],
     pub(super) start: u64,
     pub(super) len: u64,
-    pub(super) blocks: Arc<[[u8; 32]]>,
+    pub(super) blocks: Blocks,
     pub(super) position: u64,
     /// The block in `cache`, checked.
     pub(super) cached: Option<u64>,
@@ -77,7 +119,9 @@ impl Clone for StoredEntry {
     fn clone(&self) -> Self {
         StoredEntry {
             file: Arc::clone(&self.file),
+            bundle: Arc::clone(&self.bundle),
             name: Arc::clone(&self.name),
+            sha256: self.sha256,
             start: self.start,
             len: self.len,
             blocks: Arc::clone(&self.blocks),
@@ -99,16 +143,41 @@ impl StoredEntry {
         self.len == 0
     }
 
+    /// The digests of the entry's blocks: those the verification took, or, for a deferred
+    /// entry, those of a verification now.
+    fn digests(&self) -> io::Result<Arc<[[u8; 32]]>> {
+        if let Some(blocks) = self.blocks.get() {
+            return Ok(Arc::clone(blocks));
+        }
+        let mut digests = BlockDigests::default();
+        let actual = hash_in_place(&self.file, self.start, self.len, Some(&mut digests))?;
+        if actual != self.sha256 {
+            let problem = EntryProblem::Sha256Mismatch {
+                expected: self.sha256,
+                actual,
+            };
+            let error = entry_invalid(&self.bundle, &self.name, problem);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                error.to_string(),
+            ));
+        }
+        Ok(Arc::clone(
+            self.blocks.get_or_init(|| digests.finish().into()),
+        ))
+    }
+
     /// Reads block `block` from the file into the cache and checks it.
     fn load(&mut self, block: u64) -> io::Result<()> {
         self.cached = None;
+        let blocks = self.digests()?;
         let offset = block * BLOCK as u64;
         let len = (self.len - offset).min(BLOCK as u64) as usize;
         self.cache.resize(len, 0);
         self.file
             .read_exact_at(&mut self.cache, self.start + offset)?;
         let digest: [u8; 32] = blake3::hash(&self.cache).into();
-        let expected = usize::try_from(block).ok().and_then(|b| self.blocks.get(b));
+        let expected = usize::try_from(block).ok().and_then(|b| blocks.get(b));
         if expected != Some(&digest) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,

@@ -85,7 +85,6 @@ impl Version {
     pub fn new(dir: &Path, version: &str, bytes: &[u8]) -> Version {
         let bundle = dir.join(format!("hello-{version}.pyapp"));
         fs::write(&bundle, bytes).expect("write the bundle");
-        let sha = hex::encode(Sha256::digest(bytes));
         let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).expect("a zip");
         let mut manifest = Vec::new();
         archive
@@ -93,6 +92,21 @@ impl Version {
             .expect("manifest.json")
             .read_to_end(&mut manifest)
             .expect("read manifest.json");
+        // The content digest (FORMAT.md 1.1): the manifest, then each executable entry.
+        let mut content = Sha256::new();
+        content.update(&manifest);
+        let mut executables: Vec<String> = (0..archive.len())
+            .filter_map(|index| {
+                let entry = archive.by_index(index).expect("entry");
+                let executable = entry.unix_mode().is_some_and(|mode| mode & 0o111 != 0);
+                executable.then(|| entry.name().expect("a UTF-8 name").into_owned())
+            })
+            .collect();
+        executables.sort();
+        for name in executables {
+            content.update(format!("{name}\n"));
+        }
+        let sha = hex::encode(content.finalize());
         let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("JSON");
         let files = manifest["files"]
             .as_array()

@@ -162,6 +162,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         record,
         interpreter,
         answers,
+        pending,
     } = *verified;
     let apps = &target.apps;
     let progress = target.progress();
@@ -178,6 +179,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         .then(|| Store::of(apps.path()));
 
     if request.dry_run {
+        pending.finish()?;
         plan::describe(&tree, &metadata, previous.as_ref(), &record, keep, progress)?;
         if let Some(store) = &store {
             plan::describe_store(store, &bundle, &metadata, progress);
@@ -199,6 +201,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
             .as_deref()
             .is_some_and(|content| receipt.is_from(content));
         if same && verify::is_current(&tree, receipt)? {
+            pending.finish()?;
             verify::check_same_python(request.python.as_deref(), &tree, receipt)?;
             new_app_dir.keep();
             // Only --web brings an unchanged install here: link the current release.
@@ -248,6 +251,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         &request.options,
         &record,
         store.as_ref(),
+        pending,
         target,
     )?;
     // The build opened the store: the interpreter's answer is kept beside it.

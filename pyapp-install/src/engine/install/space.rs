@@ -1,13 +1,16 @@
 //! Whether the release fits, decided before anything is written: what every entry will
 //! expand to (the bundle's own from its verified manifest, each wheel's files from its
-//! central directory; extraction never writes more than either declares), each rounded up
-//! to the filesystem's block (an empty file counts one), against the free space of the
-//! apps filesystem and the `--max-installed-size` limit.
+//! central directory; extraction never writes more than either declares; a wheel the store
+//! holds from the store's index, which lists exactly that wheel's files, so that it is not
+//! read before its deferred verification), each rounded up to the filesystem's block (an
+//! empty file counts one), against the free space of the apps filesystem and the
+//! `--max-installed-size` limit.
 
 use anyhow::Result;
 use pyapp_bundle::layout::DEPS_PREFIX;
 use pyapp_bundle::reader::Bundle;
 use pyapp_cli::Refusal;
+use pyapp_venv::store::Store;
 use pyapp_venv::wheel_install::declared_sizes;
 
 use super::stage::wheel_error;
@@ -20,6 +23,7 @@ pub const DEFAULT_MAX_INSTALLED_SIZE: u64 = 4 << 30;
 
 /// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`.
 pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
+    let store = Store::of(apps.path());
     let room = disk::room(apps.path())?;
     // An empty file takes an inode and a directory entry: a block each, so that a wheel of
     // a million empty files is not free.
@@ -30,8 +34,17 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
             needed = needed.saturating_add(on_disk(entry.size));
             continue;
         };
-        let sizes =
-            declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?;
+        let stored = if bundle.is_deferred(&entry.name) {
+            store.published_index(&hex::encode(entry.sha256))?
+        } else {
+            None
+        };
+        let sizes = match stored {
+            Some(index) => index.installed_sizes().collect(),
+            None => {
+                declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?
+            }
+        };
         needed = sizes
             .into_iter()
             .fold(needed, |sum, size| sum.saturating_add(on_disk(size)));

@@ -20,6 +20,8 @@ use pyapp_cli::Refusal;
 use pyapp_fs::fault;
 use pyapp_venv::interpreter::Interpreter;
 use pyapp_venv::store::Store;
+
+use super::verify::PendingCheck;
 use pyapp_venv::venv::Venv;
 use pyapp_venv::wheel_install::{
     self, InstallOptions, Placement, WheelInput, WheelInstallError, WheelProblem,
@@ -100,8 +102,10 @@ pub fn lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Vec<(PathBuf, u32)> 
 }
 
 /// Builds the release `release` of `tree` unless it is on disk already; returns whether
-/// it was built now. A failed build leaves no staging directory and collects the store
-/// entries it alone published.
+/// it was built now. Either way `pending`, the check of the wheels the store holds, has
+/// passed by the time it returns Ok: a built release is renamed into place only after it.
+/// A failed build leaves no staging directory and collects the store entries it alone
+/// published.
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     bundle: &mut Bundle,
@@ -112,9 +116,11 @@ pub fn build(
     options: &InstallOptions,
     record: &ReleaseRecord,
     store: Option<&Store>,
+    pending: PendingCheck,
     target: &Target,
 ) -> Result<bool> {
     if pyapp_fs::is_real_dir(&tree.release_dir(release))? {
+        pending.finish()?;
         return Ok(false);
     }
     let staging = Staging::create(tree, release)?;
@@ -128,7 +134,8 @@ pub fn build(
         options,
         store,
         target,
-    );
+    )
+    .and_then(|()| pending.finish());
     if let Err(err) = staged {
         // Store entries this run published may have no other user.
         drop(staging);

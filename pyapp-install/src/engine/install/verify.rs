@@ -2,12 +2,15 @@
 
 use std::fs::File;
 use std::path::Path;
+use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use pyapp_bundle::config_spec::ConfigSpec;
 use pyapp_bundle::layout::{BUNDLE_SUFFIX, CONFIGURATION_NAME, DEPS_PREFIX, METADATA_NAME};
 use pyapp_bundle::metadata::Metadata;
-use pyapp_bundle::reader::{Bundle as BundleReader, BundleError, ErrorKind, Limits};
+use pyapp_bundle::reader::{
+    Bundle as BundleReader, BundleEntry, BundleError, Deferred, ErrorKind, Limits,
+};
 use pyapp_bundle::yaml::MAX_YAML_BYTES;
 
 use super::InstallRequest;
@@ -44,6 +47,34 @@ pub struct Bundle {
     pub interpreter: Interpreter,
     /// Interpreter answers to remember once the install writes.
     pub answers: AnswerCache,
+    /// The check of the wheels the store holds, still running.
+    pub pending: PendingCheck,
+}
+
+/// The check of the stored entries whose verification was deferred (the wheels the store
+/// holds, which are linked, not read), on a thread of its own beside the install (FORMAT.md
+/// 6.1.1). [`PendingCheck::finish`] comes before anything relies on the bundle: the release
+/// renamed into place, `unchanged`, a dry run's answer.
+pub struct PendingCheck(Option<JoinHandle<Result<(), BundleError>>>);
+
+impl PendingCheck {
+    fn start(deferred: Deferred) -> PendingCheck {
+        if deferred.is_empty() {
+            return PendingCheck(None);
+        }
+        PendingCheck(Some(std::thread::spawn(move || deferred.verify())))
+    }
+
+    /// Waits for the check: a wheel that is not what the manifest says refuses the bundle.
+    pub fn finish(self) -> Result<()> {
+        let Some(checking) = self.0 else {
+            return Ok(());
+        };
+        checking
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(bundle_error)
+    }
 }
 
 /// Verifies `request.bundle`: its entries (size and sha256), metadata, configuration spec
@@ -70,14 +101,22 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     steps.begin("verify the bundle");
     // Verifying the entries reads every byte, while the interpreter named by --python
     // answers (or its remembered answer is found).
-    let answers = AnswerCache::at(Store::of(target.apps.path()).interpreters_dir());
+    let store = Store::of(target.apps.path());
+    let answers = AnswerCache::at(store.interpreters_dir());
+    // A wheel the store holds is not read from the bundle (its files are linked): its
+    // check runs beside the install instead of before it.
+    let defer = |entry: &BundleEntry| {
+        request.options.verify_record
+            && entry.name.starts_with(DEPS_PREFIX)
+            && store.has_published(&hex::encode(entry.sha256))
+    };
     let (opened, queried) = std::thread::scope(|scope| {
         let answers = &answers;
         let querying = request
             .python
             .as_deref()
             .map(|python| scope.spawn(move || (python, Interpreter::query_with(python, answers))));
-        let opened = open_bundle(path);
+        let opened = open_bundle(path, &defer);
         let queried = querying.map(|query| {
             query
                 .join()
@@ -85,13 +124,15 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         });
         (opened, queried)
     });
-    let (bundle, metadata, spec) = opened?;
-    // The content digest names the release; it is trusted only now that every entry was
-    // found to be what the manifest says.
+    let (bundle, deferred, metadata, spec) = opened?;
+    let pending = PendingCheck::start(deferred);
+    // The content digest names the release; it is trusted only once every entry was found
+    // to be what the manifest says.
     let content_sha256 = hex::encode(bundle.content_sha256());
     if let Some(current) = current_install(request, &target.apps, |receipt| {
         receipt.is_from(&content_sha256)
     })? {
+        pending.finish()?;
         return Ok(current);
     }
     // Remembered only when the file did not change while it was verified.
@@ -143,6 +184,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         record,
         interpreter,
         answers,
+        pending,
     })))
 }
 
@@ -257,28 +299,37 @@ pub fn check_same_python(explicit: Option<&Path>, tree: &AppTree, receipt: &Rece
     .into())
 }
 
-/// Opens and verifies the bundle (every entry's size and sha256), its metadata and its
-/// configuration spec.
-fn open_bundle(path: &Path) -> Result<(BundleReader, Metadata, ConfigSpec)> {
-    let refuse = |err: &dyn std::fmt::Display| {
-        Refusal::new(format!("refusing the bundle: {err}"))
-            .with_hint("rebuild it with pyapp-build, or copy it again if it was damaged")
-    };
-    let bundle_error = |err: BundleError| match err.kind() {
-        ErrorKind::BadBundle => anyhow::Error::new(refuse(&err)),
+/// The refusal of a bundle that breaks a rule; its other errors as they are.
+fn bundle_error(err: BundleError) -> anyhow::Error {
+    match err.kind() {
+        ErrorKind::BadBundle => anyhow::Error::new(refuse_bundle(&err)),
         ErrorKind::Io => anyhow::Error::new(err),
-    };
-    let mut bundle = BundleReader::open(path, &Limits::default()).map_err(bundle_error)?;
+    }
+}
+
+fn refuse_bundle(err: &dyn std::fmt::Display) -> Refusal {
+    Refusal::new(format!("refusing the bundle: {err}"))
+        .with_hint("rebuild it with pyapp-build, or copy it again if it was damaged")
+}
+
+/// Opens and verifies the bundle (every entry's size and sha256, but those `defer` picks,
+/// returned to be verified), its metadata and its configuration spec.
+fn open_bundle(
+    path: &Path,
+    defer: &(dyn Fn(&BundleEntry) -> bool + Sync),
+) -> Result<(BundleReader, Deferred, Metadata, ConfigSpec)> {
+    let (mut bundle, deferred) =
+        BundleReader::open_deferring(path, &Limits::default(), defer).map_err(bundle_error)?;
     let mut read_yaml = |name: &str| -> Result<String> {
         let bytes = bundle
             .read_small(name, MAX_YAML_BYTES as u64)
             .map_err(bundle_error)?;
-        Ok(String::from_utf8(bytes).map_err(|_| refuse(&format!("{name} is not UTF-8")))?)
+        Ok(String::from_utf8(bytes).map_err(|_| refuse_bundle(&format!("{name} is not UTF-8")))?)
     };
-    let metadata =
-        Metadata::parse(&read_yaml(METADATA_NAME)?, METADATA_NAME).map_err(|err| refuse(&err))?;
+    let metadata = Metadata::parse(&read_yaml(METADATA_NAME)?, METADATA_NAME)
+        .map_err(|err| refuse_bundle(&err))?;
     let spec = ConfigSpec::parse(&read_yaml(CONFIGURATION_NAME)?, CONFIGURATION_NAME)
-        .map_err(|err| refuse(&err))?;
+        .map_err(|err| refuse_bundle(&err))?;
     let deps: Vec<(String, String)> = bundle
         .entries()
         .iter()
@@ -289,12 +340,12 @@ fn open_bundle(path: &Path) -> Result<(BundleReader, Metadata, ConfigSpec)> {
         .collect();
     metadata
         .check_dependencies(&deps)
-        .map_err(|err| refuse(&err))?;
+        .map_err(|err| refuse_bundle(&err))?;
     metadata
         .check_static_paths(bundle.entries().iter().map(|entry| entry.name.as_str()))
-        .map_err(|err| refuse(&err))?;
+        .map_err(|err| refuse_bundle(&err))?;
     metadata
         .check_config_placeholders(&spec)
-        .map_err(|err| refuse(&err))?;
-    Ok((bundle, metadata, spec))
+        .map_err(|err| refuse_bundle(&err))?;
+    Ok((bundle, deferred, metadata, spec))
 }
