@@ -126,6 +126,9 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     });
     let (bundle, deferred, metadata, spec) = opened?;
     let pending = PendingCheck::start(deferred);
+    // A server that wants signed bundles refuses any other, also one whose content is
+    // already installed from a signed one.
+    TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
     // The content digest names the release; it is trusted only once every entry was found
     // to be what the manifest says.
     let content_sha256 = hex::encode(bundle.content_sha256());
@@ -139,7 +142,6 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     steps.begin("check trust, room, interpreter and system");
-    TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
     super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
     // The app's user runs the venv: an interpreter only root can reach would fail its
