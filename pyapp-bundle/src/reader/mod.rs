@@ -37,8 +37,8 @@ use checks::{check_entries, check_zip_agrees, inflate, read_manifest, read_signa
 use error::{entry_invalid, infallible_sink, invalid};
 pub use error::{BundleError, EntryProblem, ErrorKind, Problem};
 use raw_zip::RawArchive;
-use stored::{hash_in_place, BlockDigests, StoredData};
 pub use stored::{seek_target, StoredEntry};
+use stored::{verify_in_place, BlockDigests, StoredData};
 
 /// Largest `manifest.json.minisig` accepted, in bytes.
 pub const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
@@ -163,28 +163,21 @@ impl Bundle {
     ) -> Result<Deferred, BundleError> {
         let entries = std::mem::take(&mut self.entries);
         let (file, path) = (Arc::clone(&self.file), self.path.clone());
-        let deferred = Deferred {
+        let mut deferred = Deferred {
             file: Arc::clone(&file),
             path: path.clone(),
-            entries: entries
-                .iter()
-                .filter(|entry| entry.stored.is_some() && defer(entry))
-                .cloned()
-                .collect(),
+            entries: Vec::new(),
         };
+        let mut by_size: Vec<(usize, &BundleEntry, u64)> = Vec::new();
+        for (position, entry) in entries.iter().enumerate() {
+            match &entry.stored {
+                Some(_) if defer(entry) => deferred.entries.push(entry.clone()),
+                Some(stored) => by_size.push((position, entry, stored.start)),
+                None => {}
+            }
+        }
         // Largest first, one entry per task: a sha256 cannot be split, so the large wheels
         // must not end up queued behind each other on one thread.
-        let mut by_size: Vec<(usize, &BundleEntry, u64)> = entries
-            .iter()
-            .enumerate()
-            .filter(|(_, entry)| {
-                deferred
-                    .entries
-                    .binary_search_by(|d| d.name.cmp(&entry.name))
-                    .is_err()
-            })
-            .filter_map(|(position, entry)| Some((position, entry, entry.stored.as_ref()?.start)))
-            .collect();
         by_size.sort_by_key(|(_, entry, _)| std::cmp::Reverse(entry.size));
         let (stored, deflated) = rayon::join(
             || {
@@ -193,7 +186,13 @@ impl Bundle {
                     .with_max_len(1)
                     .map(|&(position, entry, start)| {
                         let mut blocks = BlockDigests::default();
-                        let verified = verify_stored(&file, &path, entry, start, Some(&mut blocks));
+                        let verified = verify_in_place(
+                            &file,
+                            (&path, &entry.name),
+                            &entry.sha256,
+                            (start, entry.size),
+                            Some(&mut blocks),
+                        );
                         (position, verified.map(|()| blocks.finish()))
                     })
                     .collect::<Vec<_>>()
@@ -463,36 +462,17 @@ impl Deferred {
     pub fn verify(self) -> Result<(), BundleError> {
         for entry in &self.entries {
             if let Some(stored) = &entry.stored {
-                verify_stored(&self.file, &self.path, entry, stored.start, None)?;
+                verify_in_place(
+                    &self.file,
+                    (&self.path, &entry.name),
+                    &entry.sha256,
+                    (stored.start, entry.size),
+                    None,
+                )?;
             }
         }
         Ok(())
     }
-}
-
-/// Reads the stored `entry` (its `size` bytes at `start` in `file`) and checks its sha256,
-/// giving `blocks` every byte read.
-fn verify_stored(
-    file: &File,
-    path: &Path,
-    entry: &BundleEntry,
-    start: u64,
-    blocks: Option<&mut BlockDigests>,
-) -> Result<(), BundleError> {
-    let actual =
-        hash_in_place(file, start, entry.size, blocks).map_err(|source| BundleError::Io {
-            action: "read",
-            path: path.to_owned(),
-            source,
-        })?;
-    if actual != entry.sha256 {
-        let problem = EntryProblem::Sha256Mismatch {
-            expected: entry.sha256,
-            actual,
-        };
-        return Err(entry_invalid(path, &entry.name, problem));
-    }
-    Ok(())
 }
 
 fn create_real_dir(path: &Path) -> Result<(), BundleError> {

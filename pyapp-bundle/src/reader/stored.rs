@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use sha2::{Digest, Sha256};
 
-use super::error::{entry_invalid, EntryProblem};
+use super::error::{entry_invalid, BundleError, EntryProblem};
 
 #[cfg(doc)]
 use super::Bundle;
@@ -32,9 +32,33 @@ pub(super) struct StoredData {
 /// once the entry's sha256 was checked.
 pub(super) type Blocks = Arc<OnceLock<Arc<[[u8; 32]]>>>;
 
+/// Reads the stored entry `name` of the bundle at `bundle` (`len` bytes at `start` of
+/// `file`) and checks that its sha256 is `sha256`, giving `blocks` every byte read.
+pub(super) fn verify_in_place(
+    file: &File,
+    (bundle, name): (&Path, &str),
+    sha256: &[u8; 32],
+    (start, len): (u64, u64),
+    blocks: Option<&mut BlockDigests>,
+) -> Result<(), BundleError> {
+    let actual = hash_in_place(file, start, len, blocks).map_err(|source| BundleError::Io {
+        action: "read",
+        path: bundle.to_owned(),
+        source,
+    })?;
+    if actual != *sha256 {
+        let problem = EntryProblem::Sha256Mismatch {
+            expected: *sha256,
+            actual,
+        };
+        return Err(entry_invalid(bundle, name, problem));
+    }
+    Ok(())
+}
+
 /// Reads `len` bytes at `start` of `file` and returns their sha256, giving `blocks` every
 /// byte read.
-pub(super) fn hash_in_place(
+fn hash_in_place(
     file: &File,
     start: u64,
     len: u64,
@@ -150,18 +174,17 @@ impl StoredEntry {
             return Ok(Arc::clone(blocks));
         }
         let mut digests = BlockDigests::default();
-        let actual = hash_in_place(&self.file, self.start, self.len, Some(&mut digests))?;
-        if actual != self.sha256 {
-            let problem = EntryProblem::Sha256Mismatch {
-                expected: self.sha256,
-                actual,
-            };
-            let error = entry_invalid(&self.bundle, &self.name, problem);
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                error.to_string(),
-            ));
-        }
+        verify_in_place(
+            &self.file,
+            (&self.bundle, &self.name),
+            &self.sha256,
+            (self.start, self.len),
+            Some(&mut digests),
+        )
+        .map_err(|err| match err {
+            BundleError::Io { source, .. } => source,
+            refused => io::Error::new(io::ErrorKind::InvalidData, refused.to_string()),
+        })?;
         Ok(Arc::clone(
             self.blocks.get_or_init(|| digests.finish().into()),
         ))

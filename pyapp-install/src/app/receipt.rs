@@ -170,12 +170,13 @@ impl Receipt {
             .map_or(self.python.as_str(), |record| record.python.as_str())
     }
 
-    /// The record of the current release.
-    /// Whether the current release came from a bundle with the content digest `content`.
+    /// Whether the current release came from a bundle with the content digest
+    /// `content_sha256`.
     pub fn is_from(&self, content_sha256: &str) -> bool {
         self.content_sha256.as_deref() == Some(content_sha256)
     }
 
+    /// The record of the current release.
     pub fn current(&self) -> Option<&ReleaseRecord> {
         self.releases.iter().find(|r| r.release == self.release)
     }

@@ -107,7 +107,6 @@ impl AnswerCache {
         let entry: Entry = pyapp_fs::state::read(&file).ok()??;
         let valid = entry.path == path
             && entry.environment == environment()
-            && entry.stamps.first().is_some_and(|stamp| stamp.path == path)
             && entry.stamps.iter().all(Stamp::still_matches);
         valid.then_some(entry.answer)
     }

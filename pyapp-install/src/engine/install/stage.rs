@@ -12,6 +12,7 @@ use pyapp_bundle::metadata::{DependencyMode, Isolation, Metadata};
 use pyapp_bundle::reader::Bundle;
 use pyapp_cli::StepLog;
 
+use super::verify::PendingCheck;
 use crate::app::receipt::ReleaseRecord;
 use crate::app::release::Staging;
 use crate::app::tree::{AppTree, AppsDir, LASTING_DIRS};
@@ -20,8 +21,6 @@ use pyapp_cli::Refusal;
 use pyapp_fs::fault;
 use pyapp_venv::interpreter::Interpreter;
 use pyapp_venv::store::Store;
-
-use super::verify::PendingCheck;
 use pyapp_venv::venv::Venv;
 use pyapp_venv::wheel_install::{
     self, InstallOptions, Placement, WheelInput, WheelInstallError, WheelProblem,
