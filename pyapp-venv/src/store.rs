@@ -16,11 +16,13 @@
 //! garbage collector holds it exclusively, so it never judges an entry about to be linked,
 //! and it is the only one that deletes.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pyapp_fs::{FsError, Result, ToSync};
 use serde::{Deserialize, Serialize};
@@ -94,6 +96,9 @@ pub struct IndexedFile {
 #[derive(Debug, Clone)]
 pub struct StoreEntry {
     dir: PathBuf,
+    /// `wheels/SHA256`: where it is published (`dir`, or where an entry just unpacked
+    /// under `tmp/` goes).
+    home: PathBuf,
     pub index: EntryIndex,
 }
 
@@ -102,13 +107,24 @@ impl StoreEntry {
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.join("files").join(name)
     }
+
+    /// `wheels/SHA256`, where the entry is published.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// Where the file of archive entry `name` is once the entry is published.
+    pub fn published_file(&self, name: &str) -> PathBuf {
+        self.home.join("files").join(name)
+    }
 }
 
 /// An entry being unpacked under `tmp/`; removed when dropped unless published.
 #[derive(Debug)]
 pub struct PendingEntry {
-    sha256: String,
     dir: PathBuf,
+    /// `wheels/SHA256`.
+    home: PathBuf,
 }
 
 impl PendingEntry {
@@ -136,6 +152,7 @@ impl PendingEntry {
         to_sync.file(&file, &path);
         Ok(StoreEntry {
             dir: self.dir.clone(),
+            home: self.home.clone(),
             index,
         })
     }
@@ -154,6 +171,29 @@ impl Drop for PendingEntry {
 pub struct StoreSession {
     store: Store,
     _lock: File,
+    known: KnownIndexes,
+}
+
+/// The indexes of published entries an install read before it held the store's lock
+/// ([`Store::published_index`]), for [`StoreSession::find`] to take instead of reading
+/// them again: a published entry never changes (one published again after a garbage
+/// collection is of the same wheel, so its index is the same).
+#[derive(Debug, Default)]
+pub struct KnownIndexes(Mutex<HashMap<String, EntryIndex>>);
+
+impl KnownIndexes {
+    /// Remembers `index`, that of the entry of the wheel with this sha256.
+    pub fn insert(&self, sha256: &str, index: EntryIndex) {
+        lock(&self.0).insert(sha256.to_owned(), index);
+    }
+
+    fn take(&self, sha256: &str) -> Option<EntryIndex> {
+        lock(&self.0).remove(sha256)
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// What the garbage collector found and did.
@@ -266,6 +306,7 @@ impl Store {
         Ok(StoreSession {
             store: self.clone(),
             _lock: lock,
+            known: KnownIndexes::default(),
         })
     }
 
@@ -379,14 +420,26 @@ fn read_index(dir: &Path) -> Result<EntryIndex> {
 }
 
 impl StoreSession {
+    /// The session, taking the indexes in `known` instead of reading them.
+    pub fn knowing(self, known: KnownIndexes) -> StoreSession {
+        StoreSession { known, ..self }
+    }
+
     /// The complete entry of the wheel whose file has this sha256, if the store has it.
     pub fn find(&self, sha256: &str) -> Result<Option<StoreEntry>> {
         let dir = self.store.entry_dir(sha256);
         if !pyapp_fs::is_real_dir(&dir)? {
             return Ok(None);
         }
-        let index = read_index(&dir)?;
-        Ok(Some(StoreEntry { dir, index }))
+        let index = match self.known.take(sha256) {
+            Some(index) => index,
+            None => read_index(&dir)?,
+        };
+        Ok(Some(StoreEntry {
+            home: dir.clone(),
+            dir,
+            index,
+        }))
     }
 
     /// A new directory under `tmp/` to unpack the wheel with this sha256 into,
@@ -405,8 +458,8 @@ impl StoreSession {
         pyapp_fs::ensure_dir(&dir.join("files"), 0o755)?;
         to_sync.dirs_from(&dir, &dir.join("files"));
         Ok(PendingEntry {
-            sha256: sha256.to_owned(),
             dir,
+            home: self.store.entry_dir(sha256),
         })
     }
 
@@ -422,24 +475,29 @@ impl StoreSession {
 
     /// Renames finished entries, made durable by [`StoreSession::sync`], into place. When
     /// another install published the same wheel meanwhile, its entry stays and this one is
-    /// dropped (what was linked from it keeps its files).
-    pub fn publish(&self, pending: Vec<PendingEntry>) -> Result<()> {
+    /// dropped (what was hard-linked from it keeps its files); returns where those entries
+    /// are (`wheels/SHA256`), so that what was meant to keep them in use is linked from
+    /// them instead.
+    pub fn publish(&self, pending: Vec<PendingEntry>) -> Result<Vec<PathBuf>> {
         if pending.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        for entry in pending {
-            let dir = self.store.entry_dir(&entry.sha256);
-            match fs::rename(&entry.dir, &dir) {
+        let mut lost = Vec::new();
+        for entry in &pending {
+            match fs::rename(&entry.dir, &entry.home) {
                 Ok(()) => {}
                 Err(err)
                     if matches!(
                         err.raw_os_error(),
                         Some(nix::libc::ENOTEMPTY | nix::libc::EEXIST)
-                    ) => {}
+                    ) =>
+                {
+                    lost.push(entry.home.clone());
+                }
                 Err(err) => {
                     return Err(FsError::Rename {
                         from: entry.dir.clone(),
-                        to: dir,
+                        to: entry.home.clone(),
                         source: err,
                     })
                 }
@@ -447,7 +505,7 @@ impl StoreSession {
         }
         pyapp_fs::sync_dir(&self.store.wheels_dir())?;
         fault::point("store-published");
-        Ok(())
+        Ok(lost)
     }
 
     /// The store's directory.
@@ -601,15 +659,16 @@ mod tests {
         let to_sync = ToSync::new();
         let first = session.start_entry(&sha, &to_sync).unwrap();
         let second = PendingEntry {
-            sha256: sha.clone(),
             dir: store.tmp_dir().join("other"),
+            home: store.entry_dir(&sha),
         };
         fs::create_dir_all(second.files_dir()).unwrap();
         fs::write(first.files_dir().join("first"), b"").unwrap();
         for pending in [&first, &second] {
             pending.finish(index("w"), &to_sync).unwrap();
         }
-        session.publish(vec![first, second]).unwrap();
+        let lost = session.publish(vec![first, second]).unwrap();
+        assert_eq!(lost, [store.entry_dir(&sha)], "the second lost");
         assert!(
             store.entry_dir(&sha).join("files/first").exists(),
             "the first one stays"

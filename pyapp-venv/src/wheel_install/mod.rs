@@ -7,11 +7,12 @@
 //! is written. Then, in parallel chunks of files across all wheels (`place`): the shared
 //! wheels the store lacks are unpacked under its `tmp/` (streamed from the archive, hashed
 //! while written, checked against RECORD); every file is extracted into the venv (`local`
-//! wheels) or hard-linked from the store (`shared` ones; a directory an entry published
-//! before the install fills whole is one symbolic link to it instead: `share`) while the
-//! new entries are synced
-//! (each file's write-back started as it is closed, every file and directory written into
-//! them listed to be synced: nothing is walked), then published; and each wheel gets its
+//! wheels) or hard-linked from the store (`shared` ones; a directory one entry fills whole
+//! is one symbolic link to where it is published instead: `share`) while the new entries
+//! are synced (each file's write-back started as it is closed, every file and directory
+//! written into them listed to be synced: nothing is walked), then published (when another
+//! install published the same wheel first, the venv's hard links into the new entry are
+//! remade from that one: `adopt_published`); and each wheel gets its
 //! launchers, `INSTALLER` and a RECORD of what was actually written. What the venv was
 //! given (its new directories, every file written rather than linked) is listed in the
 //! caller's [`ToSync`], to be made durable before the venv is published.
@@ -100,8 +101,8 @@ pub enum Placement {
     /// Hard-linked from the store entry of the wheel file with this sha256 (lowercase hex,
     /// vouched for by the caller), which is unpacked first if the store lacks it. Without
     /// a store, the same as `Local`. With `link_dirs`, a directory of the venv all of
-    /// whose files the entry (published before this install) gives may instead be one
-    /// symbolic link into it (`share`): for code that nothing sees through a different
+    /// whose files the entry gives may instead be one symbolic link into it (`share`):
+    /// for code that nothing sees through a different
     /// root than the venv's, and that does not find its own files by resolving links.
     Shared { sha256: String, link_dirs: bool },
 }
@@ -257,15 +258,21 @@ enum Source<R> {
     /// as the entry `store_as`.
     Archive {
         wheel: WheelArchive<R>,
-        store_as: Option<String>,
+        store_as: Option<NewEntry>,
     },
-    /// Its store entry; `link_dirs` when the entry was published before this install and
-    /// its directories may be linked ([`share`]).
+    /// Its store entry (published before this install, or unpacked by it and published
+    /// before it ends); `link_dirs` when its directories may be linked ([`share`]).
     Entry {
         layout: WheelLayout,
         entry: StoreEntry,
         link_dirs: bool,
     },
+}
+
+/// The store entry a shared wheel the store lacks is unpacked into.
+struct NewEntry {
+    sha256: String,
+    link_dirs: bool,
 }
 
 impl<R: WheelBytes> Source<R> {
@@ -281,17 +288,17 @@ impl<R: WheelBytes> Source<R> {
         };
         let store_as = match (input.placement, store) {
             (Placement::Shared { sha256, link_dirs }, Some(store)) => {
+                let link_dirs = link_dirs && options.compile_bytecode.is_none();
                 if let Some(entry) = store.find(&sha256).map_err(WheelInstallError::Store)? {
                     let layout =
                         WheelLayout::of_entry(&input.file_name, &entry).map_err(wheel_error)?;
-                    let link_dirs = link_dirs && options.compile_bytecode.is_none();
                     return Ok(Source::Entry {
                         layout,
                         entry,
                         link_dirs,
                     });
                 }
-                Some(sha256)
+                Some(NewEntry { sha256, link_dirs })
             }
             _ => None,
         };
@@ -363,6 +370,11 @@ pub fn install_from<R: WheelBytes>(
     let pairs: Vec<(&WheelLayout, &WheelPlan)> =
         sources.iter().map(Source::layout).zip(&plans).collect();
     check_conflicts(venv, &pairs)?;
+    let store_to_sync = ToSync::new();
+    let (sources, unpacked) = match store {
+        Some(store) => unpack_into_store(store, sources, &store_to_sync)?,
+        None => (sources, Vec::new()),
+    };
     let shared = match store {
         Some(store) => {
             let candidates: Vec<Candidate> = sources
@@ -386,11 +398,6 @@ pub fn install_from<R: WheelBytes>(
         None => SharedDirs::default(),
     };
 
-    let store_to_sync = ToSync::new();
-    let (sources, unpacked) = match store {
-        Some(store) => unpack_into_store(store, sources, &store_to_sync)?,
-        None => (sources, Vec::new()),
-    };
     let copying = AtomicBool::new(false);
     // The new store entries are made durable while their files are linked, then published.
     let (rows, synced) = std::thread::scope(|scope| {
@@ -416,7 +423,8 @@ pub fn install_from<R: WheelBytes>(
     let rows = rows?;
     if let (Some(store), Some(synced)) = (store, synced) {
         synced.map_err(WheelInstallError::Store)?;
-        store.publish(unpacked).map_err(WheelInstallError::Store)?;
+        let lost = store.publish(unpacked).map_err(WheelInstallError::Store)?;
+        adopt_published(&sources, &plans, &shared, &lost)?;
     }
     let installed = sources
         .par_iter()
@@ -469,7 +477,8 @@ fn chunks(costs: impl Iterator<Item = u64>) -> Vec<Range<usize>> {
 /// Unpacks the shared wheels the store lacks into new entries under the store's `tmp/`
 /// (in parallel chunks of files), listing what is written in `to_sync`; returns the
 /// sources with those wheels read from their new entries, and the entries, to be
-/// published once durable and linked from the venv.
+/// published once durable and linked from the venv (its directory links point where
+/// they are published: [`StoreEntry::published_file`]).
 fn unpack_into_store<R: WheelBytes>(
     store: &StoreSession,
     sources: Vec<Source<R>>,
@@ -479,11 +488,11 @@ fn unpack_into_store<R: WheelBytes>(
     for (index, source) in sources.iter().enumerate() {
         if let Source::Archive {
             wheel,
-            store_as: Some(sha256),
+            store_as: Some(new),
         } = source
         {
             let pending = store
-                .start_entry(sha256, to_sync)
+                .start_entry(&new.sha256, to_sync)
                 .map_err(WheelInstallError::Store)?;
             unpacking.push((index, wheel, pending));
         }
@@ -542,10 +551,10 @@ fn unpack_into_store<R: WheelBytes>(
         .into_iter()
         .enumerate()
         .map(|(index, source)| match (source, finished.remove(&index)) {
-            (Source::Archive { wheel, .. }, Some(entry)) => Source::Entry {
+            (Source::Archive { wheel, store_as }, Some(entry)) => Source::Entry {
                 layout: wheel.layout,
                 entry,
-                link_dirs: false,
+                link_dirs: store_as.is_some_and(|new| new.link_dirs),
             },
             (source, _) => source,
         })
@@ -587,6 +596,47 @@ fn unpack_chunk<R: WheelBytes>(
             wheel: wheel.layout.file_name(),
             problem,
         })
+}
+
+/// Remakes, from the entries another install published first (`lost`, their
+/// `wheels/SHA256`), the venv's hard links into the new entries this install unpacked and
+/// could not publish, for each wheel whose directories are linked there: those links are
+/// what keep the entry the venv's directory links point into in use (FORMAT.md 6.6), and
+/// they led to the files of an entry that was just dropped. Each link is made beside its
+/// file and renamed over it, in a directory listed to be synced.
+fn adopt_published<R: WheelBytes>(
+    sources: &[Source<R>],
+    plans: &[WheelPlan],
+    shared: &SharedDirs,
+    lost: &[PathBuf],
+) -> Result<(), WheelInstallError> {
+    for (at, (source, plan)) in sources.iter().zip(plans).enumerate() {
+        let Source::Entry { entry, .. } = source else {
+            continue;
+        };
+        if !shared.covers_any(at) || !lost.iter().any(|home| home == entry.home()) {
+            continue;
+        }
+        for (file, (indexed, planned)) in entry.index.files.iter().zip(&plan.files).enumerate() {
+            if shared.covers(at, file) || planned.script {
+                continue;
+            }
+            let write_error = |err: io::Error| WheelInstallError::Wheel {
+                wheel: source.layout().file_name(),
+                problem: WheelProblem::Write {
+                    path: planned.dest.clone(),
+                    source: err,
+                },
+            };
+            let mut beside = planned.dest.clone().into_os_string();
+            beside.push(".pyapp-adopt");
+            let beside = PathBuf::from(beside);
+            std::fs::hard_link(entry.published_file(&indexed.path), &beside)
+                .map_err(write_error)?;
+            std::fs::rename(&beside, &planned.dest).map_err(write_error)?;
+        }
+    }
+    Ok(())
 }
 
 /// Puts every planned file in place, in parallel chunks across all wheels, once their

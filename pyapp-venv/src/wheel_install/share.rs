@@ -8,9 +8,12 @@
 //! entry in `site-packages/`.
 //!
 //! The rules (spec/FORMAT.md 6.6, "Shared directories"):
-//! - only wheels the caller allows (`Placement::Shared { link_dirs: true }`), whose entry
-//!   was already published when the install began (its path is final and durable), and
-//!   only when no bytecode is compiled (it would be written into the store);
+//! - only wheels the caller allows (`Placement::Shared { link_dirs: true }`), and only
+//!   when no bytecode is compiled (it would be written into the store); a link points
+//!   where the entry is published, final and durable before the venv is (an entry this
+//!   install unpacks is published before [`super::install_from`] returns, and when
+//!   another install published the same wheel first, the venv's hard links are remade
+//!   from that one, so that it is the entry they keep in use);
 //! - a directory below `purelib` or `platlib` is linked when every file the venv gets in
 //!   it (any wheel's, and `INSTALLER` and `RECORD`) is a file of that one wheel from one
 //!   place of its entry (its root, or `.data/purelib` or `.data/platlib`), never a
@@ -170,7 +173,7 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
             };
             if !linked.contains(&(*lib, dir)) {
                 let path = lib_dirs[*lib].join(dir);
-                let source = entry.file(&format!("{}{dir}", &file.entry[..*prefix]));
+                let source = entry.published_file(&format!("{}{dir}", &file.entry[..*prefix]));
                 let Some(target) = path.parent().and_then(|from| relative(from, &source)) else {
                     continue;
                 };

@@ -578,6 +578,17 @@ fn install_shared(
     wheels: &[PathBuf],
     link_dirs: bool,
 ) -> (Venv, InstallReport) {
+    install_shared_with(store, root, wheels, link_dirs, &|| {})
+}
+
+/// [`install_shared`], calling `on_installed` as each wheel is in.
+fn install_shared_with(
+    store: &crate::store::Store,
+    root: &Path,
+    wheels: &[PathBuf],
+    link_dirs: bool,
+    on_installed: &(dyn Fn() + Sync),
+) -> (Venv, InstallReport) {
     let interpreter =
         Interpreter::find(None, &VersionSpecifiers::from_str(">=3.8").unwrap()).unwrap();
     fs::create_dir_all(root.parent().unwrap()).unwrap();
@@ -597,14 +608,23 @@ fn install_shared(
         })
         .collect();
     let options = InstallOptions::default();
-    let report = install_from(&venv, inputs, Some(&session), &options, &to_sync, &|| {}).unwrap();
+    let report = install_from(
+        &venv,
+        inputs,
+        Some(&session),
+        &options,
+        &to_sync,
+        on_installed,
+    )
+    .unwrap();
     to_sync.debug_assert_covers(root);
     to_sync.sync().unwrap();
     (venv, report)
 }
 
-/// A venv whose shared wheels the store already held gets one symbolic link for each
-/// directory a single wheel fills from one place of its entry (`share`): the package, each
+/// A venv of shared wheels gets one symbolic link for each directory a single wheel fills
+/// from one place of its store entry (`share`), whether the store held the entry or the
+/// install unpacked it: the package, each
 /// wheel's part of a namespace package two wheels share; a directory filled from the
 /// wheel's root and its `.data/purelib` at once, and every `.dist-info`, stay directories
 /// of hard links, which keep the entries in use. The venv imports everything, its RECORD
@@ -635,15 +655,15 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
     };
     let is_link = |path: PathBuf| fs::symlink_metadata(path).unwrap().is_symlink();
 
-    // Unpacked by this install: nothing is linked before its entry is published.
+    // Unpacked by the first install, then held by the store for the second.
     let first = install("first", true);
-    assert!(!is_link(first.purelib().join("demo_pkg")));
-
     let second = install("second", true);
-    let lib = second.purelib();
-    for linked in ["demo_pkg", "ns/one", "ns/two"] {
-        assert!(is_link(lib.join(linked)), "{linked} is a link");
+    for venv in [&first, &second] {
+        for linked in ["demo_pkg", "ns/one", "ns/two"] {
+            assert!(is_link(venv.purelib().join(linked)), "{linked} is a link");
+        }
     }
+    let lib = second.purelib();
     let target = fs::read_link(lib.join("demo_pkg")).unwrap();
     assert!(target.is_relative(), "{target:?}");
     assert_eq!(
@@ -658,15 +678,17 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
     let record = fs::read_to_string(lib.join("demo_pkg-1.0.dist-info/RECORD")).unwrap();
     assert!(record.contains("demo_pkg/__init__.py,sha256="), "{record}");
     assert!(record.contains("demo_pkg/tool.sh,sha256="), "{record}");
-    let output = Command::new(second.python())
-        .args([
-            "-c",
-            "import demo_pkg, ns.one.deep.x, ns.two, mix.b; print(ns.one.ONE + ns.two.TWO, mix.b.B)",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "3 b\n");
+    for venv in [&first, &second] {
+        let output = Command::new(venv.python())
+            .args([
+                "-c",
+                "import demo_pkg, ns.one.deep.x, ns.two, mix.b; print(ns.one.ONE + ns.two.TWO, mix.b.B)",
+            ])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "3 b\n");
+    }
 
     // Without the first venv, the second's hard links still keep every entry in use.
     fs::remove_dir_all(apps.join("first")).unwrap();
@@ -676,6 +698,61 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
 
     let unlinked = install("third", false);
     assert!(!is_link(unlinked.purelib().join("demo_pkg")));
+}
+
+/// Two installs unpack the same wheel at once and the other publishes first: this one's
+/// entry is dropped, its directory links point into the other's, and its hard links are
+/// remade from that entry, so that the venv keeps in use the entry it links into, also
+/// once the other venv is gone.
+#[test]
+fn a_venv_whose_new_entry_lost_the_race_links_the_one_published() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    fs::create_dir(&apps).unwrap();
+    let store = crate::store::Store::of(&apps);
+    let wheels = [demo_wheel(dir.path())];
+    let other = std::sync::Once::new();
+    // The other install runs to its end while this one links its files.
+    let publish_first = || {
+        other.call_once(|| {
+            install_shared(&store, &apps.join("other").join("venv"), &wheels, true);
+        })
+    };
+    let (venv, _) = install_shared_with(
+        &store,
+        &apps.join("this").join("venv"),
+        &wheels,
+        true,
+        &publish_first,
+    );
+    assert!(other.is_completed());
+
+    let metadata = venv.purelib().join("demo_pkg-1.0.dist-info/METADATA");
+    let published = store
+        .entry_dir(&"0".repeat(64))
+        .join("files/demo_pkg-1.0.dist-info/METADATA");
+    assert_eq!(
+        fs::metadata(&metadata).unwrap().ino(),
+        fs::metadata(&published).unwrap().ino(),
+        "the venv's METADATA is the published entry's"
+    );
+    fs::remove_dir_all(apps.join("other")).unwrap();
+    let collected = store.collect_garbage(false, false).unwrap().unwrap();
+    assert!(collected.removed.is_empty(), "{collected:?}");
+    let output = Command::new(venv.python())
+        .args(["-c", "import demo_pkg; print(demo_pkg.main())"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let leftovers = fs::read_dir(venv.purelib().join("demo_pkg-1.0.dist-info"))
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".pyapp-adopt")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
 }
 
 /// A system module linked into the venv (`system.python-modules`) is the system's: a wheel

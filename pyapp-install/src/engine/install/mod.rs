@@ -163,6 +163,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         interpreter,
         answers,
         pending,
+        known,
     } = *verified;
     let apps = &target.apps;
     let progress = target.progress();
@@ -250,7 +251,7 @@ pub fn install(request: &InstallRequest, target: &Target) -> Result<InstallRepor
         &release,
         &request.options,
         &record,
-        store.as_ref(),
+        store.as_ref().map(|store| (store, known)),
         pending,
         target,
     )?;

@@ -2,7 +2,8 @@
 //! expand to (the bundle's own from its verified manifest, each wheel's files from its
 //! central directory; extraction never writes more than either declares; a wheel the store
 //! holds from the store's index, which lists exactly that wheel's files, so that it is not
-//! read before its deferred verification), each rounded up to the filesystem's block (an
+//! read before its deferred verification; the indexes read are kept for the install to
+//! link from), each rounded up to the filesystem's block (an
 //! empty file counts one), against the free space of the apps filesystem and the
 //! `--max-installed-size` limit.
 
@@ -10,7 +11,7 @@ use anyhow::Result;
 use pyapp_bundle::layout::DEPS_PREFIX;
 use pyapp_bundle::reader::Bundle;
 use pyapp_cli::Refusal;
-use pyapp_venv::store::Store;
+use pyapp_venv::store::{KnownIndexes, Store};
 use pyapp_venv::wheel_install::declared_sizes;
 
 use super::stage::wheel_error;
@@ -21,26 +22,33 @@ use crate::system::disk;
 /// The default of `--max-installed-size`: 4 GiB.
 pub const DEFAULT_MAX_INSTALLED_SIZE: u64 = 4 << 30;
 
-/// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`.
-pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
+/// Refuses `bundle` when what it expands to does not fit under `apps` or exceeds `limit`;
+/// returns the store's indexes it read.
+pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<KnownIndexes> {
     let store = Store::of(apps.path());
     let room = disk::room(apps.path())?;
     // An empty file takes an inode and a directory entry: a block each, so that a wheel of
     // a million empty files is not free.
     let on_disk = |size: u64| size.div_ceil(room.block).max(1).saturating_mul(room.block);
     let mut needed: u64 = 0;
+    let known = KnownIndexes::default();
     for entry in bundle.entries() {
         let Some(wheel) = entry.name.strip_prefix(DEPS_PREFIX) else {
             needed = needed.saturating_add(on_disk(entry.size));
             continue;
         };
+        let sha256 = hex::encode(entry.sha256);
         let stored = if bundle.is_deferred(&entry.name) {
-            store.published_index(&hex::encode(entry.sha256))?
+            store.published_index(&sha256)?
         } else {
             None
         };
         let sizes = match stored {
-            Some(index) => index.installed_sizes().collect(),
+            Some(index) => {
+                let sizes = index.installed_sizes().collect();
+                known.insert(&sha256, index);
+                sizes
+            }
             None => {
                 declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?
             }
@@ -50,7 +58,7 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<()> {
             .fold(needed, |sum, size| sum.saturating_add(on_disk(size)));
     }
     if needed <= limit && needed <= room.free {
-        return Ok(());
+        return Ok(known);
     }
     let hint = if needed > limit {
         "a bundle from a source you trust may be given a higher --max-installed-size"

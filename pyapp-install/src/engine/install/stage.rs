@@ -20,7 +20,7 @@ use crate::engine::{gc, Target};
 use pyapp_cli::Refusal;
 use pyapp_fs::fault;
 use pyapp_venv::interpreter::Interpreter;
-use pyapp_venv::store::Store;
+use pyapp_venv::store::{KnownIndexes, Store};
 use pyapp_venv::venv::Venv;
 use pyapp_venv::wheel_install::{
     self, InstallOptions, Placement, WheelInput, WheelInstallError, WheelProblem,
@@ -100,8 +100,9 @@ pub fn lasting_dirs(tree: &AppTree, metadata: &Metadata) -> Vec<(PathBuf, u32)> 
     dirs
 }
 
-/// Builds the release `release` of `tree` unless it is on disk already; returns whether
-/// it was built now. Either way `pending`, the check of the wheels the store holds, has
+/// Builds the release `release` of `tree` unless it is on disk already, the shared wheels
+/// through `store` (with the indexes of its entries read already); returns whether it was
+/// built now. Either way `pending`, the check of the wheels the store holds, has
 /// passed by the time it returns Ok: a built release is renamed into place only after it.
 /// A failed build leaves no staging directory and collects the store entries it alone
 /// published.
@@ -114,7 +115,7 @@ pub fn build(
     release: &str,
     options: &InstallOptions,
     record: &ReleaseRecord,
-    store: Option<&Store>,
+    store: Option<(&Store, KnownIndexes)>,
     pending: PendingCheck,
     target: &Target,
 ) -> Result<bool> {
@@ -158,7 +159,7 @@ fn fill(
     staging: &Staging,
     runtime_dir: &Path,
     options: &InstallOptions,
-    store: Option<&Store>,
+    store: Option<(&Store, KnownIndexes)>,
     target: &Target,
 ) -> Result<()> {
     let progress = target.progress();
@@ -224,7 +225,13 @@ fn fill(
         });
     }
     steps.begin(format!("install {} wheels", wheels.len()));
-    let session = store.map(Store::open_for_install).transpose()?;
+    let session = store
+        .map(|(store, known)| {
+            store
+                .open_for_install()
+                .map(|session| session.knowing(known))
+        })
+        .transpose()?;
     let bar = progress.task("installing", wheels.len() as u64);
     let installed =
         wheel_install::install_from(&venv, wheels, session.as_ref(), options, to_sync, &|| {

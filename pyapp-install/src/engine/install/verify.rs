@@ -22,7 +22,7 @@ use crate::engine::Target;
 use crate::system::packages;
 use pyapp_cli::{Refusal, StepLog};
 use pyapp_venv::interpreter::{AnswerCache, Interpreter, InterpreterError};
-use pyapp_venv::store::Store;
+use pyapp_venv::store::{KnownIndexes, Store};
 use pyapp_venv::venv::{self, VenvError};
 
 /// What verification found.
@@ -49,6 +49,8 @@ pub struct Bundle {
     pub answers: AnswerCache,
     /// The check of the wheels the store holds, still running.
     pub pending: PendingCheck,
+    /// The store's indexes of those wheels, read by the space check.
+    pub known: KnownIndexes,
 }
 
 /// The check of the stored entries whose verification was deferred (the wheels the store
@@ -142,7 +144,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     steps.begin("check trust, room, interpreter and system");
-    super::space::check(&bundle, &target.apps, request.max_installed_size)?;
+    let known = super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
     // The app's user runs the venv: an interpreter only root can reach would fail its
     // hooks and services after the release was built.
@@ -187,6 +189,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         interpreter,
         answers,
         pending,
+        known,
     })))
 }
 
