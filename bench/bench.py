@@ -14,7 +14,7 @@ medians):
   build          pyapp-build, shiv and pex from the same local wheels, and bundle sizes
                  (tools start with empty caches; pex with a warm one is shown too)
 
-with each command's peak RSS (GNU time), then prints a table of medians and the ratios against
+then each quiet scenario once more for its commands' peak RSS (GNU time), then prints a table of medians and the ratios against
 the targets of BENCHMARKS.md, PASS or FAIL each. Every installer installs the same thing: the
 app's wheel (taken from the pyapp bundle) and every pin, with the same interpreter.
 
@@ -31,7 +31,8 @@ spreads over all of them); a scenario's setup (an earlier install, an empty cach
 timed; `sync` runs before each timed command (before the first, under a condition, which
 then starts); the page cache is not dropped: the warm-up round reads every wheel and tool
 once, so every timed run finds them in memory. A timed run is wall-clock time from spawn
-to exit. A ratio is taken within each round (A and B measured minutes apart, under the same
+to exit, with nothing between this Python and the command (GNU time's own fork and exec
+cost ~2.5 ms, as much as a reinstall: peak RSS is taken in a pass of its own). A ratio is taken within each round (A and B measured minutes apart, under the same
 load), and a target holds only when it holds in every round; the median of the per-round
 ratios is shown with their range.
 
@@ -124,29 +125,32 @@ class Step:
 @dataclass
 class Sample:
     seconds: float
-    peak_rss_kb: int
+    peak_rss_kb: int | None
     stdout: str = ""
 
 
-def timed(step, log_dir):
-    """Run one step: its wall-clock time and peak RSS. GNU time reports the RSS: it forks the
-    command from its own small image, where the rusage of a child forked from this Python
-    would count this Python's RSS too (Linux carries the pre-exec high-water mark over)."""
+def timed(step, log_dir, rss=False):
+    """Run one step: its wall-clock time, and with `rss` its peak RSS. GNU time reports the
+    RSS: it forks the command from its own small image, where the rusage of a child forked
+    from this Python would count this Python's RSS too (Linux carries the pre-exec
+    high-water mark over). Its fork and exec are in the time then: a timed run goes
+    without it."""
     argv = [str(a) for a in step.argv]
-    out, err, rss = log_dir / "stdout", log_dir / "stderr", log_dir / "rss"
+    out, err, rss_file = log_dir / "stdout", log_dir / "stderr", log_dir / "rss"
+    wrapper = [GNU_TIME, "-f", "%M", "-o", str(rss_file)] if rss else []
     with open(out, "wb") as stdout, open(err, "wb") as stderr:
         start = time.perf_counter()
         try:
             status = subprocess.call(
-                [GNU_TIME, "-f", "%M", "-o", rss, *argv], stdin=subprocess.DEVNULL,
+                [*wrapper, *argv], stdin=subprocess.DEVNULL,
                 stdout=stdout, stderr=stderr, env=step.env, cwd=step.cwd,
             )
         except OSError as error:
-            raise Broken(f"cannot run {GNU_TIME}: {error}") from error
+            raise Broken(f"cannot run `{(wrapper or argv)[0]}`: {error}") from error
         seconds = time.perf_counter() - start
     if status != 0:
         raise Broken(f"`{' '.join(argv)}` exited {status}:\n{tail(err.read_text(errors='replace'))}")
-    peak = int(rss.read_text().split()[-1])
+    peak = int(rss_file.read_text().split()[-1]) if rss else None
     return Sample(seconds, peak, out.read_text(errors="replace"))
 
 
@@ -312,6 +316,9 @@ class Scenario:
     sizes: list = field(default_factory=list)
     # Under "neighbour": the neighbour's fsync latencies (seconds) of each timed round.
     neighbour: list = field(default_factory=list)
+    # The largest peak RSS (KiB) of its commands, from the pass after the rounds (quiet
+    # scenarios only).
+    peak_rss_kb: int = None
 
 
 class Bench:
@@ -584,14 +591,19 @@ def round_order(scenarios, number):
 def measure(bench, scenarios, rounds, warmup, writer_mb):
     """Warm-up rounds (of the quiet scenarios), then timed rounds, each running every
     scenario once in a new directory: setup untimed, `sync`, the scenario's condition
-    started, the timed steps, the condition stopped, the scenario's check. The round's
-    directories are deleted together at its end (empty_trash)."""
+    started, the timed steps, the condition stopped, the scenario's check; then a pass of
+    the quiet scenarios under GNU time for their peak RSS. The round's directories are
+    deleted together at its end (empty_trash)."""
     runs, trash = bench.scratch / "runs", bench.scratch / "trash"
     trash.mkdir()
-    for number in range(1 - warmup, rounds + 1):
-        tag = f"warm-up {number + warmup}/{warmup}" if number < 1 else f"round {number}/{rounds}"
+    memory = rounds + 1
+    for number in range(1 - warmup, memory + 1):
+        if number < 1:
+            tag = f"warm-up {number + warmup}/{warmup}"
+        else:
+            tag = f"round {number}/{rounds}" if number < memory else "peak RSS"
         for scenario in round_order(scenarios, number):
-            if number < 1 and scenario.condition:
+            if (number < 1 or number == memory) and scenario.condition:
                 continue  # the quiet scenarios read everything the others do
             run_dir = runs / scenario.key
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -605,9 +617,9 @@ def measure(bench, scenarios, rounds, warmup, writer_mb):
                         os.sync()
                     if index == 0:
                         condition.start()
-                    last = timed(step, run_dir)
+                    last = timed(step, run_dir, rss=number == memory)
                     seconds += last.seconds
-                    peak = max(peak, last.peak_rss_kb)
+                    peak = max(peak, last.peak_rss_kb or 0)
             finally:
                 if condition.process:
                     condition.stop()
@@ -615,8 +627,10 @@ def measure(bench, scenarios, rounds, warmup, writer_mb):
             extra = (f", neighbour's fsync p99 {p99(condition.latencies) * 1000:.1f} ms"
                      if condition.latencies is not None else "")
             log(f"{tag}  {scenario.label}: {fmt_time(seconds)}{extra}")
-            if number >= 1:
-                scenario.samples.append(Sample(seconds, peak))
+            if number == memory:
+                scenario.peak_rss_kb = peak
+            elif number >= 1:
+                scenario.samples.append(Sample(seconds, None))
                 if size is not None:
                     scenario.sizes.append(size)
                 if condition.latencies is not None:
@@ -647,6 +661,11 @@ def fmt_time(seconds):
 
 def fmt_mb(size):
     return f"{size / 1e6:.1f} MB"
+
+
+def fmt_rss(kb):
+    """A peak RSS column: '-' for a scenario under a condition (measured quiet only)."""
+    return f"{'-':>11}" if kb is None else f"{kb / 1024:>8.0f} MB"
 
 
 def per_round(results, a, b, of="samples_s"):
@@ -686,7 +705,8 @@ def targets(results, sizes):
         if f"build-{other}" in sizes and "build-pyapp" in sizes:
             rows.append((f"bundle size vs {other}'s",
                          [sizes["build-pyapp"] / sizes[f"build-{other}"]], "<= 1.00x"))
-    installs = [r["peak_rss_kb"] / 1024 for k, r in results.items() if k.startswith("install-")]
+    installs = [r["peak_rss_kb"] / 1024 for k, r in results.items()
+                if k.startswith("install-") and r["peak_rss_kb"] is not None]
     if installs:
         rows.append(("pyapp-install peak RSS", [max(installs)], "< 100 MB"))
     out = []
@@ -771,7 +791,7 @@ def report_text(doc):
     ]
     for key, r in doc["results"].items():
         line = (f"{r['label']:<64}{fmt_time(r['median_s']):>10}{fmt_time(r['min_s']):>10}"
-                f"{fmt_time(r['max_s']):>10}{r['peak_rss_kb'] / 1024:>8.0f} MB")
+                f"{fmt_time(r['max_s']):>10}{fmt_rss(r['peak_rss_kb'])}")
         if "neighbour_p99_s" in r:
             line += "  neighbour's fsync p99 " + ", ".join(
                 f"{v * 1000:.1f}" for v in r["neighbour_p99_s"]) + " ms"
@@ -893,7 +913,7 @@ def main():
             "min_s": round(min(times), 4),
             "max_s": round(max(times), 4),
             "samples_s": [round(t, 4) for t in times],
-            "peak_rss_kb": max(x.peak_rss_kb for x in s.samples),
+            "peak_rss_kb": s.peak_rss_kb,
         }
         if s.neighbour:
             results[s.key]["neighbour_p99_s"] = [round(p99(x), 5) for x in s.neighbour]
