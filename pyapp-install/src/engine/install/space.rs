@@ -9,10 +9,11 @@
 
 use anyhow::Result;
 use pyapp_bundle::layout::DEPS_PREFIX;
-use pyapp_bundle::reader::Bundle;
+use pyapp_bundle::reader::{Bundle, BundleEntry};
 use pyapp_cli::Refusal;
 use pyapp_venv::store::{KnownIndexes, Store};
 use pyapp_venv::wheel_install::declared_sizes;
+use rayon::prelude::*;
 
 use super::stage::wheel_error;
 use crate::app::tree::AppsDir;
@@ -30,12 +31,12 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<KnownIndexes
     // An empty file takes an inode and a directory entry: a block each, so that a wheel of
     // a million empty files is not free.
     let on_disk = |size: u64| size.div_ceil(room.block).max(1).saturating_mul(room.block);
-    let mut needed: u64 = 0;
     let known = KnownIndexes::default();
-    for entry in bundle.entries() {
+    // Each entry's part, the wheels' in parallel (an index of thousands of files to parse,
+    // a central directory to read).
+    let expand = |entry: &BundleEntry| -> Result<u64> {
         let Some(wheel) = entry.name.strip_prefix(DEPS_PREFIX) else {
-            needed = needed.saturating_add(on_disk(entry.size));
-            continue;
+            return Ok(on_disk(entry.size));
         };
         let sha256 = hex::encode(entry.sha256);
         let stored = if bundle.is_deferred(&entry.name) {
@@ -45,7 +46,7 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<KnownIndexes
         };
         let sizes = match stored {
             Some(index) => {
-                let sizes = index.installed_sizes().collect();
+                let sizes: Vec<u64> = index.installed_sizes().collect();
                 known.insert(&sha256, index);
                 sizes
             }
@@ -53,10 +54,15 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<KnownIndexes
                 declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?
             }
         };
-        needed = sizes
+        Ok(sizes
             .into_iter()
-            .fold(needed, |sum, size| sum.saturating_add(on_disk(size)));
-    }
+            .fold(0, |sum: u64, size| sum.saturating_add(on_disk(size))))
+    };
+    let needed = bundle
+        .entries()
+        .par_iter()
+        .map(expand)
+        .try_reduce(|| 0, |a, b| Ok(a.saturating_add(b)))?;
     if needed <= limit && needed <= room.free {
         return Ok(known);
     }

@@ -144,22 +144,29 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
     let unchanged = BundleFile::of(&file).ok() == Some(identity);
     drop(file);
     steps.begin("check trust, room, interpreter and system");
-    let known = super::space::check(&bundle, &target.apps, request.max_installed_size)?;
     let requires = &metadata.requires_python;
-    // The app's user runs the venv: an interpreter only root can reach would fail its
-    // hooks and services after the release was built.
-    let interpreter = match queried {
-        Some((python, queried)) => queried
-            .and_then(|found| found.require(python, requires))
-            .and_then(|found| found.runnable_by_others().map(|()| found)),
-        None => Interpreter::find_usable(
-            None,
-            requires,
-            &Interpreter::runnable_by_others,
-            &answers,
-        ),
-    }
-    .map_err(|err| {
+    // The units are checked (`systemd-analyze calendar` asked about each schedule) while
+    // the room and the interpreter are.
+    let (known, interpreter, units) = std::thread::scope(|scope| {
+        let units = scope.spawn(|| target.systemd.check_app_units(&metadata));
+        let known = super::space::check(&bundle, &target.apps, request.max_installed_size);
+        // The app's user runs the venv: an interpreter only root can reach would fail its
+        // hooks and services after the release was built.
+        let interpreter = match queried {
+            Some((python, queried)) => queried
+                .and_then(|found| found.require(python, requires))
+                .and_then(|found| found.runnable_by_others().map(|()| found)),
+            None => {
+                Interpreter::find_usable(None, requires, &Interpreter::runnable_by_others, &answers)
+            }
+        };
+        let units = units
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (known, interpreter, units)
+    });
+    let known = known?;
+    let interpreter = interpreter.map_err(|err| {
         let hint = match err {
             InterpreterError::Unreachable { .. } => {
                 "use an interpreter every user can run (Debian's /usr/bin/python3.X), or open its directories to others"
@@ -168,6 +175,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         };
         Refusal::new(err.to_string()).with_hint(hint)
     })?;
+    units?;
     check_system(&metadata, &interpreter, target)?;
     let version = metadata.version.to_string();
     let record = ReleaseRecord {
@@ -214,11 +222,11 @@ fn current_install(
     }))
 }
 
-/// What the app needs of the system, there before anything is written: unit names no
-/// other unit has, its Debian packages and the system Python modules its venv links.
+/// What the app needs of the system, there before anything is written (its units were
+/// checked beside the interpreter): its Debian packages and the system Python modules its
+/// venv links.
 fn check_system(metadata: &Metadata, interpreter: &Interpreter, target: &Target) -> Result<()> {
     let app = metadata.name.as_str();
-    target.systemd.check_app_units(metadata)?;
     packages::check(
         &target.root,
         app,
