@@ -31,6 +31,9 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<KnownIndexes
     // An empty file takes an inode and a directory entry: a block each, so that a wheel of
     // a million empty files is not free.
     let on_disk = |size: u64| size.div_ceil(room.block).max(1).saturating_mul(room.block);
+    let on_disk_sum = |sizes: &mut dyn Iterator<Item = u64>| {
+        sizes.fold(0, |sum: u64, size| sum.saturating_add(on_disk(size)))
+    };
     let known = KnownIndexes::default();
     // Each entry's part, the wheels' in parallel (an index of thousands of files to parse,
     // a central directory to read).
@@ -38,25 +41,17 @@ pub fn check(bundle: &Bundle, apps: &AppsDir, limit: u64) -> Result<KnownIndexes
         let Some(wheel) = entry.name.strip_prefix(DEPS_PREFIX) else {
             return Ok(on_disk(entry.size));
         };
-        let sha256 = hex::encode(entry.sha256);
-        let stored = if bundle.is_deferred(&entry.name) {
-            store.published_index(&sha256)?
-        } else {
-            None
-        };
-        let sizes = match stored {
-            Some(index) => {
-                let sizes: Vec<u64> = index.installed_sizes().collect();
+        if bundle.is_deferred(&entry.name) {
+            let sha256 = hex::encode(entry.sha256);
+            if let Some(index) = store.published_index(&sha256)? {
+                let needed = on_disk_sum(&mut index.installed_sizes());
                 known.insert(&sha256, index);
-                sizes
+                return Ok(needed);
             }
-            None => {
-                declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?
-            }
-        };
-        Ok(sizes
-            .into_iter()
-            .fold(0, |sum: u64, size| sum.saturating_add(on_disk(size))))
+        }
+        let declared =
+            declared_sizes(wheel, bundle.stored_entry(&entry.name)?).map_err(wheel_error)?;
+        Ok(on_disk_sum(&mut declared.into_iter()))
     };
     let needed = bundle
         .entries()
