@@ -112,13 +112,15 @@ const HOSTILE_VERSION: &str = "1.0.0 \"x\" %n $HOME back\\";
 /// Runs in the sandbox: install the bundle, then for each variant of the units (plain,
 /// chroot) verify, start, probe and score them; then the hostile task.
 const SCRIPT: &str = r#"set -u
-OUT=$1; INSTALL=$2; PY=$3; BUNDLE=$4
+OUT=$1; INSTALL=$2; PY=$3; BUNDLE=$4; CHROOT_BUNDLE=$5
 A=/applications/hello
-"$INSTALL" --python "$PY" "$BUNDLE" > $OUT/install.log 2>&1 || { echo "install failed" >> $OUT/install.log; exit 3; }
-# pyapp-install made the user, the config and the owners, and started its own units: stop
+# pyapp-install makes the user, the config and the owners, and starts its own units: stop
 # them, and run each variant of the units generated here instead.
-systemctl stop hello-web.service hello-cleanup.timer
-mkdir -p $A/.pyapp/chroot
+install() {
+  "$INSTALL" --python "$PY" "$1" >> $OUT/install.log 2>&1 || { echo "install of $1 failed" >> $OUT/install.log; exit 3; }
+  systemctl stop hello-web.service hello-cleanup.timer
+}
+install "$BUNDLE"
 fetch() {
   python3 - "$1" <<'PY'
 import sys, time, urllib.request
@@ -151,6 +153,8 @@ variant() {
   journalctl --no-pager -u hello-web.service -u hello-cleanup.service > $OUT/$V.journal
 }
 variant plain
+# The chroot's units see the release, not the store: its venv must be one installed for them.
+install "$CHROOT_BUNDLE"
 variant chroot
 cp $OUT/units/inject/hello-inject.service /etc/systemd/system/
 systemctl daemon-reload
@@ -184,6 +188,15 @@ fn generated_units_verify_run_and_score_under_a_real_systemd() {
     let project = harness::fixture_copy("hello");
     let bundle = harness::build_bundle(project.path(), work.path());
     let metadata = bundle_metadata(&bundle);
+    let metadata_file = project.path().join("metadata.yaml");
+    let mut text = std::fs::read_to_string(&metadata_file).unwrap();
+    text.push_str("isolation: chroot\n");
+    std::fs::write(&metadata_file, text).unwrap();
+    let chroot_dir = work.path().join("chroot");
+    std::fs::create_dir(&chroot_dir).unwrap();
+    let chroot_bundle = harness::build_bundle(project.path(), &chroot_dir);
+    let chrooted = bundle_metadata(&chroot_bundle);
+    assert_eq!(chrooted.isolation, Isolation::Chroot);
     // Debian's interpreter: the app user must reach it to run the post-install hook
     // (pyenv's, under root's 0700 home, is reachable only through the units' binds).
     let python = Interpreter::find(
@@ -195,8 +208,6 @@ fn generated_units_verify_run_and_score_under_a_real_systemd() {
 
     let plain = generate(&metadata, base, None);
     write_units(&work.path().join("units/plain"), &plain);
-    let mut chrooted = metadata.clone();
-    chrooted.isolation = Isolation::Chroot;
     write_units(
         &work.path().join("units/chroot"),
         &generate(&chrooted, base, None),
@@ -248,6 +259,7 @@ fn generated_units_verify_run_and_score_under_a_real_systemd() {
         .arg(harness::bin("pyapp-install"))
         .arg(base)
         .arg(&bundle)
+        .arg(&chroot_bundle)
         .env("SANDBOX_BIND", work.path())
         .output()
         .unwrap();
