@@ -3,8 +3,9 @@
 //! venv of each release that installs it, so two apps or two releases pay for it once.
 //!
 //! `wheels/SHA256/` holds a complete entry: `files/` (the wheel's files by archive entry
-//! name, root-owned, 0644 or 0755) and `index.json` (each file's sha256, size and mode, so
-//! that linking needs no hashing). An entry is unpacked under `tmp/` (the venv links its
+//! name, root-owned, 0644 or 0755), `index.json` (each file's sha256, size and mode, so
+//! that linking needs no hashing) and, for a wheel whose RECORD names no venv, the venv's
+//! `INSTALLER` and `RECORD-SHA256` to hard-link (`wheel_install::own_files`). An entry is unpacked under `tmp/` (the venv links its
 //! files from there), made durable (every file and directory written into it, as the
 //! unpacking listed them) and renamed into `wheels/`; it is renamed back under `tmp/`
 //! before it is deleted. A visible
@@ -128,6 +129,11 @@ pub struct PendingEntry {
 }
 
 impl PendingEntry {
+    /// The entry's directory under `tmp/`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Where the wheel's files go.
     pub fn files_dir(&self) -> PathBuf {
         self.dir.join("files")

@@ -20,6 +20,7 @@
 mod bytecode;
 pub mod entry_points;
 mod layout;
+mod own_files;
 mod place;
 pub mod record;
 pub mod scripts;
@@ -27,7 +28,7 @@ mod share;
 mod source;
 
 use std::collections::HashMap;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, Read, Seek};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -41,6 +42,7 @@ use crate::venv::Venv;
 pub use bytecode::Confine;
 use entry_points::EntryPointError;
 use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
+use own_files::OwnFiles;
 use place::{create_parents, extract_file, place_from_store, write_generated, Extraction, Written};
 use pyapp_fs::{fault, ToSync};
 use record::{RecordError, RecordRow};
@@ -372,7 +374,7 @@ pub fn install_from<R: WheelBytes>(
     check_conflicts(venv, &pairs)?;
     let store_to_sync = ToSync::new();
     let (sources, unpacked) = match store {
-        Some(store) => unpack_into_store(store, sources, &store_to_sync)?,
+        Some(store) => unpack_into_store(store, sources, &plans, &store_to_sync)?,
         None => (sources, Vec::new()),
     };
     let shared = match store {
@@ -421,6 +423,7 @@ pub fn install_from<R: WheelBytes>(
         (rows, synced)
     });
     let rows = rows?;
+    let copying = copying.into_inner();
     if let (Some(store), Some(synced)) = (store, synced) {
         synced.map_err(WheelInstallError::Store)?;
         let lost = store.publish(unpacked).map_err(WheelInstallError::Store)?;
@@ -430,7 +433,7 @@ pub fn install_from<R: WheelBytes>(
         .par_iter()
         .zip(&plans)
         .zip(rows)
-        .map(|((source, plan), rows)| finish_wheel(venv, source.layout(), plan, rows, to_sync))
+        .map(|((source, plan), rows)| finish_wheel(venv, source, plan, rows, copying, to_sync))
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = InstallReport {
         wheels: installed,
@@ -440,7 +443,7 @@ pub fn install_from<R: WheelBytes>(
             .collect(),
         notes: Vec::new(),
     };
-    if let (true, Some(store)) = (copying.into_inner(), store) {
+    if let (true, Some(store)) = (copying, store) {
         report.notes.push(format!(
             "the store `{}` is on another filesystem than `{}`: shared wheels were copied into the venv, not hard-linked",
             store.dir().display(),
@@ -478,10 +481,12 @@ fn chunks(costs: impl Iterator<Item = u64>) -> Vec<Range<usize>> {
 /// (in parallel chunks of files), listing what is written in `to_sync`; returns the
 /// sources with those wheels read from their new entries, and the entries, to be
 /// published once durable and linked from the venv (its directory links point where
-/// they are published: [`StoreEntry::published_file`]).
+/// they are published: [`StoreEntry::published_file`]). An entry whose RECORD is the same
+/// in every venv keeps that and `INSTALLER` too ([`own_files`]).
 fn unpack_into_store<R: WheelBytes>(
     store: &StoreSession,
     sources: Vec<Source<R>>,
+    plans: &[WheelPlan],
     to_sync: &ToSync,
 ) -> Result<(Vec<Source<R>>, Vec<PendingEntry>), WheelInstallError> {
     let mut unpacking: Vec<(usize, &WheelArchive<R>, PendingEntry)> = Vec::new();
@@ -543,6 +548,17 @@ fn unpack_into_store<R: WheelBytes>(
         let complete = entry
             .finish(index_file, to_sync)
             .map_err(WheelInstallError::Store)?;
+        let plan = &plans[index];
+        if own_files::venv_independent(&wheel.layout, plan) {
+            let rows = own_files::entry_rows(&complete.index, plan);
+            let (own, _) = OwnFiles::new(&wheel.layout.dist_info, &plan.lib_dir, rows);
+            own.keep_in_entry(entry.dir(), to_sync).map_err(|problem| {
+                WheelInstallError::Wheel {
+                    wheel: wheel.layout.file_name(),
+                    problem,
+                }
+            })?;
+        }
         finished.insert(index, complete);
         pending.push(entry);
     }
@@ -841,14 +857,18 @@ fn generated_files(venv: &Venv, layout: &WheelLayout, plan: &WheelPlan) -> Vec<P
 }
 
 /// A wheel's launchers, `INSTALLER` and RECORD, once its files are in (their directories
-/// made by [`place_all`]); listed in `to_sync`.
-fn finish_wheel(
+/// made by [`place_all`]); what is written is listed in `to_sync`. The last two are hard
+/// links into its store entry when it keeps them and the venv links the entry's files
+/// (not `copying`).
+fn finish_wheel<R: WheelBytes>(
     venv: &Venv,
-    layout: &WheelLayout,
+    source: &Source<R>,
     plan: &WheelPlan,
     mut rows: Vec<RecordRow>,
+    copying: bool,
     to_sync: &ToSync,
 ) -> Result<InstalledWheel, WheelInstallError> {
+    let layout = source.layout();
     let wheel_error = |problem| WheelInstallError::Wheel {
         wheel: layout.file_name(),
         problem,
@@ -862,38 +882,20 @@ fn finish_wheel(
                 .map_err(wheel_error)?,
         );
     }
-    let dist_info = plan.lib_dir.join(&layout.dist_info);
-    let installer = format!("{INSTALLER_NAME}\n");
-    rows.push(
-        write_generated(
-            &dist_info.join("INSTALLER"),
-            installer.as_bytes(),
-            0o644,
-            &plan.lib_dir,
-            to_sync,
-        )
-        .map_err(wheel_error)?,
-    );
-    rows.push(RecordRow {
-        path: format!("{}/RECORD", layout.dist_info),
-        hash: None,
-        size: None,
-    });
-    let record_file = dist_info.join("RECORD");
-    let mut out = place::create_file(&record_file, 0o644).map_err(wheel_error)?;
-    out.write_all(record::write_record(&rows).as_bytes())
-        .map_err(|source| {
-            wheel_error(WheelProblem::Write {
-                path: record_file.clone(),
-                source,
-            })
-        })?;
-    to_sync.file(&out, &record_file);
+    let linked_from = match source {
+        Source::Entry { entry, .. } if !copying && own_files::venv_independent(layout, plan) => {
+            Some(entry.home())
+        }
+        _ => None,
+    };
+    let (own, files) = OwnFiles::new(&layout.dist_info, &plan.lib_dir, rows);
+    own.put(&plan.lib_dir.join(&layout.dist_info), linked_from, to_sync)
+        .map_err(wheel_error)?;
     Ok(InstalledWheel {
         wheel: layout.file_name(),
         name: layout.name.name().to_string(),
         version: layout.name.version().to_string(),
-        files: rows.len(),
+        files,
     })
 }
 

@@ -19,9 +19,9 @@
 //!   place of its entry (its root, or `.data/purelib` or `.data/platlib`), never a
 //!   `#!python` script; the shallowest such directory is linked, so a namespace package
 //!   two wheels share (`google/`) stays a directory with a link for each wheel's part;
-//! - `.dist-info` is never linked (`INSTALLER` and `RECORD` are the venv's own), and its
-//!   files are hard links: the entry stays in use (6.6, link counts) while the release
-//!   lives;
+//! - `.dist-info` is never linked (`INSTALLER` and `RECORD` are the venv's own: written,
+//!   or hard links to the entry's copies, `own_files`), and its other files are hard
+//!   links: the entry stays in use (6.6, link counts) while the release lives;
 //! - the link is relative (`../../../../../../../.store/wheels/SHA256/files/django`), so it
 //!   holds under `--root` and once the staging directory is renamed into place.
 
@@ -133,7 +133,7 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
                 .collect()
         })
         .collect();
-    // INSTALLER and RECORD are the venv's own: no `.dist-info` is ever linked.
+    // INSTALLER and RECORD are the venv's own (`own_files`): no `.dist-info` is ever linked.
     let dist_infos: Vec<PathBuf> = wheels
         .iter()
         .map(|wheel| wheel.plan.lib_dir.join(&wheel.layout.dist_info))

@@ -700,6 +700,74 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
     assert!(!is_link(unlinked.purelib().join("demo_pkg")));
 }
 
+/// A wheel whose RECORD names nothing of the venv gets `INSTALLER` and `RECORD` as hard
+/// links to the copies its store entry keeps (written when it was unpacked), the same
+/// text a venv without the store is given; a wheel with launchers and a `#!python` script
+/// gets its own, and its entry keeps none.
+#[test]
+fn a_record_that_names_no_venv_is_linked_from_the_store() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let apps = dir.path().join("apps");
+    fs::create_dir(&apps).unwrap();
+    let store = crate::store::Store::of(&apps);
+    let plain = WheelSpec::new("plain-1.0-py3-none-any.whl")
+        .file("plain/__init__.py", b"P = 1\n")
+        .file("plain-1.0.data/data/share/plain.txt", b"data\n")
+        .write(dir.path());
+    let wheels = [plain.clone(), demo_wheel(dir.path())];
+    let first = install_shared(&store, &apps.join("first/venv"), &wheels, true).0;
+    let second = install_shared(&store, &apps.join("second/venv"), &wheels, true).0;
+    let alone = venv(dir.path());
+    install(&alone, &[plain]).unwrap();
+
+    let kept = |at: usize| -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(store.entry_dir(&format!("{at}").repeat(64)))
+            .unwrap()
+            .map(|item| item.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "files" && name != "index.json")
+            .collect();
+        names.sort();
+        names
+    };
+    let plain_kept = kept(0);
+    assert_eq!(plain_kept.len(), 2, "{plain_kept:?}");
+    assert_eq!(plain_kept[0], "INSTALLER");
+    assert!(plain_kept[1].starts_with("RECORD-"), "{plain_kept:?}");
+    assert_eq!(kept(1), Vec::<String>::new(), "demo_pkg names the venv");
+
+    let entry = store.entry_dir(&"0".repeat(64));
+    let inode = |path: PathBuf| fs::metadata(path).unwrap().ino();
+    for venv in [&first, &second] {
+        let dist_info = venv.purelib().join("plain-1.0.dist-info");
+        assert_eq!(
+            inode(dist_info.join("RECORD")),
+            inode(entry.join(&plain_kept[1]))
+        );
+        assert_eq!(
+            inode(dist_info.join("INSTALLER")),
+            inode(entry.join("INSTALLER"))
+        );
+        assert_eq!(
+            fs::read_to_string(dist_info.join("RECORD")).unwrap(),
+            fs::read_to_string(alone.purelib().join("plain-1.0.dist-info/RECORD")).unwrap()
+        );
+        for own in ["RECORD", "INSTALLER"] {
+            let path = venv.purelib().join("demo_pkg-1.0.dist-info").join(own);
+            assert_eq!(fs::metadata(path).unwrap().nlink(), 1, "demo_pkg's {own}");
+        }
+    }
+    let record = fs::read_to_string(entry.join(&plain_kept[1])).unwrap();
+    assert!(
+        record.contains("../../../share/plain.txt,sha256="),
+        "{record}"
+    );
+    assert!(
+        record.contains("plain-1.0.dist-info/INSTALLER,sha256="),
+        "{record}"
+    );
+}
+
 /// Two installs unpack the same wheel at once and the other publishes first: this one's
 /// entry is dropped, its directory links point into the other's, and its hard links are
 /// remade from that entry, so that the venv keeps in use the entry it links into, also
