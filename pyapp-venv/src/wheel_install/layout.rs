@@ -10,8 +10,10 @@
 use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Seek};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use pyapp_bundle::wheel_name::{normalize_name, WheelName};
@@ -507,7 +509,9 @@ pub fn check_conflicts(
             Writer::Own(file) => format!("{file_name} ({}/{file})", layout.dist_info),
         }
     };
-    let mut owners: HashMap<Cow<Path>, (usize, Writer)> = HashMap::new();
+    // Keyed by the normal form's bytes: equal for equal paths, and much cheaper to hash than
+    // a Path (component by component).
+    let mut owners: HashMap<Cow<OsStr>, (usize, Writer)> = HashMap::new();
     for (wheel, (layout, plan)) in wheels.iter().enumerate() {
         let writes = layout
             .files
@@ -531,7 +535,10 @@ pub fn check_conflicts(
             }));
         for (dest, writer) in writes {
             let dest = lexically_normal(dest);
-            if reserved.iter().any(|path| *path == *dest) {
+            if reserved
+                .iter()
+                .any(|path| path.as_os_str() == dest.as_os_str())
+            {
                 return Err(WheelInstallError::Wheel {
                     wheel: layout.file_name(),
                     problem: WheelProblem::Interpreter {
@@ -549,13 +556,17 @@ pub fn check_conflicts(
                     },
                 });
             }
-            match owners.entry(dest) {
+            let key = match dest {
+                Cow::Borrowed(path) => Cow::Borrowed(path.as_os_str()),
+                Cow::Owned(path) => Cow::Owned(path.into_os_string()),
+            };
+            match owners.entry(key) {
                 Entry::Occupied(first) => {
                     let (first_wheel, first_writer) = first.get();
                     return Err(WheelInstallError::Conflict {
                         first: describe(*first_wheel, first_writer),
                         second: describe(wheel, &writer),
-                        path: first.key().to_path_buf(),
+                        path: PathBuf::from(first.key().to_os_string()),
                     });
                 }
                 Entry::Vacant(vacant) => {
@@ -567,10 +578,17 @@ pub fn check_conflicts(
     Ok(())
 }
 
-/// `a/./b` -> `a/b` (entry names never hold `..`, so nothing else needs folding); most
-/// paths have no `.` and are returned as they are.
+/// `a/./b`, `a//b` and `a/b/` -> `a/b` (entry names never hold `..`, so nothing else
+/// needs folding), so that equal paths have equal bytes; most paths are returned as they
+/// are, found so from their bytes.
 fn lexically_normal(path: Cow<Path>) -> Cow<Path> {
-    if path.components().all(|c| c != Component::CurDir) {
+    let bytes = path.as_os_str().as_bytes();
+    let folds = bytes.ends_with(b"/")
+        || bytes.ends_with(b"/.")
+        || bytes.starts_with(b"./")
+        || bytes.windows(2).any(|pair| pair == b"//")
+        || bytes.windows(3).any(|three| three == b"/./");
+    if !folds {
         return path;
     }
     Cow::Owned(
@@ -608,4 +626,24 @@ pub fn check_compatibility<'a>(
         ),
         wheels: misfits.join(", "),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_paths_have_equal_bytes_once_normal() {
+        for (given, normal) in [
+            ("/v/lib/a.py", "/v/lib/a.py"),
+            ("/v/./lib/a.py", "/v/lib/a.py"),
+            ("/v//lib/a.py", "/v/lib/a.py"),
+            ("/v/lib/", "/v/lib"),
+            ("/v/lib/.", "/v/lib"),
+            ("./v/a", "v/a"),
+        ] {
+            let path = lexically_normal(Cow::Borrowed(Path::new(given)));
+            assert_eq!(path.as_os_str(), OsStr::new(normal), "{given}");
+        }
+    }
 }

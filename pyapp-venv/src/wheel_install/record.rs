@@ -4,6 +4,8 @@
 //! was actually installed (never copied from the wheel: a `../` row there could make a later
 //! uninstall delete files that belong to someone else).
 
+use std::fmt::Write;
+
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine;
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -114,15 +116,6 @@ impl RecordHash {
             Some(digest) if digest.len() == len => Ok(RecordHash { algorithm, digest }),
             _ => Err(HashProblem::Malformed),
         }
-    }
-
-    /// The RECORD form: `sha256=<urlsafe-base64, no padding>`.
-    pub fn to_record_field(&self) -> String {
-        format!(
-            "{}={}",
-            self.algorithm.name(),
-            URL_SAFE_NO_PAD.encode(&self.digest)
-        )
     }
 }
 
@@ -269,25 +262,36 @@ pub fn parse_record(text: &str) -> Result<Vec<RecordRow>, RecordError> {
 }
 
 /// Quote one CSV field the way Python's `csv` module does (only when needed).
-fn csv_field(field: &str) -> String {
+fn push_csv_field(out: &mut String, field: &str) {
     if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
+        out.push('"');
+        out.push_str(&field.replace('"', "\"\""));
+        out.push('"');
     } else {
-        field.to_string()
+        out.push_str(field);
     }
 }
 
-/// The text of a RECORD file for `rows`, in the given order, `\n` line ends.
+/// The text of a RECORD file for `rows`, in the given order, `\n` line ends, hashes in the
+/// RECORD form (`sha256=<urlsafe-base64, no padding>`); written
+/// straight into one string (a RECORD of thousands of rows is written for every venv).
 pub fn write_record(rows: &[RecordRow]) -> String {
-    let mut out = String::new();
+    const ROW: usize = 96;
+    let mut out = String::with_capacity(rows.len() * ROW);
     for row in rows {
-        let hash = row
-            .hash
-            .as_ref()
-            .map(RecordHash::to_record_field)
-            .unwrap_or_default();
-        let size = row.size.map(|s| s.to_string()).unwrap_or_default();
-        out.push_str(&format!("{},{hash},{size}\n", csv_field(&row.path)));
+        push_csv_field(&mut out, &row.path);
+        out.push(',');
+        if let Some(hash) = &row.hash {
+            out.push_str(hash.algorithm.name());
+            out.push('=');
+            URL_SAFE_NO_PAD.encode_string(&hash.digest, &mut out);
+        }
+        out.push(',');
+        if let Some(size) = row.size {
+            // Writing into a String cannot fail.
+            let _ = write!(out, "{size}");
+        }
+        out.push('\n');
     }
     out
 }

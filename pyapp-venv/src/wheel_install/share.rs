@@ -31,6 +31,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::layout::{WheelLayout, WheelPlan};
+use super::place::below_dir;
 use crate::store::StoreEntry;
 use crate::venv::Venv;
 
@@ -190,7 +191,7 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
 /// directory, then named once) and the rest.
 fn below<'p>(lib_dirs: &[PathBuf; 2], path: &'p Path) -> Option<Below<'p>> {
     lib_dirs.iter().enumerate().find_map(|(at, dir)| {
-        let rest = path.strip_prefix(dir).ok()?.to_str()?;
+        let rest = below_dir(path, dir)?;
         Some((if lib_dirs[0] == *dir { 0 } else { at }, rest))
     })
 }
