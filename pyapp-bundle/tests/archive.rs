@@ -242,7 +242,10 @@ fn a_deferred_entry_is_checked_by_its_verification_or_before_it_is_read() {
         Bundle::open_deferring(&good, &Limits::default(), &defer_wheels).expect("open");
     assert_eq!(deferred.len(), 1);
     assert!(bundle.is_deferred(WHEEL));
-    deferred.verify().expect("the genuine wheel verifies");
+    assert_eq!(bundle.blocks_digest(WHEEL), None, "not read yet");
+    deferred
+        .verify(&|_| None)
+        .expect("the genuine wheel verifies");
     let mut read = Vec::new();
     let mut reader = bundle
         .stored_entry(WHEEL)
@@ -250,8 +253,19 @@ fn a_deferred_entry_is_checked_by_its_verification_or_before_it_is_read() {
     reader.read_to_end(&mut read).expect("read");
     assert_eq!(read, b"not really a wheel");
     assert!(!bundle.is_deferred(WHEEL));
+    let known = bundle.blocks_digest(WHEEL).expect("verified");
+    let opened = Bundle::open(&good, &Limits::default()).expect("open");
+    assert_eq!(opened.blocks_digest(WHEEL), Some(known));
+    // The blocks digest a store recorded knows the genuine wheel again; a wrong one only
+    // costs the sha256.
+    for recorded in [known, [0; 32]] {
+        let (_, deferred) =
+            Bundle::open_deferring(&good, &Limits::default(), &defer_wheels).expect("open");
+        deferred.verify(&|_| Some(recorded)).expect("genuine");
+    }
 
-    // A wheel that is not what the manifest says opens, and is refused by both.
+    // A wheel that is not what the manifest says opens, and is refused by both, whatever
+    // blocks digest is recorded for the genuine one.
     let entries = good_entries();
     let mut files: Vec<(&str, &[u8])> = entries.iter().map(|(n, d, _)| (*n, *d)).collect();
     files[1] = (WHEEL, b"not really a wheeL");
@@ -262,11 +276,24 @@ fn a_deferred_entry_is_checked_by_its_verification_or_before_it_is_read() {
         .expect_err("not deferred: refused at open")
         .to_string()
         .contains(&refused));
-    let (bundle, deferred) =
+    // What a store holding the wheel the manifest names recorded for it.
+    let mut named = good_entries();
+    named[1].1 = b"not really a wheeL";
+    let named_path = fixture.dir.path().join("named.pyapp");
+    fs::write(&named_path, listed_zip(&named)).expect("write");
+    let named = Bundle::open(&named_path, &Limits::default())
+        .expect("open")
+        .blocks_digest(WHEEL);
+    assert!(named.is_some() && named != Some(known));
+    for recorded in [None, named] {
+        let (_, deferred) =
+            Bundle::open_deferring(&bad, &Limits::default(), &defer_wheels).expect("open");
+        let error = deferred.verify(&|_| recorded).expect_err("refused");
+        assert_eq!(error.kind(), ErrorKind::BadBundle);
+        assert!(error.to_string().contains(&refused), "{error}");
+    }
+    let (bundle, _) =
         Bundle::open_deferring(&bad, &Limits::default(), &defer_wheels).expect("open");
-    let error = deferred.verify().expect_err("refused");
-    assert_eq!(error.kind(), ErrorKind::BadBundle);
-    assert!(error.to_string().contains(&refused), "{error}");
     let mut reader = bundle.stored_entry(WHEEL).expect("a reader");
     let error = reader
         .read_to_end(&mut Vec::new())

@@ -36,6 +36,11 @@ use pyapp_fs::state::{self, Versioned};
 /// with a letter).
 pub const STORE_DIR: &str = ".store";
 
+/// The file of an entry holding the digest of the wheel's 64 KiB blocks' BLAKE3 digests
+/// (`pyapp_bundle::reader::Bundle::blocks_digest`), lowercase hex: a bundle's copy of the
+/// wheel with the same blocks digest is the very wheel this entry was unpacked from.
+pub const BLOCKS_DIGEST_FILE: &str = "blocks.blake3";
+
 /// The version of `index.json`'s layout.
 pub const INDEX_FORMAT: u32 = 1;
 
@@ -139,9 +144,15 @@ impl PendingEntry {
         self.dir.join("files")
     }
 
-    /// Writes `index.json` (listed in `to_sync`); the entry is then complete, to be linked
-    /// from where it is and published once durable.
-    pub fn finish(&self, index: EntryIndex, to_sync: &ToSync) -> Result<StoreEntry> {
+    /// Writes `index.json` and, when given, the wheel's blocks digest
+    /// ([`BLOCKS_DIGEST_FILE`]), listed in `to_sync`; the entry is then complete, to be
+    /// linked from where it is and published once durable.
+    pub fn finish(
+        &self,
+        index: EntryIndex,
+        blocks_digest: Option<[u8; 32]>,
+        to_sync: &ToSync,
+    ) -> Result<StoreEntry> {
         let path = self.dir.join("index.json");
         let json = serde_json::to_vec(&index).map_err(|source| FsError::InvalidState {
             path: path.clone(),
@@ -156,6 +167,19 @@ impl PendingEntry {
             .map_err(FsError::io("create", &path))?;
         io::Write::write_all(&mut file, &json).map_err(FsError::io("write", &path))?;
         to_sync.file(&file, &path);
+        if let Some(digest) = blocks_digest {
+            let path = self.dir.join(BLOCKS_DIGEST_FILE);
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .open(&path)
+                .map_err(FsError::io("create", &path))?;
+            let text = format!("{}\n", hex::encode(digest));
+            io::Write::write_all(&mut file, text.as_bytes())
+                .map_err(FsError::io("write", &path))?;
+            to_sync.file(&file, &path);
+        }
         Ok(StoreEntry {
             dir: self.dir.clone(),
             home: self.home.clone(),
@@ -254,6 +278,16 @@ impl Store {
     /// whole), so a hint of what an install will find, taken before it holds the lock.
     pub fn has_published(&self, sha256: &str) -> bool {
         pyapp_fs::is_real_dir(&self.entry_dir(sha256)).unwrap_or(false)
+    }
+
+    /// The blocks digest ([`BLOCKS_DIGEST_FILE`]) the published entry of the wheel with
+    /// this sha256 keeps, read as [`Store::has_published`] looks; `None` when there is
+    /// none, or it cannot be read (an entry from before it was kept: the wheel's sha256 is
+    /// checked instead).
+    pub fn published_blocks_digest(&self, sha256: &str) -> Option<[u8; 32]> {
+        let path = self.entry_dir(sha256).join(BLOCKS_DIGEST_FILE);
+        let text = fs::read_to_string(path).ok()?;
+        hex::FromHex::from_hex(text.trim_end()).ok()
     }
 
     /// The index of the published entry of the wheel with this sha256, read as
@@ -542,7 +576,10 @@ mod tests {
         let file = pending.files_dir().join("a.py");
         fs::write(&file, contents).unwrap();
         to_sync.file_at(&file);
-        pending.finish(index(&sha256[..4]), &to_sync).unwrap();
+        let digest = sha256.as_bytes()[..32].try_into().unwrap();
+        pending
+            .finish(index(&sha256[..4]), Some(digest), &to_sync)
+            .unwrap();
         session
             .sync(std::slice::from_ref(&pending), &to_sync)
             .unwrap();
@@ -577,12 +614,17 @@ mod tests {
         let dry = store.collect_garbage(true, false).unwrap().unwrap();
         assert_eq!(dry.removed.len(), 1);
         assert_eq!(dry.removed[0].sha256, unused);
-        assert_eq!(
-            dry.removed_bytes,
-            9 + fs::metadata(store.entry_dir(&unused).join("index.json"))
+        let size = |name: &str| {
+            fs::metadata(store.entry_dir(&unused).join(name))
                 .unwrap()
                 .len()
+        };
+        assert_eq!(
+            dry.removed_bytes,
+            9 + size("index.json") + size(BLOCKS_DIGEST_FILE)
         );
+        assert_eq!(store.published_blocks_digest(&used), Some([b'a'; 32]));
+        assert_eq!(store.published_blocks_digest(&"c".repeat(64)), None);
         assert!(
             store.entry_dir(&unused).is_dir(),
             "a dry run deletes nothing"
@@ -651,7 +693,7 @@ mod tests {
         );
         drop(second);
         assert!(first.files_dir().join("a.py").exists());
-        first.finish(index("f"), &to_sync).unwrap();
+        first.finish(index("f"), None, &to_sync).unwrap();
         one.publish(vec![first]).unwrap();
         assert!(pyapp_fs::is_real_dir(&store.entry_dir(&sha)).unwrap());
     }
@@ -671,7 +713,7 @@ mod tests {
         fs::create_dir_all(second.files_dir()).unwrap();
         fs::write(first.files_dir().join("first"), b"").unwrap();
         for pending in [&first, &second] {
-            pending.finish(index("w"), &to_sync).unwrap();
+            pending.finish(index("w"), None, &to_sync).unwrap();
         }
         let lost = session.publish(vec![first, second]).unwrap();
         assert_eq!(lost, [store.entry_dir(&sha)], "the second lost");

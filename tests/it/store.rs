@@ -232,6 +232,17 @@ fn two_apps_share_the_stores_files_and_keep_their_own_scripts_and_local_wheels()
     // first venv, which unpacked the entry, and the second both link the package's
     // directory (FORMAT.md 6.6, "Shared directories") and each file of the `.dist-info`.
     let flask = entry_of(root, "flask-").expect("flask is in the store");
+    // The entry keeps the blocks digest of the wheel it was unpacked from, by which the
+    // second app's copy was known again (FORMAT.md 6.1.1).
+    let bundle = pyapp_bundle::reader::Bundle::open(&bundles()[HELLO].path, &Default::default())
+        .expect("open the bundle");
+    let digest = bundle
+        .blocks_digest("deps/flask-3.0.3-py3-none-any.whl")
+        .expect("verified");
+    assert_eq!(
+        fs::read_to_string(flask.join("blocks.blake3")).expect("blocks.blake3"),
+        format!("{}\n", hex::encode(digest))
+    );
     let stored = identity(&flask.join("files/flask/app.py"));
     assert_eq!(identity(&site1.join("flask/app.py")), stored);
     assert_eq!(identity(&site2.join("flask/app.py")), stored);

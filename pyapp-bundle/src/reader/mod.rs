@@ -37,8 +37,8 @@ use checks::{check_entries, check_zip_agrees, inflate, read_manifest, read_signa
 use error::{entry_invalid, infallible_sink, invalid};
 pub use error::{BundleError, EntryProblem, ErrorKind, Problem};
 use raw_zip::RawArchive;
+use stored::{has_blocks_digest, verify_in_place, BlockDigests, StoredData};
 pub use stored::{seek_target, StoredEntry};
-use stored::{verify_in_place, BlockDigests, StoredData};
 
 /// Largest `manifest.json.minisig` accepted, in bytes.
 pub const MAX_SIGNATURE_SIZE: u64 = 64 * 1024;
@@ -372,6 +372,15 @@ impl Bundle {
         })
     }
 
+    /// The digest of the block digests of the stored entry `name` (the BLAKE3 of them in
+    /// order), once its sha256 was checked: not for one deferred and not read since. A
+    /// store that keeps it beside the files of that wheel can give it to
+    /// [`Deferred::verify`] to know the same bytes again without a sha256.
+    pub fn blocks_digest(&self, name: &str) -> Option<[u8; 32]> {
+        let blocks = self.entry(name)?.stored.as_ref()?.blocks.get()?;
+        Some(stored::blocks_digest(blocks))
+    }
+
     /// Whether the stored entry `name` was deferred by [`Bundle::open_deferring`] and not
     /// read since.
     pub fn is_deferred(&self, name: &str) -> bool {
@@ -456,20 +465,40 @@ impl Deferred {
         self.entries.is_empty()
     }
 
-    /// Checks the size and sha256 of every deferred entry, one after the other on the
-    /// calling thread (it is meant to run beside other work), through the file descriptor
-    /// the bundle was opened with; the first that fails, in name order, is the error.
-    pub fn verify(self) -> Result<(), BundleError> {
+    /// Checks every deferred entry, one after the other on the calling thread (it is meant
+    /// to run beside other work), through the file descriptor the bundle was opened with:
+    /// an entry whose bytes have the blocks digest `known` gives for it (what
+    /// [`Bundle::blocks_digest`] gave for bytes whose sha256 is the entry's, as a store
+    /// recorded it) is those bytes; any other has its size and sha256 checked. The first
+    /// that fails, in name order, is the error.
+    pub fn verify(
+        self,
+        known: &dyn Fn(&BundleEntry) -> Option<[u8; 32]>,
+    ) -> Result<(), BundleError> {
         for entry in &self.entries {
-            if let Some(stored) = &entry.stored {
-                verify_in_place(
-                    &self.file,
-                    (&self.path, &entry.name),
-                    &entry.sha256,
-                    (stored.start, entry.size),
-                    None,
-                )?;
+            let Some(stored) = &entry.stored else {
+                continue;
+            };
+            let at = (stored.start, entry.size);
+            if let Some(expected) = known(entry) {
+                let same = has_blocks_digest(&self.file, at, &expected).map_err(|source| {
+                    BundleError::Io {
+                        action: "read",
+                        path: self.path.clone(),
+                        source,
+                    }
+                })?;
+                if same {
+                    continue;
+                }
             }
+            verify_in_place(
+                &self.file,
+                (&self.path, &entry.name),
+                &entry.sha256,
+                at,
+                None,
+            )?;
         }
         Ok(())
     }

@@ -106,7 +106,13 @@ pub enum Placement {
     /// whose files the entry gives may instead be one symbolic link into it (`share`):
     /// for code that nothing sees through a different
     /// root than the venv's, and that does not find its own files by resolving links.
-    Shared { sha256: String, link_dirs: bool },
+    /// `blocks_digest`, when the caller has it (the bundle's, of the verified wheel), is
+    /// kept in a new entry ([`crate::store::BLOCKS_DIGEST_FILE`]).
+    Shared {
+        sha256: String,
+        link_dirs: bool,
+        blocks_digest: Option<[u8; 32]>,
+    },
 }
 
 /// One wheel that was installed.
@@ -275,6 +281,7 @@ enum Source<R> {
 struct NewEntry {
     sha256: String,
     link_dirs: bool,
+    blocks_digest: Option<[u8; 32]>,
 }
 
 impl<R: WheelBytes> Source<R> {
@@ -289,7 +296,14 @@ impl<R: WheelBytes> Source<R> {
             problem,
         };
         let store_as = match (input.placement, store) {
-            (Placement::Shared { sha256, link_dirs }, Some(store)) => {
+            (
+                Placement::Shared {
+                    sha256,
+                    link_dirs,
+                    blocks_digest,
+                },
+                Some(store),
+            ) => {
                 let link_dirs = link_dirs && options.compile_bytecode.is_none();
                 if let Some(entry) = store.find(&sha256).map_err(WheelInstallError::Store)? {
                     let layout =
@@ -300,7 +314,11 @@ impl<R: WheelBytes> Source<R> {
                         link_dirs,
                     });
                 }
-                Some(NewEntry { sha256, link_dirs })
+                Some(NewEntry {
+                    sha256,
+                    link_dirs,
+                    blocks_digest,
+                })
             }
             _ => None,
         };
@@ -489,7 +507,7 @@ fn unpack_into_store<R: WheelBytes>(
     plans: &[WheelPlan],
     to_sync: &ToSync,
 ) -> Result<(Vec<Source<R>>, Vec<PendingEntry>), WheelInstallError> {
-    let mut unpacking: Vec<(usize, &WheelArchive<R>, PendingEntry)> = Vec::new();
+    let mut unpacking: Vec<(usize, &WheelArchive<R>, &NewEntry, PendingEntry)> = Vec::new();
     for (index, source) in sources.iter().enumerate() {
         if let Source::Archive {
             wheel,
@@ -499,13 +517,13 @@ fn unpack_into_store<R: WheelBytes>(
             let pending = store
                 .start_entry(&new.sha256, to_sync)
                 .map_err(WheelInstallError::Store)?;
-            unpacking.push((index, wheel, pending));
+            unpacking.push((index, wheel, new, pending));
         }
     }
     if unpacking.is_empty() {
         return Ok((sources, Vec::new()));
     }
-    for (_, wheel, pending) in &unpacking {
+    for (_, wheel, _, pending) in &unpacking {
         let files_dir = pending.files_dir();
         let dests: Vec<PathBuf> = wheel
             .layout
@@ -519,7 +537,7 @@ fn unpack_into_store<R: WheelBytes>(
     let tasks: Vec<(usize, Range<usize>)> = unpacking
         .iter()
         .enumerate()
-        .flat_map(|(at, (_, wheel, _))| {
+        .flat_map(|(at, (_, wheel, _, _))| {
             let costs = wheel.layout.files.iter().map(|f| f.size + FILE_COST);
             chunks(costs).into_iter().map(move |range| (at, range))
         })
@@ -527,7 +545,7 @@ fn unpack_into_store<R: WheelBytes>(
     let unpacked = tasks
         .par_iter()
         .map(|(at, range)| {
-            let (_, wheel, pending) = &unpacking[*at];
+            let (_, wheel, _, pending) = &unpacking[*at];
             unpack_chunk(wheel, &pending.files_dir(), range.clone(), to_sync)
                 .map(|files| (*at, files))
         })
@@ -538,7 +556,7 @@ fn unpack_into_store<R: WheelBytes>(
     }
     let mut finished: HashMap<usize, StoreEntry> = HashMap::new();
     let mut pending = Vec::with_capacity(unpacking.len());
-    for ((index, wheel, entry), files) in unpacking.into_iter().zip(indexes) {
+    for ((index, wheel, new, entry), files) in unpacking.into_iter().zip(indexes) {
         let index_file = EntryIndex {
             index_format: INDEX_FORMAT,
             wheel: wheel.layout.file_name(),
@@ -546,7 +564,7 @@ fn unpack_into_store<R: WheelBytes>(
             files,
         };
         let complete = entry
-            .finish(index_file, to_sync)
+            .finish(index_file, new.blocks_digest, to_sync)
             .map_err(WheelInstallError::Store)?;
         let plan = &plans[index];
         if own_files::venv_independent(&wheel.layout, plan) {

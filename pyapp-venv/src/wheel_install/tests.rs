@@ -553,6 +553,7 @@ fn everything_written_into_a_venv_or_the_store_is_listed_to_be_synced() {
         let shared_placement = Placement::Shared {
             sha256: "d".repeat(64),
             link_dirs: true,
+            blocks_digest: None,
         };
         let wheels = [(&shared, shared_placement), (&local, Placement::Local)]
             .into_iter()
@@ -604,6 +605,7 @@ fn install_shared_with(
             placement: Placement::Shared {
                 sha256: format!("{at}").repeat(64),
                 link_dirs,
+                blocks_digest: None,
             },
         })
         .collect();

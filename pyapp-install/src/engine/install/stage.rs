@@ -215,6 +215,7 @@ fn fill(
             Some(DependencyMode::Shared) => Placement::Shared {
                 sha256: hex::encode(entry.sha256),
                 link_dirs: link_dirs && file_name != metadata.app_wheel,
+                blocks_digest: bundle.blocks_digest(&entry.name),
             },
             _ => Placement::Local,
         };

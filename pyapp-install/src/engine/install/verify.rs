@@ -55,16 +55,20 @@ pub struct Bundle {
 
 /// The check of the stored entries whose verification was deferred (the wheels the store
 /// holds, which are linked, not read), on a thread of its own beside the install (FORMAT.md
-/// 6.1.1). [`PendingCheck::finish`] comes before anything relies on the bundle: the release
-/// renamed into place, `unchanged`, a dry run's answer.
+/// 6.1.1): a wheel whose blocks digest is the one its store entry keeps is the wheel the
+/// entry was unpacked from, any other has its sha256 checked. [`PendingCheck::finish`]
+/// comes before anything relies on the bundle: the release renamed into place,
+/// `unchanged`, a dry run's answer.
 pub struct PendingCheck(Option<JoinHandle<Result<(), BundleError>>>);
 
 impl PendingCheck {
-    fn start(deferred: Deferred) -> PendingCheck {
+    fn start(deferred: Deferred, store: Store) -> PendingCheck {
         if deferred.is_empty() {
             return PendingCheck(None);
         }
-        PendingCheck(Some(std::thread::spawn(move || deferred.verify())))
+        let known =
+            move |entry: &BundleEntry| store.published_blocks_digest(&hex::encode(entry.sha256));
+        PendingCheck(Some(std::thread::spawn(move || deferred.verify(&known))))
     }
 
     /// Waits for the check: a wheel that is not what the manifest says refuses the bundle.
@@ -127,7 +131,7 @@ pub fn verify(request: &InstallRequest, target: &Target) -> Result<Verified> {
         (opened, queried)
     });
     let (bundle, deferred, metadata, spec) = opened?;
-    let pending = PendingCheck::start(deferred);
+    let pending = PendingCheck::start(deferred, store.clone());
     // A server that wants signed bundles refuses any other, also one whose content is
     // already installed from a signed one.
     TrustPolicy::load(&target.apps, &request.trusted_keys)?.check(&bundle, target.progress())?;
