@@ -159,32 +159,29 @@ impl PendingEntry {
             what: EntryIndex::WHAT,
             source,
         })?;
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&path)
-            .map_err(FsError::io("create", &path))?;
-        io::Write::write_all(&mut file, &json).map_err(FsError::io("write", &path))?;
-        to_sync.file(&file, &path);
+        self.write_new(&path, &json, to_sync)?;
         if let Some(digest) = blocks_digest {
-            let path = self.dir.join(BLOCKS_DIGEST_FILE);
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .open(&path)
-                .map_err(FsError::io("create", &path))?;
             let text = format!("{}\n", hex::encode(digest));
-            io::Write::write_all(&mut file, text.as_bytes())
-                .map_err(FsError::io("write", &path))?;
-            to_sync.file(&file, &path);
+            self.write_new(&self.dir.join(BLOCKS_DIGEST_FILE), text.as_bytes(), to_sync)?;
         }
         Ok(StoreEntry {
             dir: self.dir.clone(),
             home: self.home.clone(),
             index,
         })
+    }
+
+    /// Creates the file `path` of the entry (0644) with `bytes`, listed in `to_sync`.
+    fn write_new(&self, path: &Path, bytes: &[u8], to_sync: &ToSync) -> Result<()> {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(path)
+            .map_err(FsError::io("create", path))?;
+        io::Write::write_all(&mut file, bytes).map_err(FsError::io("write", path))?;
+        to_sync.file(&file, path);
+        Ok(())
     }
 }
 
