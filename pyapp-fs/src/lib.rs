@@ -21,5 +21,5 @@ pub use error::{FsError, Result};
 pub use safe::{
     check_dir_or_missing, ensure_dir, exists, is_real_dir, list_dir, read_link_optional,
     read_optional, remove_dir_all_if_exists, remove_file_if_exists, rename, replace_symlink,
-    sync_dir, write_atomic,
+    sync_dir, write_atomic, write_atomic_in,
 };

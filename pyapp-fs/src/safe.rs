@@ -112,6 +112,26 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 /// contents, never a mix: write a temporary file beside it, fsync, rename, fsync the directory.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = parent(path)?;
+    replace_file(dir, path, bytes, mode)?;
+    sync_dir(dir)
+}
+
+/// [`write_atomic`] for several files of the directory `dir`, each `(name, bytes)` with
+/// `mode`: each replaced as [`write_atomic`] does, in order, and `dir` synced once for all
+/// of them (a crash leaves each file old or new).
+pub fn write_atomic_in(dir: &Path, files: &[(&str, &[u8])], mode: u32) -> Result<()> {
+    if files.is_empty() {
+        return Ok(());
+    }
+    for (name, bytes) in files {
+        replace_file(dir, &dir.join(name), bytes, mode)?;
+    }
+    sync_dir(dir)
+}
+
+/// Writes `bytes` into a temporary file in `dir` (`path`'s directory), syncs it and renames
+/// it over `path`; the directory is not synced.
+fn replace_file(dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name()
@@ -130,8 +150,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
         .and_then(|()| file.sync_all())
         .map_err(FsError::io("write", &tmp))?;
     drop(file);
-    rename(&tmp, path)?;
-    sync_dir(dir)
+    rename(&tmp, path)
 }
 
 /// Points the symbolic link `link` at `target` atomically: a new link is made beside it
@@ -216,4 +235,32 @@ fn parent(path: &Path) -> Result<&Path> {
     path.parent().ok_or_else(|| FsError::NoParent {
         path: path.to_owned(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn files_written_atomically_in_one_directory_replace_the_old_and_leave_nothing_beside() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.service"), b"old").unwrap();
+        write_atomic_in(
+            dir.path(),
+            &[("a.service", b"new a"), ("b.timer", b"new b")],
+            0o644,
+        )
+        .unwrap();
+        assert_eq!(fs::read(dir.path().join("a.service")).unwrap(), b"new a");
+        assert_eq!(fs::read(dir.path().join("b.timer")).unwrap(), b"new b");
+        let mode = fs::metadata(dir.path().join("b.timer"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o644);
+        assert_eq!(list_dir(dir.path()).unwrap(), ["a.service", "b.timer"]);
+        write_atomic_in(dir.path(), &[], 0o644).unwrap();
+    }
 }

@@ -198,15 +198,18 @@ impl Systemd {
         fs::create_dir_all(&self.unit_dir)
             .with_context(|| format!("failed to create `{}`", self.unit_dir.display()))?;
         let mut changes = UnitChanges::default();
+        let mut changed: Vec<(&str, &[u8])> = Vec::new();
         for unit in units {
             let path = self.unit_dir.join(&unit.name);
             if existing_unit_text(&path)?.is_some_and(|text| text == unit.text) {
                 changes.unchanged.push(unit.name.clone());
                 continue;
             }
-            pyapp_fs::write_atomic(&path, unit.text.as_bytes(), 0o644)?;
+            changed.push((&unit.name, unit.text.as_bytes()));
             changes.written.push(unit.name.clone());
         }
+        // One sync of the directory for all of them.
+        pyapp_fs::write_atomic_in(&self.unit_dir, &changed, 0o644)?;
         for name in self.installed_units(app)? {
             if !units.iter().any(|unit| unit.name == name) {
                 self.remove_unit(&name)?;
