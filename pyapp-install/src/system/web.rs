@@ -511,14 +511,16 @@ impl WebConfig<'_> {
         };
         let dir = self.snippet_dir();
         pyapp_fs::ensure_dir(&dir, 0o755)?;
-        let mut changed_snippets = Vec::new();
-        for (name, text) in site.snippets() {
-            let path = dir.join(name);
-            if pyapp_fs::read_optional(&path)?.as_deref() != Some(text.as_bytes()) {
-                pyapp_fs::write_atomic(&path, text.as_bytes(), 0o644)?;
-                changed_snippets.push(name);
+        let snippets = site.snippets();
+        let mut changed: Vec<(&str, &[u8])> = Vec::new();
+        for (name, text) in &snippets {
+            if pyapp_fs::read_optional(&dir.join(name))?.as_deref() != Some(text.as_bytes()) {
+                changed.push((name, text.as_bytes()));
             }
         }
+        // One sync of the directory for all of them.
+        pyapp_fs::write_atomic_in(&dir, &changed, 0o644)?;
+        let changed_snippets: Vec<&str> = changed.iter().map(|(name, _)| *name).collect();
         let mut report = WebReport {
             snippets: Some(self.tree.runtime_dir().join("web").display().to_string()),
             linked: Vec::new(),
