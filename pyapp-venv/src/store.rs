@@ -119,6 +119,12 @@ impl StoreEntry {
         &self.home
     }
 
+    /// Whether the entry is where it is published (it was, before this install found it),
+    /// rather than one this install unpacked under `tmp/`.
+    pub fn is_published(&self) -> bool {
+        self.dir == self.home
+    }
+
     /// Where the file of archive entry `name` is once the entry is published.
     pub fn published_file(&self, name: &str) -> PathBuf {
         self.home.join("files").join(name)
@@ -422,10 +428,13 @@ impl Store {
     }
 }
 
-/// The summed size of the entry's files when none has another hard link; `None` when
-/// one does (the entry is in use).
+/// The summed size of the entry's files when none has a hard link outside it; `None` when
+/// one does (the entry is in use). The entry's own `INSTALLER` and `RECORD-SHA256` are also
+/// named in its `files/NAME.dist-info/`: such a file is in use only with a third name.
 fn unused_entry_bytes(dir: &Path) -> Result<Option<u64>> {
     let mut bytes = 0;
+    // The venv's own files the entry keeps, by inode: how many of their names were seen.
+    let mut own: HashMap<(u64, u64), u64> = HashMap::new();
     for item in walkdir::WalkDir::new(dir).follow_links(false) {
         let item = item.map_err(FsError::io("list", dir))?;
         let meta = item
@@ -434,10 +443,22 @@ fn unused_entry_bytes(dir: &Path) -> Result<Option<u64>> {
         if !meta.is_file() {
             continue;
         }
-        if meta.nlink() > 1 {
-            return Ok(None);
+        let name = item.file_name().to_string_lossy();
+        let kept = name == "INSTALLER" || name.starts_with("RECORD");
+        match meta.nlink() {
+            1 => bytes += meta.len(),
+            2 if kept => {
+                let seen = own.entry((meta.dev(), meta.ino())).or_insert(0);
+                *seen += 1;
+                if *seen == 1 {
+                    bytes += meta.len();
+                }
+            }
+            _ => return Ok(None),
         }
-        bytes += meta.len();
+    }
+    if own.values().any(|seen| *seen < 2) {
+        return Ok(None);
     }
     Ok(Some(bytes))
 }

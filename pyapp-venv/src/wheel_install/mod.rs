@@ -49,6 +49,11 @@ use record::{RecordError, RecordRow};
 use share::{Candidate, SharedDirs};
 pub use source::WheelFile;
 
+/// The directory of a venv holding, for each store entry whose `.dist-info` it links, a
+/// hard link to the entry's `index.json` named by its sha256: what keeps such an entry in
+/// use (FORMAT.md 6.6), since none of its files may be linked into the venv otherwise.
+pub const STORE_ENTRIES_DIR: &str = ".pyapp-store-entries";
+
 /// The name written to each `.dist-info/INSTALLER`.
 pub const INSTALLER_NAME: &str = "pyapp";
 
@@ -398,18 +403,24 @@ pub fn install_from<R: WheelBytes>(
     let shared = match store {
         Some(store) => {
             let candidates: Vec<Candidate> = sources
-                .iter()
+                .par_iter()
                 .zip(&plans)
-                .map(|(source, plan)| Candidate {
-                    layout: source.layout(),
-                    plan,
-                    entry: match source {
-                        Source::Entry {
-                            entry,
-                            link_dirs: true,
-                            ..
-                        } => Some(entry),
-                        _ => None,
+                .map(|(source, plan)| match source {
+                    Source::Entry {
+                        layout,
+                        entry,
+                        link_dirs: true,
+                    } => Candidate {
+                        layout,
+                        plan,
+                        entry: Some(entry),
+                        whole_dist_info: whole_dist_info(layout, entry, plan),
+                    },
+                    _ => Candidate {
+                        layout: source.layout(),
+                        plan,
+                        entry: None,
+                        whole_dist_info: false,
                     },
                 })
                 .collect();
@@ -451,7 +462,18 @@ pub fn install_from<R: WheelBytes>(
         .par_iter()
         .zip(&plans)
         .zip(rows)
-        .map(|((source, plan), rows)| finish_wheel(venv, source, plan, rows, copying, to_sync))
+        .enumerate()
+        .map(|(at, ((source, plan), rows))| {
+            let linked = shared.links_dist_info(at);
+            finish_wheel(
+                venv,
+                source,
+                plan,
+                rows,
+                (linked && !copying, copying),
+                to_sync,
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = InstallReport {
         wheels: installed,
@@ -474,6 +496,18 @@ pub fn install_from<R: WheelBytes>(
             .extend(compile_bytecode(venv, &plans, confine, to_sync)?);
     }
     Ok(report)
+}
+
+/// Whether the `.dist-info` of `entry`, published before this install, is the whole one
+/// `plan` would give the venv: its RECORD names no venv and the entry keeps this text
+/// ([`own_files`]).
+fn whole_dist_info(layout: &WheelLayout, entry: &StoreEntry, plan: &WheelPlan) -> bool {
+    if !entry.is_published() || !own_files::venv_independent(layout, plan) {
+        return false;
+    }
+    let rows = own_files::entry_rows(&entry.index, plan);
+    let (own, _) = OwnFiles::new(&layout.dist_info, &plan.lib_dir, rows);
+    own.linkable_in(entry.home(), &layout.dist_info)
 }
 
 /// Consecutive ranges of files whose `costs` add up to about [`CHUNK_COST`] each (one
@@ -570,12 +604,11 @@ fn unpack_into_store<R: WheelBytes>(
         if own_files::venv_independent(&wheel.layout, plan) {
             let rows = own_files::entry_rows(&complete.index, plan);
             let (own, _) = OwnFiles::new(&wheel.layout.dist_info, &plan.lib_dir, rows);
-            own.keep_in_entry(entry.dir(), to_sync).map_err(|problem| {
-                WheelInstallError::Wheel {
+            own.keep_in_entry(entry.dir(), &wheel.layout.dist_info, to_sync)
+                .map_err(|problem| WheelInstallError::Wheel {
                     wheel: wheel.layout.file_name(),
                     problem,
-                }
-            })?;
+                })?;
         }
         finished.insert(index, complete);
         pending.push(entry);
@@ -687,11 +720,15 @@ fn place_all<R: WheelBytes>(
     to_sync: &ToSync,
     on_installed: &(dyn Fn() + Sync),
 ) -> Result<Vec<Vec<RecordRow>>, WheelInstallError> {
+    // A linked `.dist-info` brings its INSTALLER and RECORD (and is no directory to make).
     let generated: Vec<PathBuf> = sources
         .iter()
         .zip(plans)
-        .flat_map(|(source, plan)| generated_files(venv, source.layout(), plan))
+        .enumerate()
+        .filter(|(at, _)| !shared.links_dist_info(*at))
+        .flat_map(|(_, (source, plan))| generated_files(venv, source.layout(), plan))
         .collect();
+    let markers = entry_markers(venv, sources, shared);
     let dests = plans
         .iter()
         .enumerate()
@@ -703,7 +740,8 @@ fn place_all<R: WheelBytes>(
                 .map(|(_, f)| f.dest.as_path())
         })
         .chain(generated.iter().map(PathBuf::as_path))
-        .chain(shared.links.iter().map(|link| link.path.as_path()));
+        .chain(shared.links.iter().map(|link| link.path.as_path()))
+        .chain(markers.iter().map(|(_, marker)| marker.as_path()));
     create_parents(venv.root(), dests, to_sync)
         .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     let tasks: Vec<(usize, Range<usize>)> = sources
@@ -762,8 +800,35 @@ fn place_all<R: WheelBytes>(
                 }
             })?;
         }
+        for (index, marker) in &markers {
+            std::fs::hard_link(index, marker).map_err(|source| WheelInstallError::Directory {
+                path: marker.clone(),
+                source,
+            })?;
+        }
     }
     Ok(rows)
+}
+
+/// For each wheel whose `.dist-info` `shared` links: its entry's `index.json` and the hard
+/// link to it the venv keeps in [`STORE_ENTRIES_DIR`].
+fn entry_markers<R: WheelBytes>(
+    venv: &Venv,
+    sources: &[Source<R>],
+    shared: &SharedDirs,
+) -> Vec<(PathBuf, PathBuf)> {
+    sources
+        .iter()
+        .enumerate()
+        .filter_map(|(at, source)| match source {
+            Source::Entry { entry, .. } if shared.links_dist_info(at) => {
+                let sha256 = entry.home().file_name()?;
+                let marker = venv.root().join(STORE_ENTRIES_DIR).join(sha256);
+                Some((entry.home().join("index.json"), marker))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Copies the files the links of `shared` were to bring: the store turned out to be on
@@ -875,15 +940,16 @@ fn generated_files(venv: &Venv, layout: &WheelLayout, plan: &WheelPlan) -> Vec<P
 }
 
 /// A wheel's launchers, `INSTALLER` and RECORD, once its files are in (their directories
-/// made by [`place_all`]); what is written is listed in `to_sync`. The last two are hard
-/// links into its store entry when it keeps them and the venv links the entry's files
-/// (not `copying`).
+/// made by [`place_all`]); what is written is listed in `to_sync`. The last two come
+/// through the link when its `.dist-info` is one (`dist_info_linked`), and are hard links
+/// into its store entry when it keeps them and the venv links the entry's files (not
+/// `copying`).
 fn finish_wheel<R: WheelBytes>(
     venv: &Venv,
     source: &Source<R>,
     plan: &WheelPlan,
     mut rows: Vec<RecordRow>,
-    copying: bool,
+    (dist_info_linked, copying): (bool, bool),
     to_sync: &ToSync,
 ) -> Result<InstalledWheel, WheelInstallError> {
     let layout = source.layout();
@@ -900,15 +966,22 @@ fn finish_wheel<R: WheelBytes>(
                 .map_err(wheel_error)?,
         );
     }
-    let linked_from = match source {
-        Source::Entry { entry, .. } if !copying && own_files::venv_independent(layout, plan) => {
-            Some(entry.home())
-        }
-        _ => None,
+    let files = if dist_info_linked {
+        rows.len() + 2
+    } else {
+        let linked_from = match source {
+            Source::Entry { entry, .. }
+                if !copying && own_files::venv_independent(layout, plan) =>
+            {
+                Some(entry.home())
+            }
+            _ => None,
+        };
+        let (own, files) = OwnFiles::new(&layout.dist_info, &plan.lib_dir, rows);
+        own.put(&plan.lib_dir.join(&layout.dist_info), linked_from, to_sync)
+            .map_err(wheel_error)?;
+        files
     };
-    let (own, files) = OwnFiles::new(&layout.dist_info, &plan.lib_dir, rows);
-    own.put(&plan.lib_dir.join(&layout.dist_info), linked_from, to_sync)
-        .map_err(wheel_error)?;
     Ok(InstalledWheel {
         wheel: layout.file_name(),
         name: layout.name.name().to_string(),

@@ -8,7 +8,9 @@
 //! `INSTALLER`, and `RECORD-SHA256`, named by the sha256 of its text (the paths of a
 //! `.data/headers` file name the Python version, so one entry may serve two texts). A venv
 //! that links the entry's files hard-links those two as well, and nothing is written for
-//! it. Otherwise (launchers, scripts, a copying install, an entry that does not have that
+//! it. The entry's `files/NAME.dist-info/` gets them too (hard links of the same two), so
+//! that it is the whole `.dist-info` of a venv whose RECORD has that text: a later venv
+//! may link the directory itself (`share`, [`OwnFiles::linkable_in`]). Otherwise (launchers, scripts, a copying install, an entry that does not have that
 //! text: another Python's, or unpacked by an older pyapp-install) they are written into the
 //! venv, as they always were. Nobody writes either in place: a venv's file is only ever
 //! unlinked, so a shared inode is never changed under another venv.
@@ -91,11 +93,32 @@ impl OwnFiles {
     }
 
     /// Writes the entry's copies into `entry_dir`, a store entry being unpacked, listed in
-    /// `to_sync`.
-    pub fn keep_in_entry(&self, entry_dir: &Path, to_sync: &ToSync) -> Result<(), WheelProblem> {
+    /// `to_sync`, and links them into its `files/DIST_INFO/`.
+    pub fn keep_in_entry(
+        &self,
+        entry_dir: &Path,
+        dist_info: &str,
+        to_sync: &ToSync,
+    ) -> Result<(), WheelProblem> {
+        let inside = entry_dir.join("files").join(dist_info);
         self.each()
             .into_iter()
-            .try_for_each(|(stored, _, text)| write(&entry_dir.join(stored), text, to_sync))
+            .try_for_each(|(stored, name, text)| {
+                let kept = entry_dir.join(stored);
+                write(&kept, text, to_sync)?;
+                let dest = inside.join(name);
+                fs::hard_link(&kept, &dest)
+                    .map_err(|source| WheelProblem::Write { path: dest, source })
+            })
+    }
+
+    /// Whether the `.dist-info` of the published entry `entry` (its `files/DIST_INFO/`) is
+    /// this venv's whole `.dist-info`: its `RECORD` is the entry's copy of this text.
+    pub fn linkable_in(&self, entry: &Path, dist_info: &str) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let inode = |path: &Path| fs::symlink_metadata(path).ok().map(|m| (m.dev(), m.ino()));
+        let kept = inode(&entry.join(&self.record_name));
+        kept.is_some() && kept == inode(&entry.join("files").join(dist_info).join("RECORD"))
     }
 
     /// Puts both into the venv's `.dist-info` directory `dist_info`: hard links to the

@@ -19,9 +19,12 @@
 //!   place of its entry (its root, or `.data/purelib` or `.data/platlib`), never a
 //!   `#!python` script; the shallowest such directory is linked, so a namespace package
 //!   two wheels share (`google/`) stays a directory with a link for each wheel's part;
-//! - `.dist-info` is never linked (`INSTALLER` and `RECORD` are the venv's own: written,
-//!   or hard links to the entry's copies, `own_files`), and its other files are hard
-//!   links: the entry stays in use (6.6, link counts) while the release lives;
+//! - `.dist-info` is linked only when the entry's (`files/NAME.dist-info/`, with the
+//!   `INSTALLER` and `RECORD` of `own_files`) is the venv's whole one, and the entry was
+//!   published before this install; the venv then keeps a hard link to the entry's
+//!   `index.json` in `STORE_ENTRIES_DIR`. Otherwise it is a directory whose files are hard
+//!   links (`INSTALLER` and `RECORD` written, or linked from the entry's copies). Either
+//!   way the entry stays in use (6.6, link counts) while the release lives;
 //! - the link is relative (`../../../../../../../.store/wheels/SHA256/files/django`), so it
 //!   holds under `--root` and once the staging directory is renamed into place.
 
@@ -50,6 +53,9 @@ pub struct SharedDirs {
     pub links: Vec<DirLink>,
     /// For each wheel, for each of its planned files: whether a link brings it.
     pub covered: Vec<Vec<bool>>,
+    /// For each wheel: whether its `.dist-info` is a link (then with `INSTALLER` and
+    /// `RECORD`, and its entry is kept in use by the venv's `STORE_ENTRIES_DIR`).
+    pub dist_info_linked: Vec<bool>,
 }
 
 impl SharedDirs {
@@ -60,6 +66,11 @@ impl SharedDirs {
             .and_then(|files| files.get(file))
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Whether the `.dist-info` of wheel `wheel` is a link.
+    pub fn links_dist_info(&self, wheel: usize) -> bool {
+        self.dist_info_linked.get(wheel).copied().unwrap_or(false)
     }
 
     /// Whether a link brings any file of wheel `wheel` (a store entry's, then).
@@ -84,6 +95,9 @@ pub struct Candidate<'a> {
     pub layout: &'a WheelLayout,
     pub plan: &'a WheelPlan,
     pub entry: Option<&'a StoreEntry>,
+    /// Whether the entry's `.dist-info` is the venv's whole one
+    /// (`own_files::OwnFiles::linkable_in`), so that it may be linked too.
+    pub whole_dist_info: bool,
 }
 
 /// A path below one of the venv's lib directories: which one, and the rest, `/`-separated.
@@ -102,6 +116,7 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
             .iter()
             .map(|wheel| vec![false; wheel.plan.files.len()])
             .collect(),
+        dist_info_linked: vec![false; wheels.len()],
     };
     if wheels.iter().all(|wheel| wheel.entry.is_none()) || !same_filesystem(venv, store_dir) {
         return shared;
@@ -134,7 +149,8 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
                 .collect()
         })
         .collect();
-    // INSTALLER and RECORD are the venv's own (`own_files`): no `.dist-info` is ever linked.
+    // INSTALLER and RECORD are the venv's own (`own_files`): a `.dist-info` is linked only
+    // when its entry's is the venv's whole one.
     let dist_infos: Vec<PathBuf> = wheels
         .iter()
         .map(|wheel| wheel.plan.lib_dir.join(&wheel.layout.dist_info))
@@ -154,8 +170,11 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
                 .or_insert(owner);
         }
     }
-    for dir in dist_infos.iter().filter_map(|dir| below(&lib_dirs, dir)) {
-        owners.insert(dir, Owner::Mixed);
+    let whole = wheels.iter().map(|wheel| wheel.whole_dist_info);
+    for (dir, _) in dist_infos.iter().zip(whole).filter(|(_, whole)| !whole) {
+        if let Some(dir) = below(&lib_dirs, dir) {
+            owners.insert(dir, Owner::Mixed);
+        }
     }
 
     let mut linked: HashSet<Below> = HashSet::new();
@@ -183,6 +202,10 @@ pub fn plan(venv: &Venv, store_dir: &Path, wheels: &[Candidate]) -> SharedDirs {
             }
             shared.covered[wheel][at] = true;
         }
+    }
+    for (wheel, dir) in dist_infos.iter().enumerate() {
+        shared.dist_info_linked[wheel] =
+            below(&lib_dirs, dir).is_some_and(|dir| linked.contains(&dir));
     }
     shared
 }

@@ -768,6 +768,33 @@ fn a_record_that_names_no_venv_is_linked_from_the_store() {
         record.contains("plain-1.0.dist-info/INSTALLER,sha256="),
         "{record}"
     );
+
+    // The first venv unpacked the entry: a directory. The second links the entry's
+    // `.dist-info`, whole, and keeps the entry in use by a link to its index.
+    let is_link = |path: PathBuf| fs::symlink_metadata(path).unwrap().is_symlink();
+    assert!(!is_link(first.purelib().join("plain-1.0.dist-info")));
+    assert!(is_link(second.purelib().join("plain-1.0.dist-info")));
+    assert!(!is_link(second.purelib().join("demo_pkg-1.0.dist-info")));
+    let marker = second
+        .root()
+        .join(super::STORE_ENTRIES_DIR)
+        .join("0".repeat(64));
+    assert_eq!(inode(marker), inode(entry.join("index.json")));
+    let output = Command::new(second.python())
+        .args([
+            "-c",
+            "import importlib.metadata as m, plain; print(m.version('plain'), len(m.files('plain')), plain.P)",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "1.0 6 1\n");
+    fs::remove_dir_all(apps.join("first")).unwrap();
+    let collected = store.collect_garbage(false, false).unwrap().unwrap();
+    assert!(collected.removed.is_empty(), "{collected:?}");
+    fs::remove_dir_all(apps.join("second")).unwrap();
+    let collected = store.collect_garbage(false, false).unwrap().unwrap();
+    assert_eq!(collected.removed.len(), 2, "{collected:?}");
 }
 
 /// Two installs unpack the same wheel at once and the other publishes first: this one's

@@ -466,7 +466,8 @@ fn check_store(root: &Path) -> Result<(), String> {
 }
 
 /// After `gc`: nothing under the store's `tmp/`, and every entry has a file that is also
-/// a file of a release on disk (the same inode).
+/// a file of a release on disk (the same inode: one of its files, or its `index.json`
+/// that a venv linking its `.dist-info` keeps a link to).
 fn check_store_collected(root: &Path) -> Result<(), String> {
     let store = store_dir(root);
     let leftovers = names(&store.join("tmp")).unwrap_or_default();
@@ -481,8 +482,8 @@ fn check_store_collected(root: &Path) -> Result<(), String> {
         .filter_map(|entry| entry.metadata().ok().map(|meta| meta.ino()))
         .collect();
     for sha in names(&store.join("wheels")).unwrap_or_default() {
-        let files = store.join("wheels").join(&sha).join("files");
-        let used = walkdir::WalkDir::new(&files)
+        let entry = store.join("wheels").join(&sha);
+        let used = walkdir::WalkDir::new(&entry)
             .into_iter()
             .filter_map(Result::ok)
             .filter_map(|entry| entry.metadata().ok())
