@@ -255,6 +255,26 @@ fn two_apps_share_the_stores_files_and_keep_their_own_scripts_and_local_wheels()
             fs::canonicalize(flask.join("files/flask")).expect("resolve")
         );
     }
+    // A wheel whose RECORD names no venv (no launcher): the second app links its whole
+    // `.dist-info` from the entry, which it keeps in use by a link to its index.
+    let blinker = entry_of(root, "blinker-").expect("blinker is in the store");
+    let dist_info = "blinker-1.9.0.dist-info";
+    assert!(fs::symlink_metadata(site1.join(dist_info))
+        .expect("stat")
+        .is_dir());
+    assert!(fs::symlink_metadata(site2.join(dist_info))
+        .expect("stat")
+        .is_symlink());
+    assert_eq!(
+        fs::canonicalize(site2.join(dist_info)).expect("resolve"),
+        fs::canonicalize(blinker.join("files").join(dist_info)).expect("resolve")
+    );
+    let sha = blinker.file_name().expect("sha256");
+    let marker = two.join("venv/.pyapp-store-entries").join(sha);
+    assert_eq!(identity(&marker).1, identity(&blinker.join("index.json")).1);
+    let record = fs::read_to_string(site2.join(dist_info).join("RECORD")).expect("RECORD");
+    assert!(record.contains("blinker/__init__.py,sha256="), "{record}");
+
     let metadata = identity(&flask.join("files/flask-3.0.3.dist-info/METADATA"));
     assert_eq!(
         identity(&site2.join("flask-3.0.3.dist-info/METADATA")),
