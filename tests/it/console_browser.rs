@@ -173,6 +173,23 @@ async fn type_into(client: &Client, css: &str, text: &str) {
         .unwrap();
 }
 
+/// Waits (up to 60 s) until the page's URL has a query containing `wanted`: the page a
+/// form's GET led to, not the one it was sent from.
+async fn await_query(client: &Client, wanted: &str) {
+    let start = Instant::now();
+    let mut last = None;
+    while start.elapsed() < Duration::from_secs(60) {
+        if let Ok(url) = client.current_url().await {
+            if url.query().is_some_and(|query| query.contains(wanted)) {
+                return;
+            }
+            last = Some(url);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("the URL never had {wanted:?} in its query; last: {last:?}");
+}
+
 /// Waits (up to 60 s) until the element `css` has text containing `wanted`; its text.
 async fn await_text(client: &Client, css: &str, wanted: &str) -> String {
     let start = Instant::now();
@@ -386,6 +403,8 @@ async fn a_user_does_every_step_in_the_console_with_chromium() {
         .unwrap();
     type_into(&client, "#search", "Listening at").await;
     click(&client, "#search-button").await;
+    // The unfiltered page has the line too: read the one the search led to.
+    await_query(&client, "text=Listening").await;
     let log = await_text(&client, "#log", "Listening at").await;
     assert!(
         log.lines()
