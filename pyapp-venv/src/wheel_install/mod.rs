@@ -740,8 +740,7 @@ fn place_all<R: WheelBytes>(
                 .map(|(_, f)| f.dest.as_path())
         })
         .chain(generated.iter().map(PathBuf::as_path))
-        .chain(shared.links.iter().map(|link| link.path.as_path()))
-        .chain(markers.iter().map(|(_, marker)| marker.as_path()));
+        .chain(shared.links.iter().map(|link| link.path.as_path()));
     create_parents(venv.root(), dests, to_sync)
         .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
     let tasks: Vec<(usize, Range<usize>)> = sources
@@ -800,6 +799,13 @@ fn place_all<R: WheelBytes>(
                 }
             })?;
         }
+        // Made only now: a venv that had to copy (above) links no `.dist-info`.
+        create_parents(
+            venv.root(),
+            markers.iter().map(|(_, m)| m.as_path()),
+            to_sync,
+        )
+        .map_err(|(path, source)| WheelInstallError::Directory { path, source })?;
         for (index, marker) in &markers {
             std::fs::hard_link(index, marker).map_err(|source| WheelInstallError::Directory {
                 path: marker.clone(),

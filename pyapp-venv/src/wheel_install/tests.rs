@@ -887,7 +887,11 @@ fn a_venv_behind_another_mount_copies_instead_of_linking_directories() {
     let apps = dir.path().join("apps");
     fs::create_dir(&apps).unwrap();
     let store = crate::store::Store::of(&apps);
-    let wheels = [demo_wheel(dir.path())];
+    // `plain`'s RECORD names no venv: its `.dist-info` would be linked whole.
+    let plain = WheelSpec::new("plain-1.0-py3-none-any.whl")
+        .file("plain/__init__.py", b"P = 1\n")
+        .write(dir.path());
+    let wheels = [demo_wheel(dir.path()), plain];
     let install = |root: &Path| install_shared(&store, root, &wheels, true);
     install(&apps.join("first"));
 
@@ -907,6 +911,11 @@ fn a_venv_behind_another_mount_copies_instead_of_linking_directories() {
         assert!(!fs::symlink_metadata(&package).unwrap().is_symlink());
         let copied = fs::metadata(package.join("__init__.py")).unwrap();
         assert_eq!(copied.nlink(), 1, "a copy");
+        let dist_info = venv.purelib().join("plain-1.0.dist-info");
+        assert!(fs::symlink_metadata(&dist_info).unwrap().is_dir());
+        let record = fs::metadata(dist_info.join("RECORD")).unwrap();
+        assert_eq!(record.nlink(), 1, "the venv's own RECORD, written");
+        assert!(!venv.root().join(super::STORE_ENTRIES_DIR).exists());
         assert!(
             report.notes.iter().any(|n| n.contains("copied")),
             "{:?}",
