@@ -4,12 +4,13 @@
 //!
 //! `wheels/SHA256/` holds a complete entry: `files/` (the wheel's files by archive entry
 //! name, root-owned, 0644 or 0755), `index.json` (each file's sha256, size and mode, so
-//! that linking needs no hashing) and, for a wheel whose RECORD names no venv, the venv's
-//! `INSTALLER` and `RECORD-SHA256` to hard-link (`wheel_install::own_files`). An entry is unpacked under `tmp/` (the venv links its
-//! files from there), made durable (every file and directory written into it, as the
-//! unpacking listed them) and renamed into `wheels/`; it is renamed back under `tmp/`
-//! before it is deleted. A visible
-//! entry is therefore always whole, and a kill leaves at most garbage under `tmp/`.
+//! that linking needs no hashing), the wheel's blocks digest ([`BLOCKS_DIGEST_FILE`])
+//! and, for a wheel whose RECORD names no venv, the venv's `INSTALLER` and
+//! `RECORD-SHA256` to hard-link (`wheel_install::own_files`). An entry is unpacked under
+//! `tmp/` (the venv links its files from there), made durable (every file and directory
+//! written into it, as the unpacking listed them) and renamed into `wheels/`; it is
+//! renamed back under `tmp/` before it is deleted. A visible entry is therefore always
+//! whole, and a kill leaves at most garbage under `tmp/`.
 //!
 //! There is no reference count that could drift: an entry is in use while one of its files
 //! has another hard link (a release, or a staging directory, holds it). Installers hold

@@ -465,14 +465,7 @@ pub fn install_from<R: WheelBytes>(
         .enumerate()
         .map(|(at, ((source, plan), rows))| {
             let linked = shared.links_dist_info(at);
-            finish_wheel(
-                venv,
-                source,
-                plan,
-                rows,
-                (linked && !copying, copying),
-                to_sync,
-            )
+            finish_wheel(venv, source, plan, rows, linked, copying, to_sync)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut report = InstallReport {
@@ -947,15 +940,16 @@ fn generated_files(venv: &Venv, layout: &WheelLayout, plan: &WheelPlan) -> Vec<P
 
 /// A wheel's launchers, `INSTALLER` and RECORD, once its files are in (their directories
 /// made by [`place_all`]); what is written is listed in `to_sync`. The last two come
-/// through the link when its `.dist-info` is one (`dist_info_linked`), and are hard links
-/// into its store entry when it keeps them and the venv links the entry's files (not
-/// `copying`).
+/// through the link when its `.dist-info` was planned as one (`dist_info_linked`) and the
+/// venv links the entry's files (not `copying`), and are hard links into its store entry
+/// when it keeps them.
 fn finish_wheel<R: WheelBytes>(
     venv: &Venv,
     source: &Source<R>,
     plan: &WheelPlan,
     mut rows: Vec<RecordRow>,
-    (dist_info_linked, copying): (bool, bool),
+    dist_info_linked: bool,
+    copying: bool,
     to_sync: &ToSync,
 ) -> Result<InstalledWheel, WheelInstallError> {
     let layout = source.layout();
@@ -972,7 +966,7 @@ fn finish_wheel<R: WheelBytes>(
                 .map_err(wheel_error)?,
         );
     }
-    let files = if dist_info_linked {
+    let files = if dist_info_linked && !copying {
         rows.len() + 2
     } else {
         let linked_from = match source {

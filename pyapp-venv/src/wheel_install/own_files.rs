@@ -10,8 +10,9 @@
 //! that links the entry's files hard-links those two as well, and nothing is written for
 //! it. The entry's `files/NAME.dist-info/` gets them too (hard links of the same two), so
 //! that it is the whole `.dist-info` of a venv whose RECORD has that text: a later venv
-//! may link the directory itself (`share`, [`OwnFiles::linkable_in`]). Otherwise (launchers, scripts, a copying install, an entry that does not have that
-//! text: another Python's, or unpacked by an older pyapp-install) they are written into the
+//! may link the directory itself (`share`, [`OwnFiles::linkable_in`]). Otherwise
+//! (launchers, scripts, a copying install, an entry that does not have that text:
+//! another Python's, or unpacked by an older pyapp-install) they are written into the
 //! venv, as they always were. Nobody writes either in place: a venv's file is only ever
 //! unlinked, so a shared inode is never changed under another venv.
 

@@ -118,6 +118,16 @@ fn venv(dir: &Path) -> Venv {
     Venv::create(&dir.join("venv"), &interpreter, &[] as &[String]).unwrap()
 }
 
+/// What `python -c code` of `venv` prints, once it succeeded.
+fn run_python(venv: &Venv, code: &str) -> String {
+    let output = Command::new(venv.python())
+        .args(["-c", code])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 fn install(venv: &Venv, wheels: &[PathBuf]) -> Result<InstallReport, WheelInstallError> {
     install_wheels(venv, wheels, &InstallOptions::default(), &|| {})
 }
@@ -681,15 +691,11 @@ fn a_venv_links_the_directories_the_store_holds_whole() {
     assert!(record.contains("demo_pkg/__init__.py,sha256="), "{record}");
     assert!(record.contains("demo_pkg/tool.sh,sha256="), "{record}");
     for venv in [&first, &second] {
-        let output = Command::new(venv.python())
-            .args([
-                "-c",
-                "import demo_pkg, ns.one.deep.x, ns.two, mix.b; print(ns.one.ONE + ns.two.TWO, mix.b.B)",
-            ])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
-        assert_eq!(String::from_utf8_lossy(&output.stdout), "3 b\n");
+        let printed = run_python(
+            venv,
+            "import demo_pkg, ns.one.deep.x, ns.two, mix.b; print(ns.one.ONE + ns.two.TWO, mix.b.B)",
+        );
+        assert_eq!(printed, "3 b\n");
     }
 
     // Without the first venv, the second's hard links still keep every entry in use.
@@ -780,15 +786,11 @@ fn a_record_that_names_no_venv_is_linked_from_the_store() {
         .join(super::STORE_ENTRIES_DIR)
         .join("0".repeat(64));
     assert_eq!(inode(marker), inode(entry.join("index.json")));
-    let output = Command::new(second.python())
-        .args([
-            "-c",
-            "import importlib.metadata as m, plain; print(m.version('plain'), len(m.files('plain')), plain.P)",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "1.0 6 1\n");
+    let printed = run_python(
+        &second,
+        "import importlib.metadata as m, plain; print(m.version('plain'), len(m.files('plain')), plain.P)",
+    );
+    assert_eq!(printed, "1.0 6 1\n");
     fs::remove_dir_all(apps.join("first")).unwrap();
     let collected = store.collect_garbage(false, false).unwrap().unwrap();
     assert!(collected.removed.is_empty(), "{collected:?}");
@@ -837,11 +839,7 @@ fn a_venv_whose_new_entry_lost_the_race_links_the_one_published() {
     fs::remove_dir_all(apps.join("other")).unwrap();
     let collected = store.collect_garbage(false, false).unwrap().unwrap();
     assert!(collected.removed.is_empty(), "{collected:?}");
-    let output = Command::new(venv.python())
-        .args(["-c", "import demo_pkg; print(demo_pkg.main())"])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{output:?}");
+    run_python(&venv, "import demo_pkg; print(demo_pkg.main())");
     let leftovers = fs::read_dir(venv.purelib().join("demo_pkg-1.0.dist-info"))
         .unwrap()
         .filter(|entry| {
@@ -921,11 +919,7 @@ fn a_venv_behind_another_mount_copies_instead_of_linking_directories() {
             "{:?}",
             report.notes
         );
-        let output = Command::new(venv.python())
-            .args(["-c", "import demo_pkg; print(demo_pkg.main())"])
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{output:?}");
+        run_python(&venv, "import demo_pkg; print(demo_pkg.main())");
     });
     let unmounted = Command::new("umount").arg(&mount_point).status().unwrap();
     assert!(unmounted.success());
