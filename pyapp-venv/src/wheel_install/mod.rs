@@ -43,7 +43,9 @@ pub use bytecode::Confine;
 use entry_points::EntryPointError;
 use layout::{check_compatibility, check_conflicts, WheelArchive, WheelLayout, WheelPlan};
 use own_files::OwnFiles;
-use place::{create_parents, extract_file, place_from_store, write_generated, Extraction, Written};
+use place::{
+    create_parents, extract_file, place_from_store, write_generated, Extraction, Scratch, Written,
+};
 use pyapp_fs::{fault, ToSync};
 use record::{RecordError, RecordRow};
 use share::{Candidate, SharedDirs};
@@ -631,7 +633,7 @@ fn unpack_chunk<R: WheelBytes>(
     to_sync: &ToSync,
 ) -> Result<Vec<IndexedFile>, WheelInstallError> {
     let mut archive = wheel.archive.clone();
-    let mut buffer = vec![0u8; place::COPY_BUFFER];
+    let mut scratch = Scratch::new();
     range
         .map(|at| {
             let file = &wheel.layout.files[at];
@@ -643,7 +645,7 @@ fn unpack_chunk<R: WheelBytes>(
                 mode: file.mode,
                 python: None,
             };
-            let written = extract_file(&mut archive, &extraction, &mut buffer, to_sync)?;
+            let written = extract_file(&mut archive, &extraction, &mut scratch, to_sync)?;
             Ok(IndexedFile {
                 path: file.entry.clone(),
                 sha256: written.sha256,
@@ -876,7 +878,7 @@ fn place_chunk<R: WheelBytes>(
     to_sync: &ToSync,
 ) -> Result<Vec<RecordRow>, WheelInstallError> {
     let layout = source.layout();
-    let mut buffer = vec![0u8; place::COPY_BUFFER];
+    let mut scratch = Scratch::new();
     let placed = match source {
         Source::Archive { wheel, .. } => {
             let mut archive = wheel.archive.clone();
@@ -891,7 +893,7 @@ fn place_chunk<R: WheelBytes>(
                         mode: file.mode,
                         python: planned.script.then_some(python),
                     };
-                    extract_file(&mut archive, &extraction, &mut buffer, to_sync)
+                    extract_file(&mut archive, &extraction, &mut scratch, to_sync)
                         .map(|written| written.record_row(&plan.lib_dir, &planned.dest))
                 })
                 .collect::<Result<Vec<_>, WheelProblem>>()
@@ -913,7 +915,7 @@ fn place_chunk<R: WheelBytes>(
                     &planned.dest,
                     layout.files[at].mode,
                     planned.script.then_some(python),
-                    &mut buffer,
+                    scratch.copy_buffer(),
                     to_sync,
                 )
                 .map(|written| written.record_row(&plan.lib_dir, &planned.dest))

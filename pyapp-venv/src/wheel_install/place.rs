@@ -27,7 +27,96 @@ use crate::store::IndexedFile;
 const MAX_SHEBANG_LINE: u64 = 4096;
 
 /// The size of the buffer files are copied through.
-pub const COPY_BUFFER: usize = 64 * 1024;
+const COPY_BUFFER: usize = 64 * 1024;
+
+/// How much memory all threads together may hold for files inflated whole
+/// ([`Scratch`]): each thread's share covers a file's compressed bytes and its contents.
+const WHOLE_FILES_MEMORY: usize = 16 * 1024 * 1024;
+
+/// The largest file a thread inflates whole, however few threads there are.
+const MAX_WHOLE_FILE: usize = 4 * 1024 * 1024;
+
+/// One thread's buffers for extracting and copying files. A file of an archive no larger
+/// than `whole_limit` (compressed and inflated) is read whole and inflated in one call by
+/// libdeflate, about 45% less CPU time than streaming it through zlib-rs (the wheels of
+/// bench/'s full set, 189 MB: 300 ms against 535 ms); a larger one is streamed, so memory
+/// stays bounded whatever the wheels hold.
+pub struct Scratch {
+    copy: Vec<u8>,
+    compressed: Vec<u8>,
+    contents: Vec<u8>,
+    inflater: libdeflater::Decompressor,
+    whole_limit: usize,
+}
+
+impl Scratch {
+    /// Buffers for a thread of rayon's pool: its share of [`WHOLE_FILES_MEMORY`].
+    pub fn new() -> Scratch {
+        let share = WHOLE_FILES_MEMORY / 2 / rayon::current_num_threads().max(1);
+        Scratch {
+            copy: vec![0u8; COPY_BUFFER],
+            compressed: Vec::new(),
+            contents: Vec::new(),
+            inflater: libdeflater::Decompressor::new(),
+            whole_limit: share.clamp(COPY_BUFFER, MAX_WHOLE_FILE),
+        }
+    }
+
+    /// The buffer a streamed file is copied through.
+    pub fn copy_buffer(&mut self) -> &mut [u8] {
+        &mut self.copy
+    }
+
+    /// The contents of the file `index` (`entry`) of `archive`, read and inflated whole,
+    /// checked against the size and CRC-32 its archive declares; `None` when it is larger
+    /// than this thread inflates whole or compressed in a way other than deflate (then
+    /// it is streamed).
+    fn read_whole<R: Read + Seek>(
+        &mut self,
+        archive: &mut ZipArchive<R>,
+        index: usize,
+        entry: &str,
+    ) -> Result<Option<&[u8]>, WheelProblem> {
+        let mut raw = archive.by_index_raw(index).map_err(WheelProblem::Zip)?;
+        let (size, compressed_size) = (raw.size(), raw.compressed_size());
+        let deflated = raw.compression() == zip::CompressionMethod::Deflated;
+        let limit = self.whole_limit as u64;
+        if !deflated || size > limit || compressed_size > limit {
+            return Ok(None);
+        }
+        let crc32 = raw.crc32();
+        self.compressed.clear();
+        raw.read_to_end(&mut self.compressed)
+            .map_err(|e| entry_problem(entry, format!("failed to read: {e}")))?;
+        self.contents.resize(size as usize, 0);
+        let inflated = self
+            .inflater
+            .deflate_decompress(&self.compressed, &mut self.contents)
+            .map_err(|err| match err {
+                libdeflater::DecompressionError::InsufficientSpace => entry_problem(
+                    entry,
+                    format!("inflates to more than the {size} bytes the archive declares"),
+                ),
+                libdeflater::DecompressionError::BadData => {
+                    entry_problem(entry, "failed to read: invalid deflate data")
+                }
+            })?;
+        if inflated as u64 != size {
+            return Err(entry_problem(
+                entry,
+                format!("holds {inflated} bytes, the archive declares {size}"),
+            ));
+        }
+        let contents = &self.contents[..inflated];
+        if libdeflater::crc32(contents) != crc32 {
+            return Err(entry_problem(
+                entry,
+                "its CRC-32 is not the one the archive declares",
+            ));
+        }
+        Ok(Some(contents))
+    }
+}
 
 /// What was written to a file: the sha256 of its contents and their size.
 #[derive(Debug, Clone, Copy)]
@@ -181,30 +270,85 @@ pub struct Extraction<'a> {
     pub python: Option<&'a Path>,
 }
 
-/// Extracts one file of `archive`: streamed, the input hashed (checked against RECORD),
-/// a script's `#!python` placeholder rewritten; listed in `to_sync`. The sha256 of what was
-/// written is the input's when nothing was rewritten and RECORD uses sha256; otherwise it
-/// is computed.
+/// Extracts one file of `archive`: the input hashed (checked against RECORD), a script's
+/// `#!python` placeholder rewritten; listed in `to_sync`. A file that is not a script and
+/// fits [`Scratch`] is inflated whole, any other streamed. The sha256 of what was written
+/// is the input's when nothing was rewritten and RECORD uses sha256; otherwise it is
+/// computed.
 pub fn extract_file<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     file: &Extraction,
-    buffer: &mut [u8],
+    scratch: &mut Scratch,
     to_sync: &ToSync,
 ) -> Result<Written, WheelProblem> {
-    let zip_entry = archive.by_index(file.index).map_err(WheelProblem::Zip)?;
-    let declared = zip_entry.size();
     let algorithm = file
         .expected
         .and_then(|row| row.hash.as_ref())
         .map_or(HashAlgorithm::Sha256, |hash| hash.algorithm);
+    let (entry, dest) = (file.entry, file.dest);
+    let mut out_hasher = (algorithm != HashAlgorithm::Sha256).then(Sha256::new);
+    let whole = match file.python {
+        Some(_) => None,
+        None => scratch.read_whole(archive, file.index, entry)?,
+    };
+    let (input_hash, count, out) = match whole {
+        Some(contents) => {
+            let mut hasher = Hasher::new(algorithm);
+            hasher.update(contents);
+            if let Some(out_hasher) = &mut out_hasher {
+                out_hasher.update(contents);
+            }
+            let mut out = create_file(dest, file.mode)?;
+            out.write_all(contents)
+                .map_err(|source| WheelProblem::Write {
+                    path: dest.to_path_buf(),
+                    source,
+                })?;
+            (hasher.finish(), contents.len() as u64, out)
+        }
+        None => stream_file(archive, file, algorithm, &mut out_hasher, scratch)?,
+    };
+    if let Some(row) = file.expected {
+        if let Some(size) = row.size.filter(|s| *s != count) {
+            return Err(WheelProblem::SizeMismatch {
+                entry: entry.to_string(),
+                expected: size,
+                actual: count,
+            });
+        }
+        if Some(&input_hash) != row.hash.as_ref() {
+            return Err(WheelProblem::HashMismatch(entry.to_string()));
+        }
+    }
+    let (sha256, size) = match out_hasher {
+        Some(hasher) => (hasher.finalize().into(), written_size(&out, dest)?),
+        None => (sha256_of(&input_hash, entry)?, count),
+    };
+    to_sync.file(&out, dest);
+    Ok(Written { sha256, size })
+}
+
+/// Streams one file of `archive` into a new file at its destination, through
+/// `scratch`'s copy buffer: a script's `#!python` placeholder rewritten (what is written
+/// is then hashed into `out_hasher`, made for it if need be). Returns the input's hash and size, and the
+/// file written.
+fn stream_file<R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    file: &Extraction,
+    algorithm: HashAlgorithm,
+    out_hasher: &mut Option<Sha256>,
+    scratch: &mut Scratch,
+) -> Result<(RecordHash, u64, File), WheelProblem> {
+    let zip_entry = archive.by_index(file.index).map_err(WheelProblem::Zip)?;
+    let declared = zip_entry.size();
     let mut input = HashingReader {
         inner: zip_entry,
         hasher: Hasher::new(algorithm),
         count: 0,
     };
     let mut out = create_file(file.dest, file.mode)?;
-    let mut out_hasher = (algorithm != HashAlgorithm::Sha256).then(Sha256::new);
     let (entry, dest) = (file.entry, file.dest);
+    let buffer = scratch.copy_buffer();
     match file.python {
         Some(python) => {
             let mut reader = BufReader::new(&mut input);
@@ -216,7 +360,7 @@ pub fn extract_file<R: Read + Seek>(
                 }
                 None => first,
             };
-            if let Some(hasher) = &mut out_hasher {
+            if let Some(hasher) = out_hasher.as_mut() {
                 hasher.update(&head);
             }
             out.write_all(&head).map_err(|source| WheelProblem::Write {
@@ -250,25 +394,7 @@ pub fn extract_file<R: Read + Seek>(
             ),
         ));
     }
-    let input_hash = input.hasher.finish();
-    if let Some(row) = file.expected {
-        if let Some(size) = row.size.filter(|s| *s != input.count) {
-            return Err(WheelProblem::SizeMismatch {
-                entry: entry.to_string(),
-                expected: size,
-                actual: input.count,
-            });
-        }
-        if Some(&input_hash) != row.hash.as_ref() {
-            return Err(WheelProblem::HashMismatch(entry.to_string()));
-        }
-    }
-    let (sha256, size) = match out_hasher {
-        Some(hasher) => (hasher.finalize().into(), written_size(&out, dest)?),
-        None => (sha256_of(&input_hash, entry)?, input.count),
-    };
-    to_sync.file(&out, dest);
-    Ok(Written { sha256, size })
+    Ok((input.hasher.finish(), input.count, out))
 }
 
 /// The digest of a sha256 RECORD hash as an array.

@@ -267,6 +267,99 @@ fn a_changed_file_is_caught_while_streaming() {
     );
 }
 
+/// `wheel` with `patch` applied to the bytes of the entry `name`, given the offsets of
+/// its local header and of its central directory record.
+fn patch_entry(wheel: &Path, name: &str, patch: impl Fn(&mut Vec<u8>, usize, usize)) {
+    let mut bytes = fs::read(wheel).unwrap();
+    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    let central = (0..bytes.len() - 46)
+        .find(|&at| {
+            u32_at(&bytes, at) == 0x0201_4b50
+                && bytes[at + 46..].starts_with(name.as_bytes())
+                && u16_at(&bytes, at + 28) == name.len()
+        })
+        .unwrap();
+    let local = u32_at(&bytes, central + 42) as usize;
+    patch(&mut bytes, local, central);
+    fs::write(wheel, bytes).unwrap();
+}
+
+/// Sets the u32 at `offsets` of `bytes` to `value`.
+fn put_u32(bytes: &mut [u8], offsets: &[usize], value: u32) {
+    for &at in offsets {
+        bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+#[test]
+fn an_entry_that_disagrees_with_its_archive_is_refused_small_or_large() {
+    let dir = tempfile::tempdir().unwrap();
+    // Small files are inflated whole, one of 5 MiB is streamed: both check the same.
+    let large: Vec<u8> = (0..5u32 << 20).map(|i| (i % 251) as u8).collect();
+    for (case, contents) in [("small", b"A = 1\n".repeat(100)), ("large", large)] {
+        let make = |sub: &str| {
+            let at = dir.path().join(format!("{case}-{sub}"));
+            fs::create_dir(&at).unwrap();
+            let wheel = WheelSpec::new("x-1.0-py3-none-any.whl")
+                .file("x/data.bin", &contents)
+                .write(&at);
+            (wheel, venv(&at))
+        };
+        let (wheel, venv) = make("fine");
+        install(&venv, &[wheel]).unwrap();
+        assert_eq!(
+            fs::read(venv.purelib().join("x/data.bin")).unwrap(),
+            contents
+        );
+
+        let (wheel, venv) = make("crc");
+        patch_entry(&wheel, "x/data.bin", |bytes, local, central| {
+            put_u32(bytes, &[local + 14, central + 16], 0x1234_5678)
+        });
+        let err = error_of(&venv, &[wheel]);
+        assert!(
+            err.starts_with("x-1.0-py3-none-any.whl: entry `x/data.bin`"),
+            "{case}: {err}"
+        );
+        assert!(
+            err.contains("CRC") || err.contains("checksum"),
+            "{case}: {err}"
+        );
+
+        let size = contents.len() as u32;
+        for (sub, declared) in [("shorter", size - 1), ("longer", size + 1)] {
+            let (wheel, venv) = make(sub);
+            patch_entry(&wheel, "x/data.bin", |bytes, local, central| {
+                put_u32(bytes, &[local + 22, central + 24], declared)
+            });
+            let err = error_of(&venv, &[wheel]);
+            assert!(
+                err.starts_with("x-1.0-py3-none-any.whl: entry `x/data.bin`"),
+                "{case} {sub}: {err}"
+            );
+            assert!(err.contains("declare"), "{case} {sub}: {err}");
+        }
+
+        let (wheel, venv) = make("garbled");
+        patch_entry(&wheel, "x/data.bin", |bytes, local, _| {
+            let data = local + 30 + u16_at_local(bytes, local);
+            bytes[data..data + 8].copy_from_slice(&[0xff; 8]);
+        });
+        let err = error_of(&venv, &[wheel]);
+        assert!(
+            err.starts_with("x-1.0-py3-none-any.whl: entry `x/data.bin`"),
+            "{case}: {err}"
+        );
+    }
+}
+
+/// Where an entry's data starts after its local header's name and extra field.
+fn u16_at_local(bytes: &[u8], local: usize) -> usize {
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
+    u16_at(local + 26) + u16_at(local + 28)
+}
+
 #[test]
 fn verification_can_be_turned_off_explicitly() {
     let dir = tempfile::tempdir().unwrap();
