@@ -1,5 +1,6 @@
 //! Writing a wheel's files: extracted from its archive (into a venv, or into a store entry
-//! being unpacked), streamed and hashed on the way and checked against `RECORD`; or placed
+//! being unpacked), inflated whole or streamed ([`Scratch`]), hashed on the way and checked
+//! against `RECORD`; or placed
 //! from the wheel's store entry: hard-linked (copied across filesystems), except `#!python`
 //! scripts, which are rewritten for each venv. Also the files the installer generates.
 //! Every directory made and every file written is listed in the caller's [`ToSync`]; a
