@@ -969,7 +969,7 @@ fn finish_wheel<R: WheelBytes>(
         );
     }
     let files = if dist_info_linked && !copying {
-        rows.len() + 2
+        rows.len() + OwnFiles::COUNT
     } else {
         let linked_from = match source {
             Source::Entry { entry, .. }

@@ -61,6 +61,9 @@ pub fn entry_rows(index: &EntryIndex, plan: &WheelPlan) -> Vec<RecordRow> {
 }
 
 impl OwnFiles {
+    /// How many they are (`INSTALLER` and `RECORD`), each with its RECORD row.
+    pub const COUNT: usize = 2;
+
     /// The files of the wheel whose `.dist-info` is `dist_info` in `lib_dir`, and whose
     /// other files' RECORD rows are `rows`; returns them and the number of RECORD rows.
     pub fn new(dist_info: &str, lib_dir: &Path, mut rows: Vec<RecordRow>) -> (OwnFiles, usize) {
@@ -86,7 +89,7 @@ impl OwnFiles {
     }
 
     /// (name in a store entry, name in `.dist-info`, contents).
-    fn each(&self) -> [(&str, &str, &str); 2] {
+    fn each(&self) -> [(&str, &str, &str); OwnFiles::COUNT] {
         [
             ("INSTALLER", "INSTALLER", &self.installer),
             (&self.record_name, "RECORD", &self.record),

@@ -1,8 +1,8 @@
 //! Writing a wheel's files: extracted from its archive (into a venv, or into a store entry
 //! being unpacked), inflated whole or streamed ([`Scratch`]), hashed on the way and checked
-//! against `RECORD`; or placed
-//! from the wheel's store entry: hard-linked (copied across filesystems), except `#!python`
-//! scripts, which are rewritten for each venv. Also the files the installer generates.
+//! against `RECORD`; or placed from the wheel's store entry: hard-linked (copied across
+//! filesystems), except `#!python` scripts, which are rewritten for each venv. Also the
+//! files the installer generates.
 //! Every directory made and every file written is listed in the caller's [`ToSync`]; a
 //! hard link is not (its file was made durable in the store before it was linked).
 
@@ -329,10 +329,10 @@ pub fn extract_file<R: Read + Seek>(
     Ok(Written { sha256, size })
 }
 
-/// Streams one file of `archive` into a new file at its destination, through
-/// `scratch`'s copy buffer: a script's `#!python` placeholder rewritten (what is written
-/// is then hashed into `out_hasher`, made for it if need be). Returns the input's hash and size, and the
-/// file written.
+/// Streams one file of `archive` into a new file at its destination, through `scratch`'s
+/// copy buffer: a script's `#!python` placeholder rewritten (what is written is then
+/// hashed into `out_hasher`, made for it if need be). Returns the input's hash and size,
+/// and the file written.
 fn stream_file<R: Read + Seek>(
     archive: &mut ZipArchive<R>,
     file: &Extraction,

@@ -271,8 +271,6 @@ fn a_changed_file_is_caught_while_streaming() {
 /// its local header and of its central directory record.
 fn patch_entry(wheel: &Path, name: &str, patch: impl Fn(&mut Vec<u8>, usize, usize)) {
     let mut bytes = fs::read(wheel).unwrap();
-    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
-    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     let central = (0..bytes.len() - 46)
         .find(|&at| {
             u32_at(&bytes, at) == 0x0201_4b50
@@ -283,6 +281,16 @@ fn patch_entry(wheel: &Path, name: &str, patch: impl Fn(&mut Vec<u8>, usize, usi
     let local = u32_at(&bytes, central + 42) as usize;
     patch(&mut bytes, local, central);
     fs::write(wheel, bytes).unwrap();
+}
+
+/// The little-endian u16 at `at` of `bytes`.
+fn u16_at(bytes: &[u8], at: usize) -> usize {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]]).into()
+}
+
+/// The little-endian u32 at `at` of `bytes`.
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
 }
 
 /// Sets the u32 at `offsets` of `bytes` to `value`.
@@ -343,7 +351,8 @@ fn an_entry_that_disagrees_with_its_archive_is_refused_small_or_large() {
 
         let (wheel, venv) = make("garbled");
         patch_entry(&wheel, "x/data.bin", |bytes, local, _| {
-            let data = local + 30 + u16_at_local(bytes, local);
+            // The data follows the local header, its name and its extra field.
+            let data = local + 30 + u16_at(bytes, local + 26) + u16_at(bytes, local + 28);
             bytes[data..data + 8].copy_from_slice(&[0xff; 8]);
         });
         let err = error_of(&venv, &[wheel]);
@@ -352,12 +361,6 @@ fn an_entry_that_disagrees_with_its_archive_is_refused_small_or_large() {
             "{case}: {err}"
         );
     }
-}
-
-/// Where an entry's data starts after its local header's name and extra field.
-fn u16_at_local(bytes: &[u8], local: usize) -> usize {
-    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]) as usize;
-    u16_at(local + 26) + u16_at(local + 28)
 }
 
 #[test]
